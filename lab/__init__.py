@@ -1,0 +1,79 @@
+"""Earth Analytics Lab platform SDK: data centres, federated catalogue, compute and storage.
+
+Quick start
+-----------
+>>> import lab
+>>> result = lab.catalog().search(collections=["sentinel-2-l2a"], datetime="2022-01/2022-03")
+>>> items = list(result)            # pystac Items, each tagged with its centre
+>>> result.federation               # what each centre answered
+
+Everything works offline on the embedded sample federation (generated on first use);
+point ``EARTHLAB_CENTRES`` at another centres file to use real catalogues.
+"""
+
+from __future__ import annotations
+
+from lab._errors import (
+    AssetReadError,
+    BandNotFoundError,
+    CatalogError,
+    CentresFileError,
+    ClusterError,
+    ConfigurationError,
+    EarthLabError,
+    EarthLabWarning,
+    InSituFormatError,
+    NoItemsError,
+    RestrictedDataError,
+    UnknownCentreError,
+)
+
+__all__ = [
+    "AssetReadError",
+    "BandNotFoundError",
+    "CatalogError",
+    "Centre",
+    "CentreReport",
+    "CentreSet",
+    "CentresFileError",
+    "ClusterError",
+    "ConfigurationError",
+    "EarthLabError",
+    "EarthLabWarning",
+    "FederatedCatalog",
+    "InSituFormatError",
+    "NoItemsError",
+    "RestrictedDataError",
+    "SearchResult",
+    "UnknownCentreError",
+    "catalog",
+    "centres",
+    "make_sample",
+]
+
+# Heavier parts are imported on first use so that ``import lab`` stays fast.
+_LAZY = {
+    "Centre": "lab._centres",
+    "CentreSet": "lab._centres",
+    "centres": "lab._centres",
+    "FederatedCatalog": "lab._catalog",
+    "SearchResult": "lab._catalog",
+    "CentreReport": "lab._catalog",
+    "catalog": "lab._catalog",
+    "make_sample": "lab._sample",
+}
+
+
+def __getattr__(name: str) -> object:
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'lab' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module_name), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

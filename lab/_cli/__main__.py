@@ -1,0 +1,5 @@
+import sys
+
+from lab._cli import main
+
+sys.exit(main())
