@@ -1,0 +1,68 @@
+"""Catalogue adapters: one small class per kind of catalogue, behind one Protocol.
+
+An adapter is built from a :class:`~lab._centres.Centre` and answers
+:meth:`CatalogAdapter.search` with the centre's matching items. Adapters raise
+:class:`~lab._errors.CatalogError` (or let transport errors through); the federated
+catalogue turns failures into per-centre reports, so an adapter never needs to catch
+errors to protect the other centres.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    import pystac
+
+    from lab._centres import Centre
+    from lab._query import SearchQuery
+
+__all__ = ["AdapterResult", "CatalogAdapter", "adapter_for"]
+
+
+@dataclass(frozen=True)
+class AdapterResult:
+    """What one centre answered."""
+
+    items: list[pystac.Item]
+    """Matching items (at most the query's limit)."""
+    matched: int | None = None
+    """Total number of matches when the catalogue says so (may exceed ``len(items)``)."""
+    note: str = ""
+    """Anything worth reporting (e.g. a fallback that was used)."""
+
+
+class CatalogAdapter(Protocol):
+    """Searches one centre's catalogue."""
+
+    def search(self, query: SearchQuery) -> AdapterResult:
+        """Return the centre's items matching ``query``."""
+        ...
+
+
+def adapter_for(centre: Centre) -> CatalogAdapter:
+    """Build the adapter for a centre's catalogue kind.
+
+    Parameters
+    ----------
+    centre
+        The centre.
+
+    Returns
+    -------
+    CatalogAdapter
+        A ``stac-geoparquet``, ``stac-api`` or ``stac-static`` adapter.
+    """
+    kind = centre.catalog.kind
+    if kind == "stac-geoparquet":
+        from lab._adapters._geoparquet import GeoparquetAdapter
+
+        return GeoparquetAdapter(centre)
+    if kind == "stac-api":
+        from lab._adapters._stac_api import StacApiAdapter
+
+        return StacApiAdapter(centre)
+    from lab._adapters._static import StaticCatalogAdapter
+
+    return StaticCatalogAdapter(centre)

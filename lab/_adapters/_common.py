@@ -1,0 +1,64 @@
+"""Helpers shared by the adapters: relative hrefs and client-side filtering."""
+
+from __future__ import annotations
+
+import datetime as dt
+import posixpath
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pystac
+import shapely.geometry
+
+if TYPE_CHECKING:
+    from lab._query import SearchQuery
+
+
+def absolute_hrefs(item_dict: dict[str, Any], base: str) -> dict[str, Any]:
+    """Make the asset hrefs of an item dict absolute against ``base`` (a directory or URL)."""
+    for asset in item_dict.get("assets", {}).values():
+        href = asset.get("href", "")
+        if href and "://" not in href and not href.startswith("/"):
+            if "://" in base:
+                asset["href"] = posixpath.join(base.rstrip("/"), href)
+            else:
+                asset["href"] = str((Path(base) / href).resolve())
+    return item_dict
+
+
+def matches(item: pystac.Item, query: SearchQuery) -> bool:
+    """Say whether an item matches a query (for catalogues that cannot search themselves)."""
+    if query.collections and item.collection_id not in query.collections:
+        return False
+    if query.ids and item.id not in query.ids:
+        return False
+    if query.datetime and not _in_interval(item, query.datetime):
+        return False
+    if query.bbox or query.intersects:
+        if item.geometry is None:
+            return False
+        shape = shapely.geometry.shape(item.geometry)
+        if query.bbox and not shape.intersects(shapely.geometry.box(*query.bbox)):
+            return False
+        if query.intersects and not shape.intersects(shapely.geometry.shape(query.intersects)):
+            return False
+    return True
+
+
+def _in_interval(
+    item: pystac.Item, interval: tuple[dt.datetime | None, dt.datetime | None]
+) -> bool:
+    props = item.properties
+    start = _parse(props.get("start_datetime")) or item.datetime
+    end = _parse(props.get("end_datetime")) or item.datetime
+    if start is None or end is None:
+        return False
+    lo, hi = interval
+    return (hi is None or start <= hi) and (lo is None or end >= lo)
+
+
+def _parse(value: Any) -> dt.datetime | None:
+    if not value:
+        return None
+    parsed = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)

@@ -1,0 +1,373 @@
+"""The federated catalogue: one search over every data centre, in parallel.
+
+Each centre is searched by its adapter in its own thread, with a per-centre timeout and
+bounded retries. A centre that fails is reported in ``result.federation`` and does not sink
+the others. Results are merged, de-duplicated (an item mirrored by two centres is kept once,
+from the preferred centre) and sorted by datetime.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import os
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pystac
+
+from lab._adapters import AdapterResult, adapter_for
+from lab._centres import Centre, CentreSet, centres
+from lab._errors import CatalogError, ConfigurationError, RestrictedDataError
+from lab._query import DatetimeLike, SearchQuery
+
+__all__ = ["CentreReport", "FederatedCatalog", "SearchResult", "catalog"]
+
+CENTRE_PROPERTY = "earthlab:centre"
+STATUSES = ("ok", "missing", "restricted", "skipped")
+
+
+@dataclass(frozen=True)
+class CentreReport:
+    """What one centre answered to a federated search."""
+
+    centre: str
+    """Centre name."""
+    status: str
+    """``ok``, ``missing`` (failed or timed out), ``restricted`` (not allowed) or ``skipped``
+    (the centre declares it holds none of the collections asked for)."""
+    matched: int | None = None
+    """Matches the centre reported (or found), when known."""
+    returned: int = 0
+    """Items it returned."""
+    kept: int = 0
+    """Items kept in the merged result (after de-duplication and the limit)."""
+    duplicates: int = 0
+    """Items dropped because a preferred centre returned the same item."""
+    error: str = ""
+    """Why the centre is missing or restricted (empty when ok)."""
+    note: str = ""
+    """Anything else worth knowing (fallbacks used, retries)."""
+    attempts: int = 1
+    """Tries made (1 + retries used)."""
+    seconds: float = 0.0
+    """Wall time spent on this centre."""
+
+
+class SearchResult:
+    """Items found by a federated search, with a per-centre report.
+
+    Iterating gives :class:`pystac.Item` objects sorted by datetime, each tagged with its
+    centre in ``item.properties["earthlab:centre"]``.
+    """
+
+    def __init__(
+        self, items: list[pystac.Item], federation: dict[str, CentreReport], query: SearchQuery
+    ):
+        self._items = items
+        self.federation = federation
+        """Per-centre reports, by centre name."""
+        self.query = query
+        """The normalised query."""
+
+    def __iter__(self) -> Iterator[pystac.Item]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __getitem__(self, index: int) -> pystac.Item:
+        return self._items[index]
+
+    @property
+    def items(self) -> list[pystac.Item]:
+        """The items, as a list."""
+        return list(self._items)
+
+    @property
+    def missing(self) -> dict[str, str]:
+        """Centres that could not be searched, with the reason."""
+        return {n: r.error for n, r in self.federation.items() if r.status == "missing"}
+
+    def item_collection(self) -> pystac.ItemCollection:
+        """Return the items as a :class:`pystac.ItemCollection`."""
+        return pystac.ItemCollection(self._items, clone_items=False)
+
+    def federation_table(self) -> list[dict[str, Any]]:
+        """Return the per-centre report as a list of plain dicts (e.g. for pandas)."""
+        from dataclasses import asdict
+
+        return [asdict(r) for r in self.federation.values()]
+
+    def describe(self) -> str:
+        """Return the federation report as readable text."""
+        lines = [f"{len(self)} items for {self.query.describe()}"]
+        for r in self.federation.values():
+            matched = "?" if r.matched is None else str(r.matched)
+            detail = r.error or r.note
+            lines.append(
+                f"  {r.centre:<12} {r.status:<10} matched={matched:<5} kept={r.kept:<5} "
+                f"{r.seconds:6.2f}s  {detail}".rstrip()
+            )
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return f"<SearchResult {self.describe()}>"
+
+
+class FederatedCatalog:
+    """Search every centre of a federation at once.
+
+    Parameters
+    ----------
+    centre_set
+        The centres (default: :func:`lab.centres`).
+    max_workers
+        Threads used to search centres in parallel (default: one per centre, at most 16).
+    """
+
+    def __init__(self, centre_set: CentreSet | None = None, max_workers: int | None = None):
+        self.centres = centre_set if centre_set is not None else centres()
+        self.max_workers = max_workers or min(16, max(1, len(self.centres)))
+        self._adapters = {name: adapter_for(c) for name, c in self.centres.items()}
+
+    def search(
+        self,
+        collections: str | Iterable[str] | None = None,
+        bbox: Sequence[float] | None = None,
+        datetime: DatetimeLike = None,
+        limit: int | None = None,
+        *,
+        ids: str | Iterable[str] | None = None,
+        intersects: dict[str, Any] | None = None,
+        filter: dict[str, Any] | None = None,
+        centres: Sequence[str] | None = None,
+        timeout: float | None = None,
+    ) -> SearchResult:
+        """Search all centres in parallel and merge what they return.
+
+        Parameters
+        ----------
+        collections
+            Collection id(s).
+        bbox
+            ``west, south, east, north`` in WGS84 degrees.
+        datetime
+            Instant or interval: RFC 3339, partial dates (``"2022-01/2022-03"``), datetimes.
+        limit
+            At most this many items in the merged result (earliest first).
+        ids
+            Item id(s).
+        intersects
+            GeoJSON geometry (or an object with ``__geo_interface__``).
+        filter
+            CQL2-JSON filter (STAC APIs with the filter extension, stac-geoparquet).
+        centres
+            Only these centres (names); default all.
+        timeout
+            Seconds allowed per centre, retries included, overriding each centre's
+            ``catalog.timeout``. A centre that has not answered by then is reported
+            ``missing`` and its late answer is ignored.
+
+        Returns
+        -------
+        SearchResult
+            Items sorted by datetime, and ``result.federation``, the per-centre report.
+
+        Raises
+        ------
+        ConfigurationError
+            If an argument is invalid (the message names it).
+        UnknownCentreError
+            If ``centres`` names a centre that is not in the federation.
+        """
+        query = SearchQuery.build(collections, bbox, datetime, ids, intersects, filter, limit)
+        if timeout is not None and not timeout > 0:
+            raise ConfigurationError(
+                f"timeout must be a positive number of seconds, got {timeout!r}"
+            )
+        selected = self.centres.select(centres)
+        answers: dict[str, tuple[AdapterResult | None, CentreReport]] = {}
+        to_search = []
+        for centre in selected.values():
+            if centre.holds(query.collections):
+                to_search.append(centre)
+            else:
+                note = f"holds none of {', '.join(query.collections or ())}"
+                answers[centre.name] = (
+                    None,
+                    CentreReport(centre.name, "skipped", matched=0, note=note),
+                )
+        pool = cf.ThreadPoolExecutor(
+            max_workers=self.max_workers, thread_name_prefix="earthlab-search"
+        )
+        try:
+            started = time.monotonic()
+            futures = {c.name: pool.submit(self._search_centre, c, query) for c in to_search}
+            for centre in to_search:
+                limit_s = _total_budget(centre, timeout)
+                remaining = max(0.0, started + limit_s - time.monotonic())
+                try:
+                    answers[centre.name] = futures[centre.name].result(timeout=remaining)
+                except cf.TimeoutError:
+                    answers[centre.name] = (
+                        None,
+                        CentreReport(
+                            centre.name,
+                            "missing",
+                            error=f"timed out after {limit_s:.1f} s",
+                            seconds=time.monotonic() - started,
+                        ),
+                    )
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+        ordered = {name: answers[name] for name in selected if name in answers}
+        return _merge(ordered, selected, query)
+
+    def _search_centre(
+        self, centre: Centre, query: SearchQuery
+    ) -> tuple[AdapterResult | None, CentreReport]:
+        started = time.monotonic()
+        spec = centre.catalog
+        attempts = 0
+        last_error = ""
+        while attempts <= spec.retries:
+            attempts += 1
+            try:
+                result = self._adapters[centre.name].search(query)
+            except RestrictedDataError as exc:
+                return None, CentreReport(
+                    centre.name,
+                    "restricted",
+                    error=str(exc),
+                    attempts=attempts,
+                    seconds=time.monotonic() - started,
+                )
+            except Exception as exc:
+                last_error = f"{type(exc).__name__}: {_first_line(exc)}"
+                if not _transient(exc) or attempts > spec.retries:
+                    break
+                time.sleep(min(2.0, 0.2 * 2 ** (attempts - 1)))
+                continue
+            for item in result.items:
+                item.properties[CENTRE_PROPERTY] = centre.name
+            report = CentreReport(
+                centre.name,
+                "ok",
+                matched=result.matched if result.matched is not None else None,
+                returned=len(result.items),
+                note=result.note,
+                attempts=attempts,
+                seconds=time.monotonic() - started,
+            )
+            return result, report
+        return None, CentreReport(
+            centre.name,
+            "missing",
+            error=last_error,
+            attempts=attempts,
+            seconds=time.monotonic() - started,
+        )
+
+    def __repr__(self) -> str:
+        return f"<FederatedCatalog of {len(self.centres)} centres: {', '.join(self.centres)}>"
+
+
+def catalog(
+    centres: CentreSet | str | os.PathLike[str] | None = None, max_workers: int | None = None
+) -> FederatedCatalog:
+    """Return the federated catalogue of the lab's data centres.
+
+    Parameters
+    ----------
+    centres
+        A :class:`CentreSet` or the path of a centres file (default: ``$EARTHLAB_CENTRES``,
+        else the embedded sample federation).
+    max_workers
+        Threads used to search centres in parallel.
+
+    Returns
+    -------
+    FederatedCatalog
+        Call ``.search(...)`` on it.
+    """
+    if centres is None or isinstance(centres, CentreSet):
+        return FederatedCatalog(centres, max_workers=max_workers)
+    from pathlib import Path
+
+    from lab._centres import read_centres_file
+
+    return FederatedCatalog(read_centres_file(Path(centres)), max_workers=max_workers)
+
+
+def _merge(
+    answers: dict[str, tuple[AdapterResult | None, CentreReport]],
+    selected: CentreSet,
+    query: SearchQuery,
+) -> SearchResult:
+    order = {name: i for i, name in enumerate(selected)}
+    preference = sorted(answers, key=lambda n: (selected[n].priority, order[n]))
+    kept: dict[tuple[str | None, str], pystac.Item] = {}
+    duplicates = dict.fromkeys(answers, 0)
+    for name in preference:
+        result = answers[name][0]
+        if result is None:
+            continue
+        for item in result.items:
+            key = (item.collection_id, item.id)
+            if key in kept:
+                duplicates[name] += 1
+            else:
+                kept[key] = item
+    items = sorted(kept.values(), key=_sort_key)
+    if query.limit:
+        items = items[: query.limit]
+    counts = dict.fromkeys(answers, 0)
+    for item in items:
+        counts[item.properties[CENTRE_PROPERTY]] += 1
+    federation = {}
+    for name, (_, report) in answers.items():
+        federation[name] = _with(report, kept=counts[name], duplicates=duplicates[name])
+    return SearchResult(items, federation, query)
+
+
+def _sort_key(item: pystac.Item) -> tuple[str, str, str]:
+    when = item.datetime or item.common_metadata.start_datetime
+    stamp = when.isoformat() if when else ""
+    return (stamp, item.collection_id or "", item.id)
+
+
+def _with(report: CentreReport, **changes: Any) -> CentreReport:
+    from dataclasses import replace
+
+    return replace(report, **changes)
+
+
+def _total_budget(centre: Centre, timeout: float | None) -> float:
+    """Wall time allowed for one centre, retries included."""
+    return timeout if timeout is not None else centre.catalog.timeout
+
+
+def _transient(exc: BaseException) -> bool:
+    """Errors worth retrying: network trouble and server-side (5xx) failures."""
+    if isinstance(exc, CatalogError):
+        return False
+    if isinstance(exc, ConnectionError | TimeoutError):
+        return True
+    try:
+        import requests
+
+        if isinstance(exc, requests.ConnectionError | requests.Timeout):
+            return True
+    except ImportError:  # pragma: no cover
+        pass
+    status = getattr(exc, "status_code", None) or getattr(
+        getattr(exc, "response", None), "status_code", None
+    )
+    return isinstance(status, int) and status >= 500
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else repr(exc)

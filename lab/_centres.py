@@ -1,0 +1,416 @@
+"""Data centres: the centres file and the frozen objects describing each centre.
+
+A *centres file* is YAML::
+
+    version: 1
+    centres:
+      - name: theia
+        title: "THEIA — continental surfaces"
+        catalog:
+          kind: stac-geoparquet          # or stac-api, stac-static
+          href: theia/items.parquet      # relative paths are relative to the file
+        collections: [sentinel-2-l2a]
+        priority: 10                     # lower wins when two centres mirror an item
+        gateway:                         # optional: a Dask Gateway next to the data
+          address: http://127.0.0.1:8000/services/dask-gateway-theia
+          proxy_address: gateway://127.0.0.1:8786
+        storage:                         # optional: where the centre stores cubes
+          url: s3://theia-cubes
+          endpoint_url: http://127.0.0.1:9000
+
+Secrets never live in the file: storage credentials are read from the environment
+variables the file names (``key_env``, ``secret_env``).
+
+Environment overrides (set by the hub for single-user servers):
+``EARTHLAB_GATEWAY_<NAME>`` replaces a centre's gateway address and
+``EARTHLAB_GATEWAY_PROXY_<NAME>`` its proxy address (``<NAME>`` upper-cased, ``-`` -> ``_``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lab._config import CENTRES_ENV
+from lab._errors import CentresFileError, UnknownCentreError
+
+__all__ = ["CatalogSpec", "Centre", "CentreSet", "GatewaySpec", "StorageSpec", "centres"]
+
+CATALOG_KINDS = ("stac-geoparquet", "stac-api", "stac-static")
+_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
+_SUPPORTED_VERSIONS = (1,)
+
+
+@dataclass(frozen=True)
+class CatalogSpec:
+    """Where and how a centre's catalogue is searched."""
+
+    kind: str
+    """Adapter: ``stac-geoparquet`` (DuckDB, offline), ``stac-api`` or ``stac-static``."""
+    href: str
+    """Absolute path or URL of the catalogue (parquet file, API root, or catalog.json)."""
+    timeout: float = 10.0
+    """Seconds allowed for one search of this centre, retries included, before it is
+    reported missing (also the timeout of each HTTP request)."""
+    retries: int = 2
+    """Further attempts after a transient failure (bounded, with backoff)."""
+    headers: Mapping[str, str] = field(default_factory=dict)
+    """Extra HTTP headers for STAC APIs (never a secret: use ``token_env``)."""
+    token_env: str | None = None
+    """Name of an environment variable holding a bearer token for this catalogue."""
+
+    def __post_init__(self) -> None:
+        if self.kind not in CATALOG_KINDS:
+            raise CentresFileError(
+                f"catalog.kind {self.kind!r} is not supported; use one of {', '.join(CATALOG_KINDS)}"
+            )
+        if not self.href:
+            raise CentresFileError("catalog.href is empty; give a path or URL")
+        if not (self.timeout > 0):
+            raise CentresFileError(f"catalog.timeout must be > 0 seconds, got {self.timeout!r}")
+        if not (isinstance(self.retries, int) and 0 <= self.retries <= 10):
+            raise CentresFileError(
+                f"catalog.retries must be an integer 0..10, got {self.retries!r}"
+            )
+
+
+@dataclass(frozen=True)
+class GatewaySpec:
+    """A Dask Gateway running next to a centre's data."""
+
+    address: str
+    """HTTP(S) address of the gateway API (for example behind the hub's proxy)."""
+    proxy_address: str | None = None
+    """``gateway://host:port`` of the gateway's scheduler proxy, when not the API host."""
+    auth: str = "jupyterhub"
+    """Authentication: ``jupyterhub`` (the hub's API token) or ``simple`` (local tests)."""
+
+    def __post_init__(self) -> None:
+        if not self.address.startswith(("http://", "https://")):
+            raise CentresFileError(f"gateway.address must be an http(s) URL, got {self.address!r}")
+        if self.auth not in ("jupyterhub", "simple", "kerberos"):
+            raise CentresFileError(
+                f"gateway.auth {self.auth!r} is not supported; use jupyterhub, simple or kerberos"
+            )
+
+
+@dataclass(frozen=True)
+class StorageSpec:
+    """Object storage (or a local directory) where a centre keeps analysis-ready cubes."""
+
+    url: str
+    """``s3://bucket/prefix`` or a local directory."""
+    endpoint_url: str | None = None
+    """S3 endpoint for non-AWS object stores."""
+    key_env: str | None = None
+    """Environment variable holding the access key id."""
+    secret_env: str | None = None
+    """Environment variable holding the secret access key."""
+    region: str | None = None
+    """S3 region name, when the store wants one."""
+
+    def storage_options(self) -> dict[str, Any]:
+        """Return fsspec storage options, reading credentials from the environment.
+
+        Returns
+        -------
+        dict
+            Options for ``fsspec.filesystem("s3", **options)``; empty for local paths.
+        """
+        if not self.url.startswith("s3://"):
+            return {}
+        options: dict[str, Any] = {}
+        client_kwargs: dict[str, Any] = {}
+        if self.endpoint_url:
+            client_kwargs["endpoint_url"] = self.endpoint_url
+        if self.region:
+            client_kwargs["region_name"] = self.region
+        if client_kwargs:
+            options["client_kwargs"] = client_kwargs
+        for env, key in ((self.key_env, "key"), (self.secret_env, "secret")):
+            if env:
+                value = os.environ.get(env)
+                if value is None:
+                    raise CentresFileError(
+                        f"storage credentials: environment variable {env} is not set; "
+                        f"export it before using {self.url}"
+                    )
+                options[key] = value
+        return options
+
+
+@dataclass(frozen=True)
+class Centre:
+    """One data centre of the federation."""
+
+    name: str
+    """Short identifier (lower case, digits and ``-``), used in item tags and reports."""
+    title: str
+    """Human-readable name."""
+    catalog: CatalogSpec
+    """How its catalogue is searched."""
+    description: str = ""
+    """Free text."""
+    collections: tuple[str, ...] = ()
+    """Collections the centre holds; empty means unknown (always searched)."""
+    static_catalog: str | None = None
+    """Absolute path or URL of a static STAC catalogue mirror, if any."""
+    priority: int = 100
+    """When two centres hold the same item, the lower priority wins (then file order)."""
+    gateway: GatewaySpec | None = None
+    """Dask Gateway next to the data, if any."""
+    storage: StorageSpec | None = None
+    """Where the centre stores cubes, if anywhere."""
+    restricted: Mapping[str, str] = field(default_factory=dict)
+    """Collections restricted to a hub group: ``{collection: group}``."""
+    access_url: str | None = None
+    """Where to request access to restricted collections."""
+
+    def __post_init__(self) -> None:
+        if not _NAME_RE.match(self.name):
+            raise CentresFileError(
+                f"centre name {self.name!r} is invalid: use lower-case letters, digits and '-', "
+                "starting with a letter"
+            )
+
+    def holds(self, collections: tuple[str, ...] | None) -> bool:
+        """Say whether this centre may hold any of ``collections``.
+
+        Parameters
+        ----------
+        collections
+            Collection ids asked for, or None for any.
+
+        Returns
+        -------
+        bool
+            False only when the centre declares its collections and none is asked for.
+        """
+        if not collections or not self.collections:
+            return True
+        return bool(set(collections) & set(self.collections))
+
+
+class CentreSet(Mapping[str, Centre]):
+    """The centres of a federation, by name, in file order.
+
+    Parameters
+    ----------
+    centres
+        The centres.
+    source
+        The file they were read from, if any.
+    """
+
+    def __init__(self, centres: list[Centre] | tuple[Centre, ...], source: Path | None = None):
+        names = [c.name for c in centres]
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        if duplicated:
+            raise CentresFileError(
+                f"centre names must be unique; repeated: {', '.join(duplicated)}"
+            )
+        if not centres:
+            raise CentresFileError("the centres file lists no centre; add at least one")
+        self._centres = {c.name: c for c in centres}
+        self.source = source
+
+    def __getitem__(self, name: str) -> Centre:
+        try:
+            return self._centres[name]
+        except KeyError:
+            raise UnknownCentreError(
+                f"unknown centre {name!r}; known centres: {', '.join(self._centres)}"
+                + (f" (from {self.source})" if self.source else "")
+            ) from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._centres)
+
+    def __len__(self) -> int:
+        return len(self._centres)
+
+    def select(self, names: list[str] | tuple[str, ...] | None) -> CentreSet:
+        """Return the subset of centres named (all when ``names`` is None).
+
+        Raises
+        ------
+        UnknownCentreError
+            If a name is not in the set.
+        """
+        if names is None:
+            return self
+        return CentreSet([self[n] for n in names], source=self.source)
+
+    def __repr__(self) -> str:
+        lines = [
+            f"CentreSet({len(self)} centres" + (f" from {self.source})" if self.source else ")")
+        ]
+        for c in self.values():
+            gateway = " gateway" if c.gateway else ""
+            lines.append(f"  {c.name:<10} {c.catalog.kind:<15} {', '.join(c.collections)}{gateway}")
+        return "\n".join(lines)
+
+
+def centres(path: str | os.PathLike[str] | None = None) -> CentreSet:
+    """Read the federation's data centres.
+
+    Parameters
+    ----------
+    path
+        A centres file. When None, ``$EARTHLAB_CENTRES`` is used, else the embedded sample
+        federation (generated on first use into the lab's cache directory).
+
+    Returns
+    -------
+    CentreSet
+        The centres by name.
+
+    Raises
+    ------
+    CentresFileError
+        If the file is missing or malformed (the message names the field).
+    """
+    if path is None:
+        env = os.environ.get(CENTRES_ENV)
+        if env:
+            path = env
+        else:
+            from lab._sample import ensure_default_sample
+
+            path = ensure_default_sample()
+    return read_centres_file(Path(path))
+
+
+def read_centres_file(path: Path) -> CentreSet:
+    """Parse and validate a centres file (see the module docstring for the format)."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise CentresFileError(
+            f"centres file {path} does not exist; create one (see docs) or unset {CENTRES_ENV} "
+            "to use the embedded sample federation"
+        )
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise CentresFileError(f"centres file {path} is not valid YAML: {exc}") from exc
+    if not isinstance(document, dict):
+        raise CentresFileError(
+            f"centres file {path}: expected a mapping with 'version' and 'centres'"
+        )
+    version = document.get("version", 1)
+    if version not in _SUPPORTED_VERSIONS:
+        raise CentresFileError(f"centres file {path}: version {version!r} is not supported (use 1)")
+    entries = document.get("centres")
+    if not isinstance(entries, list):
+        raise CentresFileError(f"centres file {path}: 'centres' must be a list of centres")
+    parsed = [_parse_centre(entry, i, path.parent) for i, entry in enumerate(entries)]
+    return CentreSet(parsed, source=path)
+
+
+def _parse_centre(entry: Any, index: int, base: Path) -> Centre:
+    where = f"centres[{index}]"
+    if not isinstance(entry, dict):
+        raise CentresFileError(f"{where} must be a mapping, got {type(entry).__name__}")
+    name = entry.get("name")
+    if not isinstance(name, str):
+        raise CentresFileError(f"{where}.name is missing or not a string")
+    where = f"centre {name!r}"
+    known = {f.name for f in Centre.__dataclass_fields__.values()}
+    unknown = sorted(set(entry) - known)
+    if unknown:
+        raise CentresFileError(
+            f"{where}: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        )
+    try:
+        catalog = _sub(entry, "catalog", CatalogSpec, where, required=True)
+        catalog = _resolve_catalog(catalog, base)
+        gateway = _sub(entry, "gateway", GatewaySpec, where)
+        gateway = _gateway_from_env(name, gateway)
+        storage = _sub(entry, "storage", StorageSpec, where)
+        if storage is not None and not _is_url(storage.url):
+            storage = _replace(storage, url=str((base / storage.url).resolve()))
+        collections = entry.get("collections") or ()
+        if not isinstance(collections, list | tuple) or not all(
+            isinstance(c, str) for c in collections
+        ):
+            raise CentresFileError(f"{where}.collections must be a list of collection ids")
+        static = entry.get("static_catalog")
+        if static is not None and not _is_url(static):
+            static = str((base / static).resolve())
+        restricted = entry.get("restricted") or {}
+        if not isinstance(restricted, dict):
+            raise CentresFileError(f"{where}.restricted must map collection ids to hub groups")
+        return Centre(
+            name=name,
+            title=str(entry.get("title") or name),
+            description=str(entry.get("description") or ""),
+            catalog=catalog,
+            collections=tuple(collections),
+            static_catalog=static,
+            priority=int(entry.get("priority", 100)),
+            gateway=gateway,
+            storage=storage,
+            restricted=dict(restricted),
+            access_url=entry.get("access_url"),
+        )
+    except CentresFileError as exc:
+        if str(exc).startswith(where):
+            raise
+        raise CentresFileError(f"{where}: {exc}") from None
+    except (TypeError, ValueError) as exc:
+        raise CentresFileError(f"{where}: {exc}") from None
+
+
+def _sub(entry: dict[str, Any], key: str, cls: type, where: str, required: bool = False) -> Any:
+    value = entry.get(key)
+    if value is None:
+        if required:
+            raise CentresFileError(f"{where}: field '{key}' is required")
+        return None
+    if not isinstance(value, dict):
+        raise CentresFileError(f"{where}.{key} must be a mapping")
+    fields = set(cls.__dataclass_fields__)
+    unknown = sorted(set(value) - fields)
+    if unknown:
+        raise CentresFileError(
+            f"{where}.{key}: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(fields))}"
+        )
+    try:
+        return cls(**value)
+    except TypeError as exc:
+        raise CentresFileError(f"{where}.{key}: {exc}") from None
+    except CentresFileError as exc:
+        raise CentresFileError(f"{where}.{key}: {exc}") from None
+
+
+def _resolve_catalog(spec: CatalogSpec, base: Path) -> CatalogSpec:
+    if _is_url(spec.href):
+        return spec
+    return _replace(spec, href=str((base / spec.href).resolve()))
+
+
+def _gateway_from_env(name: str, gateway: GatewaySpec | None) -> GatewaySpec | None:
+    key = name.upper().replace("-", "_")
+    address = os.environ.get(f"EARTHLAB_GATEWAY_{key}")
+    proxy = os.environ.get(f"EARTHLAB_GATEWAY_PROXY_{key}")
+    if not address:
+        return gateway
+    if gateway is None:
+        return GatewaySpec(address=address, proxy_address=proxy)
+    return _replace(gateway, address=address, proxy_address=proxy or gateway.proxy_address)
+
+
+def _replace(obj: Any, **changes: Any) -> Any:
+    from dataclasses import replace
+
+    return replace(obj, **changes)
+
+
+def _is_url(href: str) -> bool:
+    return "://" in href

@@ -1,0 +1,89 @@
+"""``earthlab search``: one search over every data centre."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``search`` command."""
+    parser = subparsers.add_parser(
+        "search",
+        help="search the catalogues of all data centres at once",
+        description="Search every data centre in parallel and print the merged items "
+        "and what each centre answered.",
+    )
+    parser.add_argument("--collections", "-c", help="collection id(s), comma-separated")
+    parser.add_argument("--bbox", help="west,south,east,north in degrees (lon/lat)")
+    parser.add_argument(
+        "--datetime", "-d", help="instant or interval, e.g. 2022-01/2022-03 or 2022-01-15/.."
+    )
+    parser.add_argument("--ids", help="item id(s), comma-separated")
+    parser.add_argument("--limit", "-n", type=int, help="at most this many items")
+    parser.add_argument(
+        "--centre", action="append", dest="only", help="only this centre (repeatable)"
+    )
+    parser.add_argument(
+        "--centres",
+        dest="centres_file",
+        help="centres file (default: $EARTHLAB_CENTRES or the sample)",
+    )
+    parser.add_argument("--timeout", type=float, help="seconds allowed per centre")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print a GeoJSON FeatureCollection with the federation report",
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the search and print it."""
+    from lab._catalog import catalog
+
+    federation = catalog(args.centres_file)
+    result = federation.search(
+        collections=args.collections,
+        bbox=args.bbox,
+        datetime=args.datetime,
+        ids=args.ids,
+        limit=args.limit,
+        centres=args.only,
+        timeout=args.timeout,
+    )
+    if args.json:
+        document = result.item_collection().to_dict(transform_hrefs=False)
+        document["federation"] = result.federation_table()
+        json.dump(document, sys.stdout, indent=2, default=str)
+        sys.stdout.write("\n")
+    else:
+        print(_table(result))
+        print()
+        print(result.describe())
+    return 0 if not result.missing or len(result) else 1
+
+
+def _table(result: Any) -> str:
+    rows = [("datetime", "centre", "collection", "id", "cloud %")]
+    for item in result:
+        when = item.datetime or item.common_metadata.start_datetime
+        cloud = item.properties.get("eo:cloud_cover")
+        rows.append(
+            (
+                when.strftime("%Y-%m-%d %H:%M") if when else "",
+                item.properties.get("earthlab:centre", ""),
+                item.collection_id or "",
+                item.id,
+                "" if cloud is None else f"{cloud:.0f}",
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)

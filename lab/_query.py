@@ -1,0 +1,241 @@
+"""A validated, normalised search query shared by every catalogue adapter."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from lab._errors import ConfigurationError
+
+__all__ = ["SearchQuery"]
+
+_PARTIAL = re.compile(r"^(\d{4})(?:-(\d{2}))?(?:-(\d{2}))?$")
+DatetimeLike = str | dt.datetime | dt.date | Sequence[str | dt.datetime | dt.date | None] | None
+
+
+@dataclass(frozen=True)
+class SearchQuery:
+    """What to search for, the same for every centre.
+
+    Build it with :meth:`SearchQuery.build`, which validates and normalises user input.
+    """
+
+    collections: tuple[str, ...] | None = None
+    """Collection ids, or None for all."""
+    bbox: tuple[float, float, float, float] | None = None
+    """``(west, south, east, north)`` in WGS84 degrees."""
+    datetime: tuple[dt.datetime | None, dt.datetime | None] | None = None
+    """Closed interval in UTC; None ends are open."""
+    ids: tuple[str, ...] | None = None
+    """Item ids."""
+    intersects: dict[str, Any] | None = None
+    """A GeoJSON geometry the items must intersect."""
+    filter: dict[str, Any] | None = None
+    """A CQL2-JSON filter, passed to adapters that support it."""
+    limit: int | None = None
+    """At most this many items in the merged result (None: all)."""
+
+    @classmethod
+    def build(
+        cls,
+        collections: str | Iterable[str] | None = None,
+        bbox: Sequence[float] | None = None,
+        datetime: DatetimeLike = None,
+        ids: str | Iterable[str] | None = None,
+        intersects: dict[str, Any] | None = None,
+        filter: dict[str, Any] | None = None,
+        limit: int | None = None,
+    ) -> SearchQuery:
+        """Validate and normalise search arguments.
+
+        Parameters
+        ----------
+        collections, ids
+            A string or an iterable of strings.
+        bbox
+            Four numbers ``west, south, east, north`` in degrees.
+        datetime
+            An RFC 3339 instant or interval (``"2022-01-01/2022-03-31"``, open ends ``..``),
+            partial dates (``"2022"``, ``"2022-01"``, ``"2022-01/2022-03"``), a datetime, or a
+            pair. Naive datetimes are taken as UTC.
+        intersects
+            A GeoJSON geometry.
+        filter
+            A CQL2-JSON filter.
+        limit
+            Maximum number of items in the result.
+
+        Raises
+        ------
+        ConfigurationError
+            Naming the argument that is invalid and what a valid one looks like.
+        """
+        return cls(
+            collections=_strings("collections", collections),
+            bbox=_bbox(bbox),
+            datetime=_interval(datetime),
+            ids=_strings("ids", ids),
+            intersects=_geometry(intersects),
+            filter=filter,
+            limit=_limit(limit),
+        )
+
+    def datetime_string(self) -> str | None:
+        """Return the interval as an RFC 3339 ``start/end`` string (``..`` for open ends)."""
+        if self.datetime is None:
+            return None
+        start, end = self.datetime
+        return f"{_iso(start)}/{_iso(end)}"
+
+    def describe(self) -> str:
+        """Return a one-line human description, for messages."""
+        parts = []
+        if self.collections:
+            parts.append(f"collections={','.join(self.collections)}")
+        if self.bbox:
+            parts.append("bbox=" + ",".join(f"{v:g}" for v in self.bbox))
+        if self.datetime:
+            parts.append(f"datetime={self.datetime_string()}")
+        if self.ids:
+            parts.append(f"ids={','.join(self.ids)}")
+        if self.intersects:
+            parts.append(f"intersects={self.intersects.get('type')}")
+        if self.filter:
+            parts.append("filter=<cql2>")
+        if self.limit:
+            parts.append(f"limit={self.limit}")
+        return " ".join(parts) or "(everything)"
+
+
+def _strings(name: str, value: str | Iterable[str] | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    values = (value,) if isinstance(value, str) else tuple(value)
+    if not values or not all(isinstance(v, str) and v for v in values):
+        raise ConfigurationError(
+            f"{name} must be a non-empty string or list of strings, got {value!r}"
+        )
+    return tuple(dict.fromkeys(v for s in values for v in s.split(",")))
+
+
+def _bbox(value: Sequence[float] | None) -> tuple[float, float, float, float] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = [float(v) for v in value.split(",")]
+    try:
+        west, south, east, north = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ConfigurationError(
+            f"bbox must be four numbers west, south, east, north in degrees, got {value!r}"
+        ) from None
+    if not (-180 <= west <= 180 and -180 <= east <= 180 and -90 <= south <= north <= 90):
+        raise ConfigurationError(
+            f"bbox {value!r} is outside WGS84 degrees or has south > north; "
+            "give west, south, east, north in lon/lat"
+        )
+    if west > east:
+        raise ConfigurationError(
+            f"bbox {value!r} has west > east; antimeridian-crossing boxes are not supported, "
+            "split it in two searches"
+        )
+    return (west, south, east, north)
+
+
+def _geometry(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if hasattr(value, "__geo_interface__"):
+        value = value.__geo_interface__
+    if not isinstance(value, dict) or "type" not in value or "coordinates" not in value:
+        raise ConfigurationError(
+            "intersects must be a GeoJSON geometry with 'type' and 'coordinates'"
+        )
+    return dict(value)
+
+
+def _limit(value: int | None) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ConfigurationError(f"limit must be a positive integer, got {value!r}")
+    return value
+
+
+def _interval(value: DatetimeLike) -> tuple[dt.datetime | None, dt.datetime | None] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            if "/" in text:
+                start_text, end_text = text.split("/", 1)
+                start = _bound(start_text, end=False)
+                end = _bound(end_text, end=True)
+            else:
+                start, end = _bound(text, end=False), _bound(text, end=True)
+        except ConfigurationError as exc:
+            if "/" not in text:
+                raise
+            raise ConfigurationError(f"in the interval {text!r}: {exc}") from None
+    elif isinstance(value, dt.datetime | dt.date):
+        start, end = _bound(value, end=False), _bound(value, end=True)
+    else:
+        pair = tuple(value)
+        if len(pair) != 2:
+            raise ConfigurationError(f"datetime as a sequence must be (start, end), got {value!r}")
+        start, end = _bound(pair[0], end=False), _bound(pair[1], end=True)
+    if start is not None and end is not None and start > end:
+        raise ConfigurationError(f"datetime interval {value!r} ends before it starts")
+    if start is None and end is None:
+        return None
+    return (start, end)
+
+
+def _bound(value: str | dt.datetime | dt.date | None, *, end: bool) -> dt.datetime | None:
+    if value is None or value in ("", ".."):
+        return None
+    if isinstance(value, dt.datetime):
+        return _utc(value)
+    if isinstance(value, dt.date):
+        day = dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
+        return day + dt.timedelta(days=1, microseconds=-1) if end else day
+    match = _PARTIAL.match(value)
+    if match:
+        year, month, day = (int(g) if g else None for g in match.groups())
+        try:
+            start = dt.datetime(year or 1, month or 1, day or 1, tzinfo=dt.UTC)
+        except ValueError as exc:
+            raise ConfigurationError(f"datetime {value!r} is not a valid date: {exc}") from None
+        if not end:
+            return start
+        if day is not None:
+            nxt = start + dt.timedelta(days=1)
+        elif month is not None:
+            nxt = start.replace(year=start.year + (month == 12), month=month % 12 + 1)
+        else:
+            nxt = start.replace(year=start.year + 1)
+        return nxt - dt.timedelta(microseconds=1)
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigurationError(
+            f"datetime {value!r} is not RFC 3339; use e.g. 2022-01-15, 2022-01, "
+            "2022-01-01T10:00:00Z or an interval start/end with '..' for an open end"
+        ) from None
+    return _utc(parsed)
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    if value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC)
+
+
+def _iso(value: dt.datetime | None) -> str:
+    if value is None:
+        return ".."
+    return value.strftime("%Y-%m-%dT%H:%M:%S.%f").rstrip("0").rstrip(".") + "Z"

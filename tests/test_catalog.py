@@ -1,0 +1,302 @@
+"""Centres file parsing and federated search over small hand-built catalogues.
+
+The federation here is built by the test itself so that every expected number is known:
+centre ``alpha`` (stac-geoparquet) holds items a0..a4, ``beta`` (static JSON catalogue)
+holds b0..b2, ``mirror`` (stac-geoparquet) holds copies of a1 and a2 plus m0, and
+``broken`` points at a file that does not exist.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from pathlib import Path
+
+import pystac
+import pytest
+import rustac
+
+import lab
+from lab._adapters import AdapterResult
+from lab._catalog import FederatedCatalog
+from lab._centres import read_centres_file
+
+DAY0 = dt.datetime(2022, 1, 1, 10, 30, tzinfo=dt.UTC)
+
+
+def make_item(
+    item_id: str, collection: str, day: int, lon: float = 3.6, lat: float = 43.4
+) -> pystac.Item:
+    geometry = {
+        "type": "Polygon",
+        "coordinates": [
+            [
+                [lon - 0.05, lat - 0.05],
+                [lon + 0.05, lat - 0.05],
+                [lon + 0.05, lat + 0.05],
+                [lon - 0.05, lat + 0.05],
+                [lon - 0.05, lat - 0.05],
+            ]
+        ],
+    }
+    item = pystac.Item(
+        id=item_id,
+        geometry=geometry,
+        bbox=[lon - 0.05, lat - 0.05, lon + 0.05, lat + 0.05],
+        datetime=DAY0 + dt.timedelta(days=day),
+        properties={"eo:cloud_cover": float(day)},
+        collection=collection,
+    )
+    item.add_asset("red", pystac.Asset(href=f"data/{item_id}/red.tif", roles=["data"]))
+    return item
+
+
+def write_geoparquet(path: Path, items: list[pystac.Item]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rustac.write_sync(str(path), [i.to_dict(transform_hrefs=False) for i in items])
+
+
+def write_static(directory: Path, items: list[pystac.Item], collection_id: str) -> Path:
+    catalog = pystac.Catalog(id="beta", description="static test catalogue")
+    extent = pystac.Extent(
+        pystac.SpatialExtent([[3.0, 43.0, 4.0, 44.0]]),
+        pystac.TemporalExtent([[DAY0, DAY0 + dt.timedelta(days=30)]]),
+    )
+    collection = pystac.Collection(id=collection_id, description="c", extent=extent)
+    catalog.add_child(collection)
+    for item in items:
+        collection.add_item(item)
+    catalog.normalize_hrefs(str(directory))
+    catalog.save(pystac.CatalogType.SELF_CONTAINED)
+    return directory / "catalog.json"
+
+
+@pytest.fixture()
+def federation(tmp_path: Path) -> Path:
+    alpha = [make_item(f"a{i}", "s2", day=2 * i) for i in range(5)]
+    mirror = [
+        make_item("a1", "s2", day=2),
+        make_item("a2", "s2", day=4),
+        make_item("m0", "s2", day=5),
+    ]
+    beta = [make_item(f"b{i}", "insitu", day=2 * i + 1, lon=3.62) for i in range(3)]
+    write_geoparquet(tmp_path / "alpha" / "items.parquet", alpha)
+    write_geoparquet(tmp_path / "mirror" / "items.parquet", mirror)
+    write_static(tmp_path / "beta", beta, "insitu")
+    (tmp_path / "centres.yaml").write_text(
+        """
+version: 1
+centres:
+  - name: alpha
+    title: Alpha
+    catalog: {kind: stac-geoparquet, href: alpha/items.parquet}
+    collections: [s2]
+    priority: 10
+  - name: mirror
+    title: Mirror of alpha
+    catalog: {kind: stac-geoparquet, href: mirror/items.parquet}
+    collections: [s2]
+    priority: 50
+  - name: beta
+    title: Beta
+    catalog: {kind: stac-static, href: beta/catalog.json}
+    collections: [insitu]
+  - name: broken
+    title: Broken
+    catalog: {kind: stac-geoparquet, href: broken/items.parquet, retries: 0}
+""",
+        encoding="utf-8",
+    )
+    return tmp_path / "centres.yaml"
+
+
+def test_search_merges_all_centres_sorted_and_tagged(federation: Path) -> None:
+    result = lab.catalog(federation).search()
+    ids = [item.id for item in result]
+    # alpha a0..a4 (days 0,2,4,6,8), beta b0..b2 (days 1,3,5), mirror m0 (day 5); a1/a2 kept once;
+    # b2 and m0 share day 5 and sort by collection then id.
+    assert ids == ["a0", "b0", "a1", "b1", "a2", "b2", "m0", "a3", "a4"]  # ties: by collection
+    centres = {item.id: item.properties["earthlab:centre"] for item in result}
+    assert centres["a1"] == "alpha" and centres["a2"] == "alpha"  # preferred centre wins
+    assert centres["m0"] == "mirror" and centres["b1"] == "beta"
+    report = result.federation
+    assert (
+        report["alpha"].status == "ok"
+        and report["alpha"].returned == 5
+        and report["alpha"].kept == 5
+    )
+    assert report["mirror"].duplicates == 2 and report["mirror"].kept == 1
+    assert report["beta"].matched == 3
+    assert report["broken"].status == "missing"
+    assert "does not exist" in report["broken"].error
+    assert result.missing == {"broken": report["broken"].error}
+
+
+def test_asset_hrefs_are_resolved_against_the_centre(federation: Path) -> None:
+    result = lab.catalog(federation).search(ids=["a3", "b2"])
+    hrefs = {item.id: item.assets["red"].href for item in result}
+    assert hrefs["a3"] == str(federation.parent / "alpha" / "data" / "a3" / "red.tif")
+    assert Path(hrefs["b2"]).is_absolute() and hrefs["b2"].endswith("b2/data/b2/red.tif")
+
+
+def test_search_filters_by_collection_datetime_bbox_and_limit(federation: Path) -> None:
+    fed = lab.catalog(federation)
+    s2 = fed.search(collections="s2", datetime="2022-01-03/2022-01-07")
+    # days 2, 4, 5, 6 -> a1, a2, m0, a3 (beta is skipped: it declares only 'insitu')
+    assert [i.id for i in s2] == ["a1", "a2", "m0", "a3"]
+    assert s2.federation["beta"].status == "skipped"
+    day = fed.search(datetime="2022-01-02")
+    assert [i.id for i in day] == ["b0"]
+    far = fed.search(bbox=[10, 10, 11, 11])
+    assert len(far) == 0 and far.federation["alpha"].status == "ok"
+    limited = fed.search(collections=["s2", "insitu"], limit=3)
+    assert [i.id for i in limited] == ["a0", "b0", "a1"]
+    assert sum(r.kept for r in limited.federation.values()) == 3
+
+
+def test_only_some_centres(federation: Path) -> None:
+    result = lab.catalog(federation).search(centres=["beta"])
+    assert [i.id for i in result] == ["b0", "b1", "b2"]
+    assert list(result.federation) == ["beta"]
+    with pytest.raises(lab.UnknownCentreError, match="known centres: alpha, mirror, beta, broken"):
+        lab.catalog(federation).search(centres=["gamma"])
+
+
+def test_slow_centre_times_out_without_sinking_others(federation: Path) -> None:
+    fed = lab.catalog(federation)
+
+    class Slow:
+        def search(self, query):
+            time.sleep(3)
+            return AdapterResult(items=[])
+
+    fed._adapters["beta"] = Slow()
+    started = time.monotonic()
+    result = fed.search(timeout=0.5)
+    elapsed = time.monotonic() - started
+    assert result.federation["beta"].status == "missing"
+    assert "timed out" in result.federation["beta"].error
+    assert elapsed < 1.5  # the 0.5 s budget, not the 3 s sleep
+    assert {i.id for i in result} >= {"a0", "m0"}
+
+
+def test_transient_failures_are_retried_then_reported(federation: Path) -> None:
+    fed = lab.catalog(federation)
+    calls = {"n": 0}
+
+    class Flaky:
+        def search(self, query):
+            calls["n"] += 1
+            if calls["n"] < 2:
+                raise ConnectionError("connection reset")
+            return AdapterResult(items=[make_item("f0", "insitu", day=20)])
+
+    fed._adapters["beta"] = Flaky()
+    result = fed.search()
+    assert calls["n"] == 2
+    assert result.federation["beta"].attempts == 2 and result.federation["beta"].status == "ok"
+    assert result[-1].id == "f0"
+
+
+def test_invalid_search_arguments_name_the_argument(federation: Path) -> None:
+    fed = lab.catalog(federation)
+    with pytest.raises(lab.ConfigurationError, match="bbox"):
+        fed.search(bbox=[1, 2, 3])
+    with pytest.raises(lab.ConfigurationError, match="datetime"):
+        fed.search(datetime="yesterday")
+    with pytest.raises(lab.ConfigurationError, match="limit"):
+        fed.search(limit=-1)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("centres: []", "lists no centre"),
+        ("version: 9\ncentres: []", "version 9"),
+        ("centres:\n  - name: x\n    title: X\n", "'catalog' is required"),
+        (
+            "centres:\n  - name: Bad_Name\n    catalog: {kind: stac-api, href: http://x}\n",
+            "Bad_Name",
+        ),
+        ("centres:\n  - name: x\n    catalog: {kind: ftp, href: x}\n", "catalog.kind 'ftp'"),
+        (
+            "centres:\n  - name: x\n    catalog: {kind: stac-api, href: http://x, colour: red}\n",
+            "catalog: unknown field(s) colour",
+        ),
+        (
+            "centres:\n  - name: x\n    catalog: {kind: stac-api, href: http://x}\n    gateway: {address: tcp://h}\n",
+            "gateway.address",
+        ),
+        (
+            "centres:\n  - name: x\n    catalog: {kind: stac-api, href: http://x}\n"
+            "  - name: x\n    catalog: {kind: stac-api, href: http://y}\n",
+            "repeated: x",
+        ),
+        ("centres: {a: 1}", "'centres' must be a list"),
+        (
+            "centres:\n  - name: x\n    catalog: {kind: stac-api, href: http://x}\n    colour: red\n",
+            "centre 'x': unknown field(s) colour",
+        ),
+        ("[unclosed", "not valid YAML"),
+    ],
+)
+def test_malformed_centres_file_names_the_field(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "centres.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(lab.CentresFileError) as info:
+        read_centres_file(path)
+    assert message in str(info.value)
+
+
+def test_centres_from_argument_env_and_gateway_override(
+    federation: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EARTHLAB_CENTRES", str(federation))
+    monkeypatch.setenv(
+        "EARTHLAB_GATEWAY_ALPHA", "http://127.0.0.1:9999/services/dask-gateway-alpha"
+    )
+    found = lab.centres()
+    assert list(found) == ["alpha", "mirror", "beta", "broken"]
+    assert found["alpha"].gateway is not None
+    assert found["alpha"].gateway.address.endswith("dask-gateway-alpha")
+    assert found["beta"].gateway is None
+    assert found["alpha"].catalog.href == str(federation.parent / "alpha" / "items.parquet")
+    with pytest.raises(lab.UnknownCentreError, match="unknown centre 'zeta'"):
+        found["zeta"]
+    monkeypatch.setenv("EARTHLAB_CENTRES", str(federation.parent / "nope.yaml"))
+    with pytest.raises(lab.CentresFileError, match="does not exist"):
+        lab.centres()
+
+
+def test_cli_search_json_and_table(federation: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from lab._cli import main
+
+    assert (
+        main(
+            [
+                "search",
+                "--centres",
+                str(federation),
+                "--collections",
+                "s2",
+                "--limit",
+                "2",
+                "--json",
+            ]
+        )
+        == 0
+    )
+    document = json.loads(capsys.readouterr().out)
+    assert [f["id"] for f in document["features"]] == ["a0", "a1"]
+    assert {r["centre"]: r["status"] for r in document["federation"]}["broken"] == "missing"
+    assert main(["search", "--centres", str(federation), "--datetime", "2022-01-02"]) == 0
+    out = capsys.readouterr().out
+    assert "b0" in out and "beta" in out and "broken" in out and "missing" in out
+    assert main(["search", "--centres", str(federation), "--bbox", "1,2,3"]) == 1
+    assert "bbox must be four numbers" in capsys.readouterr().err
+
+
+def test_federated_catalog_repr(federation: Path) -> None:
+    fed = FederatedCatalog(read_centres_file(federation))
+    assert "alpha, mirror, beta, broken" in repr(fed)
