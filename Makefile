@@ -21,6 +21,7 @@ $(VENV)/.core-installed: $(VENV)/bin/python pyproject.toml constraints.txt
 # Test install: core + hub + test extras, and the npm pieces the hub needs.
 $(VENV)/.test-installed: $(VENV)/.core-installed
 	$(PIP) install --quiet -c constraints.txt -e ".[hub,test]"
+	npm ci --prefix hub_config --no-audit --no-fund
 	touch $@
 
 install: $(VENV)/.core-installed
