@@ -1,0 +1,434 @@
+"""Satellite / in-situ matchups following Bailey & Werdell (2006).
+
+For each in-situ sample, every satellite acquisition within ``±max_dt`` is a *candidate*.
+For each candidate, an N × N box centred on the station's pixel is read and:
+
+1. pixels that are not water (land) are excluded from the denominator;
+2. the valid fraction is the share of the box's water pixels that are clear water
+   (SCL class 6) with a finite retrieved value; below ``min_valid`` the candidate is rejected
+   (``clouds``, or ``nodata`` when most non-clear pixels are outside the swath, or
+   ``retrieval`` when pixels are clear but the algorithm gave no value);
+3. the valid values are filtered to mean ± 1.5 σ; the filtered mean, median, standard
+   deviation and count are reported, and the coefficient of variation (filtered std /
+   filtered mean) must not exceed ``max_cv`` (``cv``).
+
+Every candidate gives one row with the reason it was kept or rejected, in this order of
+checks: ``outside`` (the station is not inside the cube with its whole box), ``time`` (no
+acquisition within ``±max_dt``: one row naming the nearest acquisition), ``land`` (no water
+pixel in the box), ``nodata``, ``clouds``, ``retrieval``, ``cv``, else ``kept``.
+
+Water pixels are found from the cube's own SCL time series: a pixel is water when it is
+classified water (6) in at least half of its clear observations (SCL 2, 4, 5, 6, 7, 11).
+Pass ``water=`` (a boolean ``(y, x)`` DataArray) to use another static mask.
+
+On a lazy (dask-backed) cube only the chunks containing the boxes are read: all boxes are
+sliced lazily and computed in one call, so dask culls every other chunk.
+
+References
+----------
+Bailey, S. W., & Werdell, P. J. (2006). A multi-sensor approach for the on-orbit validation
+of ocean color satellite data products. Remote Sensing of Environment, 102, 12–23.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import rioxarray  # noqa: F401 - registers the .rio accessor used for the CRS
+import xarray as xr
+
+from lab import ConfigurationError
+
+__all__ = ["DEFAULT_VARIABLES", "REASONS", "MatchupProtocol", "extract"]
+
+REASONS = ("kept", "outside", "time", "land", "nodata", "clouds", "retrieval", "cv", "no-variable")
+DEFAULT_VARIABLES: Mapping[str, str] = {
+    "turbidity": "turbidity",
+    "chlorophyll_a": "chlorophyll_a",
+    "suspended_matter": "spm",
+}
+SCL_WATER = 6
+SCL_NODATA = (0, 1)
+SCL_CLEAR = (2, 4, 5, 6, 7, 11)
+_INSITU_COLUMNS = ("station_id", "time", "lon", "lat", "parameter", "value")
+
+
+@dataclass(frozen=True)
+class MatchupProtocol:
+    """The matchup protocol's parameters (Bailey & Werdell 2006 defaults)."""
+
+    window: int = 5
+    """Box size in pixels (odd, 3 to 11)."""
+    max_dt: pd.Timedelta | str = "3h"
+    """Largest allowed |in-situ time − acquisition time| (normalised to a Timedelta)."""
+    min_valid: float = 0.5
+    """Smallest share of the box's water pixels that must be valid."""
+    max_cv: float = 0.15
+    """Largest coefficient of variation of the filtered valid values."""
+    n_sigma: float = 1.5
+    """Values outside mean ± n_sigma × std are filtered out before the statistics."""
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.window, int) and self.window % 2 == 1 and 3 <= self.window <= 11):
+            raise ConfigurationError(
+                f"window must be an odd number of pixels from 3 to 11, got {self.window!r}"
+            )
+        object.__setattr__(self, "max_dt", _timedelta(self.max_dt))
+        if self.max_dt < pd.Timedelta(0):  # type: ignore[operator]
+            raise ConfigurationError(f"max_dt must be positive, got {self.max_dt}")
+        if not 0 < self.min_valid <= 1:
+            raise ConfigurationError(f"min_valid is a fraction in (0, 1], got {self.min_valid!r}")
+        if not self.max_cv > 0:
+            raise ConfigurationError(f"max_cv must be > 0, got {self.max_cv!r}")
+        if not self.n_sigma > 0:
+            raise ConfigurationError(f"n_sigma must be > 0, got {self.n_sigma!r}")
+
+
+def extract(
+    cube: xr.Dataset,
+    insitu: pd.DataFrame,
+    window: int = 5,
+    max_dt: str | dt.timedelta | pd.Timedelta = "3h",
+    min_valid: float = 0.5,
+    max_cv: float = 0.15,
+    *,
+    variables: Mapping[str, str] | None = None,
+    water: xr.DataArray | None = None,
+    scl: str = "scl",
+    n_sigma: float = 1.5,
+) -> pd.DataFrame:
+    """Extract matchups between a satellite cube and in-situ samples.
+
+    Parameters
+    ----------
+    cube
+        Dataset with dims ``time, y, x``, a CRS readable by rioxarray (``spatial_ref``),
+        the retrieved variables and the SCL band. Lazy cubes stay lazy until the boxes are
+        read. A ``source_items`` (and ``centre``) coordinate along ``time`` is reported.
+    insitu
+        Tidy in-situ table (``recipes.insitu`` schema): ``station_id``, ``time`` (UTC),
+        ``lon``, ``lat``, ``parameter``, ``value`` (plus optional ``unit``, ``qc_flag``,
+        ``source``).
+    window, max_dt, min_valid, max_cv, n_sigma
+        The protocol (see :class:`MatchupProtocol`); ``max_dt`` as ``"3h"``, ``"1D"`` or a
+        timedelta.
+    variables
+        Which cube variable matches each in-situ parameter (default
+        :data:`DEFAULT_VARIABLES`). Samples of a parameter without a variable in the cube
+        get rows with reason ``no-variable``.
+    water
+        Static boolean water mask on the cube's ``(y, x)`` grid; default: from the SCL.
+    scl
+        Name of the scene-classification variable.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per candidate (or per sample when no candidate exists), with the in-situ
+        sample, the acquisition (``sat_time``, ``dt_hours``, ``item_ids``, ``centre``), the
+        box counts (``n_water``, ``n_clear``, ``n_valid``, ``valid_fraction``), the filtered
+        statistics (``sat_mean``, ``sat_median``, ``sat_std``, ``sat_n``, ``cv``), the pixel
+        (``row``, ``col``), ``reason`` and ``kept``.
+
+    Raises
+    ------
+    ConfigurationError
+        If the protocol is invalid or the cube or the table lacks what is needed.
+    """
+    protocol = MatchupProtocol(window, max_dt, min_valid, max_cv, n_sigma)
+    _check_cube(cube, scl, water)
+    table = _check_insitu(insitu)
+    variables = dict(DEFAULT_VARIABLES if variables is None else variables)
+    sat_times = pd.DatetimeIndex(cube["time"].values)
+    rows, cols = _station_pixels(cube, table, protocol.window // 2)
+
+    candidates = []  # (sample index, time index)
+    records: list[dict[str, object]] = []
+    for i, sample in enumerate(table.itertuples(index=False)):
+        base = _base_record(sample, rows[i], cols[i])
+        variable = variables.get(sample.parameter)
+        if variable is None or variable not in cube.data_vars:
+            records.append(
+                base
+                | _nearest(sat_times, sample.time)
+                | {"reason": "no-variable", "variable": variable}
+            )
+            continue
+        base["variable"] = variable
+        if rows[i] < 0:
+            records.append(base | _nearest(sat_times, sample.time) | {"reason": "outside"})
+            continue
+        offsets = np.abs(sat_times - sample.time)
+        within = np.flatnonzero(offsets <= protocol.max_dt)
+        if within.size == 0:
+            records.append(base | _nearest(sat_times, sample.time) | {"reason": "time"})
+            continue
+        for t in within:
+            candidates.append((i, int(t)))
+            records.append(base | {"_t": int(t)})
+
+    boxes = _read_boxes(cube, table, variables, candidates, rows, cols, protocol, scl, water)
+    box_iter = iter(boxes)
+    for record in records:
+        if "_t" not in record:
+            continue
+        t = record.pop("_t")
+        record.update(_nearest(sat_times, record["time"], t))
+        record.update(_judge(next(box_iter), protocol))
+    for record in records:
+        record.update(_provenance(cube, record.pop("_t_sat", None)))
+    return _as_frame(records)
+
+
+def _check_cube(cube: xr.Dataset, scl: str, water: xr.DataArray | None) -> None:
+    if not isinstance(cube, xr.Dataset):
+        raise ConfigurationError(f"cube must be an xarray.Dataset, got {type(cube).__name__}")
+    missing = [d for d in ("time", "y", "x") if d not in cube.dims]
+    if missing:
+        raise ConfigurationError(
+            f"cube lacks dimension(s) {missing}; expected (time, y, x) as returned by datacubes.load"
+        )
+    if scl not in cube.data_vars and water is None:
+        raise ConfigurationError(
+            f"cube has no {scl!r} variable: load it (bands=[..., 'scl']) or pass water= and scl= explicitly"
+        )
+    if cube.rio.crs is None:
+        raise ConfigurationError("cube has no CRS: write one with cube.rio.write_crs(...)")
+
+
+def _check_insitu(insitu: pd.DataFrame) -> pd.DataFrame:
+    if not isinstance(insitu, pd.DataFrame):
+        raise ConfigurationError(
+            f"insitu must be a pandas DataFrame (recipes.insitu schema), got {type(insitu).__name__}"
+        )
+    missing = [c for c in _INSITU_COLUMNS if c not in insitu.columns]
+    if missing:
+        raise ConfigurationError(
+            f"in-situ table lacks column(s) {missing}; read it with recipes.insitu"
+        )
+    if insitu.empty:
+        raise ConfigurationError("in-situ table is empty: no sample to match")
+    table = insitu.reset_index(drop=True).copy()
+    times = pd.to_datetime(table["time"])
+    if times.dt.tz is None:
+        raise ConfigurationError(
+            "in-situ times have no time zone; localise them (e.g. df['time'] = df['time'].dt.tz_localize('UTC'))"
+        )
+    table["time"] = times.dt.tz_convert("UTC").dt.tz_localize(None)
+    for column in ("lon", "lat", "value"):
+        if not pd.api.types.is_numeric_dtype(table[column]):
+            raise ConfigurationError(
+                f"in-situ column {column!r} must be numeric; read the file with recipes.insitu"
+            )
+    return table
+
+
+def _station_pixels(
+    cube: xr.Dataset, table: pd.DataFrame, half: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Row/column of each sample's pixel; -1 where the box does not fit inside the cube."""
+    from pyproj import Transformer
+
+    transformer = Transformer.from_crs("EPSG:4326", cube.rio.crs, always_xy=True)
+    xs, ys = transformer.transform(table["lon"].to_numpy(), table["lat"].to_numpy())
+    x = cube["x"].to_numpy()
+    y = cube["y"].to_numpy()
+    col = _index_on_axis(x, np.asarray(xs))
+    row = _index_on_axis(y, np.asarray(ys))
+    fits = (row >= half) & (row < y.size - half) & (col >= half) & (col < x.size - half)
+    return np.where(fits, row, -1), np.where(fits, col, -1)
+
+
+def _index_on_axis(centres: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Index of the pixel containing each value on a regular axis of pixel centres (-1 outside)."""
+    step = centres[1] - centres[0] if centres.size > 1 else 1.0
+    index = np.floor((values - (centres[0] - step / 2)) / step).astype(int)
+    index[~np.isfinite(values)] = -1
+    return np.where((index >= 0) & (index < centres.size), index, -1)
+
+
+def _read_boxes(cube, table, variables, candidates, rows, cols, protocol, scl, water):
+    """Slice every candidate box lazily, then compute them all in one call.
+
+    Dask then reads only the chunks that contain a box. The static water mask is computed
+    once per station box from the SCL time series (or sliced from ``water``).
+    """
+    import dask
+
+    if not candidates:
+        return []
+    half = protocol.window // 2
+    water_boxes: dict[tuple[int, int], object] = {}
+    lazy = []
+    for i, t in candidates:
+        r, c = int(rows[i]), int(cols[i])
+        window = {"y": slice(r - half, r + half + 1), "x": slice(c - half, c + half + 1)}
+        if (r, c) not in water_boxes:
+            source = (
+                water.isel(**window)
+                if water is not None
+                else _water_from_scl(cube[scl].isel(**window))
+            )
+            water_boxes[(r, c)] = source.data
+        variable = variables[table.at[i, "parameter"]]
+        values = cube[variable].isel(time=t, **window).data
+        scl_box = cube[scl].isel(time=t, **window).data if scl in cube.data_vars else None
+        lazy.append((values, scl_box, water_boxes[(r, c)]))
+    (computed,) = dask.compute(lazy)
+    return computed
+
+
+def _water_from_scl(scl_box: xr.DataArray) -> xr.DataArray:
+    """Water where SCL says water in at least half of the pixel's clear observations.
+
+    A pixel never observed clear is not counted as water (nor in the denominator).
+    """
+    water_votes = (scl_box == SCL_WATER).sum("time")
+    clear_votes = scl_box.isin(SCL_CLEAR).sum("time")
+    return (clear_votes > 0) & (water_votes * 2 >= clear_votes)
+
+
+def _judge(
+    box: tuple[np.ndarray, np.ndarray | None, np.ndarray], protocol: MatchupProtocol
+) -> dict[str, object]:
+    values, scl_box, water_box = box
+    water_mask = np.asarray(water_box, dtype=bool)
+    n_water = int(water_mask.sum())
+    result: dict[str, object] = {"n_pixels": int(values.size), "n_water": n_water}
+    if n_water == 0:
+        return result | {"n_clear": 0, "n_valid": 0, "valid_fraction": 0.0, "reason": "land"}
+    if scl_box is not None:
+        clear = water_mask & (scl_box == SCL_WATER)
+        nodata = water_mask & np.isin(scl_box, SCL_NODATA)
+    else:
+        clear = water_mask.copy()
+        nodata = np.zeros_like(water_mask)
+    valid = clear & np.isfinite(values)
+    n_clear, n_valid = int(clear.sum()), int(valid.sum())
+    result |= {"n_clear": n_clear, "n_valid": n_valid, "valid_fraction": n_valid / n_water}
+    if n_clear / n_water < protocol.min_valid:
+        not_clear = n_water - n_clear
+        reason = "nodata" if int(nodata.sum()) * 2 > not_clear else "clouds"
+        return result | {"reason": reason}
+    if n_valid / n_water < protocol.min_valid:
+        return result | {"reason": "retrieval"}
+    stats = _filtered_stats(values[valid].astype("float64"), protocol.n_sigma)
+    result |= stats
+    if not stats["cv"] <= protocol.max_cv:
+        return result | {"reason": "cv"}
+    return result | {"reason": "kept"}
+
+
+def _filtered_stats(values: np.ndarray, n_sigma: float) -> dict[str, float | int]:
+    mean, std = float(values.mean()), float(values.std(ddof=1)) if values.size > 1 else 0.0
+    kept = values[np.abs(values - mean) <= n_sigma * std] if std > 0 else values
+    f_mean = float(kept.mean())
+    f_std = float(kept.std(ddof=1)) if kept.size > 1 else 0.0
+    cv = f_std / f_mean if f_mean > 0 else float("inf")
+    return {
+        "sat_mean": f_mean,
+        "sat_median": float(np.median(kept)),
+        "sat_std": f_std,
+        "sat_n": int(kept.size),
+        "cv": cv,
+    }
+
+
+def _base_record(sample, row: int, col: int) -> dict[str, object]:
+    record: dict[str, object] = {
+        "station_id": sample.station_id,
+        "time": sample.time,
+        "lon": float(sample.lon),
+        "lat": float(sample.lat),
+        "parameter": sample.parameter,
+        "insitu_value": float(sample.value),
+        "row": int(row) if row >= 0 else None,
+        "col": int(col) if col >= 0 else None,
+    }
+    for optional in ("unit", "qc_flag", "source"):
+        if hasattr(sample, optional):
+            record[optional] = getattr(sample, optional)
+    return record
+
+
+def _nearest(
+    sat_times: pd.DatetimeIndex, when: pd.Timestamp, t: int | None = None
+) -> dict[str, object]:
+    """The acquisition ``t`` (default: the nearest one) and its offset from the sample."""
+    if len(sat_times) == 0:
+        return {}
+    if t is None:
+        t = int(np.argmin(np.abs(sat_times - when)))
+    return {
+        "sat_time": sat_times[t],
+        "dt_hours": (when - sat_times[t]).total_seconds() / 3600,
+        "_t_sat": t,
+    }
+
+
+def _provenance(cube: xr.Dataset, t: int | None) -> dict[str, object]:
+    """Source item ids and centre of acquisition ``t``, from the cube's coordinates."""
+    if t is None:
+        return {}
+    found: dict[str, object] = {}
+    for coordinate, column in (("source_items", "item_ids"), ("centre", "centre")):
+        if coordinate in cube.coords and cube[coordinate].dims == ("time",):
+            value = cube[coordinate].values[t]
+            found[column] = value.item() if hasattr(value, "item") else value
+    return found
+
+
+def _as_frame(records: list[dict[str, object]]) -> pd.DataFrame:
+    columns = [
+        "station_id",
+        "time",
+        "lon",
+        "lat",
+        "parameter",
+        "insitu_value",
+        "unit",
+        "qc_flag",
+        "source",
+        "variable",
+        "sat_time",
+        "dt_hours",
+        "item_ids",
+        "centre",
+        "row",
+        "col",
+        "n_pixels",
+        "n_water",
+        "n_clear",
+        "n_valid",
+        "valid_fraction",
+        "sat_mean",
+        "sat_median",
+        "sat_std",
+        "sat_n",
+        "cv",
+        "reason",
+        "kept",
+    ]
+    frame = pd.DataFrame.from_records(records)
+    for column in columns:
+        if column not in frame.columns:
+            frame[column] = np.nan
+    frame["kept"] = frame["reason"] == "kept"
+    return frame[columns + [c for c in frame.columns if c not in columns]]
+
+
+def _timedelta(value: object) -> pd.Timedelta:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise ConfigurationError(
+            f"max_dt needs a unit: give '3h', '1D' or a timedelta, not {value!r}"
+        )
+    try:
+        return pd.Timedelta(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigurationError(
+            f"max_dt {value!r} is not a duration; give e.g. '3h' or '1D'"
+        ) from exc
