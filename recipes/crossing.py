@@ -1,0 +1,253 @@
+"""The water-quality crossing: Sentinel-2 against in-situ stations, end to end.
+
+:func:`water_quality_crossing` is the lab's flagship job (``earthlab demo`` runs it on the
+embedded sample federation):
+
+1. search the satellite and in-situ collections across all data centres;
+2. load the Sentinel-2 cube lazily, mask clouds, add water-quality products;
+3. write the cube as Zarr and reopen it (everything after reads the written cube);
+4. read the in-situ tables, extract matchups (Bailey & Werdell 2006);
+5. validation statistics per parameter, regional recalibration of Nechad and NDCI;
+6. turbidity and chlorophyll-a maps as COG (latest clear date and median composite),
+   ``matchups.parquet``, ``validation.json`` and ``report.html`` with PNG figures.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+import datacubes
+import lab
+from recipes import insitu as insitu_readers
+from recipes import matchup, validation
+from recipes import water_quality as wq
+
+__all__ = ["CrossingResult", "water_quality_crossing"]
+
+SATELLITE_COLLECTION = "sentinel-2-l2a"
+INSITU_COLLECTION = "insitu-water-quality"
+BANDS = ("green", "red", "rededge1", "nir", "swir16", "scl")
+PRODUCTS = ("turbidity", "chlorophyll_a", "spm", "ndci", "ndti_turbidity")
+PARAMETERS = {"turbidity": "turbidity", "chlorophyll_a": "chlorophyll_a"}
+# Band-level matchups feed the recalibration: red reflectance for Nechad, NDCI for chl-a.
+CALIBRATION_VARIABLES = {"turbidity": "red", "chlorophyll_a": "ndci"}
+CLEAR_WATER_FRACTION = 0.9
+
+
+@dataclass(frozen=True)
+class CrossingResult:
+    """What :func:`water_quality_crossing` wrote and computed."""
+
+    out: Path
+    """Output directory."""
+    files: dict[str, Path]
+    """Written files by role (``cube``, ``matchups``, ``validation``, ``report``, maps...)."""
+    validation: dict[str, Any]
+    """Content of ``validation.json``."""
+    matchups: pd.DataFrame
+    """Every matchup candidate with its reason."""
+    federation: dict[str, str]
+    """Status of each centre in the satellite search."""
+    seconds: float
+    """Wall time of the whole job."""
+
+    def __repr__(self) -> str:
+        kept = int(self.matchups["kept"].sum())
+        lines = [f"CrossingResult in {self.out} ({self.seconds:.0f} s, {kept} matchups kept)"]
+        for parameter in PARAMETERS:
+            m = self.validation.get(parameter, {})
+            if m:
+                lines.append(
+                    f"  {parameter:<14} n={m['n']:<4} log_bias={m['log_bias']:.3f} "
+                    f"MdSA={m['mdsa']:.1f}% r2={m['r2']:.3f}"
+                )
+        return "\n".join(lines)
+
+
+def water_quality_crossing(
+    out: str | os.PathLike[str],
+    *,
+    centres: lab.CentreSet | str | os.PathLike[str] | None = None,
+    bbox: Sequence[float] | None = None,
+    datetime: str | None = None,
+    max_dt: str = "3h",
+    window: int = 5,
+    progress: Callable[[str], None] | None = print,
+) -> CrossingResult:
+    """Cross Sentinel-2 water quality with in-situ stations and write every product.
+
+    Parameters
+    ----------
+    out
+        Output directory (created; existing outputs of a previous run are replaced).
+    centres
+        Centres file or set (default: ``$EARTHLAB_CENTRES`` or the embedded sample).
+    bbox, datetime
+        Restrict both searches (WGS84 degrees; RFC 3339 interval).
+    max_dt, window
+        Matchup protocol time window and box size (see :func:`recipes.matchup.extract`).
+    progress
+        Called with one line per step (default ``print``; None for silence).
+
+    Returns
+    -------
+    CrossingResult
+        Paths of the outputs, the validation figures and the matchups table.
+
+    Raises
+    ------
+    lab.NoItemsError
+        If a search finds no satellite scene or no in-situ station.
+    """
+    started = time.monotonic()
+    say = progress or (lambda _: None)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    files: dict[str, Path] = {}
+
+    say("1/6 searching the data centres")
+    federation = lab.catalog(centres)
+    scenes = federation.search(collections=SATELLITE_COLLECTION, bbox=bbox, datetime=datetime)
+    stations = federation.search(collections=INSITU_COLLECTION, bbox=bbox, datetime=datetime)
+    for name, result in (("satellite scenes", scenes), ("in-situ stations", stations)):
+        if len(result) == 0:
+            raise lab.NoItemsError(
+                f"no {name} found for {result.query.describe()}; federation report:\n"
+                f"{result.describe()}"
+            )
+    say(f"    {len(scenes)} scenes, {len(stations)} stations\n" + _indent(scenes.describe()))
+
+    say("2/6 loading the cube (lazy), masking clouds, computing water-quality products")
+    cube = datacubes.load(scenes, bands=list(BANDS), mask="clouds", bbox=bbox)
+    products = wq.add_water_quality(cube)
+    keep = [*PRODUCTS, "red", "scl", "water"]
+    products = products[keep]
+
+    say("3/6 writing the cube as Zarr")
+    cube_path = out / "cube.zarr"
+    _write_zarr(products, cube_path)
+    files["cube"] = cube_path
+    written = xr.open_zarr(cube_path, consolidated=False)
+    written = written.rio.write_crs(cube.rio.crs)
+
+    say("4/6 reading in-situ data and extracting matchups")
+    table = _read_insitu(stations)
+    products_mu = matchup.extract(
+        written, table, window=window, max_dt=max_dt, variables=PARAMETERS
+    )
+    bands_mu = matchup.extract(
+        written, table, window=window, max_dt=max_dt, variables=CALIBRATION_VARIABLES
+    )
+    matchups = _join_calibration(products_mu, bands_mu)
+    files["matchups"] = out / "matchups.parquet"
+    matchups.to_parquet(files["matchups"], index=False)
+    say("    " + ", ".join(f"{k}: {v}" for k, v in matchups["reason"].value_counts().items()))
+
+    say("5/6 validation statistics and regional recalibration")
+    report = _validate(matchups)
+    files["validation"] = out / "validation.json"
+    files["validation"].write_text(json.dumps(report, indent=2, default=_json_default) + "\n")
+
+    say("6/6 maps (COG) and report")
+    from recipes import _report
+
+    files |= _report.write_maps(written, out)
+    files |= _report.write_figures(written, matchups, out)
+    files["report"] = _report.write_html(out, report, matchups, files, scenes.describe())
+    seconds = time.monotonic() - started
+    say(f"done in {seconds:.0f} s: open {files['report']}")
+    federation_status = {name: r.status for name, r in scenes.federation.items()}
+    return CrossingResult(out, files, report, matchups, federation_status, seconds)
+
+
+def _write_zarr(dataset: xr.Dataset, path: Path) -> None:
+    import shutil
+
+    from dask.diagnostics import ProgressBar
+
+    if path.exists():
+        shutil.rmtree(path)
+    encoded = dataset.copy()
+    encoded["water"] = encoded["water"].astype("uint8")
+    for name in encoded.variables:
+        encoded[name].encoding = {}
+    for name in ("source_items", "centre"):
+        if name in encoded.coords:
+            encoded = encoded.assign_coords({name: encoded[name].astype(str)})
+    with ProgressBar(minimum=2, dt=1.0):
+        encoded.to_zarr(path, mode="w", consolidated=False)
+
+
+def _read_insitu(stations: lab.SearchResult) -> pd.DataFrame:
+    tables = []
+    for item in stations:
+        asset = item.assets.get("parquet") or item.assets.get("csv")
+        if asset is None:
+            raise lab.AssetReadError(
+                f"in-situ item {item.id} has no 'parquet' or 'csv' asset; assets: {list(item.assets)}"
+            )
+        result = insitu_readers.read(asset.href)
+        tables.append(getattr(result, "data", result))
+    return pd.concat(tables, ignore_index=True)
+
+
+def _join_calibration(products_mu: pd.DataFrame, bands_mu: pd.DataFrame) -> pd.DataFrame:
+    keys = ["station_id", "time", "parameter", "sat_time"]
+    band_values = bands_mu[[*keys, "sat_mean"]].drop_duplicates(keys)
+    band_values = band_values.rename(columns={"sat_mean": "band_mean"})
+    joined = products_mu.merge(band_values, on=keys, how="left", validate="many_to_one")
+    joined["band_variable"] = joined["parameter"].map(CALIBRATION_VARIABLES)
+    return joined
+
+
+def _validate(matchups: pd.DataFrame) -> dict[str, Any]:
+    kept = matchups[matchups["kept"]]
+    report: dict[str, Any] = {"protocol": "Bailey & Werdell (2006)", "n_candidates": len(matchups)}
+    report["reasons"] = {str(k): int(v) for k, v in matchups["reason"].value_counts().items()}
+    for parameter in PARAMETERS:
+        rows = kept[kept["parameter"] == parameter]
+        report[parameter] = validation.metrics(
+            rows["sat_mean"].to_numpy(), rows["insitu_value"].to_numpy()
+        )
+    turbidity = kept[kept["parameter"] == "turbidity"]
+    chl = kept[kept["parameter"] == "chlorophyll_a"]
+    nechad = validation.recalibrate_nechad(
+        turbidity["band_mean"].to_numpy(), turbidity["insitu_value"].to_numpy()
+    )
+    ndci = validation.recalibrate_ndci(chl["band_mean"].to_numpy(), chl["insitu_value"].to_numpy())
+    report["recalibration"] = {
+        "nechad": _calibration_dict(nechad, published={"A": 282.95, "C": 0.1728}),
+        "ndci": _calibration_dict(ndci, published={"a": [14.039, 86.115, 194.325]}),
+    }
+    return report
+
+
+def _calibration_dict(calibration: Any, published: dict[str, Any]) -> dict[str, Any]:
+    document = dataclasses.asdict(calibration)
+    document["published"] = published
+    return document
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, tuple | np.ndarray):
+        return list(value)
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")
+
+
+def _indent(text: str) -> str:
+    return "\n".join("    " + line for line in text.splitlines())
