@@ -48,7 +48,10 @@ __all__ = [
     "UnknownCentreError",
     "catalog",
     "centres",
+    "cluster",
+    "list_clusters",
     "make_sample",
+    "stop_clusters",
 ]
 
 # Heavier parts are imported on first use so that ``import lab`` stays fast.
@@ -61,6 +64,9 @@ _LAZY = {
     "CentreReport": "lab._catalog",
     "catalog": "lab._catalog",
     "make_sample": "lab._sample",
+    "cluster": "lab._cluster",
+    "list_clusters": "lab._cluster",
+    "stop_clusters": "lab._cluster",
 }
 
 

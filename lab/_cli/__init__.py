@@ -22,6 +22,8 @@ _COMMAND_MODULES = (
     "lab._cli._sample",
     "lab._cli._search",
     "lab._cli._demo",
+    "lab._cli._hub",
+    "lab._cli._kernels",
 )
 
 

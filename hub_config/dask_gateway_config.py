@@ -1,0 +1,70 @@
+# Dask Gateway configuration of ONE data centre's gateway, for the local lab.
+#
+# `earthlab hub up` starts `dask-gateway-server -f hub_config/dask_gateway_config.py` once per
+# centre of the centres file, with two environment variables:
+#
+#   EARTHLAB_HUB_RUN_DIR     the run directory (lab.json: ports and paths; secrets/: tokens)
+#   EARTHLAB_GATEWAY_CENTRE  the centre this gateway serves
+#
+# The gateway is the JupyterHub service `dask-gateway-<centre>`: users authenticate with their
+# hub token, which must hold `access:services!service=dask-gateway-<centre>`. Its API and
+# dashboards are reached through the hub's proxy at /services/dask-gateway-<centre>/; scheduler
+# traffic is TLS through the gateway's own TCP proxy (`gateway://127.0.0.1:<tcp_port>`).
+#
+# The policy (options, limits, environment) comes from earthlab_gateway.py and lab.yaml, shared
+# with the Kubernetes releases in helm/. Processes run as the gateway's user (UnsafeLocalBackend):
+# fine on one machine for one team; see docs/deployment.md for a real deployment.
+# ruff: noqa: F821  (`c` is given by traitlets)
+import json
+import os
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import earthlab_gateway  # noqa: E402
+
+run_dir = Path(os.environ["EARTHLAB_HUB_RUN_DIR"])
+centre = os.environ["EARTHLAB_GATEWAY_CENTRE"]
+lab = json.loads((run_dir / "lab.json").read_text(encoding="utf-8"))
+ports = next((g for g in lab["gateways"] if g["centre"] == centre), None)
+if ports is None:
+    raise ValueError(f"centre {centre!r} has no gateway in {run_dir / 'lab.json'}")
+ip = lab["ip"]
+service = earthlab_gateway.service_name(centre)
+
+earthlab_gateway.configure(c, centre)
+
+# Where the gateway listens: private API, HTTP proxy (behind the hub's proxy), TLS TCP proxy.
+c.DaskGateway.address = f"{ip}:{ports['api_port']}"
+c.Proxy.address = f"{ip}:{ports['http_port']}"
+c.Proxy.tcp_address = f"{ip}:{ports['tcp_port']}"
+
+# Authentication through the hub (the service token checks users' tokens).
+c.JupyterHubAuthenticator.jupyterhub_api_url = f"http://{ip}:{lab['hub_api_port']}/hub/api"
+c.JupyterHubAuthenticator.jupyterhub_api_token = (
+    (run_dir / "secrets" / f"{service}-token").read_text(encoding="ascii").strip()
+)
+
+# Clusters as local processes of this environment, with the per-user caps.
+c.DaskGateway.backend_class = earthlab_gateway.local_backend_class()
+bin_dir = Path(lab["bin_dir"])
+c.ClusterConfig.scheduler_cmd = [str(bin_dir / "dask"), "scheduler"]
+c.ClusterConfig.worker_cmd = [str(bin_dir / "dask"), "worker"]
+c.ClusterConfig.environment = {
+    **c.ClusterConfig.environment,
+    "EARTHLAB_CENTRES": lab["centres_file"],
+}
+clusters_dir = run_dir / "gateways" / centre
+clusters_dir.mkdir(parents=True, exist_ok=True)
+c.LocalBackend.clusters_directory = str(clusters_dir)
+c.LocalBackend.inherited_environment = [
+    "PATH",
+    "VIRTUAL_ENV",
+    "LANG",
+    "LC_ALL",
+    "EARTHLAB_CACHE_DIR",
+    "EARTHLAB_CENTRES",
+    "PROJ_DATA",
+    "GDAL_DATA",
+]

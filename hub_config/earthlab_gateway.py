@@ -1,0 +1,214 @@
+"""The lab's policy for every data centre's Dask Gateway, shared by all deployments.
+
+Imported by ``dask_gateway_config.py`` (local processes) and by the Kubernetes gateway releases
+(``helm/dask-gateway-*.yaml`` mount this file and ``lab.yaml`` from a ConfigMap). It depends on
+``dask_gateway_server`` and PyYAML only, so that the gateway server image needs nothing else.
+
+What it sets, from ``lab.yaml``:
+
+- authentication through the hub: ``JupyterHubAuthenticator`` with ``jupyterhub_service_name``
+  set, so that only tokens holding ``access:services!service=dask-gateway-<centre>`` may use
+  the gateway;
+- the cluster options users may choose (worker cores and memory, with bounds);
+- the idle timeout and the per-cluster worker cap;
+- per-user caps on clusters and workers (:class:`UserLimits`, which dask-gateway lacks);
+- the scheduler and worker environment: the Earth Analytics kernel's GDAL and Dask settings,
+  so that workers read cloud-optimised files the way the notebook does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from dask_gateway_server.backends.base import Backend, PublicException
+from dask_gateway_server.models import ClusterStatus
+from dask_gateway_server.options import Float, Integer, Options
+from traitlets import Integer as IntegerTrait
+
+HERE = Path(__file__).resolve().parent
+POLICY_FILE = HERE / "lab.yaml"
+KERNELS_DIR = Path(os.environ.get("EARTHLAB_KERNELS_DIR") or HERE.parent / "kernels")
+AUTHENTICATOR = "dask_gateway_server.auth.JupyterHubAuthenticator"
+_ACTIVE = (ClusterStatus.PENDING, ClusterStatus.RUNNING)
+_GIB = 2**30
+
+
+def service_name(centre: str) -> str:
+    """Name of a centre's gateway as a JupyterHub service."""
+    return f"dask-gateway-{centre}"
+
+
+def access_scope(centre: str) -> str:
+    """The hub scope a token needs to use a centre's gateway."""
+    return f"access:services!service={service_name(centre)}"
+
+
+def load_policy(path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """Read and check ``lab.yaml``; a wrong value fails the gateway at start, named."""
+    path = Path(path or os.environ.get("EARTHLAB_POLICY_FILE") or POLICY_FILE)
+    policy = yaml.safe_load(path.read_text(encoding="utf-8"))
+    for section in ("cluster_options", "limits", "hub"):
+        if not isinstance(policy.get(section), dict):
+            raise ValueError(f"{path}: section '{section}' is missing or not a mapping")
+    for name, spec in policy["cluster_options"].items():
+        if name not in ("worker_cores", "worker_memory"):
+            raise ValueError(
+                f"{path}: cluster option {name!r} is not supported; use worker_cores, worker_memory"
+            )
+        if not spec["min"] <= spec["default"] <= spec["max"]:
+            raise ValueError(f"{path}: cluster_options.{name} needs min <= default <= max")
+    for key in ("idle_timeout", "cluster_max_workers", "max_clusters_per_user"):
+        if not policy["limits"].get(key, 0) > 0:
+            raise ValueError(f"{path}: limits.{key} must be a positive number")
+    return policy
+
+
+def kernel_environment(name: str, kernels_dir: Path = KERNELS_DIR) -> dict[str, str]:
+    """The ``env`` of a kernelspec of this repository (the Earth Analytics kernel's settings)."""
+    spec = json.loads((kernels_dir / name / "kernel.json").read_text(encoding="utf-8"))
+    return {str(k): str(v) for k, v in spec.get("env", {}).items()}
+
+
+def cluster_options(policy: dict[str, Any]) -> Options:
+    """The options users may set per cluster, with the policy's bounds.
+
+    ``worker_memory`` is asked in GiB and given to the backend in bytes.
+    """
+    spec = policy["cluster_options"]
+    fields = []
+    if "worker_cores" in spec:
+        s = spec["worker_cores"]
+        fields.append(
+            Integer(
+                "worker_cores", default=s["default"], min=s["min"], max=s["max"], label=s["label"]
+            )
+        )
+    if "worker_memory" in spec:
+        s = spec["worker_memory"]
+        fields.append(
+            Float(
+                "worker_memory",
+                default=s["default"],
+                min=s["min"],
+                max=s["max"],
+                label=s["label"],
+            )
+        )
+
+    def handler(options: Any, user: Any) -> dict[str, Any]:
+        config: dict[str, Any] = {}
+        if "worker_cores" in spec:
+            config["worker_cores"] = int(options.worker_cores)
+            config["worker_threads"] = int(options.worker_cores)
+        if "worker_memory" in spec:
+            config["worker_memory"] = int(options.worker_memory * _GIB)
+        return config
+
+    return Options(*fields, handler=handler)
+
+
+class UserLimits(Backend):
+    """Per-user caps on clusters and workers, mixed into a gateway backend.
+
+    A request that would go over a cap is refused with a message the user sees (HTTP 422 for a
+    new cluster, 409 for a scale or adapt request) saying which cap and how to free room.
+    """
+
+    max_clusters_per_user = IntegerTrait(
+        0,
+        min=0,
+        help="Clusters one user may have pending or running at once (0: no cap).",
+        config=True,
+    )
+    max_workers_per_user = IntegerTrait(
+        0,
+        min=0,
+        help="Workers one user may ask for at once over all their clusters (0: no cap).",
+        config=True,
+    )
+
+    async def start_cluster(self, user: Any, cluster_options: Any) -> Any:
+        """Refuse a new cluster when the user already has the most allowed."""
+        if self.max_clusters_per_user:
+            active = await self.list_clusters(username=user.name, statuses=list(_ACTIVE))
+            if len(active) >= self.max_clusters_per_user:
+                names = ", ".join(sorted(c.name for c in active))
+                raise PublicException(
+                    f"user {user.name} already has {len(active)} cluster(s) on this gateway "
+                    f"(cap {self.max_clusters_per_user}): {names}; stop one first "
+                    "(lab.stop_clusters() or cluster.shutdown())"
+                )
+        return await super().start_cluster(user, cluster_options)
+
+    async def forward_message_to_scheduler(self, cluster: Any, msg: dict[str, Any]) -> Any:
+        """Refuse a scale or adapt request that would exceed the user's worker cap."""
+        if self.max_workers_per_user and msg.get("op") in ("scale", "adapt"):
+            wanted = msg["count"] if msg["op"] == "scale" else msg.get("maximum") or 0
+            others = await self._workers_elsewhere(cluster)
+            room = max(self.max_workers_per_user - others, 0)
+            if wanted > room:
+                raise PublicException(
+                    f"{wanted} worker(s) would exceed the cap of {self.max_workers_per_user} "
+                    f"workers per user on this gateway ({others} already asked for by your "
+                    f"other clusters); ask for at most {room} or stop another cluster"
+                )
+            self._requested[cluster.name] = wanted
+        return await super().forward_message_to_scheduler(cluster, msg)
+
+    @property
+    def _requested(self) -> dict[str, int]:
+        if not hasattr(self, "_requested_counts"):
+            self._requested_counts: dict[str, int] = {}
+        return self._requested_counts
+
+    async def _workers_elsewhere(self, cluster: Any) -> int:
+        active = await self.list_clusters(username=cluster.username, statuses=list(_ACTIVE))
+        total = 0
+        for other in active:
+            if other.name == cluster.name:
+                continue
+            record = getattr(self, "db", None) and self.db.get_cluster(other.name)
+            total += record.count if record else self._requested.get(other.name, 0)
+        return total
+
+
+def local_backend_class() -> type:
+    """``UnsafeLocalBackend`` with :class:`UserLimits` (processes as the gateway's user)."""
+    from dask_gateway_server.backends.local import UnsafeLocalBackend
+
+    return type("EarthLabLocalBackend", (UserLimits, UnsafeLocalBackend), {"__module__": __name__})
+
+
+def kubernetes_backend_class() -> type:
+    """``KubeBackend`` with :class:`UserLimits` (one pod per scheduler and worker)."""
+    from dask_gateway_server.backends.kubernetes import KubeBackend
+
+    return type("EarthLabKubeBackend", (UserLimits, KubeBackend), {"__module__": __name__})
+
+
+def configure(c: Any, centre: str, policy: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Apply the lab's policy for one centre's gateway to a traitlets config ``c``.
+
+    Sets everything but the backend class, addresses and commands, which differ between the
+    local and the Kubernetes deployments. Returns the policy used.
+    """
+    policy = policy or load_policy()
+    limits = policy["limits"]
+    c.DaskGateway.authenticator_class = AUTHENTICATOR
+    c.JupyterHubAuthenticator.jupyterhub_service_name = service_name(centre)
+    c.JupyterHubAuthenticator.use_service_access_scopes = True
+    c.Proxy.prefix = f"/services/{service_name(centre)}"
+    c.Backend.cluster_options = cluster_options(policy)
+    c.ClusterConfig.idle_timeout = float(limits["idle_timeout"])
+    c.ClusterConfig.cluster_max_workers = int(limits["cluster_max_workers"])
+    c.ClusterConfig.environment = {
+        **kernel_environment(policy["kernel"]),
+        "EARTHLAB_CENTRE": centre,
+    }
+    c.UserLimits.max_clusters_per_user = int(limits["max_clusters_per_user"])
+    c.UserLimits.max_workers_per_user = int(limits.get("max_workers_per_user", 0))
+    return policy

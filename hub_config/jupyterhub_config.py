@@ -1,0 +1,95 @@
+# JupyterHub configuration of the local lab (`earthlab hub up`).
+#
+# Reads the run directory named by EARTHLAB_HUB_RUN_DIR: lab.json (ports and paths, written by
+# `earthlab hub up`) and secrets/ (tokens, cookie secret and login password, mode 0600).
+#
+# - configurable-http-proxy runs as its own process (started first by `earthlab hub up`, from
+#   the npm prefix hub_config/node_modules); the hub only talks to its REST API;
+# - each centre's Dask Gateway is the service `dask-gateway-<centre>`, routed at
+#   /services/dask-gateway-<centre>/; users hold `access:services!service=dask-gateway-<centre>`
+#   and so do their servers' tokens, which kernels use to create clusters;
+# - single-user servers get the centres file and every gateway's addresses in their
+#   environment (EARTHLAB_CENTRES, EARTHLAB_GATEWAY_<NAME>, EARTHLAB_GATEWAY_PROXY_<NAME>), the
+#   Earth Analytics kernel as their default, and culling of idle kernels and servers;
+# - when a server stops, its user's clusters are stopped on every gateway (post_stop_hook);
+# - the service `earthlab-admin` (token in secrets/admin-token) administers users and servers.
+#
+# Login: any user name with the shared password in secrets/password (one machine, one team).
+# docs/deployment.md says what a real deployment uses instead (OAuth, TLS, Kubernetes).
+# ruff: noqa: F821  (`c` is given by traitlets)
+import os
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import earthlab_gateway  # noqa: E402
+import earthlab_hub  # noqa: E402
+
+from lab._deploy import RunDir  # noqa: E402
+from lab._deploy._layout import ADMIN_SERVICE  # noqa: E402
+
+run = RunDir(os.environ["EARTHLAB_HUB_RUN_DIR"])
+lab = run.deployment()
+policy = earthlab_gateway.load_policy()
+centres = [g.centre for g in lab.gateways]
+bin_dir = Path(lab.bin_dir)
+
+# Network: the public proxy, the hub behind it, all on loopback.
+c.JupyterHub.bind_url = lab.url
+c.JupyterHub.hub_ip = lab.ip
+c.JupyterHub.hub_port = lab.hub_api_port
+c.ConfigurableHTTPProxy.should_start = False
+c.ConfigurableHTTPProxy.api_url = f"http://{lab.ip}:{lab.proxy_api_port}"
+c.ConfigurableHTTPProxy.auth_token = run.secret("proxy-token")
+
+# State.
+c.JupyterHub.db_url = f"sqlite:///{run.path / 'hub' / 'jupyterhub.sqlite'}"
+c.JupyterHub.cookie_secret = bytes.fromhex(run.secret("cookie-secret"))
+c.JupyterHub.cleanup_servers = True
+
+# Login.
+c.JupyterHub.authenticator_class = "shared-password"
+c.SharedPasswordAuthenticator.user_password = run.secret("password")
+c.Authenticator.allow_all = True
+
+# Gateways as services; who may use them.
+c.JupyterHub.services = [
+    earthlab_hub.gateway_service(
+        g.centre, f"http://{lab.ip}:{g.http_port}", run.secret(f"{g.service}-token")
+    )
+    for g in lab.gateways
+] + [{"name": ADMIN_SERVICE, "api_token": run.secret("admin-token")}]
+c.JupyterHub.load_roles = [
+    {"name": "user", "scopes": earthlab_hub.user_scopes(centres)},
+    {
+        "name": ADMIN_SERVICE,
+        "description": "Create users, start and stop their servers, issue their tokens",
+        "scopes": ["admin:users", "admin:servers", "tokens", "read:services", "list:services"],
+        "services": [ADMIN_SERVICE],
+    },
+]
+
+# Single-user servers: local processes of this environment, one home per user.
+c.JupyterHub.spawner_class = "jupyterhub.spawner.SimpleLocalProcessSpawner"
+c.SimpleLocalProcessSpawner.home_dir_template = str(run.path / "users" / "{username}")
+c.Spawner.cmd = [str(bin_dir / "jupyterhub-singleuser")]
+c.Spawner.default_url = "/lab"
+c.Spawner.start_timeout = 120
+c.Spawner.http_timeout = 120
+c.Spawner.args = [
+    "--allow-root",
+    f"--MultiKernelManager.default_kernel_name={lab.kernel}",
+    f"--MappingKernelManager.cull_idle_timeout={policy['hub']['cull_idle_kernels']}",
+    "--MappingKernelManager.cull_interval=60",
+    f"--ServerApp.shutdown_no_activity_timeout={policy['hub']['cull_idle_servers']}",
+]
+c.Spawner.server_token_scopes = earthlab_hub.server_token_scopes(centres)
+c.Spawner.environment = {
+    **lab.user_environment(),
+    "JUPYTER_PATH": str(run.path / "share" / "jupyter"),
+    "DASK_DISTRIBUTED__DASHBOARD__LINK": "{JUPYTERHUB_SERVICE_PREFIX}proxy/{port}/status",
+}
+c.Spawner.post_stop_hook = earthlab_hub.stop_clusters_hook(
+    {g.centre: f"http://{lab.ip}:{g.http_port}/services/{g.service}" for g in lab.gateways}
+)
