@@ -428,3 +428,66 @@ def test_add_water_quality_errors():
         wq.add_water_quality(wq.add_water_quality(cube))
     with pytest.raises(lab.ConfigurationError, match="unknown turbidity"):
         wq.add_water_quality(cube, turbidity="petus2010")
+
+
+# --------------------------------------------------------------------------- sample federation
+
+
+def _read_sample_scene(sample_dir, item_id, coords):
+    """The scene's COGs as reflectance, scaled and offset with the item's raster:bands."""
+    import json
+
+    import rasterio
+
+    folder = sample_dir / "theia" / "sentinel-2-l2a" / item_id
+    item = json.loads((folder / f"{item_id}.json").read_text())
+    data = {}
+    for name in ("green", "red", "rededge1", "nir", "nir08", "swir16", "scl"):
+        asset = item["assets"][name]
+        raster = asset["raster:bands"][0]
+        with rasterio.open(folder / asset["href"]) as src:
+            dn = src.read(1)
+        if name == "scl":
+            data[name] = (("y", "x"), dn)
+            continue
+        rho = (dn * raster["scale"] + raster["offset"]).astype(np.float32)
+        rho[dn == raster["nodata"]] = np.nan
+        data[name] = (("y", "x"), rho)
+    return xr.Dataset(data, coords=coords)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("baseline", ["03.01", "04.00"])
+def test_add_water_quality_recovers_sample_truth(sample_dir, sample_truth, baseline):
+    """The sample writes red from truth turbidity (Nechad inverted) and rededge1 from truth
+    chlorophyll-a (NDCI polynomial inverted), plus σ = 0.0003 noise: the forward algorithms must
+    give the truth back to within that noise, on both sides of the 04.00 offset change."""
+    acquisition = next(
+        a
+        for a in sample_truth["acquisitions"]
+        if a["processing_baseline"] == baseline and a["cloud_cover"] == 0 and not a["nodata_wedge"]
+    )
+    with xr.open_dataset(sample_dir / "truth" / "truth.nc") as truth_file:
+        truth = truth_file.sel(time=pd.Timestamp(acquisition["datetime"]).tz_localize(None))
+        truth = truth.load()
+    scene = _read_sample_scene(sample_dir, acquisition["item_id"], {"y": truth.y, "x": truth.x})
+    out = wq.add_water_quality(scene.chunk({"y": 400})).compute()
+    water = out.water.to_numpy()
+    np.testing.assert_array_equal(water, truth.scl.to_numpy() == 6)
+    assert water.sum() > 100_000
+    # turbidity: dT/dρ ≈ 283-560 FNU per unit ρ, so σ = 0.0003 gives ≈ 0.1 FNU
+    error = out.turbidity.to_numpy()[water] - truth.turbidity.to_numpy()[water]
+    assert not np.isnan(error).any()
+    assert np.median(np.abs(error)) < 0.15
+    assert abs(error.mean()) < 0.02
+    # chlorophyll-a: NDCI noise ≈ 0.004, slope ≈ 100 µg/L per NDCI unit
+    error = out.chlorophyll_a.to_numpy()[water] - truth.chlorophyll_a.to_numpy()[water]
+    assert np.isnan(error).mean() < 0.001
+    assert np.nanmedian(np.abs(error)) < 1.0
+    assert abs(np.nanmean(error)) < 0.15
+    # the index masks find the same water as the generator's surface classes
+    for method in ("mndwi", "ndwi"):
+        agreement = (
+            wq.water_mask(scene, method).to_numpy() == (truth.surface > 0).to_numpy()
+        ).mean()
+        assert agreement > 0.999, method
