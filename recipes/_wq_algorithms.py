@@ -70,7 +70,14 @@ def _coefficients_attr(**coefficients: float) -> str:
     return ", ".join(f"{k}={v:g}" for k, v in coefficients.items())
 
 
-def nechad(rho_w: Any, A: float = 282.95, C: float = 0.1728, B: float = 0.0) -> Any:  # noqa: N803
+def nechad(
+    rho_w: Any,
+    A: float = 282.95,  # noqa: N803
+    C: float = 0.1728,  # noqa: N803
+    B: float = 0.0,  # noqa: N803
+    *,
+    water: Any = None,
+) -> Any:
     """Turbidity (FNU) from red water-leaving reflectance, Nechad et al. (2009).
 
     ``T = A ρw / (1 - ρw / C) + B`` with the 665 nm calibration (``A = 282.95`` FNU,
@@ -92,6 +99,9 @@ def nechad(rho_w: Any, A: float = 282.95, C: float = 0.1728, B: float = 0.0) -> 
         published tables list B (0.23 FNU at 665 nm); the 2016 calibration tables and ACOLITE use
         A and C only, and so does the lab's sample federation, hence the default. Pass
         ``B=0.23`` to reproduce the three-coefficient form.
+    water
+        Optional boolean water mask (same kind and shape as the reflectance, or broadcastable):
+        the result is NaN where it is False.
 
     Returns
     -------
@@ -130,7 +140,9 @@ def nechad(rho_w: Any, A: float = 282.95, C: float = 0.1728, B: float = 0.0) -> 
         "coefficients": _coefficients_attr(A=a, C=c, B=b),
         "valid_range_note": "NaN where rho_w <= 0 or rho_w >= 0.5 C",
     }
-    return apply_kernel(lambda r: nechad_kernel(r, a, c, b), rho_w, name="turbidity", attrs=attrs)
+    return apply_kernel(
+        lambda r: nechad_kernel(r, a, c, b), rho_w, name="turbidity", attrs=attrs, water=water
+    )
 
 
 def nechad_inverse(value: Any, A: float = 282.95, C: float = 0.1728, B: float = 0.0) -> Any:  # noqa: N803
@@ -171,7 +183,14 @@ def nechad_inverse(value: Any, A: float = 282.95, C: float = 0.1728, B: float = 
     )
 
 
-def spm_nechad2010(rho_w: Any, A: float = 355.85, C: float = 0.1728, B: float = 0.0) -> Any:  # noqa: N803
+def spm_nechad2010(
+    rho_w: Any,
+    A: float = 355.85,  # noqa: N803
+    C: float = 0.1728,  # noqa: N803
+    B: float = 0.0,  # noqa: N803
+    *,
+    water: Any = None,
+) -> Any:
     """Suspended particulate matter (g/m³) from red reflectance, Nechad et al. (2010).
 
     ``SPM = A ρw / (1 - ρw / C) + B`` with the 665 nm calibration (``A = 355.85`` g/m³,
@@ -186,6 +205,9 @@ def spm_nechad2010(rho_w: Any, A: float = 355.85, C: float = 0.1728, B: float = 
     B
         Additive offset (g/m³), default 0: the published table lists B = 1.74 g/m³ at 665 nm,
         while later uses (Nechad 2016 tables, ACOLITE) drop it; pass ``B=1.74`` to keep it.
+    water
+        Optional boolean water mask (same kind and shape as the reflectance, or broadcastable):
+        the result is NaN where it is False.
 
     Returns
     -------
@@ -209,7 +231,9 @@ def spm_nechad2010(rho_w: Any, A: float = 355.85, C: float = 0.1728, B: float = 
         "coefficients": _coefficients_attr(A=a, C=c, B=b),
         "valid_range_note": "NaN where rho_w <= 0 or rho_w >= 0.5 C",
     }
-    return apply_kernel(lambda r: nechad_kernel(r, a, c, b), rho_w, name="spm", attrs=attrs)
+    return apply_kernel(
+        lambda r: nechad_kernel(r, a, c, b), rho_w, name="spm", attrs=attrs, water=water
+    )
 
 
 def turbidity_dogliotti2015(
@@ -222,6 +246,7 @@ def turbidity_dogliotti2015(
     C_nir: float = 0.2112,  # noqa: N803
     lower: float = 0.05,
     upper: float = 0.07,
+    water: Any = None,
 ) -> Any:
     """Turbidity (FNU) of Dogliotti et al. (2015): red in clear, NIR in turbid, blended between.
 
@@ -247,6 +272,9 @@ def turbidity_dogliotti2015(
         Nechad-form coefficients of each band.
     lower, upper
         ρw(red) limits of the blending interval.
+    water
+        Optional boolean water mask (same kind and shape as the reflectance, or broadcastable):
+        the result is NaN where it is False.
 
     Returns
     -------
@@ -284,7 +312,7 @@ def turbidity_dogliotti2015(
             A_red=a_red, C_red=c_red, A_nir=a_nir, C_nir=c_nir, lower=lower, upper=upper
         ),
     }
-    return apply_kernel(kernel, rho_red, rho_nir, name="turbidity", attrs=attrs)
+    return apply_kernel(kernel, rho_red, rho_nir, name="turbidity", attrs=attrs, water=water)
 
 
 def _ndci_bounds(
@@ -309,6 +337,7 @@ def chlorophyll_a_ndci(
     *,
     ndci_min: float | None = None,
     ndci_max: float = 0.5,
+    water: Any = None,
 ) -> Any:
     """Chlorophyll-a (µg/L) from NDCI with the quadratic of Mishra & Mishra (2012).
 
@@ -330,6 +359,9 @@ def chlorophyll_a_ndci(
         Highest NDCI accepted (default 0.5, where the published quadratic already gives
         105.7 µg/L): beyond it the quadratic extrapolates far outside the range it was fitted
         on. When ``a2 < 0`` the vertex caps it instead.
+    water
+        Optional boolean water mask (same kind and shape as the NDCI, or broadcastable):
+        the result is NaN where it is False.
 
     Returns
     -------
@@ -363,4 +395,4 @@ def chlorophyll_a_ndci(
         "ndci_interval": [low, high],
         "valid_range_note": "NaN where NDCI is outside ndci_interval or chl-a <= 0",
     }
-    return apply_kernel(kernel, ndci, name="chlorophyll_a", attrs=attrs)
+    return apply_kernel(kernel, ndci, name="chlorophyll_a", attrs=attrs, water=water)

@@ -52,6 +52,19 @@ def as_float(value: Any) -> Any:
     return value
 
 
+def _as_mask(value: Any, name: str) -> Any:
+    if not hasattr(value, "dtype"):
+        value = np.asarray(value)
+    if value.dtype.kind == "b":
+        return value
+    if value.dtype.kind in "iu":
+        return value != 0
+    raise ConfigurationError(
+        f"{name}: water must be a boolean (or 0/1 integer) mask, got dtype {value.dtype}; "
+        "pass for example ds['water'] or ds['scl'] == 6"
+    )
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, (bool, int, float, np.number, np.bool_))
 
@@ -62,6 +75,7 @@ def apply_kernel(
     name: str,
     attrs: Mapping[str, Any],
     to_float: bool = True,
+    water: Any = None,
 ) -> Any:
     """Run ``kernel(*inputs)`` and return an object of the inputs' kind.
 
@@ -77,6 +91,9 @@ def apply_kernel(
         Attributes of the output DataArray (``units``, ``long_name``, ``references``...).
     to_float
         Promote integer inputs to float64 before calling the kernel.
+    water
+        Optional boolean (or integer, non-zero = water) mask of the same kind: the output is
+        NaN where it is False.
 
     Returns
     -------
@@ -89,10 +106,18 @@ def apply_kernel(
             "(for example ds['red']) or use add_water_quality(ds) for a whole cube"
         )
 
+    n_bands = len(inputs)
+    if water is not None:
+        inputs = (*inputs, water)
+
     def run(*arrays: Any) -> Any:
+        bands = arrays[:n_bands]
         if to_float:
-            arrays = tuple(as_float(a) for a in arrays)
-        return kernel(*arrays)
+            bands = tuple(as_float(a) for a in bands)
+        value = kernel(*bands)
+        if water is None:
+            return value
+        return np.where(_as_mask(arrays[n_bands], name), value, np.nan)
 
     if any(isinstance(x, xr.DataArray) for x in inputs):
         out = xr.apply_ufunc(run, *inputs, dask="allowed", keep_attrs="drop")

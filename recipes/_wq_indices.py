@@ -129,7 +129,7 @@ def mndwi(green: Any, swir16: Any) -> Any:
     return apply_kernel(_normalised_difference, green, swir16, name="mndwi", attrs=attrs)
 
 
-def ndti_turbidity(red: Any, green: Any) -> Any:
+def ndti_turbidity(red: Any, green: Any, *, water: Any = None) -> Any:
     """Normalised Difference *Turbidity* Index of Lacaux et al. (2007).
 
     ``NDTI = (red - green) / (red + green)``: suspended sediments raise red reflectance more
@@ -144,6 +144,8 @@ def ndti_turbidity(red: Any, green: Any) -> Any:
     ----------
     red, green
         Reflectance of Sentinel-2 B04 (665 nm) and B03 (560 nm).
+    water
+        Optional boolean water mask: the index is NaN where it is False.
 
     Returns
     -------
@@ -160,10 +162,12 @@ def ndti_turbidity(red: Any, green: Any) -> Any:
     attrs = _index_attrs(
         "normalised difference turbidity index", "(red-green)/(red+green)", REFERENCES["ndti"]
     )
-    return apply_kernel(_normalised_difference, red, green, name="ndti_turbidity", attrs=attrs)
+    return apply_kernel(
+        _normalised_difference, red, green, name="ndti_turbidity", attrs=attrs, water=water
+    )
 
 
-def ndci(rededge1: Any, red: Any) -> Any:
+def ndci(rededge1: Any, red: Any, *, water: Any = None) -> Any:
     """Normalised Difference Chlorophyll Index of Mishra & Mishra (2012).
 
     ``NDCI = (rededge1 - red) / (rededge1 + red)``: chlorophyll-a absorbs near 665 nm while the
@@ -174,6 +178,8 @@ def ndci(rededge1: Any, red: Any) -> Any:
     ----------
     rededge1, red
         Reflectance of Sentinel-2 B05 (705 nm) and B04 (665 nm).
+    water
+        Optional boolean water mask: the index is NaN where it is False.
 
     Returns
     -------
@@ -191,7 +197,9 @@ def ndci(rededge1: Any, red: Any) -> Any:
         "(rededge1-red)/(rededge1+red)",
         REFERENCES["ndci"],
     )
-    return apply_kernel(_normalised_difference, rededge1, red, name="ndci", attrs=attrs)
+    return apply_kernel(
+        _normalised_difference, rededge1, red, name="ndci", attrs=attrs, water=water
+    )
 
 
 def scl_water(scl: Any) -> Any:

@@ -412,7 +412,9 @@ def test_add_water_quality_is_lazy():
     scheduler = CountingScheduler()
     with dask.config.set(scheduler=scheduler):
         out = wq.add_water_quality(cube)
+        masks = [wq.water_mask(cube, method) for method in ("scl", "mndwi", "ndwi")]
         assert scheduler.calls == 0
+        assert all(mask.chunks is not None for mask in masks)
         assert all(out[name].chunks is not None for name in wq.OUTPUT_VARIABLES)
         out.turbidity.compute()
     assert scheduler.calls == 1
@@ -491,3 +493,22 @@ def test_add_water_quality_recovers_sample_truth(sample_dir, sample_truth, basel
             wq.water_mask(scene, method).to_numpy() == (truth.surface > 0).to_numpy()
         ).mean()
         assert agreement > 0.999, method
+
+
+def test_optional_water_mask_on_the_algorithms():
+    rho = xr.DataArray([0.01, 0.05, 0.05], dims="x")
+    water = xr.DataArray([True, True, False], dims="x")
+    out = wq.nechad(rho, water=water)
+    np.testing.assert_allclose(out[:2], [3.003302211, 19.907882736])
+    assert np.isnan(out[2])
+    assert out.attrs["units"] == "FNU"
+    # numpy, with a 0/1 integer mask (as written to Zarr)
+    spm = wq.spm_nechad2010(np.array([0.05, 0.05]), water=np.array([0, 1], dtype=np.uint8))
+    assert np.isnan(spm[0]) and spm[1] == pytest.approx(25.037003257)
+    assert math.isnan(wq.turbidity_dogliotti2015(0.06, 0.015, water=False))
+    assert math.isnan(wq.chlorophyll_a_ndci(0.1, water=False))
+    assert wq.chlorophyll_a_ndci(0.1, water=True) == pytest.approx(24.59375)
+    assert np.isnan(wq.ndci(rho, rho / 2, water=water)[2])
+    assert np.isnan(wq.ndti_turbidity(rho, rho / 2, water=water)[2])
+    with pytest.raises(lab.ConfigurationError, match="boolean"):
+        wq.nechad(rho, water=rho)
