@@ -1,0 +1,595 @@
+"""``datacubes.load``: STAC items to a lazy, scaled, CF-described xarray datacube."""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pystac
+import xarray as xr
+
+from datacubes._io import AssetReadWarning, AssetRef, NamingRioDriver, missing_local
+from datacubes._plan import (
+    ItemBand,
+    acquired,
+    as_band_list,
+    as_items,
+    describe_plan,
+    finest_resolution,
+    native_crs,
+    native_geobox,
+    plan_items,
+    require_band,
+)
+from lab._errors import AssetReadError, ConfigurationError, EarthLabWarning
+
+DEFAULT_CHUNKS: dict[str, int] = {"time": 4, "y": 2048, "x": 2048}
+"""Four time steps of up to 2048 x 2048 pixels per Dask chunk (64 MB of float32): large enough
+that task overhead stays small (benchmarks/bench_load.py), small enough for a laptop."""
+
+CLOUD_CLASSES: frozenset[int] = frozenset({0, 1, 3, 8, 9, 10})
+"""SCL classes masked by ``mask="clouds"``: no data, saturated/defective, cloud shadows,
+cloud medium and high probability, thin cirrus."""
+
+GROUPBY = ("solar_day", "time", "id")
+_COLLECTION = "earthlab-load"
+_PROJ = "https://stac-extensions.github.io/projection/v2.0.0/schema.json"
+_RASTER = "https://stac-extensions.github.io/raster/v1.1.0/schema.json"
+_REFLECTANCE_STANDARD_NAME = "surface_bidirectional_reflectance"
+
+MaskSpec = str | Iterable[int] | Callable[[xr.Dataset], xr.DataArray] | None
+
+
+def load(
+    items: Iterable[pystac.Item],
+    bands: str | Sequence[str],
+    *,
+    resolution: float | None = None,
+    crs: str | int | None = None,
+    bbox: Sequence[float] | None = None,
+    chunks: Mapping[str, int] | None = None,
+    mask: MaskSpec = None,
+    groupby: str = "solar_day",
+    fail_on_error: bool = True,
+) -> xr.Dataset:
+    """Load STAC items as a lazy datacube of physical values.
+
+    Wraps :func:`odc.stac.load` (grid, reprojection, grouping, Dask chunking) and adds what it
+    leaves to the user: band names that work across providers, per-item scale and offset,
+    nodata as NaN, cloud masks and CF metadata. Nothing is read until ``.compute()``.
+
+    Parameters
+    ----------
+    items : iterable of pystac.Item
+        Items of one sensor (e.g. the result of ``lab.catalog().search(...)``).
+    bands : str or sequence of str
+        Bands by common name (``"red"``, ``"nir"``, ``"nir08"``, ``"scl"``) or provider key
+        (``"B04"``, ``"B04_10m"``, ``"SCL"``, ``"SR_B4"``). Output variables are always named
+        by common name (``"scl"`` for the Sentinel-2 scene classification). In each item, the
+        asset is found by, in order: asset key; asset key equal to the common name; the alias
+        table of the sensor (Sentinel-2: B01 coastal, B02 blue, B03 green, B04 red, B05-B07
+        rededge1-3, B08 nir, B8A nir08, B09 nir09, B11 swir16, B12 swir22, SCL scl, AOT aot,
+        WVP wvp, with CDSE ``_10m/_20m/_60m`` suffixes: the one at ``resolution``, else the
+        finest; Landsat C2 L2: SR_B1..SR_B7 by sensor, ST_B10 lwir11, QA_PIXEL qa_pixel);
+        ``eo:bands``/``bands`` ``common_name`` or ``name``. :func:`describe_bands` shows the
+        choice per item.
+    resolution : float, optional
+        Pixel size in units of the output CRS (metres for UTM). Default: the finest native
+        pixel size of the requested bands. Required when ``crs`` is given.
+    crs : str or int, optional
+        Output CRS (``"EPSG:32631"``, ``32631``). Default: the items' own CRS, and the output
+        grid is aligned on their pixels (no resampling at native resolution); items in several
+        CRSs need an explicit ``crs``.
+    bbox : sequence of 4 floats, optional
+        ``(min_lon, min_lat, max_lon, max_lat)`` in WGS84 degrees (not in CRS units). Default:
+        the union of the items' extents.
+    chunks : mapping, optional
+        Dask chunk sizes by dimension (``time``, ``y``, ``x``), merged over the default
+        ``{"time": 4, "y": 2048, "x": 2048}`` (64 MB of float32 per chunk).
+    mask : {"clouds"} or set of int or callable, optional
+        ``"clouds"`` sets reflectance (and other float bands) to NaN where the Sentinel-2 SCL is
+        0, 1, 3, 8, 9 or 10; a set of integers masks those SCL classes instead. SCL is loaded
+        for the mask even if not in ``bands`` (and then left out of the output); items without
+        SCL raise :class:`~lab.BandNotFoundError`. A callable receives the scaled dataset and
+        returns a boolean DataArray, True where pixels must become NaN.
+    groupby : {"solar_day", "time", "id"}
+        Items of one solar day (UTC time + longitude / 15 h, per item), of one exact time, or
+        none are fused into one time step (first valid pixel wins, in time then id order).
+    fail_on_error : bool
+        If True, a missing or unreadable asset raises :class:`~lab.AssetReadError` naming the
+        item and the asset (local files are checked here, remote ones when computing). If
+        False, an :class:`~datacubes.AssetReadWarning` is issued and its pixels stay NaN.
+
+    Returns
+    -------
+    xarray.Dataset
+        Dask-backed, dims ``(time, y, x)``, CRS readable by ``ds.rio.crs`` and
+        ``ds.odc.geobox``. Reflectance and physical bands are float32 with nodata as NaN;
+        class bands (``scl`` uint8, 0 = no data; ``qa_pixel``) keep their integer type.
+        Coordinate ``source_items`` (along time) holds the ids of the items fused into each
+        step (comma-separated), ``centre`` their data centre when items carry
+        ``earthlab:centre``. Each float variable has CF ``units``, ``long_name``,
+        ``standard_name`` where one exists, and ``applied_scale``/``applied_offset`` (one value
+        per time step).
+
+    Raises
+    ------
+    lab.NoItemsError
+        No item was given.
+    lab.BandNotFoundError
+        A band is not in some item; the message lists the bands the item has.
+    lab.ConfigurationError
+        An argument is invalid, a band name is ambiguous, the items span several CRSs without
+        ``crs=``, or items fused into one time step have different scale/offset (load them
+        with ``groupby="time"`` or ``"id"``).
+    lab.AssetReadError
+        An asset is missing or unreadable and ``fail_on_error`` is True.
+
+    Notes
+    -----
+    Scale and offset are chosen per item and per band, then applied lazily per time step
+    (``DN * scale + offset``); nodata DN become NaN first. The rules:
+
+    - Raster extension (``raster:bands[0].scale/offset`` or STAC 1.1 ``raster:scale`` /
+      ``raster:offset`` on the asset) when present, except for the Earth Search flag below.
+    - Sentinel-2 reflectance without raster offset: processing baseline
+      (``s2:processing_baseline`` or ``processing:version``) >= 04.00 gives -0.1, below gives
+      0; with no baseline at all, acquisitions from 2022-01-25 (first day of baseline 04.00)
+      get -0.1, earlier ones 0. Scale 1e-4 when absent.
+    - Earth Search: items carrying ``earthsearch:boa_offset_applied: true`` (collection
+      ``sentinel-2-l2a``) hold COGs whose DN were already harmonised by Element84, and their
+      ``raster:bands`` offset of -0.1 is wrong (the collection's ``item_assets`` say 0; the
+      provider says the flag is the truth, Element84/earth-search#9): the offset used is 0.
+      With the flag ``false`` the baseline rule decides. The flag itself is reported wrong
+      for some 2022-2025 scenes (Element84/earth-search#66, #71), which no metadata can
+      reveal; collection ``sentinel-2-c1-l2a`` (ESA DN, offset -0.1, no flag) avoids it.
+    - Landsat Collection 2 Level-2 without raster extension: 2.75e-05 / -0.2 for surface
+      reflectance, 0.00341802 / 149 for surface temperature.
+
+    Examples
+    --------
+    >>> ds = datacubes.load(items, ["red", "nir", "scl"], mask="clouds")
+    >>> ndwi = (ds.green - ds.nir) / (ds.green + ds.nir)
+    """
+    items = as_items(items)
+    requested = as_band_list(bands)
+    chunks = _check_chunks(chunks)
+    mask_classes, mask_func = _check_mask(mask)
+    if groupby not in GROUPBY:
+        raise ConfigurationError(f"groupby must be one of {', '.join(GROUPBY)}, got {groupby!r}")
+    bbox_t = _check_bbox(bbox)
+    res = _check_resolution(resolution)
+
+    plans = plan_items(items, requested, res)
+    names = [entry.name for entry in plans[0]]
+    extra: list[str] = []
+    if mask_classes is not None and "scl" not in names:
+        require_band(items, "scl", f"mask={mask!r}")
+        extra = ["scl"]
+        plans = plan_items(items, [*requested, "scl"], res)
+
+    out_crs, gbox, res = _grid(plans, crs, res, bbox_t)
+    plans = _drop_missing(items, plans, fail_on_error)
+    _warn_unscaled(plans)
+    keys = _group_keys(items, groupby)
+    groups = _groups(items, keys)
+    driver = NamingRioDriver(
+        {e.href: AssetRef(e.item_id, e.asset_key) for plan in plans for e in plan}
+    )
+
+    import odc.stac
+    import rioxarray  # noqa: F401  (registers the ``.rio`` accessor users read the CRS with)
+
+    raw = odc.stac.load(
+        [_normalised(item, plan) for item, plan in zip(items, plans, strict=True)],
+        bands=[*names, *extra],
+        geobox=gbox,
+        crs=None if gbox is not None else out_crs,
+        resolution=None if gbox is not None else res,
+        bbox=None if gbox is not None else bbox_t,
+        groupby=lambda _item, _parsed, idx: keys[idx],
+        chunks=dict(chunks),
+        fail_on_error=fail_on_error,
+        driver=driver,
+    )
+    if raw.sizes["time"] != len(groups):  # odc-stac grouped differently: a bug, not user input
+        raise AssertionError(
+            f"expected {len(groups)} time steps, odc-stac made {raw.sizes['time']}"
+        )
+    return _finish(raw, items, plans, groups, names, mask_classes, mask_func, groupby)
+
+
+def describe_bands(
+    items: Iterable[pystac.Item],
+    bands: str | Sequence[str],
+    *,
+    resolution: float | None = None,
+) -> pd.DataFrame:
+    """Show, without reading pixels, which asset and scaling :func:`load` uses per item.
+
+    Parameters
+    ----------
+    items : iterable of pystac.Item
+        The items to inspect.
+    bands : str or sequence of str
+        Band names as for :func:`load`.
+    resolution : float, optional
+        Target pixel size (chooses between CDSE ``_10m/_20m/_60m`` assets).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per item and band: ``item_id``, ``collection``, ``datetime``, ``band``,
+        ``asset_key``, ``href``, ``crs``, ``resolution``, ``data_type``, ``nodata``,
+        ``scale``, ``offset`` and ``scaling_rule`` (which metadata decided).
+    """
+    found = as_items(items)
+    plans = plan_items(found, as_band_list(bands), _check_resolution(resolution))
+    return describe_plan(found, plans)
+
+
+# --- argument checks ------------------------------------------------------------------------
+
+
+def _check_chunks(chunks: Mapping[str, int] | None) -> dict[str, int]:
+    if chunks is None:
+        return dict(DEFAULT_CHUNKS)
+    if not isinstance(chunks, Mapping):
+        raise ConfigurationError(f"chunks must be a mapping like {DEFAULT_CHUNKS}, got {chunks!r}")
+    unknown = set(chunks) - set(DEFAULT_CHUNKS)
+    if unknown:
+        raise ConfigurationError(
+            f"chunks has unknown dimensions {sorted(unknown)}; use time, y and x"
+        )
+    for dim, size in chunks.items():
+        if not (size == "auto" or (isinstance(size, int) and (size > 0 or size == -1))):
+            raise ConfigurationError(f"chunks[{dim!r}] must be a positive int, -1 or 'auto'")
+    return {**DEFAULT_CHUNKS, **chunks}
+
+
+def _check_mask(
+    mask: MaskSpec,
+) -> tuple[frozenset[int] | None, Callable[[xr.Dataset], xr.DataArray] | None]:
+    if mask is None:
+        return None, None
+    if isinstance(mask, str):
+        if mask != "clouds":
+            raise ConfigurationError(
+                f"mask must be 'clouds', a set of SCL classes or a callable, got {mask!r}"
+            )
+        return CLOUD_CLASSES, None
+    if callable(mask):
+        return None, mask
+    classes = frozenset(mask)
+    if not classes or not all(isinstance(c, int | np.integer) and 0 <= c <= 255 for c in classes):
+        raise ConfigurationError(f"mask classes must be SCL values 0..11, got {sorted(classes)}")
+    return frozenset(int(c) for c in classes), None
+
+
+def _check_bbox(bbox: Sequence[float] | None) -> tuple[float, float, float, float] | None:
+    if bbox is None:
+        return None
+    values = tuple(float(v) for v in bbox)
+    if len(values) != 4:
+        raise ConfigurationError(f"bbox must be (min_lon, min_lat, max_lon, max_lat), got {bbox!r}")
+    west, south, east, north = values
+    if not (-180 <= west < east <= 180 and -90 <= south < north <= 90):
+        raise ConfigurationError(
+            f"bbox {bbox!r} is not (min_lon, min_lat, max_lon, max_lat) in degrees; "
+            "give it in WGS84 longitude/latitude, not in CRS units"
+        )
+    return west, south, east, north
+
+
+def _check_resolution(resolution: float | None) -> float | None:
+    if resolution is None:
+        return None
+    if isinstance(resolution, bool) or not isinstance(resolution, int | float) or resolution <= 0:
+        raise ConfigurationError(f"resolution must be a positive number, got {resolution!r}")
+    return float(resolution)
+
+
+def _grid(
+    plans: list[list[ItemBand]],
+    crs: str | int | None,
+    res: float | None,
+    bbox: tuple[float, float, float, float] | None,
+) -> tuple[str, Any, float]:
+    from odc.geo import CRS
+
+    if crs is not None:
+        try:
+            wanted = CRS(f"EPSG:{crs}" if isinstance(crs, int) else crs)
+        except Exception as error:
+            raise ConfigurationError(f"crs {crs!r} is not a valid CRS: {error}") from None
+    native = None
+    try:
+        native = CRS(native_crs(plans))
+    except ConfigurationError:
+        if crs is None:
+            raise
+    if crs is None or wanted == native:
+        out = native
+        res = res if res is not None else finest_resolution(plans)
+        gbox = native_geobox(plans, str(out), res, bbox)
+        if gbox is None and bbox is None:
+            return str(out), None, res
+        return str(out), gbox, res
+    if res is None:
+        raise ConfigurationError(f"resolution= is required with crs={crs!r}, in units of that CRS")
+    return str(wanted), None, res
+
+
+# --- items, groups --------------------------------------------------------------------------
+
+
+def _drop_missing(
+    items: list[pystac.Item], plans: list[list[ItemBand]], fail_on_error: bool
+) -> list[list[ItemBand]]:
+    kept = []
+    for plan in plans:
+        keep = []
+        for entry in plan:
+            if missing_local(entry.href):
+                message = (
+                    f"item {entry.item_id!r} asset {entry.asset_key!r}: file {entry.href} does "
+                    "not exist. Regenerate or re-download it, drop the item, or pass "
+                    "fail_on_error=False to leave its pixels as NaN."
+                )
+                if fail_on_error:
+                    raise AssetReadError(message)
+                warnings.warn(message, AssetReadWarning, stacklevel=3)
+                continue
+            keep.append(entry)
+        kept.append(keep)
+    return kept
+
+
+def _warn_unscaled(plans: list[list[ItemBand]]) -> None:
+    raw = sorted(
+        {
+            e.name
+            for plan in plans
+            for e in plan
+            if e.scaling and e.scaling.rule.startswith("no scale")
+        }
+    )
+    if raw:
+        warnings.warn(
+            f"bands {', '.join(raw)} have no scale/offset in their metadata and no known values: "
+            "they are loaded as raw numbers (float32)",
+            EarthLabWarning,
+            stacklevel=3,
+        )
+
+
+def _centre_lon(item: pystac.Item) -> float:
+    if item.bbox:
+        west, east = item.bbox[0], item.bbox[2]
+        return (west + east) / 2 if west <= east else ((west + east + 360) / 2 + 180) % 360 - 180
+    return 0.0
+
+
+def _group_keys(items: list[pystac.Item], groupby: str) -> list[Any]:
+    if groupby == "id":
+        return list(range(len(items)))
+    if groupby == "time":
+        return [acquired(item) for item in items]
+    return [(acquired(item) + timedelta(hours=_centre_lon(item) / 15)).date() for item in items]
+
+
+def _groups(items: list[pystac.Item], keys: list[Any]) -> list[list[int]]:
+    """Item indices per time step, in the order odc-stac makes them."""
+    order = sorted(range(len(items)), key=lambda i: (keys[i], acquired(items[i]), items[i].id))
+    return [list(g) for _, g in itertools.groupby(order, key=lambda i: keys[i])]
+
+
+def _normalised(item: pystac.Item, plan: list[ItemBand]) -> pystac.Item:
+    """Copy of ``item`` with one asset per planned band, keyed by its canonical name."""
+    copy = pystac.Item(
+        id=item.id,
+        geometry=item.geometry,
+        bbox=item.bbox,
+        datetime=acquired(item),
+        properties={},
+        stac_extensions=[_PROJ, _RASTER],
+        collection=_COLLECTION,
+    )
+    for entry in plan:
+        fields: dict[str, Any] = {}
+        if entry.crs is not None:
+            fields["proj:code"] = entry.crs
+        if entry.shape is not None and entry.transform is not None:
+            fields["proj:shape"] = list(entry.shape)
+            fields["proj:transform"] = list(entry.transform)
+        band: dict[str, Any] = {}
+        if entry.data_type is not None:
+            band["data_type"] = entry.data_type
+        if entry.nodata is not None:
+            band["nodata"] = entry.nodata
+        if band:
+            fields["raster:bands"] = [band]
+        copy.add_asset(
+            entry.name,
+            pystac.Asset(
+                href=entry.href,
+                media_type=pystac.MediaType.GEOTIFF,
+                roles=["data"],
+                extra_fields=fields,
+            ),
+        )
+    return copy
+
+
+# --- output ---------------------------------------------------------------------------------
+
+
+def _scaling_per_step(
+    name: str, plans: list[list[ItemBand]], groups: list[list[int]], items: list[pystac.Item]
+) -> tuple[np.ndarray, np.ndarray] | None:
+    by_item = {p.item_id: p for plan in plans for p in plan if p.name == name}
+    scales, offsets = [], []
+    for group in groups:
+        entries = [by_item[items[i].id] for i in group if items[i].id in by_item]
+        found = {(e.scaling.scale, e.scaling.offset) for e in entries if e.scaling}
+        if not entries or not found:
+            if entries:
+                return None  # class band
+            scales.append(np.nan)
+            offsets.append(np.nan)
+            continue
+        if len(found) > 1:
+            detail = "; ".join(
+                f"{e.item_id}: scale {e.scaling.scale:g} offset {e.scaling.offset:g} "
+                f"({e.scaling.rule})"
+                for e in entries
+                if e.scaling
+            )
+            raise ConfigurationError(
+                f"band {name!r}: items fused into one time step have different scale/offset "
+                f"({detail}). Load with groupby='time' or groupby='id' to keep them apart."
+            )
+        scale, offset = found.pop()
+        scales.append(scale)
+        offsets.append(offset)
+    return np.asarray(scales, "float64"), np.asarray(offsets, "float64")
+
+
+def _to_physical(
+    dn: np.ndarray, scale: np.ndarray, offset: np.ndarray, nodata: float
+) -> np.ndarray:
+    out = dn.astype(np.float32)
+    out *= scale
+    out += offset
+    if not np.isnan(nodata):
+        out[dn == nodata] = np.nan
+    return out
+
+
+def _finish(
+    raw: xr.Dataset,
+    items: list[pystac.Item],
+    plans: list[list[ItemBand]],
+    groups: list[list[int]],
+    names: list[str],
+    mask_classes: frozenset[int] | None,
+    mask_func: Callable[[xr.Dataset], xr.DataArray] | None,
+    groupby: str,
+) -> xr.Dataset:
+    reference = {e.name: e for plan in plans for e in plan}
+    out = xr.Dataset(coords=raw.coords)
+    out = out.assign_coords(
+        source_items=("time", [",".join(items[i].id for i in g) for g in groups])
+    )
+    centres = [
+        ",".join(
+            sorted(
+                {
+                    str(items[i].properties["earthlab:centre"])
+                    for i in g
+                    if "earthlab:centre" in items[i].properties
+                }
+            )
+        )
+        for g in groups
+    ]
+    if any(centres):
+        out = out.assign_coords(centre=("time", centres))
+    floats = []
+    for name in [*names, *(n for n in raw.data_vars if n not in names)]:
+        da = raw[name]
+        entry = reference[name]
+        per_step = _scaling_per_step(name, plans, groups, items)
+        if per_step is None:
+            out[name] = da.assign_attrs(_class_attrs(entry, da.attrs))
+            continue
+        scale, offset = per_step
+        nodata = float(entry.nodata) if entry.nodata is not None else np.nan
+        phys = xr.apply_ufunc(
+            _to_physical,
+            da,
+            xr.DataArray(scale.astype("float32"), dims="time"),
+            xr.DataArray(offset.astype("float32"), dims="time"),
+            kwargs={"nodata": nodata},
+            dask="parallelized",
+            output_dtypes=[np.float32],
+        )
+        phys.attrs = _float_attrs(entry, scale, offset)
+        out[name] = phys
+        floats.append(name)
+    out = _apply_mask(out, floats, mask_classes, mask_func)
+    if mask_classes is not None and "scl" not in names:
+        out = out.drop_vars("scl")
+    out.attrs = {
+        "source_collections": ",".join(sorted({str(i.collection_id) for i in items})),
+        "source_item_count": len(items),
+        "groupby": groupby,
+        "history": f"datacubes.load of {len(items)} STAC items",
+    }
+    return out
+
+
+def _apply_mask(
+    ds: xr.Dataset,
+    floats: list[str],
+    classes: frozenset[int] | None,
+    func: Callable[[xr.Dataset], xr.DataArray] | None,
+) -> xr.Dataset:
+    if classes is None and func is None:
+        return ds
+    if classes is not None:
+        masked = ds["scl"].isin(sorted(classes))
+        note = f"NaN where SCL is {', '.join(map(str, sorted(classes)))}"
+    else:
+        assert func is not None
+        masked = func(ds)
+        if not isinstance(masked, xr.DataArray) or masked.dtype != bool:
+            raise ConfigurationError(
+                "a mask callable must return a boolean xarray.DataArray (True = set to NaN), "
+                f"got {type(masked).__name__}"
+            )
+        note = f"NaN where {getattr(func, '__name__', 'the mask callable')} is True"
+    for name in floats:
+        ds[name] = ds[name].where(~masked).assign_attrs({**ds[name].attrs, "mask": note})
+    return ds
+
+
+def _float_attrs(entry: ItemBand, scale: np.ndarray, offset: np.ndarray) -> dict[str, Any]:
+    info = entry.info
+    attrs: dict[str, Any] = {}
+    if info is not None:
+        if info.units is not None:
+            attrs["units"] = info.units
+        attrs["long_name"] = info.long_name
+        standard = info.standard_name
+        if info.kind == "reflectance" and entry.level2:
+            standard = _REFLECTANCE_STANDARD_NAME
+        if standard:
+            attrs["standard_name"] = standard
+        if info.wavelength_nm:
+            attrs["wavelength_nm"] = info.wavelength_nm
+    else:
+        attrs["long_name"] = f"{entry.name} ({entry.asset_key})"
+    attrs["scale_offset_applied"] = (
+        "values are DN * applied_scale + applied_offset (one per time step); nodata DN are NaN"
+    )
+    attrs["applied_scale"] = scale
+    attrs["applied_offset"] = offset
+    return attrs
+
+
+def _class_attrs(entry: ItemBand, odc_attrs: Mapping[str, Any]) -> dict[str, Any]:
+    attrs = {k: v for k, v in odc_attrs.items() if k == "nodata"}
+    if entry.info is not None:
+        attrs["long_name"] = entry.info.long_name
+        if entry.info.flag_values is not None:
+            attrs["flag_values"] = np.asarray(
+                entry.info.flag_values, dtype=entry.data_type or "uint8"
+            )
+            attrs["flag_meanings"] = entry.info.flag_meanings
+    return attrs

@@ -1,0 +1,198 @@
+"""Scale and offset of each band of each item: how digital numbers become physical values.
+
+odc-stac loads digital numbers (DN) and does not apply ``raster:bands`` scale/offset, and
+providers disagree on where (and whether) they write them. The rules, in order, for one band
+of one item:
+
+1. Class bands (``scl``, ``qa_pixel``) are not scaled.
+2. Sentinel-2 reflectance (B01..B12, B8A). The scale is the raster extension's, else 1e-4
+   (quantification value 10000). The offset:
+
+   a. Earth Search ``earthsearch:boa_offset_applied`` (or the older
+      ``sentinel:boa_offset_applied``) present: ``true`` means Element84 already removed the
+      BOA offset from the COG's DN, so the offset is 0 whatever ``raster:bands`` says (the
+      items say -0.1, the collection's ``item_assets`` say 0, and the provider's maintainer
+      said the flag is the truth: Element84/earth-search#9). ``false`` means the DN are ESA's,
+      so the processing-baseline rule (c) decides.
+   b. Raster extension offset present (``raster:bands[0].offset`` or the STAC 1.1 flattened
+      ``raster:offset``): used as is.
+   c. Processing baseline (``s2:processing_baseline``, ``processing:version`` or
+      ``sentinel:processing_baseline``) >= 04.00: -0.1 (BOA_ADD_OFFSET -1000), else 0.
+   d. No baseline at all: acquired on or after 2022-01-25 (the day baseline 04.00 went
+      operational): -0.1, else 0. Reprocessed Collection-1 products of older dates carry the
+      offset too, but their items state their baseline (05.xx), so rule (c) catches them.
+
+3. Other bands: the raster extension's scale/offset, else the sensor's known values (Landsat
+   Collection 2 Level-2 surface reflectance 2.75e-05 / -0.2, surface temperature
+   0.00341802 / 149; Sentinel-2 AOT and WVP 0.001 / 0), else no scaling (raw values, with a
+   warning from :func:`datacubes.load`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pystac
+
+from datacubes._bands import SENTINEL2, ResolvedBand, asset_bands
+from lab._errors import ConfigurationError
+
+S2_SCALE = 1e-4
+"""Sentinel-2 reflectance = DN / 10000 (+ offset)."""
+S2_BOA_OFFSET = -0.1
+"""Sentinel-2 BOA_ADD_OFFSET (-1000 DN) times the scale, from processing baseline 04.00 on."""
+S2_OFFSET_BASELINE = 4.0
+"""First processing baseline whose DN carry the +1000 offset."""
+S2_OFFSET_DATE = datetime(2022, 1, 25, tzinfo=UTC)
+"""Day processing baseline 04.00 became operational (rule d for items without a baseline)."""
+
+_BASELINE_KEYS = ("s2:processing_baseline", "processing:version", "sentinel:processing_baseline")
+_FLAG_KEYS = ("earthsearch:boa_offset_applied", "sentinel:boa_offset_applied")
+
+
+@dataclass(frozen=True)
+class Scaling:
+    """Physical value = DN * scale + offset, and the rule that chose the numbers."""
+
+    scale: float
+    """Multiplicative factor."""
+    offset: float
+    """Additive term, applied after the scale."""
+    rule: str
+    """Which metadata decided, in words (shown by :func:`datacubes.describe_bands`)."""
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.scale, float) and isinstance(self.offset, float)):
+            raise ConfigurationError(
+                f"scale and offset must be floats, got {self.scale!r} and {self.offset!r}"
+            )
+
+
+def _first_band(asset: pystac.Asset) -> dict[str, Any]:
+    raster = asset.extra_fields.get("raster:bands") or []
+    if raster and isinstance(raster[0], dict):
+        return raster[0]
+    return {}
+
+
+def _number(value: Any, what: str, where: str) -> float | None:
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ConfigurationError(f"{what} of {where} is not a number: {value!r}") from None
+
+
+def raster_scaling(asset: pystac.Asset, where: str = "asset") -> tuple[float | None, float | None]:
+    """Scale and offset written in the raster extension (v1 ``raster:bands`` or STAC 1.1 flat)."""
+    band = _first_band(asset)
+    fields = asset.extra_fields
+    bands = asset_bands(asset)
+    flat = bands[0] if len(bands) == 1 else {}
+    scale = band.get("scale", fields.get("raster:scale", flat.get("raster:scale")))
+    offset = band.get("offset", fields.get("raster:offset", flat.get("raster:offset")))
+    return _number(scale, "scale", where), _number(offset, "offset", where)
+
+
+def asset_nodata(asset: pystac.Asset, default: float | None) -> float | None:
+    """Nodata value: raster extension, STAC 1.1 common metadata, band object, else ``default``."""
+    bands = asset_bands(asset)
+    for source in (_first_band(asset), asset.extra_fields, bands[0] if bands else {}):
+        if source.get("nodata") is not None:
+            value = source["nodata"]
+            return float("nan") if str(value).lower() == "nan" else float(value)
+    return None if default is None else float(default)
+
+
+def asset_data_type(asset: pystac.Asset, default: str | None) -> str | None:
+    """Pixel data type: raster extension, STAC 1.1 common metadata, band object, else default."""
+    bands = asset_bands(asset)
+    for source in (_first_band(asset), asset.extra_fields, bands[0] if bands else {}):
+        if source.get("data_type"):
+            return str(source["data_type"])
+    return default
+
+
+def processing_baseline(item: pystac.Item) -> tuple[float, str] | None:
+    """Sentinel-2 processing baseline as a number (``"04.00"`` -> 4.0) and the property used."""
+    for key in _BASELINE_KEYS:
+        value = item.properties.get(key)
+        if value is None:
+            continue
+        text = str(value).strip()
+        match = re.fullmatch(r"N?(\d{1,2})\.(\d{1,2})", text) or re.fullmatch(
+            r"N?(\d{2})(\d{2})", text
+        )
+        if match is None:
+            raise ConfigurationError(
+                f"item {item.id!r}: {key}={value!r} is not a processing baseline like '04.00'; "
+                "fix the item or remove the property so that the acquisition date decides"
+            )
+        return int(match.group(1)) + int(match.group(2)) / 100, key
+    return None
+
+
+def _acquired(item: pystac.Item) -> datetime:
+    when = item.datetime or item.common_metadata.start_datetime
+    if when is None:
+        raise ConfigurationError(f"item {item.id!r} has neither datetime nor start_datetime")
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def s2_offset(item: pystac.Item) -> tuple[float, str]:
+    """Sentinel-2 reflectance offset from the processing baseline, else the acquisition date."""
+    baseline = processing_baseline(item)
+    if baseline is not None:
+        number, key = baseline
+        if number >= S2_OFFSET_BASELINE:
+            return S2_BOA_OFFSET, f"{key} {number:05.2f} >= 04.00: BOA offset -0.1"
+        return 0.0, f"{key} {number:05.2f} < 04.00: no BOA offset"
+    day = _acquired(item).date().isoformat()
+    if _acquired(item) >= S2_OFFSET_DATE:
+        return S2_BOA_OFFSET, f"no processing baseline, acquired {day} >= 2022-01-25: offset -0.1"
+    return 0.0, f"no processing baseline, acquired {day} < 2022-01-25: no offset"
+
+
+def _earthsearch_flag(item: pystac.Item) -> tuple[bool, str] | None:
+    for key in _FLAG_KEYS:
+        value = item.properties.get(key)
+        if isinstance(value, bool):
+            return value, key
+    return None
+
+
+def scaling_for(item: pystac.Item, band: ResolvedBand) -> Scaling | None:
+    """Scale and offset of one resolved band of one item; ``None`` for class bands."""
+    info = band.info
+    if info is not None and info.kind == "classes":
+        return None
+    asset = item.assets[band.asset_key]
+    where = f"item {item.id!r} asset {band.asset_key!r}"
+    r_scale, r_offset = raster_scaling(asset, where)
+    if band.family is SENTINEL2 and info is not None and info.kind == "reflectance":
+        scale = r_scale if r_scale is not None else S2_SCALE
+        flag = _earthsearch_flag(item)
+        if flag is not None and flag[0]:
+            ignored = f" (item's raster offset {r_offset:g} ignored)" if r_offset else ""
+            return Scaling(scale, 0.0, f"{flag[1]}=true: DN already harmonised{ignored}")
+        if flag is not None:
+            offset, why = s2_offset(item)
+            return Scaling(scale, offset, f"{flag[1]}=false; {why}")
+        if r_offset is not None:
+            return Scaling(scale, r_offset, "raster extension")
+        offset, why = s2_offset(item)
+        return Scaling(scale, offset, why)
+    if r_scale is not None or r_offset is not None:
+        return Scaling(
+            r_scale if r_scale is not None else 1.0,
+            r_offset if r_offset is not None else 0.0,
+            "raster extension",
+        )
+    if info is not None and info.scale is not None and band.family is not None:
+        offset = info.offset if info.offset is not None else 0.0
+        return Scaling(info.scale, offset, f"known {band.family.name} values")
+    return Scaling(1.0, 0.0, "no scale/offset in the metadata: raw values")
