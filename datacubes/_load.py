@@ -14,6 +14,7 @@ import pystac
 import xarray as xr
 
 from datacubes._io import AssetReadWarning, AssetRef, NamingRioDriver, missing_local
+from datacubes._output import CLOUD_CLASSES, finish
 from datacubes._plan import (
     ItemBand,
     acquired,
@@ -32,15 +33,10 @@ DEFAULT_CHUNKS: dict[str, int] = {"time": 4, "y": 2048, "x": 2048}
 """Four time steps of up to 2048 x 2048 pixels per Dask chunk (64 MB of float32): large enough
 that task overhead stays small (benchmarks/bench_load.py), small enough for a laptop."""
 
-CLOUD_CLASSES: frozenset[int] = frozenset({0, 1, 3, 8, 9, 10})
-"""SCL classes masked by ``mask="clouds"``: no data, saturated/defective, cloud shadows,
-cloud medium and high probability, thin cirrus."""
-
 GROUPBY = ("solar_day", "time", "id")
 _COLLECTION = "earthlab-load"
 _PROJ = "https://stac-extensions.github.io/projection/v2.0.0/schema.json"
 _RASTER = "https://stac-extensions.github.io/raster/v1.1.0/schema.json"
-_REFLECTANCE_STANDARD_NAME = "surface_bidirectional_reflectance"
 
 MaskSpec = str | Iterable[int] | Callable[[xr.Dataset], xr.DataArray] | None
 
@@ -201,7 +197,7 @@ def load(
         raise AssertionError(
             f"expected {len(groups)} time steps, odc-stac made {raw.sizes['time']}"
         )
-    return _finish(raw, items, plans, groups, names, mask_classes, mask_func, groupby)
+    return finish(raw, items, plans, groups, names, mask_classes, mask_func, groupby)
 
 
 def describe_bands(
@@ -424,172 +420,3 @@ def _normalised(item: pystac.Item, plan: list[ItemBand]) -> pystac.Item:
             ),
         )
     return copy
-
-
-# --- output ---------------------------------------------------------------------------------
-
-
-def _scaling_per_step(
-    name: str, plans: list[list[ItemBand]], groups: list[list[int]], items: list[pystac.Item]
-) -> tuple[np.ndarray, np.ndarray] | None:
-    by_item = {p.item_id: p for plan in plans for p in plan if p.name == name}
-    scales, offsets = [], []
-    for group in groups:
-        entries = [by_item[items[i].id] for i in group if items[i].id in by_item]
-        found = {(e.scaling.scale, e.scaling.offset) for e in entries if e.scaling}
-        if not entries or not found:
-            if entries:
-                return None  # class band
-            scales.append(np.nan)
-            offsets.append(np.nan)
-            continue
-        if len(found) > 1:
-            detail = "; ".join(
-                f"{e.item_id}: scale {e.scaling.scale:g} offset {e.scaling.offset:g} "
-                f"({e.scaling.rule})"
-                for e in entries
-                if e.scaling
-            )
-            raise ConfigurationError(
-                f"band {name!r}: items fused into one time step have different scale/offset "
-                f"({detail}). Load with groupby='time' or groupby='id' to keep them apart."
-            )
-        scale, offset = found.pop()
-        scales.append(scale)
-        offsets.append(offset)
-    return np.asarray(scales, "float64"), np.asarray(offsets, "float64")
-
-
-def _to_physical(
-    dn: np.ndarray, scale: np.ndarray, offset: np.ndarray, nodata: float
-) -> np.ndarray:
-    out = dn.astype(np.float32)
-    out *= scale
-    out += offset
-    if not np.isnan(nodata):
-        out[dn == nodata] = np.nan
-    return out
-
-
-def _finish(
-    raw: xr.Dataset,
-    items: list[pystac.Item],
-    plans: list[list[ItemBand]],
-    groups: list[list[int]],
-    names: list[str],
-    mask_classes: frozenset[int] | None,
-    mask_func: Callable[[xr.Dataset], xr.DataArray] | None,
-    groupby: str,
-) -> xr.Dataset:
-    reference = {e.name: e for plan in plans for e in plan}
-    out = xr.Dataset(coords=raw.coords)
-    out = out.assign_coords(
-        source_items=("time", [",".join(items[i].id for i in g) for g in groups])
-    )
-    centres = [
-        ",".join(
-            sorted(
-                {
-                    str(items[i].properties["earthlab:centre"])
-                    for i in g
-                    if "earthlab:centre" in items[i].properties
-                }
-            )
-        )
-        for g in groups
-    ]
-    if any(centres):
-        out = out.assign_coords(centre=("time", centres))
-    floats = []
-    for name in [*names, *(n for n in raw.data_vars if n not in names)]:
-        da = raw[name]
-        entry = reference[name]
-        per_step = _scaling_per_step(name, plans, groups, items)
-        if per_step is None:
-            out[name] = da.assign_attrs(_class_attrs(entry, da.attrs))
-            continue
-        scale, offset = per_step
-        nodata = float(entry.nodata) if entry.nodata is not None else np.nan
-        phys = xr.apply_ufunc(
-            _to_physical,
-            da,
-            xr.DataArray(scale.astype("float32"), dims="time"),
-            xr.DataArray(offset.astype("float32"), dims="time"),
-            kwargs={"nodata": nodata},
-            dask="parallelized",
-            output_dtypes=[np.float32],
-        )
-        phys.attrs = _float_attrs(entry, scale, offset)
-        out[name] = phys
-        floats.append(name)
-    out = _apply_mask(out, floats, mask_classes, mask_func)
-    if mask_classes is not None and "scl" not in names:
-        out = out.drop_vars("scl")
-    out.attrs = {
-        "source_collections": ",".join(sorted({str(i.collection_id) for i in items})),
-        "source_item_count": len(items),
-        "groupby": groupby,
-        "history": f"datacubes.load of {len(items)} STAC items",
-    }
-    return out
-
-
-def _apply_mask(
-    ds: xr.Dataset,
-    floats: list[str],
-    classes: frozenset[int] | None,
-    func: Callable[[xr.Dataset], xr.DataArray] | None,
-) -> xr.Dataset:
-    if classes is None and func is None:
-        return ds
-    if classes is not None:
-        masked = ds["scl"].isin(sorted(classes))
-        note = f"NaN where SCL is {', '.join(map(str, sorted(classes)))}"
-    else:
-        assert func is not None
-        masked = func(ds)
-        if not isinstance(masked, xr.DataArray) or masked.dtype != bool:
-            raise ConfigurationError(
-                "a mask callable must return a boolean xarray.DataArray (True = set to NaN), "
-                f"got {type(masked).__name__}"
-            )
-        note = f"NaN where {getattr(func, '__name__', 'the mask callable')} is True"
-    for name in floats:
-        ds[name] = ds[name].where(~masked).assign_attrs({**ds[name].attrs, "mask": note})
-    return ds
-
-
-def _float_attrs(entry: ItemBand, scale: np.ndarray, offset: np.ndarray) -> dict[str, Any]:
-    info = entry.info
-    attrs: dict[str, Any] = {}
-    if info is not None:
-        if info.units is not None:
-            attrs["units"] = info.units
-        attrs["long_name"] = info.long_name
-        standard = info.standard_name
-        if info.kind == "reflectance" and entry.level2:
-            standard = _REFLECTANCE_STANDARD_NAME
-        if standard:
-            attrs["standard_name"] = standard
-        if info.wavelength_nm:
-            attrs["wavelength_nm"] = info.wavelength_nm
-    else:
-        attrs["long_name"] = f"{entry.name} ({entry.asset_key})"
-    attrs["scale_offset_applied"] = (
-        "values are DN * applied_scale + applied_offset (one per time step); nodata DN are NaN"
-    )
-    attrs["applied_scale"] = scale
-    attrs["applied_offset"] = offset
-    return attrs
-
-
-def _class_attrs(entry: ItemBand, odc_attrs: Mapping[str, Any]) -> dict[str, Any]:
-    attrs = {k: v for k, v in odc_attrs.items() if k == "nodata"}
-    if entry.info is not None:
-        attrs["long_name"] = entry.info.long_name
-        if entry.info.flag_values is not None:
-            attrs["flag_values"] = np.asarray(
-                entry.info.flag_values, dtype=entry.data_type or "uint8"
-            )
-            attrs["flag_meanings"] = entry.info.flag_meanings
-    return attrs
