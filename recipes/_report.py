@@ -33,7 +33,7 @@ def write_maps(cube: xr.Dataset, out: Path) -> dict[str, Path]:
     date = pd.Timestamp(cube["time"].values[t]).strftime("%Y-%m-%d")
     for variable in MAPPED:
         latest = cube[variable].isel(time=t).astype("float32")
-        median = cube[variable].median("time").astype("float32")
+        median = _median(cube[variable])
         for label, layer in ((f"latest_{date}", latest), ("median", median)):
             path = out / f"{variable}_{label}.tif"
             layer = layer.drop_vars([c for c in layer.coords if c not in ("x", "y", "spatial_ref")])
@@ -47,12 +47,22 @@ def write_maps(cube: xr.Dataset, out: Path) -> dict[str, Path]:
     return files
 
 
+def _median(values: xr.DataArray) -> xr.DataArray:
+    """Median over time; land pixels are all-NaN and stay NaN without a warning."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "All-NaN slice", RuntimeWarning)
+        return values.median("time").astype("float32").compute()
+
+
 def write_figures(cube: xr.Dataset, matchups: pd.DataFrame, out: Path) -> dict[str, Path]:
     """Draw the matchup scatter plots, station time series and maps as PNG files."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
 
     files: dict[str, Path] = {}
     kept = matchups[matchups["kept"]]
@@ -71,6 +81,9 @@ def write_figures(cube: xr.Dataset, matchups: pd.DataFrame, out: Path) -> dict[s
             xlabel=f"in situ {label}",
             ylabel=f"satellite {label}",
         )
+        for axis in (ax.xaxis, ax.yaxis):  # plain numbers on log axes, no crowded minor labels
+            axis.set_major_formatter(ScalarFormatter())
+            axis.set_minor_formatter(NullFormatter())
         ax.set_title(f"{parameter} (n={len(rows)})")
         ax.legend(loc="upper left")
     files["figure_scatter"] = _save(fig, out / "matchup_scatter.png")
@@ -95,7 +108,7 @@ def write_figures(cube: xr.Dataset, matchups: pd.DataFrame, out: Path) -> dict[s
     fig, axes = plt.subplots(2, 2, figsize=(10, 9))
     for row, (variable, label) in enumerate(MAPPED.items()):
         latest = cube[variable].isel(time=t)
-        median = cube[variable].median("time")
+        median = _median(cube[variable])
         vmax = float(np.nanpercentile(median.to_numpy(), 98)) if np.isfinite(median).any() else 1.0
         for col, (title, layer) in enumerate(
             (("latest clear date", latest), ("median composite", median))

@@ -157,7 +157,9 @@ def water_quality_crossing(
     say("5/6 validation statistics and regional recalibration")
     report = _validate(matchups)
     files["validation"] = out / "validation.json"
-    files["validation"].write_text(json.dumps(report, indent=2, default=_json_default) + "\n")
+    files["validation"].write_text(
+        json.dumps(_strict(report), indent=2, default=_json_default, allow_nan=False) + "\n"
+    )
 
     say("6/6 maps (COG) and report")
     from recipes import _report
@@ -183,8 +185,10 @@ def _write_zarr(dataset: xr.Dataset, path: Path) -> None:
     for name in encoded.variables:
         encoded[name].encoding = {}
     for name in ("source_items", "centre"):
-        if name in encoded.coords:
-            encoded = encoded.assign_coords({name: encoded[name].astype(str)})
+        if (
+            name in encoded.coords
+        ):  # variable-length strings have a Zarr v3 spec; fixed-width do not
+            encoded = encoded.assign_coords({name: encoded[name].astype(object)})
     with ProgressBar(minimum=2, dt=1.0):
         encoded.to_zarr(path, mode="w", consolidated=False)
 
@@ -247,6 +251,17 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"cannot write {type(value).__name__} to JSON")
+
+
+def _strict(value: Any) -> Any:
+    """Replace NaN and infinities (not valid JSON) by null, recursively."""
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_strict(v) for v in value]
+    if isinstance(value, float | np.floating) and not np.isfinite(value):
+        return None
+    return value
 
 
 def _indent(text: str) -> str:
