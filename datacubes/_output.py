@@ -74,7 +74,7 @@ def finish(
     reference = {e.name: e for plan in plans for e in plan}
     out = xr.Dataset(coords=raw.coords)
     out = out.assign_coords(
-        source_items=("time", [",".join(items[i].id for i in g) for g in groups])
+        source_items=("time", np.array([",".join(items[i].id for i in g) for g in groups], object))
     )
     centres = [
         ",".join(
@@ -89,7 +89,7 @@ def finish(
         for g in groups
     ]
     if any(centres):
-        out = out.assign_coords(centre=("time", centres))
+        out = out.assign_coords(centre=("time", np.array(centres, object)))
     floats = []
     for name in [*names, *(n for n in raw.data_vars if n not in names)]:
         da = raw[name]
@@ -115,6 +115,9 @@ def finish(
     out = _apply_mask(out, floats, mask_classes, mask_func)
     if mask_classes is not None and "scl" not in names:
         out = out.drop_vars("scl")
+    grid_mapping = raw[names[0]].encoding.get("grid_mapping", "spatial_ref")
+    for var in out.data_vars.values():  # lost by the arithmetic; rioxarray reads it
+        var.encoding["grid_mapping"] = grid_mapping
     out.attrs = {
         "source_collections": ",".join(sorted({str(i.collection_id) for i in items})),
         "source_item_count": len(items),
