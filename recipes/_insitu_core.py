@@ -14,6 +14,7 @@ import zoneinfo
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 
 import numpy as np
 import pandas as pd
@@ -63,7 +64,8 @@ class PagingLimitWarning(InSituWarning):
 
 def warn(message: str, category: type[Warning]) -> None:
     """Issue a warning attributed to the first caller outside ``recipes``."""
-    frame, level = sys._getframe(1), 2
+    frame: FrameType | None = sys._getframe(1)
+    level = 2
     while frame is not None and frame.f_globals.get("__name__", "").startswith("recipes"):
         frame, level = frame.f_back, level + 1
     warnings.warn(message, category, stacklevel=level)
@@ -262,6 +264,15 @@ class Report:
         return out[0], out[1]
 
 
+def raw_text(df: pd.DataFrame, columns: Iterable[str]) -> pd.Series:
+    """``name=value`` text of some columns of each row (the ``raw`` of the report)."""
+    columns = [c for c in columns if c in df]
+    if not columns:
+        return pd.Series("", index=df.index)
+    parts = [c + "=" + df[c].astype("str") for c in columns]
+    return parts[0].str.cat(parts[1:], sep=", ") if len(parts) > 1 else parts[0]
+
+
 def split(
     df: pd.DataFrame, bad: pd.Series, report: Report, reason: str | pd.Series
 ) -> pd.DataFrame:
@@ -346,7 +357,7 @@ def _units(df: pd.DataFrame, report: Report) -> pd.DataFrame:
     units = units.map(lambda u: str(u).strip())
     df = df.assign(unit=units)
     pairs = df[["parameter", "unit"]].drop_duplicates()
-    table = {}
+    table: dict[tuple[str, str], tuple[str, float, float] | None] = {}
     for parameter, unit in pairs.itertuples(index=False):
         if SANDRE_UNMAPPED.match(parameter):
             table[parameter, unit] = (unit, 1.0, 0.0)
@@ -521,7 +532,19 @@ def empty_table(label: str, notes: Iterable[str] = ()) -> InSituTable:
 
 
 def concat(tables: Iterable[InSituTable]) -> InSituTable:
-    """Stack tables read from several sources (duplicates across them are checked again)."""
+    """Stack tables read from several sources.
+
+    Parameters
+    ----------
+    tables
+        Tables from the readers.
+
+    Returns
+    -------
+    InSituTable
+        Their data one after the other, with the reports and notes of all; rows repeated
+        across tables are kept once and their copies added to ``rejected``.
+    """
     tables = list(tables)
     if not tables:
         raise ConfigurationError("concat() needs at least one InSituTable")
@@ -533,7 +556,10 @@ def concat(tables: Iterable[InSituTable]) -> InSituTable:
         report._rejected.append(t.rejected)
         report._flagged.append(t.flagged)
         report.notes.extend(t.notes)
-    data = data.assign(_row="row " + pd.Series(range(len(data))).astype(str), _raw="")
+    data = data.assign(
+        _row="row " + pd.Series(range(len(data))).astype(str) + " of the stacked tables",
+        _raw=raw_text(data, COLUMNS),
+    )
     data = _duplicates(data, report)
     rejected, flagged = report.frames()
     label = " + ".join(t.source for t in tables)

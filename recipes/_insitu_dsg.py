@@ -105,7 +105,7 @@ class _Layout:
         dims = var.dims[:-1] if var.dtype.kind == "S" and var.dtype.itemsize == 1 else var.dims
         if len(dims) > 1:
             raise InSituFormatError(f"{self.label}: station variable {station} has dims {dims}")
-        return dims[0] if dims else None
+        return str(dims[0]) if dims else None
 
     def fits(self, var: xr.DataArray) -> bool:
         """Whether a variable holds one value per observation (possibly per station)."""
@@ -142,7 +142,44 @@ def read_dsg(
     naive_time: str = "utc",
     source: str = SOURCE,
 ) -> InSituTable:
-    """Read a CF-DSG ``timeSeries`` netCDF file into the tidy table."""
+    """Read a CF discrete-sampling-geometry ``timeSeries`` netCDF file into the tidy table.
+
+    Parameters
+    ----------
+    path
+        netCDF-4 or netCDF-3 file with ``featureType = "timeSeries"``.
+    variables
+        Variable name -> lab parameter. Default: among the variables that name their
+        ``coordinates`` (all observed variables if none does), those with a common name or CF
+        standard name; the variables left out are listed in ``notes``.
+    units
+        Variable name -> unit, overriding the ``units`` attribute.
+    station_id
+        Station name when no variable has ``cf_role = "timeseries_id"``.
+    parameters
+        Lab parameter name(s) to keep (default all); an unknown name raises
+        :class:`UnknownParameterError` listing the known ones.
+    timezone
+        IANA zone in which times written without a zone were taken (e.g. ``"Europe/Paris"``).
+    naive_time
+        Without ``timezone``: ``"utc"`` reads zone-less times as UTC with a
+        :class:`NaiveTimeWarning`; ``"error"`` raises :class:`~lab.InSituFormatError`.
+    source
+        Value of the ``source`` column.
+
+    Returns
+    -------
+    InSituTable
+        ``data`` in the tidy schema; ``rejected``, ``flagged`` and ``notes`` say what was not
+        read as is, row by row. Times are UTC (CF); ``depth`` comes from the vertical coordinate (altitudes are negated).
+
+    Raises
+    ------
+    lab.InSituFormatError
+        If the file cannot be opened, is not a ``timeSeries``, or its layout is not one of the
+        CF ones (single station, orthogonal or incomplete multidimensional, contiguous or
+        indexed ragged).
+    """
     options = ReadOptions.make(parameters, timezone, naive_time)
     path = Path(path)
     check_not_empty(path)

@@ -16,8 +16,8 @@ from recipes._insitu_core import (
     check_not_empty,
     choose_variables,
     finalize,
+    raw_text,
 )
-from recipes._insitu_table import raw_text
 from recipes._insitu_units import QARTOD_FLAGS
 
 SOURCE = "erddap"
@@ -75,7 +75,46 @@ def read_erddap(
     naive_time: str = "utc",
     source: str = SOURCE,
 ) -> InSituTable:
-    """Read an ERDDAP tabledap ``.csv`` or ``.csvp`` response into the tidy table."""
+    """Read an ERDDAP tabledap ``.csv`` or ``.csvp`` response into the tidy table.
+
+    Parameters
+    ----------
+    path
+        A ``.csvp`` file (``name (units)`` headers) or ``.csv`` file (units on line 2).
+    variables
+        Column name -> lab parameter. Default: the columns whose name is a common one
+        (``turbidity``, ``chlorophyll``, ``temperature``, ``sea_water_temperature``...); the
+        columns left out are listed in ``notes``.
+    units
+        Column name -> unit, overriding the units of the file.
+    station_id, lon, lat
+        Station and position of every row, when the file has no such columns.
+    station_column
+        Column holding the station (default: the first of ``station``, ``station_id``,
+        ``station_name``, ``platform``, ``platform_id``, ``timeseries_id``).
+    parameters
+        Lab parameter name(s) to keep (default all); an unknown name raises
+        :class:`UnknownParameterError` listing the known ones.
+    timezone
+        IANA zone in which times written without a zone were taken (e.g. ``"Europe/Paris"``).
+    naive_time
+        Without ``timezone``: ``"utc"`` reads zone-less times as UTC with a
+        :class:`NaiveTimeWarning`; ``"error"`` raises :class:`~lab.InSituFormatError`.
+    source
+        Value of the ``source`` column.
+
+    Returns
+    -------
+    InSituTable
+        ``data`` in the tidy schema; ``rejected``, ``flagged`` and ``notes`` say what was not
+        read as is, row by row. ``<column>_qc`` columns are read as IOOS QARTOD flags.
+
+    Raises
+    ------
+    lab.InSituFormatError
+        If the file is empty, has no ``time`` column, no position or station (and none given),
+        or no column that maps to a lab parameter.
+    """
     options = ReadOptions.make(parameters, timezone, naive_time)
     path = Path(path)
     df, column_units, first_line = _load(path)

@@ -146,7 +146,44 @@ def read_hubeau(
     source: str = SOURCE,
     allow_empty: bool = False,
 ) -> InSituTable:
-    """Read Hub'Eau ``analyse_pc`` pages (and ``station_pc`` pages) into the tidy table."""
+    """Read Hub'Eau ``analyse_pc`` pages joined to ``station_pc`` pages into the tidy table.
+
+    Parameters
+    ----------
+    pages
+        Responses (JSON files or already-decoded pages) of ``analyse_pc``; ``station_pc``
+        pages may be mixed in, they are recognised by their fields.
+    stations
+        ``station_pc`` responses giving the station positions. Lambert-93 coordinates
+        (``code_projection`` 26) are converted with pyproj and checked against
+        ``longitude``/``latitude`` when both are given. Without a station record, API v2
+        analyses use their own ``longitude``/``latitude``; others are rejected.
+    parameters
+        Lab parameter name(s) to keep (default all); an unknown name raises
+        :class:`UnknownParameterError` listing the known ones.
+    timezone
+        IANA zone in which times written without a zone were taken (e.g. ``"Europe/Paris"``).
+    naive_time
+        Without ``timezone``: ``"utc"`` reads zone-less times as UTC with a
+        :class:`NaiveTimeWarning`; ``"error"`` raises :class:`~lab.InSituFormatError`.
+    tolerance_m
+        Largest distance allowed between a station's Lambert-93 and WGS84 positions.
+    source
+        Value of the ``source`` column.
+    allow_empty
+        Return an empty table instead of raising when there is no analysis at all.
+
+    Returns
+    -------
+    InSituTable
+        ``data`` in the tidy schema; ``rejected``, ``flagged`` and ``notes`` say what was not
+        read as is, row by row. SANDRE codes the lab does not map become ``sandre_<code>`` (listed in ``notes``).
+
+    Raises
+    ------
+    lab.InSituFormatError
+        If a file is empty, not JSON, not a Hub'Eau response, or holds no analysis.
+    """
     options = ReadOptions.make(parameters, timezone, naive_time)
     loaded = load_pages(pages) + (load_pages(stations) if stations is not None else [])
     by_kind: dict[str | None, list[tuple[str, Page]]] = {}
@@ -185,7 +222,9 @@ def _stations(pages: list[tuple[str, Page]], tolerance_m: float) -> dict[str, An
 def _analyses(
     pages: list[tuple[str, Page]], coordinates: dict[str, Any], report: Report, source: str
 ) -> list[dict[str, Any]]:
-    rows, unmapped, censored = [], Counter(), 0
+    rows: list[dict[str, Any]] = []
+    unmapped: Counter[tuple[str, Any]] = Counter()
+    censored = 0
     for label, page in pages:
         for i, record in enumerate(page["data"]):
             where = f"{label} data[{i}]"
@@ -319,7 +358,47 @@ def fetch_hubeau(
     tolerance_m: float = 10.0,
     source: str = SOURCE,
 ) -> InSituTable:
-    """Download ``analyse_pc`` (and ``station_pc``) pages by following ``next``, then read them."""
+    """Download ``analyse_pc`` (and ``station_pc``) pages by following ``next``, then read them.
+
+    Parameters
+    ----------
+    url
+        First ``analyse_pc`` query, e.g.
+        ``https://hubeau.eaufrance.fr/api/v2/qualite_rivieres/analyse_pc?code_station=...``.
+    stations_url
+        ``station_pc`` query for the positions of the stations (needed with API v1).
+    fetch
+        Function URL -> decoded JSON page (default: a ``urllib`` GET); tests and callers with
+        their own HTTP session (proxy, retries) pass theirs.
+    max_pages
+        Largest number of pages fetched per query. Reaching it while the server still has a
+        ``next`` page issues a :class:`PagingLimitWarning` and records it in ``notes``.
+    parameters
+        Lab parameter name(s) to keep (default all); an unknown name raises
+        :class:`UnknownParameterError` listing the known ones.
+    timezone
+        IANA zone in which times written without a zone were taken (e.g. ``"Europe/Paris"``).
+    naive_time
+        Without ``timezone``: ``"utc"`` reads zone-less times as UTC with a
+        :class:`NaiveTimeWarning`; ``"error"`` raises :class:`~lab.InSituFormatError`.
+    tolerance_m
+        As in :func:`read_hubeau`.
+    source
+        Value of the ``source`` column.
+
+    Returns
+    -------
+    InSituTable
+        ``data`` in the tidy schema; ``rejected``, ``flagged`` and ``notes`` say what was not
+        read as is, row by row. ``source`` is the URL. A query that matches nothing gives an empty table.
+
+    Raises
+    ------
+    lab.AssetReadError
+        If a page cannot be downloaded (the message names the URL).
+    lab.InSituFormatError
+        If an answer is not a Hub'Eau page, or ``next`` links loop.
+    """
     ReadOptions.make(parameters, timezone, naive_time)  # fail before any download
     fetch = fetch or urllib_get_json
     pages, stopped = fetch_pages(url, fetch, max_pages)

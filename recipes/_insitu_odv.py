@@ -78,7 +78,39 @@ def read_odv(
     naive_time: str = "utc",
     source: str = SOURCE,
 ) -> InSituTable:
-    """Read a SeaDataNet ODV spreadsheet text file into the tidy table."""
+    """Read a SeaDataNet ODV spreadsheet text file into the tidy table.
+
+    Parameters
+    ----------
+    path
+        Tab-separated ODV text with its ``//`` header.
+    variables
+        Variable name (header without its ``[units]``) -> lab parameter. Default: names or
+        BODC P01 codes (through ``SDN_parameter_mapping``) of the common parameters.
+    units
+        Variable name -> unit, overriding the header's.
+    parameters
+        Lab parameter name(s) to keep (default all); an unknown name raises
+        :class:`UnknownParameterError` listing the known ones.
+    timezone
+        IANA zone in which times written without a zone were taken (e.g. ``"Europe/Paris"``).
+    naive_time
+        Without ``timezone``: ``"utc"`` reads zone-less times as UTC with a
+        :class:`NaiveTimeWarning`; ``"error"`` raises :class:`~lab.InSituFormatError`.
+    source
+        Value of the ``source`` column.
+
+    Returns
+    -------
+    InSituTable
+        ``data`` in the tidy schema; ``rejected``, ``flagged`` and ``notes`` say what was not
+        read as is, row by row.
+
+    Raises
+    ------
+    lab.InSituFormatError
+        If the file is empty or not ODV text, or lacks positions or times.
+    """
     options = ReadOptions.make(parameters, timezone, naive_time)
     path = Path(path)
     check_not_empty(path)

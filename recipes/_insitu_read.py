@@ -32,6 +32,17 @@ _NETCDF_MAGIC = (b"CDF\x01", b"CDF\x02", b"CDF\x05", b"\x89HDF\r\n\x1a\n")
 def sniff(path: PathLike) -> str:
     """Name the format of an in-situ file from its extension and its first lines.
 
+    Parameters
+    ----------
+    path
+        The file.
+
+    Returns
+    -------
+    str
+        One of the keys of ``READERS``: ``table``, ``hubeau``, ``erddap``, ``dsg``, ``somlit``,
+        ``odv``.
+
     Raises
     ------
     InSituFormatError
@@ -101,7 +112,31 @@ def _sniff_text(text: str) -> str | None:
 def read(
     path_or_paths: PathLike | Iterable[PathLike], format: str | None = None, **kwargs
 ) -> InSituTable:
-    """Read in-situ files of any supported format into one tidy table (see the module docs)."""
+    """Read in-situ files of any supported format into one tidy table.
+
+    Parameters
+    ----------
+    path_or_paths
+        One file or several, of one format or mixed. Hub'Eau ``analyse_pc`` and ``station_pc``
+        files given together are joined.
+    format
+        ``"table"``, ``"hubeau"``, ``"erddap"``, ``"dsg"``, ``"somlit"`` or ``"odv"``; default:
+        sniffed per file from its extension and first lines (:func:`sniff`).
+    **kwargs
+        Passed to the reader of the format (``parameters``, ``timezone``, ``naive_time``...).
+
+    Returns
+    -------
+    InSituTable
+        The tables of all files stacked (:func:`concat`).
+
+    Raises
+    ------
+    lab.InSituFormatError
+        If a file is empty or its format cannot be told (pass ``format=``).
+    lab.ConfigurationError
+        If ``format`` or an option is not valid.
+    """
     paths = as_paths(path_or_paths)
     if not paths:
         raise ConfigurationError("read() needs at least one path")

@@ -67,7 +67,38 @@ def read_somlit(
     naive_time: str = "utc",
     source: str = SOURCE,
 ) -> InSituTable:
-    """Read a SOMLIT hydrology CSV export into the tidy table."""
+    """Read a SOMLIT hydrology CSV export into the tidy table.
+
+    Parameters
+    ----------
+    path
+        CSV (``,`` or ``;``) with the sample columns ``DATE``, ``HEURE``, ``nomSite*``,
+        ``gpsLat*``, ``gpsLong*``, ``PROF_NUM`` and value columns each followed by its ``q``
+        flag column (``T``/``qT``, ``CHLA``/``qCHLA``...).
+    units
+        SOMLIT column -> unit, overriding the SOMLIT units of :data:`COLUMNS`.
+    parameters
+        Lab parameter name(s) to keep (default all); an unknown name raises
+        :class:`UnknownParameterError` listing the known ones.
+    timezone
+        IANA zone in which times written without a zone were taken (e.g. ``"Europe/Paris"``).
+    naive_time
+        Without ``timezone``: ``"utc"`` reads zone-less times as UTC with a
+        :class:`NaiveTimeWarning`; ``"error"`` raises :class:`~lab.InSituFormatError`.
+    source
+        Value of the ``source`` column.
+
+    Returns
+    -------
+    InSituTable
+        ``data`` in the tidy schema; ``rejected``, ``flagged`` and ``notes`` say what was not
+        read as is, row by row. ``station_id`` is the site name, ``depth`` is ``PROF_NUM``.
+
+    Raises
+    ------
+    lab.InSituFormatError
+        If the file is empty or lacks the sample columns.
+    """
     options = ReadOptions.make(parameters, timezone, naive_time)
     path = Path(path)
     check_not_empty(path)

@@ -16,6 +16,7 @@ from recipes._insitu_core import (
     Report,
     check_not_empty,
     finalize,
+    raw_text,
 )
 
 PathLike = str | Path
@@ -28,15 +29,6 @@ def as_paths(path_or_paths: PathLike | Iterable[PathLike]) -> list[Path]:
     return [Path(p) for p in path_or_paths]
 
 
-def raw_text(df: pd.DataFrame, columns: Iterable[str]) -> pd.Series:
-    """``name=value`` text of some columns of each row (the ``raw`` of the report)."""
-    columns = [c for c in columns if c in df]
-    if not columns:
-        return pd.Series("", index=df.index)
-    parts = [c + "=" + df[c].astype("str") for c in columns]
-    return parts[0].str.cat(parts[1:], sep=", ") if len(parts) > 1 else parts[0]
-
-
 def read_table(
     path_or_paths: PathLike | Iterable[PathLike],
     *,
@@ -44,7 +36,33 @@ def read_table(
     timezone: str | None = None,
     naive_time: str = "utc",
 ) -> InSituTable:
-    """Read Parquet or CSV files that already follow the tidy schema (the sample's assets)."""
+    """Read Parquet or CSV files that already follow the tidy schema (the sample's assets).
+
+    Parameters
+    ----------
+    path_or_paths
+        One file or several (``.parquet``/``.pq`` as Parquet, anything else as CSV with a
+        header row and ISO 8601 times).
+    parameters
+        Lab parameter name(s) to keep (default all); an unknown name raises
+        :class:`UnknownParameterError` listing the known ones.
+    timezone
+        IANA zone in which times written without a zone were taken (e.g. ``"Europe/Paris"``).
+    naive_time
+        Without ``timezone``: ``"utc"`` reads zone-less times as UTC with a
+        :class:`NaiveTimeWarning`; ``"error"`` raises :class:`~lab.InSituFormatError`.
+
+    Returns
+    -------
+    InSituTable
+        ``data`` in the tidy schema; ``rejected``, ``flagged`` and ``notes`` say what was not
+        read as is, row by row.
+
+    Raises
+    ------
+    lab.InSituFormatError
+        If a file is empty, unreadable, or lacks columns of the schema (named in the message).
+    """
     options = ReadOptions.make(parameters, timezone, naive_time)
     paths = as_paths(path_or_paths)
     report = Report()
