@@ -180,6 +180,9 @@ class InSituTable:
     """Decisions worth knowing: conversions, columns not read, assumptions."""
 
     def __post_init__(self) -> None:
+        from recipes._insitu_schema import validate
+
+        validate(self.data)
         for name in ("rejected", "flagged"):
             frame = getattr(self, name)
             if tuple(frame.columns) != REPORT_COLUMNS:
@@ -319,6 +322,7 @@ def finalize(
 
 
 def is_known_parameter(parameter: pd.Series) -> pd.Series:
+    """Whether each name is a lab parameter or an unmapped SANDRE code (``sandre_<code>``)."""
     as_text = parameter.astype("str")
     return parameter.isin(PARAMETERS) | as_text.str.match(SANDRE_UNMAPPED.pattern)
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import xarray as xr
 
 from lab._errors import InSituFormatError
 from recipes._insitu_core import (
@@ -24,11 +24,16 @@ from recipes._insitu_core import (
     finalize,
 )
 
+if TYPE_CHECKING:
+    import xarray as xr
+
 SOURCE = "cf-dsg"
 _METRES = ("m", "meter", "meters", "metre", "metres")
 
 
 def _open(path: Path) -> xr.Dataset:
+    import xarray as xr  # imported on first use: ``import recipes.insitu`` stays light
+
     errors = []
     for engine in ("h5netcdf", "netcdf4", "scipy"):
         try:
@@ -226,7 +231,7 @@ def _long(ds, label, variables, units, station_id, source, report) -> pd.DataFra
         report.note(f"{label}: variable(s) not read: {ignored}")
     base = pd.DataFrame(
         {
-            "station_id": (station_id or names[0]) if names.size == 1 else names[layout.index],
+            "station_id": names[0] if names.size == 1 else names[layout.index],
             "time": pd.to_datetime(times).tz_localize("UTC"),
             "lon": layout.flat(ds[lon]).astype(float),
             "lat": layout.flat(ds[lat]).astype(float),

@@ -42,10 +42,10 @@ def split_header(header: Iterable[str]) -> tuple[list[str], list[str]] | None:
 def is_units_row(cells: Iterable[str], names: list[str]) -> bool:
     """Whether the row under an ERDDAP ``.csv`` header holds units rather than data."""
     cells = [str(c).strip() for c in cells]
-    if any(_is_number(c) for c in cells):
-        return False
     times = [c for n, c in zip(names, cells, strict=False) if n.casefold() == "time"]
-    return not times or times[0] in ("UTC", "")
+    if times:  # ERDDAP writes the units of time as "UTC"
+        return times[0] == "UTC"
+    return not any(_is_number(c) and c != "1" for c in cells)
 
 
 def _is_number(text: str) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import inspect
 import json
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -123,7 +124,8 @@ def read(
         ``"table"``, ``"hubeau"``, ``"erddap"``, ``"dsg"``, ``"somlit"`` or ``"odv"``; default:
         sniffed per file from its extension and first lines (:func:`sniff`).
     **kwargs
-        Passed to the reader of the format (``parameters``, ``timezone``, ``naive_time``...).
+        Options of the readers (``parameters``, ``timezone``, ``naive_time``, ``station_id``...);
+        each reader gets those it takes.
 
     Returns
     -------
@@ -145,11 +147,18 @@ def read(
     groups: dict[str, list[Path]] = {}
     for path in paths:
         groups.setdefault(format or sniff(path), []).append(path)
+    accepted = {name: set(inspect.signature(READERS[name]).parameters) for name in groups}
+    unused = set(kwargs) - set().union(*accepted.values())
+    if unused:
+        raise ConfigurationError(
+            f"option(s) {sorted(unused)} are not options of the {sorted(groups)} reader(s)"
+        )
     tables = []
     for name, group in groups.items():
         reader = READERS[name]
+        options = {k: v for k, v in kwargs.items() if k in accepted[name]}
         if name in _MULTI:
-            tables.append(reader(group, **kwargs))
+            tables.append(reader(group, **options))
         else:
-            tables.extend(reader(path, **kwargs) for path in group)
+            tables.extend(reader(path, **options) for path in group)
     return concat(tables)

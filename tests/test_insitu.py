@@ -92,7 +92,6 @@ def test_hubeau_lambert93_agrees_with_given_lonlat_within_1m(ref, hubeau):
     first = hubeau.data.iloc[0]
     assert first["lon"] == pytest.approx(2.043543575, abs=1e-9)
     assert first["lat"] == pytest.approx(43.433805116, abs=1e-9)
-    # 05134550 is at (622526, 6259880) in Lambert-93, about 1 km south of 43.44 N
     lon, lat = lambert93_to_lonlat(622526.0, 6259880.0)
     assert distance_m(lon, lat, 2.043543575, 43.433805116) < 1.0
 
@@ -666,6 +665,13 @@ def test_read_several_formats_into_one_table(ref):
     assert (again.rejected["reason"] == "duplicate of an earlier row (kept once)").sum() == 84
 
 
+def test_read_gives_each_reader_its_own_options(ref):
+    table = insitu.read([ref / GLIDER, ref / DSG], station_id="amelia", lon=-70.9, lat=40.6)
+    assert table.data.groupby("station_id").size().to_dict() == {"amelia": 17211, "ce02shsm": 24}
+    with pytest.raises(ConfigurationError, match=r"\['lon'\] are not options of the \['table'\]"):
+        insitu.read(DATA / "sample-style-THAU01.csv", lon=3.0)
+
+
 def test_validate_names_the_columns_at_fault():
     good = insitu.read(DATA / "sample-style-THAU01.csv").data
     insitu.validate(good)
@@ -696,4 +702,6 @@ def test_insitu_table_checks_its_report_columns():
     good = insitu.read(DATA / "sample-style-THAU01.csv")
     with pytest.raises(ConfigurationError, match="rejected"):
         insitu.InSituTable(good.data, pd.DataFrame({"why": []}), good.flagged, "x")
+    with pytest.raises(insitu.InSituSchemaError, match="column 'unit' is missing"):
+        insitu.InSituTable(good.data.drop(columns="unit"), good.rejected, good.flagged, "x")
     assert "InSituTable from sample-style-THAU01.csv: 5 rows" in repr(good)
