@@ -171,8 +171,9 @@ class UserLimits(Backend):
         for other in active:
             if other.name == cluster.name:
                 continue
+            # workers running or asked for (scale), or the most an adaptive cluster may take
             record = getattr(self, "db", None) and self.db.get_cluster(other.name)
-            total += record.count if record else self._requested.get(other.name, 0)
+            total += max(record.count if record else 0, self._requested.get(other.name, 0))
         return total
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +36,8 @@ LOCAL_OPTIONS = {"worker_cores": (int, 1, 1, os.cpu_count() or 1), "worker_memor
 """Options of local clusters: ``worker_cores`` (threads per worker), ``worker_memory`` (GiB)."""
 _GIB = 2**30
 _local: dict[str, Any] = {}  # name -> LocalCluster started by this process
+_gateway_owned: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
+"""GatewayCluster objects of this process, by name: stopped through them, so that they know."""
 _counter = itertools.count(1)
 
 
@@ -233,6 +236,12 @@ def _gateway(place: Centre) -> Any:
     return Gateway(spec.address, proxy_address=spec.proxy_address, auth=auth)
 
 
+def _close(gateway: Any) -> None:
+    """Close a gateway client once: its ``__del__`` would close it again and fail."""
+    gateway.close()
+    gateway.__dict__.pop("_loop_runner", None)
+
+
 def _gateway_cluster(
     place: Centre, workers: int, options: dict[str, Any], wait: bool, timeout: float
 ) -> Any:
@@ -244,7 +253,7 @@ def _gateway_cluster(
         with _gateway_errors(place):
             gateway_cluster = gateway.new_cluster(cluster_options=offered, shutdown_on_close=True)
     finally:
-        gateway.close()  # the cluster object holds its own connection to the gateway
+        _close(gateway)  # the cluster object holds its own connection to the gateway
     try:
         with _gateway_errors(place):
             if workers:
@@ -263,6 +272,7 @@ def _gateway_cluster(
         with contextlib.suppress(Exception):
             gateway_cluster.shutdown()
         raise
+    _gateway_owned[gateway_cluster.name] = gateway_cluster
     return client
 
 
@@ -291,7 +301,7 @@ def _describe_options(offered: Any) -> str:
         low, high = getattr(spec, "min", None), getattr(spec, "max", None)
         if low is not None or high is not None:
             bounds = f" {'' if low is None else low}..{'' if high is None else high}"
-        parts.append(f"{name} ({type(spec).__name__.lower()}{bounds}, default {spec.default})")
+        parts.append(f"{name} ({type(spec).__name__.lower()}{bounds}, default {spec.value})")
     return ", ".join(parts) or "none"
 
 
@@ -351,7 +361,7 @@ def list_clusters(
             with _gateway_errors(place):
                 reports = gateway.list_clusters()
         finally:
-            gateway.close()
+            _close(gateway)
         found.extend(
             ClusterInfo(
                 name=r.name,
@@ -409,6 +419,10 @@ def stop_clusters(
             continue
         if info.kind == "local":
             _local.pop(info.name).close()
+        elif (owned := _gateway_owned.pop(info.name, None)) is not None:
+            place = federation[info.centre or ""]
+            with _gateway_errors(place):
+                owned.shutdown()
         else:
             assert info.centre is not None
             place = federation[info.centre]
@@ -417,6 +431,6 @@ def stop_clusters(
                 with _gateway_errors(place):
                     gateway.stop_cluster(info.name)
             finally:
-                gateway.close()
+                _close(gateway)
         stopped.append(info.name)
     return stopped

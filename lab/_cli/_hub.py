@@ -69,7 +69,7 @@ def run_status(args: argparse.Namespace) -> int:
 
     processes = status(args.run_dir)
     if not processes:
-        print(f"no lab started from {args.run_dir or default_run_dir()}")
+        print(f"no lab runs from {args.run_dir or default_run_dir()}")
         return 3
     for proc, alive in processes:
         state = "running" if alive else "stopped"

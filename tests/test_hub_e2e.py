@@ -1,0 +1,206 @@
+"""End to end: the local lab (hub, proxy, one gateway per centre) on the sample federation.
+
+The lab is started once for the module with what ``earthlab hub up`` starts, on free loopback
+ports, and stopped in a ``finally`` block. Alice's scenario runs in a kernel of her server:
+search the federation, ``lab.cluster(near=items)``, a cube statistic on gateway workers.
+The tests after it use her running cluster, and the last one stops her server: keep their order.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import requests
+from hub_fixtures import Hub, Kernel, running_lab
+
+import lab
+from lab._deploy._layout import access_scope, gateway_env_names
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+SEARCH = {"collections": ["sentinel-2-l2a"], "datetime": "2022-02-01/2022-03-31"}
+
+ALICE_CELL = f"""
+import json, os
+import lab, datacubes
+from distributed import get_task_stream
+
+result = lab.catalog().search(**{SEARCH!r})
+items = list(result)
+client = lab.cluster(near=items, workers=1)
+cube = datacubes.load(items, ["red"])
+with get_task_stream(client) as stream:
+    value = float(cube["red"].mean().compute())
+centres = client.run(lambda: os.environ.get("EARTHLAB_CENTRE"))
+print(json.dumps({{
+    "items": sorted(item.id for item in items),
+    "centre": client.earthlab_centre,
+    "cluster": client.cluster.name,
+    "gateway": client.cluster.gateway.address,
+    "workers": centres,
+    "task_workers": sorted({{task["worker"] for task in stream.data}}),
+    "value": value,
+}}))
+"""
+
+
+@pytest.fixture(scope="module")
+def deployment(sample_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    with running_lab(sample_dir / "centres.yaml", tmp_path_factory.mktemp("hub")) as d:
+        yield d
+
+
+@pytest.fixture(scope="module")
+def hub(deployment) -> Hub:
+    return Hub(deployment)
+
+
+@pytest.fixture(scope="module")
+def alice(hub: Hub):
+    """Alice's server runs a kernel cell that computes on the nearest gateway.
+
+    The kernel stays open (its cluster with it) until the module ends or her server stops.
+    """
+    hub.create_user("alice")
+    server = hub.start_server("alice")
+    kernel = Kernel(server, hub.token("alice", ["access:servers!user=alice"]))
+    try:
+        output = kernel.execute(ALICE_CELL, timeout=150)
+        assert output.error is None, output.error
+        (record,) = output.json_lines()
+        yield {"server": server, "kernel_name": kernel.name, "kernel": kernel, **record}
+    finally:
+        kernel.close()
+
+
+def expected_mean_red(sample_dir: Path) -> tuple[list[str], float]:
+    """Mean red reflectance of the Feb-Mar 2022 scenes over valid pixels, read with rasterio."""
+    ids, values = [], []
+    for item_dir in sorted(
+        p for p in (sample_dir / "theia" / "sentinel-2-l2a").iterdir() if p.is_dir()
+    ):
+        item = json.loads((item_dir / f"{item_dir.name}.json").read_text())
+        if not "2022-02-01" <= item["properties"]["datetime"][:10] <= "2022-03-31":
+            continue
+        ids.append(item["id"])
+        band = item["assets"]["red"]["raster:bands"][0]
+        with rasterio.open(item_dir / "red.tif") as src:
+            dn = src.read(1).astype("float64")
+        values.append(dn[dn != band["nodata"]] * band["scale"] + band["offset"])
+    return sorted(ids), float(np.concatenate(values).mean())
+
+
+def test_kernel_computes_cube_statistic_on_nearest_gateway(alice, deployment, hub, sample_dir):
+    ids, expected = expected_mean_red(sample_dir)
+    assert alice["kernel_name"] == "earth-analytics"
+    assert alice["items"] == ids and len(ids) == 3
+    # Sentinel-2 data is at theia: the cluster is on theia's gateway, its workers were started
+    # by that gateway, and the computation ran on them.
+    assert alice["centre"] == "theia"
+    assert alice["gateway"] == deployment.gateway_address("theia")
+    assert set(alice["workers"].values()) == {"theia"}
+    assert alice["task_workers"] and set(alice["task_workers"]) <= set(alice["workers"])
+    assert alice["cluster"] in hub.gateway_clusters("alice", "theia")
+    assert hub.gateway_clusters("alice", "odatis") == {}
+    assert alice["value"] == pytest.approx(expected, rel=1e-6)
+
+
+def test_token_without_gateway_scope_is_refused(alice, deployment, hub, monkeypatch):
+    url = deployment.gateway_address("theia") + "/api/v1/clusters/"
+    no_scope = hub.token("alice", ["read:users:name!user=alice"])
+    other_centre = hub.gateway_token("alice", "odatis")
+    for token in (no_scope, other_centre):
+        response = requests.get(url, headers={"Authorization": f"jupyterhub {token}"}, timeout=30)
+        assert response.status_code in (401, 403)
+    assert requests.get(url, timeout=30).status_code == 401
+    # The SDK says which scope is missing.
+    address_var, proxy_var = gateway_env_names("theia")
+    monkeypatch.setenv(address_var, deployment.gateway_address("theia"))
+    monkeypatch.setenv(proxy_var, deployment.gateway_proxy_address("theia"))
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", no_scope)
+    with pytest.raises(lab.ClusterError, match=r"access:services!service=dask-gateway-theia"):
+        lab.cluster(centre="theia", centres_file=deployment.centres_file)
+
+
+def test_another_user_cannot_see_or_connect_to_the_cluster(alice, deployment, hub):
+    from dask_gateway import Gateway
+    from dask_gateway.auth import JupyterHubAuth
+
+    hub.create_user("bob")
+    bob = hub.gateway_token("bob", "theia")
+    assert alice["cluster"] not in hub.gateway_clusters("bob", "theia", token=bob)
+    response = requests.get(
+        deployment.gateway_address("theia") + f"/api/v1/clusters/{alice['cluster']}",
+        headers={"Authorization": f"jupyterhub {bob}"},
+        timeout=30,
+    )
+    assert response.status_code == 403
+    gateway = Gateway(
+        deployment.gateway_address("theia"),
+        proxy_address=deployment.gateway_proxy_address("theia"),
+        auth=JupyterHubAuth(api_token=bob),
+    )
+    try:
+        with pytest.raises(Exception, match="403"):
+            gateway.connect(alice["cluster"])
+    finally:
+        gateway.close()
+    assert alice["cluster"] in hub.gateway_clusters("alice", "theia")  # untouched
+
+
+def test_cluster_options_and_per_user_caps(deployment, hub, monkeypatch):
+    hub.create_user("carol")
+    for centre in ("theia", "odatis"):
+        address_var, proxy_var = gateway_env_names(centre)
+        monkeypatch.setenv(address_var, deployment.gateway_address(centre))
+        monkeypatch.setenv(proxy_var, deployment.gateway_proxy_address(centre))
+    monkeypatch.setenv(
+        "JUPYTERHUB_API_TOKEN", hub.token("carol", [access_scope("theia"), access_scope("odatis")])
+    )
+    centres_file = deployment.centres_file
+    with pytest.raises(lab.ClusterError, match=r"worker_cores \(integer 1\.\.4, default 1\)"):
+        lab.cluster(centre="theia", worker_cores=99, centres_file=centres_file)
+    with pytest.raises(lab.ClusterError, match=r"unknown option.*gpus.*worker_memory"):
+        lab.cluster(centre="theia", gpus=1, centres_file=centres_file)
+    assert lab.list_clusters(centres_file) == []
+    first = lab.cluster(centre="theia", workers=0, centres_file=centres_file, worker_memory=1.0)
+    second = lab.cluster(centre="theia", workers=0, centres_file=centres_file)
+    with pytest.raises(lab.ClusterError, match=r"cap 2"):
+        lab.cluster(centre="theia", workers=0, centres_file=centres_file)
+    first.cluster.adapt(minimum=0, maximum=6)
+    with pytest.raises(Exception, match=r"cap of 8 workers per user"):
+        second.cluster.adapt(minimum=0, maximum=6)
+    listed = lab.list_clusters(centres_file)
+    assert {c.name for c in listed} == {first.cluster.name, second.cluster.name}
+    assert {c.centre for c in listed} == {"theia"}
+    assert set(lab.stop_clusters(centres_file=centres_file)) == {c.name for c in listed}
+    for client in (first, second):
+        client.close()
+    assert hub.gateway_clusters("carol", "theia") == {}
+
+
+def test_stopping_the_server_ends_its_clusters(alice, deployment, hub):
+    assert alice["cluster"] in hub.gateway_clusters("alice", "theia")
+    # As if the kernel had died: nothing on the client side will stop the cluster any more.
+    detach = alice["kernel"].execute("client.cluster.shutdown_on_close = False")
+    assert detach.error is None, detach.error
+    hub.stop_server("alice")
+    deadline = time.monotonic() + 30
+    while hub.gateway_clusters("alice", "theia") and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert hub.gateway_clusters("alice", "theia") == {}
+    token = hub.gateway_token("alice", "theia")
+    response = requests.get(
+        deployment.gateway_address("theia") + f"/api/v1/clusters/{alice['cluster']}",
+        headers={"Authorization": f"jupyterhub {token}"},
+        timeout=30,
+    )
+    assert response.json()["status"] in ("STOPPING", "STOPPED")
+    # ... and it was the hub's post-stop hook that stopped it.
+    log = (Path(deployment.run_dir) / "logs" / "jupyterhub.log").read_text()
+    assert f"Stopped 1 cluster(s) of alice on dask-gateway-theia: {alice['cluster']}" in log
