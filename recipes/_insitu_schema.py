@@ -14,7 +14,7 @@ from recipes._insitu_core import (
     is_known_parameter,
     known_parameters,
 )
-from recipes._insitu_units import L20_FLAGS
+from recipes._insitu_units import L20_FLAGS, PARAMETERS
 
 
 class InSituSchemaError(InSituFormatError):
@@ -41,12 +41,27 @@ def validate(table: pd.DataFrame | InSituTable) -> None:
     for column in COLUMNS:
         if column in df:
             problems += _column_problems(df, column)
+    if not problems:
+        problems += _unit_problems(df)
     if problems:
         raise InSituSchemaError(
             "table does not follow the tidy in-situ schema:\n  - "
             + "\n  - ".join(problems)
             + "\n(read files with recipes.insitu.read(), which produces this schema)"
         )
+
+
+def _unit_problems(df: pd.DataFrame) -> list[str]:
+    """Units that are not the canonical ones of their parameter."""
+    problems = []
+    for (parameter, unit), n in df.groupby(["parameter", "unit"]).size().items():
+        spec = PARAMETERS.get(parameter)
+        if spec is not None and unit not in spec.accepted:
+            problems.append(
+                f"column 'unit' has {n} {parameter} value(s) in {unit!r}, not in "
+                f"{' or '.join(spec.accepted)} (the readers convert units)"
+            )
+    return problems
 
 
 def _column_problems(df: pd.DataFrame, column: str) -> list[str]:

@@ -102,6 +102,7 @@ Formats
     Hub'Eau Naïades ``analyse_pc`` JSON pages (API v1 and v2) joined to ``station_pc`` pages;
     Lambert-93 station coordinates (``code_projection`` 26) are converted with pyproj and
     checked against the given longitude/latitude. :func:`fetch_hubeau` follows ``next`` links.
+    An analysis without ``heure_prelevement`` is rejected (its time of day is unknown).
 ``erddap``
     ERDDAP tabledap ``.csv`` (units on line 2) and ``.csvp`` (``name (units)`` headers).
 ``dsg``

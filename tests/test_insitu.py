@@ -693,6 +693,9 @@ def test_validate_names_the_columns_at_fault():
         "column 'lat' has 1 missing value(s)",
     ):
         assert fragment in message
+    grams = good.assign(unit=["FNU", "mg/m3", "FNU", "µg/L", "FNU"])
+    with pytest.raises(insitu.InSituSchemaError, match=r"1 chlorophyll_a value\(s\) in 'mg/m3'"):
+        insitu.validate(grams)
     paris = good.assign(time=good["time"].dt.tz_convert("Europe/Paris"))
     with pytest.raises(insitu.InSituSchemaError, match="column 'time' must be in UTC"):
         insitu.validate(paris)
