@@ -53,6 +53,7 @@ def _scaling_per_step(
 def _to_physical(
     dn: np.ndarray, scale: np.ndarray, offset: np.ndarray, nodata: float
 ) -> np.ndarray:
+    """DN block (time, y, x) to float32 ``DN * scale + offset``, nodata to NaN."""
     out = dn.astype(np.float32)
     out *= scale
     out += offset

@@ -205,6 +205,19 @@ def test_one_step_with_two_scalings_is_refused(items):
     assert ds.red.attrs["applied_offset"].tolist() == [0.0, -0.1]
 
 
+def test_same_solar_day_items_are_fused_first_valid_wins(items):
+    first = _by_baseline(items, "04.00")
+    second = _copy(first)
+    second.id = "same-day-second-pass"
+    second.datetime = first.datetime + timedelta(minutes=5)
+    ds = datacubes.load([second, first], ["red"])
+    assert ds.sizes["time"] == 1
+    assert ds.source_items.values.tolist() == [f"{first.id},{second.id}"]
+    dn = _dn(first, "red")
+    expected = np.where(dn == 0, np.nan, dn * 1e-4 - 0.1)
+    np.testing.assert_allclose(ds.red.values[0], expected, rtol=0, atol=1e-6, equal_nan=True)
+
+
 def test_bbox_crops_on_the_same_pixel_grid(items):
     full = datacubes.load(items[:1], ["red"])
     part = datacubes.load(items[:1], ["red"], bbox=(3.58, 43.37, 3.65, 43.42))
