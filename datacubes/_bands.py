@@ -167,7 +167,7 @@ SENTINEL2 = Family(
     ),
 )
 
-_LANDSAT_SR = {"scale": 2.75e-05, "offset": -0.2}
+_LANDSAT_SR_SCALE, _LANDSAT_SR_OFFSET = 2.75e-05, -0.2
 _LANDSAT_ST = BandInfo(
     name="lwir11",
     kind="physical",
@@ -192,7 +192,7 @@ _LANDSAT_QA = BandInfo(
 
 
 def _landsat_sr(name: str, key: str, nm: int, label: str) -> BandInfo:
-    return replace(_refl(name, key, nm, label), **_LANDSAT_SR)
+    return replace(_refl(name, key, nm, label), scale=_LANDSAT_SR_SCALE, offset=_LANDSAT_SR_OFFSET)
 
 
 # Landsat 8/9 OLI Collection 2 Level-2 (USGS product keys SR_B1..SR_B7, ST_B10, QA_PIXEL).

@@ -80,12 +80,11 @@ def read_failure(ref: AssetRef | None, uri: str, error: Exception) -> str:
     )
 
 
-class _NamingReader:
+class _NamingReader(RioReader):
     """odc-stac rasterio reader that turns read failures into lab errors or warnings."""
 
     def __init__(self, src: RasterSource, ctx: Any, ref: AssetRef | None) -> None:
-        self._inner = RioReader(src, ctx)
-        self._src = src
+        super().__init__(src, ctx)
         self._ref = ref
 
     def read(
@@ -98,7 +97,7 @@ class _NamingReader:
     ) -> tuple[tuple[slice, slice], np.ndarray]:
         strict = cfg.patch(fail_on_error=True)
         try:
-            return self._inner.read(strict, dst_geobox, dst=dst, selection=selection)
+            return super().read(strict, dst_geobox, dst=dst, selection=selection)
         except _READ_ERRORS as error:
             message = read_failure(self._ref, self._src.uri, error)
             if cfg.fail_on_error:

@@ -91,8 +91,8 @@ def finish(
     ]
     if any(centres):
         out = out.assign_coords(centre=("time", np.array(centres, object)))
-    floats = []
-    for name in [*names, *(n for n in raw.data_vars if n not in names)]:
+    floats: list[str] = []
+    for name in [*names, *(str(n) for n in raw.data_vars if n not in names)]:
         da = raw[name]
         entry = reference[name]
         per_step = _scaling_per_step(name, plans, groups, items)

@@ -10,6 +10,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import pandas as pd
 import pystac
@@ -135,8 +136,8 @@ def plan_item(item: pystac.Item, bands: Sequence[str], resolution: float | None)
     for requested in bands:
         band = resolve_band(item, requested, resolution)
         asset = item.assets[band.asset_key]
-        shape = _proj(item, asset, "proj:shape")
-        transform = _proj(item, asset, "proj:transform")
+        shape: Any = _proj(item, asset, "proj:shape")
+        transform: Any = _proj(item, asset, "proj:transform")
         info = band.info
         plan.append(
             ItemBand(
@@ -145,8 +146,8 @@ def plan_item(item: pystac.Item, bands: Sequence[str], resolution: float | None)
                 asset_key=band.asset_key,
                 href=_absolute_href(item, band.asset_key),
                 crs=_crs(item, asset),
-                shape=tuple(int(v) for v in shape) if shape else None,  # type: ignore[union-attr,attr-defined]
-                transform=tuple(float(v) for v in transform[:6]) if transform else None,  # type: ignore[index]
+                shape=(int(shape[0]), int(shape[1])) if shape else None,
+                transform=tuple(float(v) for v in transform[:6]) if transform else None,
                 resolution=asset_resolution(item, band.asset_key),
                 data_type=asset_data_type(asset, info.data_type if info else None),
                 nodata=asset_nodata(asset, info.nodata if info else None),
@@ -177,8 +178,8 @@ def plan_items(
                 f"band {requested!r} has different data types across items "
                 f"({', '.join(sorted(map(str, types)))}); load items of one product at a time"
             )
-    names = [entry.name for entry in plans[0]]
-    repeated = sorted({n for n in names if names.count(n) > 1})
+    resolved = [entry.name for entry in plans[0]]
+    repeated = sorted({n for n in resolved if resolved.count(n) > 1})
     if repeated:
         raise ConfigurationError(
             f"bands {list(bands)!r} name the same band twice ({', '.join(repeated)}); ask once"
