@@ -1,6 +1,6 @@
 """The lab's additions to JupyterHub, shared by the local and Kubernetes hubs.
 
-Depends on JupyterHub and PyYAML only (imported by ``jupyterhub_config.py``; the Kubernetes
+Depends on JupyterHub only (imported by ``jupyterhub_config.py``; the Kubernetes
 hub mounts this file with ``hub.extraFiles``, see ``helm/jupyterhub.yaml``).
 
 - :func:`gateway_service`, :func:`user_scopes`, :func:`server_token_scopes`: each centre's

@@ -1,0 +1,320 @@
+"""The hub and gateway configurations, local and Kubernetes, say the same thing (no server run).
+
+The local files (hub_config/jupyterhub_config.py, dask_gateway_config.py) are loaded as their
+servers load them, against a run directory written like ``earthlab hub up`` writes it; the Helm
+values' Python snippets are executed the way the charts execute them.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from traitlets.config import Config, PyFileConfigLoader
+
+from lab._deploy import Deployment, GatewayPorts, RunDir
+from lab._deploy._kernels import install_kernel, kernel_spec
+from lab._deploy._layout import SECRET_NAMES, access_scope, gateway_env_names
+
+ROOT = Path(__file__).resolve().parent.parent
+HUB_CONFIG = ROOT / "hub_config"
+HELM = HUB_CONFIG / "helm"
+CENTRES = ("theia", "odatis")  # the embedded sample federation's centres, in file order
+
+
+@pytest.fixture(scope="module")
+def policy_modules():
+    sys.path.insert(0, str(HUB_CONFIG))
+    try:
+        import earthlab_gateway
+        import earthlab_hub
+
+        yield earthlab_gateway, earthlab_hub
+    finally:
+        sys.path.remove(str(HUB_CONFIG))
+
+
+@pytest.fixture()
+def run_dir(tmp_path: Path) -> RunDir:
+    """A run directory as ``earthlab hub up`` writes it (no process started)."""
+    centres_file = tmp_path / "centres.yaml"
+    centres_file.write_text(
+        "version: 1\ncentres:\n"
+        + "".join(
+            f"  - name: {c}\n    catalog: {{kind: stac-static, href: {c}/catalog.json}}\n"
+            for c in CENTRES
+        )
+    )
+    run = RunDir(tmp_path / "run")
+    run.create()
+    for name in SECRET_NAMES:
+        run.new_secret(name)
+    gateways = tuple(
+        GatewayPorts(c, 9100 + 10 * i, 9101 + 10 * i, 9102 + 10 * i) for i, c in enumerate(CENTRES)
+    )
+    for g in gateways:
+        run.new_secret(f"{g.service}-token")
+    run.write_deployment(
+        Deployment(
+            run_dir=str(run.path),
+            port=8000,
+            proxy_api_port=8001,
+            hub_api_port=8081,
+            gateways=gateways,
+            centres_file=str(centres_file),
+            hub_config=str(HUB_CONFIG),
+            bin_dir=str(Path(sys.executable).parent),
+        )
+    )
+    return run
+
+
+def load_config(path: Path, monkeypatch, **env: str) -> Config:
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    loader = PyFileConfigLoader(path.name, path=str(path.parent))
+    return loader.load_config()
+
+
+def local_gateway(run: RunDir, centre: str, monkeypatch) -> Config:
+    return load_config(
+        HUB_CONFIG / "dask_gateway_config.py",
+        monkeypatch,
+        EARTHLAB_HUB_RUN_DIR=str(run.path),
+        EARTHLAB_GATEWAY_CENTRE=centre,
+    )
+
+
+def local_hub(run: RunDir, monkeypatch) -> Config:
+    return load_config(
+        HUB_CONFIG / "jupyterhub_config.py", monkeypatch, EARTHLAB_HUB_RUN_DIR=str(run.path)
+    )
+
+
+def helm_values(name: str) -> dict:
+    return yaml.safe_load((HELM / name).read_text())
+
+
+def helm_gateway(centre: str, policy_modules, monkeypatch) -> tuple[dict, Config]:
+    """A gateway release's values and the config its extraConfig builds (as in the image)."""
+    earthlab_gateway, _ = policy_modules
+    monkeypatch.setattr(earthlab_gateway, "kubernetes_backend_class", lambda: "KubeBackend+limits")
+    values = helm_values(f"dask-gateway-{centre}.yaml")
+    c = Config()
+    for code in values["gateway"]["extraConfig"].values():
+        exec(compile(code, f"dask-gateway-{centre}.yaml", "exec"), {"c": c})
+    return values, c
+
+
+@pytest.mark.parametrize("centre", CENTRES)
+def test_local_gateway_is_the_hub_service_with_the_policy(
+    centre, run_dir, monkeypatch, policy_modules
+):
+    earthlab_gateway, _ = policy_modules
+    c = local_gateway(run_dir, centre, monkeypatch)
+    deployment = run_dir.deployment()
+    ports = deployment.gateway(centre)
+    assert c.DaskGateway.authenticator_class == "dask_gateway_server.auth.JupyterHubAuthenticator"
+    assert c.JupyterHubAuthenticator.jupyterhub_service_name == f"dask-gateway-{centre}"
+    assert c.JupyterHubAuthenticator.use_service_access_scopes is True
+    assert c.JupyterHubAuthenticator.jupyterhub_api_url == "http://127.0.0.1:8081/hub/api"
+    assert c.JupyterHubAuthenticator.jupyterhub_api_token == run_dir.secret(
+        f"dask-gateway-{centre}-token"
+    )
+    assert c.Proxy.prefix == f"/services/dask-gateway-{centre}"
+    assert c.Proxy.tcp_address == f"127.0.0.1:{ports.tcp_port}"
+    assert c.DaskGateway.backend_class.__name__ == "EarthLabLocalBackend"
+    assert [Path(c.ClusterConfig.scheduler_cmd[0]).name, c.ClusterConfig.scheduler_cmd[1]] == [
+        "dask",
+        "scheduler",
+    ]
+    assert [Path(c.ClusterConfig.worker_cmd[0]).name, c.ClusterConfig.worker_cmd[1]] == [
+        "dask",
+        "worker",
+    ]
+    assert Path(c.ClusterConfig.worker_cmd[0]).is_file()
+    # lab.yaml's numbers
+    assert c.ClusterConfig.idle_timeout == 1800
+    assert c.ClusterConfig.cluster_max_workers == 8
+    assert c.UserLimits.max_clusters_per_user == 2
+    assert c.UserLimits.max_workers_per_user == 8
+    spec = {f["field"]: f for f in c.Backend.cluster_options.get_specification()}
+    assert spec["worker_cores"]["spec"] == {"type": "int", "min": 1, "max": 4}
+    assert spec["worker_memory"]["spec"] == {"type": "float", "min": 0.5, "max": 8.0}
+    assert (spec["worker_cores"]["default"], spec["worker_memory"]["default"]) == (1, 2.0)
+    # workers read files as the notebook does
+    kernel_env = kernel_spec("earth-analytics")["env"]
+    assert {k: c.ClusterConfig.environment[k] for k in kernel_env} == kernel_env
+    assert c.ClusterConfig.environment["EARTHLAB_CENTRE"] == centre
+    assert c.ClusterConfig.environment["EARTHLAB_CENTRES"] == deployment.centres_file
+
+
+def test_options_handler_gives_the_backend_bytes_and_threads(policy_modules):
+    earthlab_gateway, _ = policy_modules
+    options = earthlab_gateway.cluster_options(earthlab_gateway.load_policy())
+    chosen = options.parse_options({"worker_cores": 3, "worker_memory": 1.5})
+    assert options.get_configuration(chosen, user=None) == {
+        "worker_cores": 3,
+        "worker_threads": 3,
+        "worker_memory": 1.5 * 2**30,
+    }
+    with pytest.raises(ValueError, match="worker_cores must be <= 4"):
+        options.parse_options({"worker_cores": 5})
+
+
+def test_local_hub_registers_gateways_scopes_and_environment(run_dir, monkeypatch):
+    c = local_hub(run_dir, monkeypatch)
+    deployment = run_dir.deployment()
+    services = {s["name"]: s for s in c.JupyterHub.services}
+    assert set(services) == {"dask-gateway-theia", "dask-gateway-odatis", "earthlab-admin"}
+    for g in deployment.gateways:
+        assert services[g.service]["url"] == f"http://127.0.0.1:{g.http_port}"
+        assert services[g.service]["api_token"] == run_dir.secret(f"{g.service}-token")
+    roles = {r["name"]: r for r in c.JupyterHub.load_roles}
+    scopes = [access_scope(centre) for centre in CENTRES]
+    assert roles["user"]["scopes"] == ["self", *scopes]
+    assert c.Spawner.server_token_scopes == [
+        "users:activity!user",
+        "access:servers!server",
+        *scopes,
+    ]
+    assert not any(s.startswith("access:services") for s in roles["earthlab-admin"]["scopes"])
+    env = c.Spawner.environment
+    for centre in CENTRES:
+        address_var, proxy_var = gateway_env_names(centre)
+        assert env[address_var] == f"http://127.0.0.1:8000/services/dask-gateway-{centre}"
+        assert env[proxy_var] == f"gateway://127.0.0.1:{deployment.gateway(centre).tcp_port}"
+    assert env["EARTHLAB_CENTRES"] == deployment.centres_file
+    assert "--MultiKernelManager.default_kernel_name=earth-analytics" in c.Spawner.args
+    assert c.ConfigurableHTTPProxy.should_start is False
+    assert c.SharedPasswordAuthenticator.user_password == run_dir.secret("password")
+    assert len(c.SharedPasswordAuthenticator.user_password) >= 8
+    hook_gateways = inspect.getclosurevars(c.Spawner.post_stop_hook).nonlocals["gateways"]
+    assert hook_gateways == {
+        g.centre: f"http://127.0.0.1:{g.http_port}/services/{g.service}"
+        for g in deployment.gateways
+    }
+
+
+@pytest.mark.parametrize("centre", CENTRES)
+def test_helm_gateway_release_agrees_with_the_local_gateway(
+    centre, run_dir, monkeypatch, policy_modules
+):
+    local = local_gateway(run_dir, centre, monkeypatch)
+    values, helm = helm_gateway(centre, policy_modules, monkeypatch)
+    assert values["gateway"]["prefix"] == local.Proxy.prefix == f"/services/dask-gateway-{centre}"
+    assert values["gateway"]["auth"]["type"] == "jupyterhub"
+    assert "apiToken" not in values["gateway"]["auth"]["jupyterhub"]  # given at install time
+    assert helm.DaskGateway.backend_class == "KubeBackend+limits"
+    for section, key in [
+        ("DaskGateway", "authenticator_class"),
+        ("JupyterHubAuthenticator", "jupyterhub_service_name"),
+        ("JupyterHubAuthenticator", "use_service_access_scopes"),
+        ("ClusterConfig", "idle_timeout"),
+        ("ClusterConfig", "cluster_max_workers"),
+        ("UserLimits", "max_clusters_per_user"),
+        ("UserLimits", "max_workers_per_user"),
+    ]:
+        assert helm[section][key] == local[section][key], f"{section}.{key}"
+    assert (
+        helm.Backend.cluster_options.get_specification()
+        == local.Backend.cluster_options.get_specification()
+    )
+    local_env = dict(local.ClusterConfig.environment)
+    local_env.pop("EARTHLAB_CENTRES")  # the centres file's path differs; workers get their own
+    assert helm.ClusterConfig.environment == local_env
+    worker = values["gateway"]["backend"]["worker"]
+    defaults = {f["field"]: f["default"] for f in local.Backend.cluster_options.get_specification()}
+    assert worker["cores"]["request"] == defaults["worker_cores"] == worker["threads"]
+    assert worker["memory"]["request"] == f"{defaults['worker_memory']:g}G"
+
+
+def test_helm_hub_agrees_with_the_local_hub(run_dir, monkeypatch, policy_modules):
+    _, earthlab_hub = policy_modules
+    local = local_hub(run_dir, monkeypatch)
+    values = helm_values("jupyterhub.yaml")
+    hub = values["hub"]
+    gateway_services = {
+        s["name"] for s in local.JupyterHub.services if s["name"].startswith("dask-gateway-")
+    }
+    assert set(hub["services"]) == gateway_services
+    assert all("apiToken" not in s for s in hub["services"].values())  # given at install time
+    user_role = next(r for r in local.JupyterHub.load_roles if r["name"] == "user")
+    assert hub["loadRoles"]["user"]["scopes"] == user_role["scopes"]
+    assert hub["config"]["Spawner"]["server_token_scopes"] == local.Spawner.server_token_scopes
+    local_env = set(local.Spawner.environment) - {"JUPYTER_PATH"}  # local kernelspec location
+    assert set(values["singleuser"]["extraEnv"]) == local_env
+    # each server reaches each centre's gateway through the hub, scheduler traffic to its TCP port
+    env = values["singleuser"]["extraEnv"]
+    for centre in CENTRES:
+        release = helm_values(f"dask-gateway-{centre}.yaml")
+        address_var, proxy_var = gateway_env_names(centre)
+        assert env[address_var] == f"https://lab.example.org/services/dask-gateway-{centre}"
+        assert env[proxy_var].endswith(f":{release['traefik']['service']['ports']['tcp']['port']}")
+        assert (
+            release["gateway"]["auth"]["jupyterhub"]["apiUrl"] == "https://lab.example.org/hub/api"
+        )
+    # same kernel, same culling
+    server_config = values["singleuser"]["extraFiles"]["jupyter-server-config"]["data"]
+    args = dict(a.lstrip("-").split("=", 1) for a in local.Spawner.args if "=" in a)
+    assert (
+        server_config["MultiKernelManager"]["default_kernel_name"]
+        == args["MultiKernelManager.default_kernel_name"]
+    )
+    assert (
+        str(server_config["MappingKernelManager"]["cull_idle_timeout"])
+        == args["MappingKernelManager.cull_idle_timeout"]
+    )
+    assert values["cull"]["enabled"] is True
+    assert str(values["cull"]["timeout"]) == args["ServerApp.shutdown_no_activity_timeout"]
+    # the same post-stop hook, towards every centre's gateway
+    c = Config()
+    for code in hub["extraConfig"].values():
+        exec(compile(code, "jupyterhub.yaml", "exec"), {"c": c})
+    hook_gateways = inspect.getclosurevars(c.Spawner.post_stop_hook).nonlocals["gateways"]
+    assert {k: v.rsplit("/", 1)[1] for k, v in hook_gateways.items()} == {
+        centre: f"dask-gateway-{centre}" for centre in CENTRES
+    }
+
+
+@pytest.mark.slow
+def test_helm_has_one_gateway_release_per_sample_centre(sample_dir):
+    from lab._centres import read_centres_file
+
+    names = list(read_centres_file(sample_dir / "centres.yaml"))
+    assert tuple(names) == CENTRES
+    releases = sorted(
+        p.stem.removeprefix("dask-gateway-") for p in HELM.glob("dask-gateway-*.yaml")
+    )
+    assert releases == sorted(names)
+    assert list(helm_values("jupyterhub.yaml")["hub"]["services"]) == [
+        f"dask-gateway-{n}" for n in names
+    ]
+
+
+def test_kernelspec_has_the_cloud_optimised_read_settings(tmp_path):
+    spec = kernel_spec("earth-analytics")
+    assert spec["display_name"] == "Earth Analytics"
+    env = spec["env"]
+    assert env["GDAL_DISABLE_READDIR_ON_OPEN"] == "EMPTY_DIR"
+    assert env["GDAL_HTTP_MERGE_CONSECUTIVE_RANGES"] == "YES"
+    assert env["GDAL_HTTP_MULTIRANGE"] == "YES"
+    assert int(env["GDAL_HTTP_MAX_RETRY"]) > 0 and float(env["GDAL_HTTP_RETRY_DELAY"]) > 0
+    assert env["VSI_CACHE"] == "TRUE"
+    installed = install_kernel(prefix=str(tmp_path))
+    assert installed == tmp_path / "share" / "jupyter" / "kernels" / "earth-analytics"
+    written = json.loads((installed / "kernel.json").read_text())
+    assert written["argv"][0] == sys.executable
+    assert written["argv"][1:] == spec["argv"][1:] and written["env"] == env
+
+
+def test_kernels_install_command(tmp_path, capsys):
+    from lab._cli import main
+
+    assert main(["kernels", "install", "--prefix", str(tmp_path)]) == 0
+    assert (tmp_path / "share/jupyter/kernels/earth-analytics/kernel.json").is_file()
+    assert "installed kernel 'earth-analytics'" in capsys.readouterr().out
