@@ -114,7 +114,7 @@ def helm_gateway(centre: str, policy_modules, monkeypatch) -> tuple[dict, Config
 def test_local_gateway_is_the_hub_service_with_the_policy(
     centre, run_dir, monkeypatch, policy_modules
 ):
-    earthlab_gateway, _ = policy_modules
+    # policy_modules: hub_config importable, as in the gateway image
     c = local_gateway(run_dir, centre, monkeypatch)
     deployment = run_dir.deployment()
     ports = deployment.gateway(centre)
@@ -234,7 +234,7 @@ def test_helm_gateway_release_agrees_with_the_local_gateway(
 
 
 def test_helm_hub_agrees_with_the_local_hub(run_dir, monkeypatch, policy_modules):
-    _, earthlab_hub = policy_modules
+    # policy_modules: earthlab_hub importable, as in the hub pod
     local = local_hub(run_dir, monkeypatch)
     values = helm_values("jupyterhub.yaml")
     hub = values["hub"]
