@@ -199,6 +199,7 @@ def _local_cluster(workers: int, options: dict[str, Any], wait: bool, timeout: f
         raise ClusterError(f"worker_memory must be a positive number of GiB, got {memory!r}")
     name = f"local-{next(_counter)}"
     local = LocalCluster(
+        name=name,
         n_workers=workers,
         threads_per_worker=cores,
         memory_limit=int(memory * _GIB),

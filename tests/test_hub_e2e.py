@@ -204,3 +204,50 @@ def test_stopping_the_server_ends_its_clusters(alice, deployment, hub):
     # ... and it was the hub's post-stop hook that stopped it.
     log = (Path(deployment.run_dir) / "logs" / "jupyterhub.log").read_text()
     assert f"Stopped 1 cluster(s) of alice on dask-gateway-theia: {alice['cluster']}" in log
+
+
+def test_hub_command_starts_reports_and_stops_everything(sample_dir, tmp_path):
+    import subprocess
+    import sys
+
+    import psutil
+
+    from lab._deploy import RunDir, status
+
+    run_dir = tmp_path / "run"
+    earthlab = [sys.executable, "-m", "lab._cli", "hub", "--run-dir", str(run_dir)]
+    try:
+        started = subprocess.run(
+            [*earthlab, "up", "--port", "0", "--centres", str(sample_dir / "centres.yaml")],
+            capture_output=True,
+            text=True,
+            timeout=150,
+        )
+        assert started.returncode == 0, started.stderr
+        deployment = RunDir(run_dir).deployment()
+        assert f"The lab runs at {deployment.url}" in started.stdout
+        assert str(run_dir / "secrets" / "password") in started.stdout
+        for secret in ("password", "admin-token", "proxy-token", "dask-gateway-theia-token"):
+            assert RunDir(run_dir).secret(secret) not in started.stdout + started.stderr
+            assert (run_dir / "secrets" / secret).stat().st_mode & 0o777 == 0o600
+        assert requests.get(deployment.url + "hub/api/", timeout=10).json()["version"]
+        report = subprocess.run([*earthlab, "status"], capture_output=True, text=True, timeout=60)
+        assert report.returncode == 0, report.stdout
+        assert [line.split()[:2] for line in report.stdout.splitlines()] == [
+            ["proxy", "running"],
+            ["gateway-theia", "running"],
+            ["gateway-odatis", "running"],
+            ["hub", "running"],
+        ]
+        pids = [proc.pid for proc, _ in status(run_dir)]
+    finally:
+        stopped = subprocess.run([*earthlab, "down"], capture_output=True, text=True, timeout=120)
+    assert stopped.returncode == 0
+    assert stopped.stdout.strip() == "stopped: hub, gateway-odatis, gateway-theia, proxy"
+    assert not [
+        pid for pid in pids if psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"
+    ]
+    after = subprocess.run([*earthlab, "status"], capture_output=True, text=True, timeout=60)
+    assert after.returncode == 3 and "no lab runs" in after.stdout
+    with pytest.raises(requests.ConnectionError):
+        requests.get(deployment.url + "hub/api/", timeout=5)
