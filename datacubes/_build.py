@@ -1,0 +1,671 @@
+"""``datacubes.build``: a cube spec to an analysis-ready Zarr store, resumable and incremental.
+
+The build is driven by one process, which alone writes the manifest:
+
+1. search the source and plan the time steps (metadata only);
+2. new cube: write the empty store (template, ``compute=False``), then the manifest;
+   existing cube: append new steps (manifest first, then the store's time axis) and mark steps
+   whose items changed for refilling;
+3. fill the regions not yet filled, in parallel, recording each one after it is written;
+4. optionally export COGs, then write the STAC Item and Collection beside the store.
+
+Re-running after a kill finishes the missing regions; re-running with nothing new writes
+nothing at all.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import dask.array
+import numpy as np
+import xarray as xr
+
+from datacubes._fill import (
+    GridRecord,
+    RegionJob,
+    RegionResult,
+    all_tile_keys,
+    count_regions,
+    plan_regions,
+    run_regions,
+)
+from datacubes._grid import items_extent, spec_geobox
+from datacubes._manifest import Manifest, Step
+from datacubes._spec import CLASS_BANDS, CubeSpec, read_spec
+from datacubes._stac_meta import (
+    cell_methods,
+    cf_attributes,
+    coordinate_attrs,
+    cube_collection,
+    cube_item,
+    software_versions,
+)
+from datacubes._steps import (
+    StepPlan,
+    compare_steps,
+    default_search_bbox,
+    plan_steps,
+    search_source,
+    step_times,
+)
+from datacubes._store import COLLECTION, ITEM, MANIFEST, CubeLocation, resolve_location
+from lab._errors import ConfigurationError, EarthLabError
+
+_SAVE_EVERY = 1.0  # seconds between manifest saves while regions complete
+_TIME_ENCODING = {
+    "units": "microseconds since 1970-01-01",
+    "calendar": "proleptic_gregorian",
+    "dtype": "int64",
+}
+
+
+class TargetConflictError(ConfigurationError):
+    """The target holds another cube (or other data); pass ``overwrite=True`` to replace it."""
+
+
+class IncompleteBuildError(EarthLabError):
+    """Some regions could not be filled; ``.report`` says which, re-running resumes."""
+
+    def __init__(self, message: str, report: BuildReport):
+        super().__init__(message)
+        self.report = report
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    """What a build did."""
+
+    name: str
+    """Cube name."""
+    url: str
+    """Zarr store URL."""
+    spec_hash: str
+    """Hash of the spec."""
+    steps: int
+    """Time steps of the cube."""
+    steps_added: int
+    """Steps appended by this run (all of them for a new cube)."""
+    steps_refilled: int
+    """Stored steps rewritten because their source items changed."""
+    regions_total: int
+    """Regions of the whole cube."""
+    regions_written: int
+    """Regions written by this run."""
+    regions_skipped: int
+    """Regions already filled by an earlier run."""
+    failed: Mapping[str, str] = field(default_factory=dict)
+    """Regions that could not be filled, with the error."""
+    writes: int = 0
+    """Objects written by this run (template, regions, manifest saves, metadata, COGs)."""
+    cogs_written: int = 0
+    """COG files written by this run."""
+    complete: bool = False
+    """Whether every region of every step is filled."""
+    seconds: float = 0.0
+    """Wall time."""
+    bytes_written: int = 0
+    """Bytes of values written (uncompressed)."""
+    notes: tuple[str, ...] = ()
+    """What was left out or kept, and why."""
+
+    def summary(self) -> str:
+        """Human summary, with how to resume when incomplete."""
+        status = "complete" if self.complete else "INCOMPLETE"
+        lines = [
+            f"cube {self.name} at {self.url}: {status}",
+            f"  {self.steps} time steps ({self.steps_added} added, {self.steps_refilled} refilled); "
+            f"regions: {self.regions_written} written, {self.regions_skipped} already done, "
+            f"{len(self.failed)} failed, of {self.regions_total}",
+            f"  {self.writes} objects written, {self.bytes_written / 1e6:.1f} MB of values "
+            f"in {self.seconds:.1f} s"
+            + (f", {self.cogs_written} COGs" if self.cogs_written else ""),
+        ]
+        lines += [f"  note: {note}" for note in self.notes]
+        for key, error in list(self.failed.items())[:5]:
+            lines.append(f"  failed {key}: {error}")
+        if len(self.failed) > 5:
+            lines.append(f"  ... and {len(self.failed) - 5} more (see the manifest)")
+        if not self.complete:
+            lines.append(
+                "  Fix or wait for the failing assets, then run the same build again "
+                f"(earthlab cube build SPEC --target {self.url}): finished regions are skipped."
+            )
+        return "\n".join(lines)
+
+
+def build(
+    spec: str | os.PathLike[str] | Mapping[str, Any] | CubeSpec,
+    *,
+    target: str | None = None,
+    workers: int | None = None,
+    cog: bool = False,
+    overwrite: bool = False,
+    centres: Any = None,
+    client: Any = None,
+    storage_options: Mapping[str, Any] | None = None,
+    retries: int = 2,
+    progress: bool = False,
+) -> BuildReport:
+    """Build (or resume, or extend) the analysis-ready cube a spec describes.
+
+    Parameters
+    ----------
+    spec : str, os.PathLike, mapping or CubeSpec
+        A spec file, the name of a shipped spec (``thau-lagoon-sample``), or a spec.
+    target : str, optional
+        Zarr URL overriding the spec's (``s3://bucket/cubes/name.zarr`` or a path ending in
+        ``.zarr``). S3 credentials come from the centre whose ``storage.url`` holds it.
+    workers : int, optional
+        Regions filled at once (threads); default: the number of CPUs, at most 4.
+    cog : bool
+        Also export one COG per band and time step beside the store (``<name>.cog/``).
+    overwrite : bool
+        Replace a target built from another spec (or holding other data).
+    centres : lab.CentreSet or str, optional
+        The federation to search (default: ``$EARTHLAB_CENTRES``, else the sample).
+    client : dask.distributed.Client, optional
+        Fill regions on this Dask cluster instead of local threads.
+    storage_options : mapping, optional
+        fsspec options for the target, overriding the centre's.
+    retries : int
+        Further attempts for a region whose assets fail to read (or whose write fails).
+    progress : bool
+        Show a progress bar on standard error.
+
+    Returns
+    -------
+    BuildReport
+        What was done; ``report.complete`` is True.
+
+    Raises
+    ------
+    IncompleteBuildError
+        Some regions failed after retries (``.report`` lists them, the manifest keeps them);
+        running the build again resumes.
+    TargetConflictError
+        The target was built from another spec and ``overwrite`` is False.
+    lab.CatalogError, lab.NoItemsError
+        The source could not be searched completely, or holds no item.
+    datacubes.SpecError
+        The spec is invalid.
+    """
+    started = time.monotonic()
+    spec = read_spec(spec)
+    if retries < 0:
+        raise ConfigurationError(f"retries must be >= 0, got {retries}")
+    location = resolve_location(
+        target or spec.target.url,
+        name=spec.name,
+        centre=None if target else spec.target.centre,
+        centres=centres,
+        storage_options=storage_options,
+    )
+    run = _Run(spec, location, workers or min(4, os.cpu_count() or 1), client, retries, progress)
+    return run.execute(centres, cog=cog, overwrite=overwrite, started=started)
+
+
+class _Run:
+    """State of one build run."""
+
+    def __init__(
+        self,
+        spec: CubeSpec,
+        location: CubeLocation,
+        workers: int,
+        client: Any,
+        retries: int,
+        progress: bool,
+    ):
+        self.spec = spec
+        self.location = location
+        self.workers = workers
+        self.client = client
+        self.retries = retries
+        self.progress = progress
+        self.writes = 0
+        self.notes: list[str] = []
+        self.software = software_versions()
+
+    # -- the whole run ---------------------------------------------------------------------
+
+    def execute(self, centres: Any, *, cog: bool, overwrite: bool, started: float) -> BuildReport:
+        spec, unit = self.spec, self.spec.target.write_unit
+        manifest = self._open_target(overwrite)
+        geobox = GridRecord.from_dict(manifest.grid).geobox if manifest else self._spec_geobox()
+        found = search_source(spec, centres, default_search_bbox(spec, geobox) if geobox else None)
+        self.notes += found.notes
+        if geobox is None:
+            geobox = spec_geobox(spec.grid, items_extent(found.items, str(spec.grid.crs)))
+        plan = plan_steps(spec, found.items, geobox)
+        grid = GridRecord.from_geobox(geobox)
+        added = refilled = 0
+        if manifest is None:
+            manifest = self._create(plan, grid)
+            added = len(plan.steps)
+        else:
+            self._restore_length(manifest, plan)
+            added, refilled = self._update_steps(manifest, plan)
+        shape = grid.shape
+        regions = plan_regions(len(manifest.steps), shape, unit, manifest)
+        total = count_regions(len(manifest.steps), shape, unit)
+        skipped = total - len(regions)
+        run_info = manifest.start_run(planned=len(regions), skipped=skipped, written=0, failed=0)
+        failed: dict[str, str] = {}
+        nbytes = self._fill(manifest, plan, grid, regions, run_info, failed)
+        complete = not manifest.failed and not plan_regions(
+            len(manifest.steps), shape, unit, manifest
+        )
+        changed = bool(regions) or added or refilled or manifest.complete != complete
+        cogs = self._export_cogs(manifest, plan, grid) if cog and complete else 0
+        if changed or cogs or self.location.read_meta(ITEM) is None:
+            run_info["finished"] = _now()
+            manifest.touch(complete)
+            self._save(manifest, grid)
+            self._write_metadata(manifest, plan, geobox, complete, cog_on=bool(manifest.cog_steps))
+        report = BuildReport(
+            name=spec.name,
+            url=self.location.url,
+            spec_hash=spec.hash,
+            steps=len(manifest.steps),
+            steps_added=added,
+            steps_refilled=refilled,
+            regions_total=total,
+            regions_written=len(regions) - len(failed),
+            regions_skipped=skipped,
+            failed=dict(failed),
+            writes=self.writes,
+            cogs_written=cogs,
+            complete=complete,
+            seconds=time.monotonic() - started,
+            bytes_written=nbytes,
+            notes=tuple(self.notes),
+        )
+        if not complete:
+            raise IncompleteBuildError(report.summary(), report)
+        return report
+
+    # -- target ----------------------------------------------------------------------------
+
+    def _open_target(self, overwrite: bool) -> Manifest | None:
+        location = self.location
+        document = location.read_meta(MANIFEST)
+        exists = location.zarr_exists()
+        if overwrite:
+            if exists or document is not None:
+                location.remove()
+            return None
+        if document is not None:
+            manifest = Manifest(document)
+            if manifest.spec_hash != self.spec.hash:
+                raise TargetConflictError(
+                    f"{location.url} holds cube {document.get('name')!r} built from another spec "
+                    f"(hash {manifest.spec_hash}, this spec is {self.spec.hash}): choose another "
+                    "target or pass --overwrite (overwrite=True) to replace it"
+                )
+            if not exists:
+                raise TargetConflictError(
+                    f"{location.url} is gone but its manifest remains in {location.meta_url}: "
+                    "pass --overwrite to build the cube again"
+                )
+            return manifest
+        if exists:
+            stored = _stored_hash(location)
+            if stored != self.spec.hash:
+                what = (
+                    f"a cube of another spec (hash {stored})"
+                    if stored
+                    else "data not built by earthlab"
+                )
+                raise TargetConflictError(
+                    f"{location.url} already holds {what}: choose another target or pass "
+                    "--overwrite (overwrite=True) to replace it"
+                )
+        return None  # nothing there, or a template whose manifest was never written
+
+    def _spec_geobox(self) -> Any:
+        return None if self.spec.grid.tile else spec_geobox(self.spec.grid)
+
+    # -- steps -----------------------------------------------------------------------------
+
+    def _create(self, plan: StepPlan, grid: GridRecord) -> Manifest:
+        spec = self.spec
+        template = self._template(plan.steps, plan, grid)
+        encoding = self._encoding(plan)
+        with _QuietZarr():
+            template.to_zarr(
+                self.location.url,
+                mode="w",
+                compute=False,
+                encoding=encoding,
+                zarr_format=spec.target.zarr_format,
+                consolidated=True,
+                storage_options=self._options(),
+            )
+        self.writes += 1
+        manifest = Manifest.new(
+            name=spec.name,
+            spec_hash=spec.hash,
+            spec=spec.to_dict(),
+            grid=grid.to_dict(),
+            write_unit=spec.target.write_unit.as_dict(),
+        )
+        manifest.doc["variables"] = self._stored_variables(plan)
+        manifest.steps = list(plan.steps)
+        self._save(manifest, grid)
+        return manifest
+
+    def _restore_length(self, manifest: Manifest, plan: StepPlan) -> None:
+        """Append to the store the steps the manifest has and the store lacks (killed append)."""
+        stored = _store_length(self.location)
+        if stored < len(manifest.steps):
+            self._append_template(
+                manifest.steps[stored:], plan, GridRecord.from_dict(manifest.grid)
+            )
+        elif stored > len(manifest.steps):
+            raise TargetConflictError(
+                f"{self.location.url} has {stored} time steps but its manifest only "
+                f"{len(manifest.steps)}: it was changed outside earthlab; pass --overwrite"
+            )
+
+    def _update_steps(self, manifest: Manifest, plan: StepPlan) -> tuple[int, int]:
+        changes = compare_steps(manifest.steps, plan.steps)
+        self.notes += changes.notes
+        grid = GridRecord.from_dict(manifest.grid)
+        if changes.refill:
+            manifest.invalidate(changes.refill)
+            for index, step in zip(changes.refill, changes.refill_steps, strict=True):
+                manifest.steps[index] = step
+            self._save(manifest, grid)
+            self._rewrite_source_items(manifest, changes.refill)
+        if changes.append:
+            manifest.steps = [*manifest.steps, *changes.append]
+            self._save(manifest, grid)  # first the manifest, then the store (see _restore_length)
+            self._append_template(list(changes.append), plan, grid)
+        return len(changes.append), len(changes.refill)
+
+    def _append_template(self, steps: list[Step], plan: StepPlan, grid: GridRecord) -> None:
+        template = self._template(steps, plan, grid).drop_vars(["x", "y", "spatial_ref"])
+        with _QuietZarr():
+            template.to_zarr(
+                self.location.url,
+                append_dim="time",
+                compute=False,
+                consolidated=True,
+                storage_options=self._options(),
+            )
+        self.writes += 1
+
+    def _rewrite_source_items(self, manifest: Manifest, indices: tuple[int, ...]) -> None:
+        import zarr
+
+        group = zarr.open_group(self._zarr_store(), mode="r+")
+        array = group["source_items"]
+        for index in indices:
+            array[index] = ",".join(manifest.steps[index].items)
+            self.writes += 1
+
+    # -- template --------------------------------------------------------------------------
+
+    def _template(
+        self, steps: list[Step] | tuple[Step, ...], plan: StepPlan, grid: GridRecord
+    ) -> xr.Dataset:
+        from odc.geo.xr import xr_coords
+
+        spec = self.spec
+        unit = spec.target.write_unit
+        geobox = grid.geobox
+        coords = dict(xr_coords(geobox, crs_coord_name="spatial_ref"))
+        attrs = coordinate_attrs(spec)
+        for name in ("x", "y"):
+            coords[name] = coords[name].copy()
+            coords[name].attrs = {**attrs[name], "resolution": coords[name].attrs.get("resolution")}
+        coords["time"] = xr.Variable("time", step_times(steps), attrs=attrs["time"])
+        coords["source_items"] = xr.Variable(
+            "time",
+            np.array([",".join(s.items) for s in steps], dtype=object),
+            attrs=attrs["source_items"],
+        )
+        shape = (len(steps), *geobox.shape)
+        chunks = (unit.time, unit.y, unit.x)
+        data = {}
+        method = cell_methods(spec)
+        for name, info in plan.variables.items():
+            var_attrs = {**info["attrs"], "grid_mapping": "spatial_ref"}
+            if method:
+                var_attrs["cell_methods"] = method
+            data[name] = xr.Variable(
+                ("time", "y", "x"),
+                dask.array.zeros(shape, dtype=info["dtype"], chunks=chunks),
+                var_attrs,
+            )
+        dataset = xr.Dataset(data, coords=coords)
+        dataset.attrs = cf_attributes(spec, geobox, steps, self.software)
+        return dataset
+
+    def _encoding(self, plan: StepPlan) -> dict[str, dict[str, Any]]:
+        spec = self.spec
+        chunks = spec.target.chunks
+        encoding: dict[str, dict[str, Any]] = {"time": dict(_TIME_ENCODING)}
+        for name, info in plan.variables.items():
+            entry: dict[str, Any] = {"chunks": (chunks.time, chunks.y, chunks.x)}
+            if spec.target.shards is not None:
+                shards = spec.target.shards
+                entry["shards"] = (shards.time, shards.y, shards.x)
+            if name in CLASS_BANDS or not info["dtype"].startswith("float"):
+                entry.update(dtype=info["dtype"], _FillValue=None)
+            elif spec.encoding.dtype.startswith("float"):
+                entry.update(
+                    dtype=spec.encoding.dtype, _FillValue=np.dtype(spec.encoding.dtype).type(np.nan)
+                )
+            else:
+                nodata = int(spec.encoding.nodata)  # type: ignore[arg-type]
+                entry.update(
+                    dtype=spec.encoding.dtype,
+                    scale_factor=float(spec.encoding.scale_factor),  # type: ignore[arg-type]
+                    add_offset=float(spec.encoding.add_offset or 0.0),
+                    _FillValue=nodata,
+                )
+                if spec.target.zarr_format == 3:
+                    entry["fill_value"] = nodata  # unwritten chunks read as no data
+            encoding[name] = entry
+        return encoding
+
+    def _stored_variables(self, plan: StepPlan) -> dict[str, str]:
+        encoding = self._encoding(plan)
+        return {name: str(encoding[name]["dtype"]) for name in plan.variables}
+
+    # -- regions ---------------------------------------------------------------------------
+
+    def _fill(
+        self,
+        manifest: Manifest,
+        plan: StepPlan,
+        grid: GridRecord,
+        regions: list[Any],
+        run_info: dict[str, Any],
+        failed: dict[str, str],
+    ) -> int:
+        jobs = [self._job(manifest, plan, grid, region) for region in regions]
+        last_save = [time.monotonic()]
+        nbytes = [0]
+
+        def on_result(job: RegionJob, result: RegionResult) -> None:
+            if result.ok:
+                manifest.mark_filled(job.region)
+                run_info["written"] += 1
+                nbytes[0] += result.nbytes
+                self.writes += 1
+            else:
+                items = sorted({i.id for i in job.items})
+                manifest.mark_failed(job.region, result.error, result.attempts, items)
+                run_info["failed"] += 1
+                failed[job.region.key] = result.error
+            if time.monotonic() - last_save[0] >= _SAVE_EVERY:
+                self._save(manifest, grid)
+                last_save[0] = time.monotonic()
+
+        if jobs:
+            run_regions(
+                jobs,
+                workers=self.workers,
+                client=self.client,
+                on_result=on_result,
+                progress=self.progress,
+            )
+            self._save(manifest, grid)
+        return nbytes[0]
+
+    def _job(self, manifest: Manifest, plan: StepPlan, grid: GridRecord, region: Any) -> RegionJob:
+        steps = tuple(manifest.steps[region.t[0] : region.t[1]])
+        ids = sorted({i for s in steps for i in s.items})
+        missing = [i for i in ids if i not in plan.items]
+        if missing:  # stored step whose items left the catalogue, yet not filled
+            raise ConfigurationError(
+                f"region {region.key} needs items no longer in the catalogue ({', '.join(missing[:3])}): "
+                "rebuild the cube with --overwrite"
+            )
+        mask = self.spec.cloud_mask
+        return RegionJob(
+            region=region,
+            steps=steps,
+            items=tuple(plan.items[i] for i in ids),
+            bands=self.spec.bands,
+            variables={name: info["dtype"] for name, info in plan.variables.items()},
+            grid=grid,
+            url=self.location.url,
+            storage_options=dict(self.location.storage_options),
+            mask=list(mask) if isinstance(mask, tuple) else mask,
+            composite=self.spec.composite,
+            retries=self.retries,
+        )
+
+    # -- outputs ---------------------------------------------------------------------------
+
+    def _save(self, manifest: Manifest, grid: GridRecord) -> None:
+        unit = self.spec.target.write_unit
+        self.location.write_meta(MANIFEST, manifest.to_dict(all_tile_keys(grid.shape, unit)))
+        self.writes += 1
+
+    def _export_cogs(self, manifest: Manifest, plan: StepPlan, grid: GridRecord) -> int:
+        from datacubes._cog import export_cogs, pending_cog_steps
+
+        pending = pending_cog_steps(manifest)
+        if not pending:
+            return 0
+        written = export_cogs(self.location, manifest, pending, list(plan.variables))
+        self.writes += written
+        self._save(manifest, grid)
+        return written
+
+    def _write_metadata(
+        self, manifest: Manifest, plan: StepPlan, geobox: Any, complete: bool, cog_on: bool
+    ) -> None:
+        from datacubes._cog import cog_assets
+
+        spec = self.spec
+        stored = manifest.doc.get("variables", {})
+        variables = {
+            name: {**info, "stored_dtype": stored.get(name, info["dtype"])}
+            for name, info in plan.variables.items()
+        }
+        endpoint = (self.location.storage_options.get("client_kwargs") or {}).get("endpoint_url")
+        previous = self.location.read_meta(ITEM)
+        item = cube_item(
+            spec,
+            url=self.location.url,
+            endpoint=endpoint,
+            geobox=geobox,
+            steps=manifest.steps,
+            variables=variables,
+            complete=complete,
+            software=self.software,
+            cogs=cog_assets(self.location, manifest, list(plan.variables)) if cog_on else None,
+            created=(previous or {}).get("properties", {}).get("created"),
+        )
+        self.location.write_meta(ITEM, item)
+        self.location.write_meta(COLLECTION, cube_collection(item, spec, manifest.steps))
+        self.writes += 2
+        self._update_attrs(geobox, manifest.steps)
+
+    def _update_attrs(self, geobox: Any, steps: list[Step]) -> None:
+        import zarr
+
+        attrs = cf_attributes(self.spec, geobox, steps, self.software)
+        store = self._zarr_store()
+        group = zarr.open_group(store, mode="r+")
+        current = dict(group.attrs)
+        keep = {k: current[k] for k in ("date_created", "history") if k in current}
+        new = {**attrs, **keep}
+        if current.get("time_coverage_end") != attrs["time_coverage_end"]:
+            new["history"] = f"{current.get('history', '')}\n{attrs['history']}".strip()
+            new["date_modified"] = attrs["date_created"]
+        if {k: current.get(k) for k in new} != new:
+            group.attrs.update(new)
+            with _QuietZarr():
+                zarr.consolidate_metadata(store)
+            self.writes += 1
+
+    def _options(self) -> dict[str, Any] | None:
+        return dict(self.location.storage_options) or None
+
+    def _zarr_store(self) -> Any:
+        from zarr.storage import FsspecStore, LocalStore
+
+        if not self.location.remote:
+            return LocalStore(self.location.url)
+        return FsspecStore.from_url(
+            self.location.url, storage_options=dict(self.location.storage_options)
+        )
+
+
+def _stored_hash(location: CubeLocation) -> str | None:
+    import zarr
+
+    try:
+        store = _store_for(location)
+        group = zarr.open_group(store, mode="r")
+    except Exception:
+        return None
+    value = group.attrs.get("earthlab_spec_hash")
+    return str(value) if value else None
+
+
+def _store_length(location: CubeLocation) -> int:
+    import zarr
+
+    group = zarr.open_group(_store_for(location), mode="r")
+    return int(group["time"].shape[0])
+
+
+def _store_for(location: CubeLocation) -> Any:
+    from zarr.storage import FsspecStore, LocalStore
+
+    if not location.remote:
+        return LocalStore(location.url, read_only=True)
+    return FsspecStore.from_url(
+        location.url, storage_options=dict(location.storage_options), read_only=True
+    )
+
+
+class _QuietZarr(warnings.catch_warnings):
+    """Silence zarr's note that consolidated metadata is outside the Zarr 3 spec.
+
+    We write it on purpose: one read opens the cube.
+    """
+
+    def __enter__(self) -> Any:
+        result = super().__enter__()
+        warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
+        return result
+
+
+def _now() -> str:
+    import datetime as dt
+
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,383 @@
+"""Filling a cube region by region: plan the regions, compute one, write it, in parallel.
+
+A region is a block of time steps on one spatial tile, aligned to the store's write unit (the
+shard when sharding, else the chunk), so two regions never share a stored object and can be
+written concurrently. Each region loads only its own items over its own window (memory is one
+region per worker, whatever the number of time steps), is computed with Dask's synchronous
+scheduler inside its worker, and written with ``to_zarr(region=...)``.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import math
+import time
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pystac
+import xarray as xr
+from odc.geo.geobox import GeoBox
+
+from datacubes._grid import lonlat_bbox
+from datacubes._manifest import Manifest, Region, Step
+from datacubes._spec import Chunks, CompositeSpec
+from datacubes._steps import iso_time, period_start
+from lab._errors import AssetReadError, ConfigurationError, EarthLabError
+
+_REDUCERS: dict[str, Callable[..., np.ndarray]] = {
+    "median": np.nanmedian,
+    "mean": np.nanmean,
+    "min": np.nanmin,
+    "max": np.nanmax,
+}
+
+
+@dataclass(frozen=True)
+class GridRecord:
+    """A cube grid as stored in its manifest."""
+
+    crs: str
+    """CRS (``EPSG:32631`` or WKT)."""
+    transform: tuple[float, ...]
+    """Affine transform, six numbers."""
+    shape: tuple[int, int]
+    """Rows and columns."""
+
+    @classmethod
+    def from_geobox(cls, geobox: GeoBox) -> GridRecord:
+        """Record of a GeoBox."""
+        epsg = geobox.crs.epsg
+        crs = f"EPSG:{epsg}" if epsg else geobox.crs.to_wkt()
+        return cls(crs, tuple(float(v) for v in tuple(geobox.transform)[:6]), tuple(geobox.shape))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> GridRecord:
+        """Read back :meth:`to_dict`."""
+        return cls(str(data["crs"]), tuple(data["transform"]), tuple(data["shape"]))  # type: ignore[arg-type]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for the manifest."""
+        return {"crs": self.crs, "transform": list(self.transform), "shape": list(self.shape)}
+
+    @property
+    def geobox(self) -> GeoBox:
+        """The grid as a GeoBox."""
+        from affine import Affine
+
+        return GeoBox(self.shape, Affine(*self.transform), self.crs)
+
+
+@dataclass(frozen=True)
+class RegionJob:
+    """Everything one worker needs to fill one region (picklable for Dask clusters)."""
+
+    region: Region
+    """The block to fill."""
+    steps: tuple[Step, ...]
+    """The cube's steps ``region.t[0] .. region.t[1]``."""
+    items: tuple[pystac.Item, ...] = field(repr=False)
+    """Source items of those steps."""
+    bands: tuple[str, ...]
+    """Bands to load."""
+    variables: Mapping[str, str]
+    """Output variables and their in-memory dtype (``float32``, or ``uint8`` for classes)."""
+    grid: GridRecord
+    """The cube's grid."""
+    url: str
+    """The Zarr store."""
+    storage_options: Mapping[str, Any] = field(repr=False, default_factory=dict)
+    """fsspec options of the store."""
+    mask: Any = None
+    """Cloud mask argument of :func:`datacubes.load`."""
+    composite: CompositeSpec | None = None
+    """Temporal composite, if any."""
+    retries: int = 2
+    """Further attempts after a read or write failure."""
+    retry_delay: float = 0.5
+    """Seconds before the first retry (doubled each time)."""
+
+
+@dataclass(frozen=True)
+class RegionResult:
+    """What happened to one region."""
+
+    key: str
+    """Region key."""
+    ok: bool
+    """Whether the region is written."""
+    error: str = ""
+    """Why it failed."""
+    attempts: int = 1
+    """Tries made."""
+    seconds: float = 0.0
+    """Wall time."""
+    nbytes: int = 0
+    """Bytes of values written (in memory, before compression)."""
+
+
+def tiles(shape: tuple[int, int], unit: Chunks) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """Spatial tiles ``((y0, y1), (x0, x1))`` of a grid, aligned to the write unit."""
+    rows, cols = shape
+    return [
+        ((y0, min(y0 + unit.y, rows)), (x0, min(x0 + unit.x, cols)))
+        for y0 in range(0, rows, unit.y)
+        for x0 in range(0, cols, unit.x)
+    ]
+
+
+def all_tile_keys(shape: tuple[int, int], unit: Chunks) -> list[str]:
+    """Keys of every spatial tile (as in :attr:`Region.tile`)."""
+    return [Region((0, 0), y, x).tile for y, x in tiles(shape, unit)]
+
+
+def plan_regions(
+    n_steps: int, shape: tuple[int, int], unit: Chunks, manifest: Manifest
+) -> list[Region]:
+    """Regions still to fill: per time block and tile, the unfilled steps of the block.
+
+    Returns
+    -------
+    list of Region
+        In time-block order, then row-major tiles.
+    """
+    regions = []
+    for block in range(math.ceil(n_steps / unit.time)):
+        start, stop = block * unit.time, min((block + 1) * unit.time, n_steps)
+        for y, x in tiles(shape, unit):
+            filled = manifest.filled.get(Region((0, 0), y, x).tile, [])
+            missing = [t for t in range(start, stop) if not any(a <= t < b for a, b in filled)]
+            if missing:
+                regions.append(Region((min(missing), max(missing) + 1), y, x))
+    return regions
+
+
+def count_regions(n_steps: int, shape: tuple[int, int], unit: Chunks) -> int:
+    """Number of regions of a full cube."""
+    return math.ceil(n_steps / unit.time) * len(tiles(shape, unit))
+
+
+# --- one region -----------------------------------------------------------------------------
+
+
+def fill_region(job: RegionJob) -> RegionResult:
+    """Compute and write one region, retrying read and write failures (bounded).
+
+    Returns
+    -------
+    RegionResult
+        ``ok=False`` with the error when the region could not be written; the region's
+        previous content is untouched in that case.
+    """
+    started = time.monotonic()
+    attempts = 0
+    while True:
+        attempts += 1
+        try:
+            values = compute_region(job)
+            write_region(job, values)
+            nbytes = int(sum(v.nbytes for v in values.data_vars.values()))
+            return RegionResult(
+                job.region.key,
+                True,
+                attempts=attempts,
+                nbytes=nbytes,
+                seconds=time.monotonic() - started,
+            )
+        except (AssetReadError, OSError) as exc:
+            if attempts > job.retries:
+                return RegionResult(
+                    job.region.key, False, _message(exc), attempts, time.monotonic() - started
+                )
+            time.sleep(job.retry_delay * 2 ** (attempts - 1))
+        except EarthLabError as exc:
+            return RegionResult(
+                job.region.key, False, _message(exc), attempts, time.monotonic() - started
+            )
+
+
+def _message(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"
+
+
+def region_geobox(grid: GridRecord, region: Region) -> GeoBox:
+    """Grid of a region's spatial window."""
+    return grid.geobox[slice(*region.y), slice(*region.x)]
+
+
+def compute_region(job: RegionJob) -> xr.Dataset:
+    """Load, mask, (composite) and compute one region's values in memory."""
+    from datacubes._load import load
+
+    box = region_geobox(job.grid, job.region)
+    cube = load(
+        list(job.items),
+        list(job.bands),
+        crs=job.grid.crs,
+        resolution=abs(box.resolution.x),
+        bbox=lonlat_bbox(box),
+        chunks={"time": -1, "y": -1, "x": -1},
+        mask=job.mask,
+        fail_on_error=True,
+    )
+    cube = crop(cube, box)
+    cube = cube.compute(scheduler="synchronous")
+    if job.composite is not None:
+        return _composite(cube, job)
+    _check_steps(cube, job.steps, job.region)
+    return xr.Dataset(
+        {
+            name: (("time", "y", "x"), np.asarray(cube[name].values, dtype=dtype))
+            for name, dtype in job.variables.items()
+        }
+    )
+
+
+def crop(cube: xr.Dataset, box: GeoBox) -> xr.Dataset:
+    """The part of a loaded cube on grid ``box`` (same CRS, resolution and pixel edges).
+
+    Raises
+    ------
+    ConfigurationError
+        The loaded grid is not aligned with the cube's (pixel edges differ).
+    """
+    src = cube.odc.geobox
+    res = box.resolution.x
+    col = (box.transform.c - src.transform.c) / res
+    row = (src.transform.f - box.transform.f) / res
+    rows, cols = box.shape
+    aligned = (
+        src.crs == box.crs
+        and math.isclose(src.resolution.x, res)
+        and math.isclose(src.resolution.y, box.resolution.y)
+        and math.isclose(col, round(col), abs_tol=1e-3)
+        and math.isclose(row, round(row), abs_tol=1e-3)
+        and round(col) >= 0
+        and round(row) >= 0
+        and round(row) + rows <= src.shape[0]
+        and round(col) + cols <= src.shape[1]
+    )
+    if not aligned:
+        raise ConfigurationError(
+            f"the items' pixel grid ({src.crs}, origin {src.transform.c:g}, {src.transform.f:g}, "
+            f"pixel {src.resolution.x:g}) does not line up with the cube grid (pixel edges on "
+            f"multiples of {res:g}): choose a resolution the items' grid is aligned with "
+            "(e.g. their native pixel size)"
+        )
+    return cube.isel(y=slice(round(row), round(row) + rows), x=slice(round(col), round(col) + cols))
+
+
+def _check_steps(cube: xr.Dataset, steps: Sequence[Step], region: Region) -> None:
+    times = [iso_time(t) for t in cube["time"].values]
+    items = [tuple(sorted(str(v).split(","))) for v in cube["source_items"].values]
+    expected = [(s.time, s.items) for s in steps]
+    if list(zip(times, items, strict=False)) != expected:
+        raise AssertionError(  # the loader grouped differently from the plan: a bug
+            f"region {region.key}: loaded steps {list(zip(times, items, strict=False))} differ "
+            f"from the planned {expected}"
+        )
+
+
+def _composite(cube: xr.Dataset, job: RegionJob) -> xr.Dataset:
+    assert job.composite is not None
+    labels = [iso_time(period_start(t, job.composite.period)) for t in cube["time"].values]
+    reduce = _REDUCERS[job.composite.method]
+    out = {}
+    for name, dtype in job.variables.items():
+        values = np.asarray(cube[name].values, dtype="float32")
+        planes = []
+        for step in job.steps:
+            index = [i for i, label in enumerate(labels) if label == step.time]
+            if not index:
+                raise AssertionError(
+                    f"region {job.region.key}: no loaded date in period {step.time}"
+                )
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels stay NaN
+                planes.append(reduce(values[index], axis=0))
+        out[name] = (("time", "y", "x"), np.stack(planes).astype(dtype))
+    return xr.Dataset(out)
+
+
+def write_region(job: RegionJob, values: xr.Dataset) -> None:
+    """Write computed values into the store's region (encoded as the store says)."""
+    values.to_zarr(
+        job.url,
+        region=job.region.slices(),
+        mode="r+",
+        consolidated=False,
+        storage_options=dict(job.storage_options) or None,
+    )
+
+
+# --- many regions ---------------------------------------------------------------------------
+
+
+def run_regions(
+    jobs: Sequence[RegionJob],
+    *,
+    workers: int,
+    client: Any = None,
+    on_result: Callable[[RegionJob, RegionResult], None],
+    progress: bool = True,
+) -> None:
+    """Fill regions in parallel, calling ``on_result`` in this thread as each one ends.
+
+    Parameters
+    ----------
+    jobs : sequence of RegionJob
+        Regions to fill.
+    workers : int
+        Regions filled at once (threads) when no ``client`` is given.
+    client : dask.distributed.Client, optional
+        Fill regions on a Dask cluster instead (its workers must reach the store).
+    on_result : callable
+        Receives each job and its result, in completion order.
+    progress : bool
+        Show a progress bar on standard error.
+    """
+    from tqdm.auto import tqdm
+
+    by_key = {job.region.key: job for job in jobs}
+    with tqdm(total=len(jobs), unit="region", disable=not progress, desc="cube build") as bar:
+        for result in _results(jobs, workers, client):
+            on_result(by_key[result.key], result)
+            bar.update(1)
+
+
+def _results(jobs: Sequence[RegionJob], workers: int, client: Any) -> Iterable[RegionResult]:
+    if not jobs:
+        return
+    if client is not None:
+        from distributed import as_completed
+
+        futures = client.map(fill_region, list(jobs), pure=False)
+        for future in as_completed(futures):
+            yield future.result()
+        return
+    with cf.ThreadPoolExecutor(
+        max_workers=max(1, workers), thread_name_prefix="cube-region"
+    ) as pool:
+        pending = {pool.submit(fill_region, job) for job in jobs}
+        try:
+            for future in cf.as_completed(pending):
+                yield future.result()
+        finally:
+            for future in pending:
+                future.cancel()
+
+
+def steps_frame(steps: Sequence[Step]) -> pd.DataFrame:
+    """Steps as a table (time, number of items, items), for reports."""
+    return pd.DataFrame(
+        {
+            "time": [s.time for s in steps],
+            "items": [len(s.items) for s in steps],
+            "source_items": [",".join(s.items) for s in steps],
+        }
+    )
