@@ -84,8 +84,8 @@ class TruthModel:
     def random(cls, rng: np.random.Generator, t_start: float, t_end: float) -> TruthModel:
         """Draw a model whose events happen between ``t_start`` and ``t_end`` (days)."""
         return cls(
-            turbidity_plumes=_plumes(rng, 8, t_start, t_end, (6.0, 30.0), (700.0, 2200.0)),
-            chlorophyll_plumes=_plumes(rng, 5, t_start, t_end, (6.0, 22.0), (1500.0, 3500.0)),
+            turbidity_plumes=_plumes(rng, 8, t_start, t_end, (8.0, 40.0), (700.0, 2200.0)),
+            chlorophyll_plumes=_plumes(rng, 5, t_start, t_end, (8.0, 30.0), (1500.0, 3500.0)),
             turbidity_waves=_waves(rng, 3),
             chlorophyll_waves=_waves(rng, 3),
         )

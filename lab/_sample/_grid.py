@@ -10,7 +10,7 @@ from affine import Affine
 from pyproj import Transformer
 from scipy import ndimage
 
-from lab._errors import EarthLabError
+from lab._sample import SampleGenerationError
 
 CRS = "EPSG:32631"
 RESOLUTION = 20.0
@@ -38,10 +38,6 @@ STATIONS = (
     ("THAU06", 3.6400, 43.3900),  # south basin, lido side
     ("MEZE_LAND", 3.6060, 43.4260),  # georeferenced at the town, on land
 )
-
-
-class SampleGenerationError(EarthLabError, RuntimeError):
-    """The sample generator's own consistency check failed (a bug or an unusable seed)."""
 
 
 @dataclass(frozen=True)
