@@ -17,6 +17,7 @@ CLOUD_CLASSES: frozenset[int] = frozenset({0, 1, 3, 8, 9, 10})
 cloud medium and high probability, thin cirrus."""
 
 _REFLECTANCE_STANDARD_NAME = "surface_bidirectional_reflectance"
+_CENTRE = "earthlab:centre"
 
 
 def _scaling_per_step(
@@ -72,47 +73,18 @@ def finish(
     mask_func: Callable[[xr.Dataset], xr.DataArray] | None,
     groupby: str,
 ) -> xr.Dataset:
+    """Turn odc-stac's DN dataset into the output of :func:`datacubes.load`."""
     reference = {e.name: e for plan in plans for e in plan}
-    out = xr.Dataset(coords=raw.coords)
-    out = out.assign_coords(
-        source_items=("time", np.array([",".join(items[i].id for i in g) for g in groups], object))
-    )
-    centres = [
-        ",".join(
-            sorted(
-                {
-                    str(items[i].properties["earthlab:centre"])
-                    for i in g
-                    if "earthlab:centre" in items[i].properties
-                }
-            )
-        )
-        for g in groups
-    ]
-    if any(centres):
-        out = out.assign_coords(centre=("time", np.array(centres, object)))
+    variables: dict[str, xr.DataArray] = {}
     floats: list[str] = []
     for name in [*names, *(str(n) for n in raw.data_vars if n not in names)]:
-        da = raw[name]
-        entry = reference[name]
         per_step = _scaling_per_step(name, plans, groups, items)
         if per_step is None:
-            out[name] = da.assign_attrs(_class_attrs(entry, da.attrs))
+            variables[name] = raw[name].assign_attrs(_class_attrs(reference[name], raw[name].attrs))
             continue
-        scale, offset = per_step
-        nodata = float(entry.nodata) if entry.nodata is not None else np.nan
-        phys = xr.apply_ufunc(
-            _to_physical,
-            da,
-            xr.DataArray(scale.astype("float32"), dims="time"),
-            xr.DataArray(offset.astype("float32"), dims="time"),
-            kwargs={"nodata": nodata},
-            dask="parallelized",
-            output_dtypes=[np.float32],
-        )
-        phys.attrs = _float_attrs(entry, scale, offset)
-        out[name] = phys
+        variables[name] = _physical(raw[name], reference[name], *per_step)
         floats.append(name)
+    out = xr.Dataset(variables, coords=_step_coords(items, groups))
     out = _apply_mask(out, floats, mask_classes, mask_func)
     if mask_classes is not None and "scl" not in names:
         out = out.drop_vars("scl")
@@ -126,6 +98,38 @@ def finish(
         "history": f"datacubes.load of {len(items)} STAC items",
     }
     return out
+
+
+def _physical(
+    dn: xr.DataArray, entry: ItemBand, scale: np.ndarray, offset: np.ndarray
+) -> xr.DataArray:
+    nodata = float(entry.nodata) if entry.nodata is not None else np.nan
+    phys = xr.apply_ufunc(
+        _to_physical,
+        dn,
+        xr.DataArray(scale.astype("float32"), dims="time"),
+        xr.DataArray(offset.astype("float32"), dims="time"),
+        kwargs={"nodata": nodata},
+        dask="parallelized",
+        output_dtypes=[np.float32],
+    )
+    phys.attrs = _float_attrs(entry, scale, offset)
+    return phys
+
+
+def _step_coords(items: list[pystac.Item], groups: list[list[int]]) -> dict[str, Any]:
+    """Item ids (and data centres, when items say) of each time step."""
+    ids = [",".join(items[i].id for i in g) for g in groups]
+    coords: dict[str, Any] = {"source_items": ("time", np.array(ids, object))}
+    centres = [
+        ",".join(
+            sorted({str(items[i].properties[_CENTRE]) for i in g if _CENTRE in items[i].properties})
+        )
+        for g in groups
+    ]
+    if any(centres):
+        coords["centre"] = ("time", np.array(centres, object))
+    return coords
 
 
 def _apply_mask(

@@ -258,7 +258,7 @@ def native_geobox(
 
     anchor = xy_(fraction(transform.c), fraction(transform.f))
     if bbox is None:
-        extent = bbox_union(box.extent.boundingbox for box in grids)
+        extent = bbox_union(box.boundingbox for box in grids)
     else:
         extent = BoundingBox(*bbox, crs="EPSG:4326").to_crs(crs)
     return GeoBox.from_bbox(extent, crs=crs, resolution=resolution, anchor=anchor)
