@@ -295,7 +295,11 @@ def _common_name(band: Mapping[str, Any]) -> str | None:
     return str(value) if value else None
 
 
-def is_single_band_data(asset: pystac.Asset) -> bool:
+_PREVIEW_KEYS = frozenset({"visual", "overview", "preview", "thumbnail", "tci", "rendered_preview"})
+"""Asset keys of RGB previews in items that give no roles (Earth Search v0)."""
+
+
+def is_single_band_data(asset: pystac.Asset, key: str = "") -> bool:
     """Whether the asset is one raster band (not metadata, a preview or an RGB image).
 
     Rasters (GeoTIFF or JPEG 2000 media type, or role ``data``) count whatever their roles
@@ -304,6 +308,8 @@ def is_single_band_data(asset: pystac.Asset) -> bool:
     """
     roles = set(asset.roles or ["data"])
     if roles & {"visual", "thumbnail", "overview", "metadata", "tiles"}:
+        return False
+    if _strip_suffix(key).lower() in _PREVIEW_KEYS:
         return False
     media = (asset.media_type or "").lower()
     if media and not any(kind in media for kind in ("tiff", "jp2")):
@@ -396,7 +402,7 @@ def resolve_band(
     """
     family = family_of(item)
     name, info = canonical_name(requested, family)
-    data = {k: a for k, a in item.assets.items() if is_single_band_data(a)}
+    data = {k: a for k, a in item.assets.items() if is_single_band_data(a, k)}
     wanted = {requested.lower(), name.lower()}
     provider = {k.lower() for k in info.keys} if info else set()
 
@@ -482,7 +488,7 @@ def available_bands(item: pystac.Item) -> dict[str, str]:
     family = family_of(item)
     found: dict[str, str] = {}
     for key, asset in item.assets.items():
-        if not is_single_band_data(asset):
+        if not is_single_band_data(asset, key):
             continue
         info = _lookup_asset(family, key, asset) if family else None
         bands = asset_bands(asset)

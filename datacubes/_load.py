@@ -13,6 +13,7 @@ import pandas as pd
 import pystac
 import xarray as xr
 
+from datacubes._bands import available_bands
 from datacubes._io import AssetReadWarning, AssetRef, NamingRioDriver, missing_local
 from datacubes._output import CLOUD_CLASSES, finish
 from datacubes._plan import (
@@ -202,7 +203,7 @@ def load(
 
 def describe_bands(
     items: Iterable[pystac.Item],
-    bands: str | Sequence[str],
+    bands: str | Sequence[str] | None = None,
     *,
     resolution: float | None = None,
 ) -> pd.DataFrame:
@@ -212,8 +213,8 @@ def describe_bands(
     ----------
     items : iterable of pystac.Item
         The items to inspect.
-    bands : str or sequence of str
-        Band names as for :func:`load`.
+    bands : str or sequence of str, optional
+        Band names as for :func:`load`. Default: every single-band raster all items offer.
     resolution : float, optional
         Target pixel size (chooses between CDSE ``_10m/_20m/_60m`` assets).
 
@@ -225,6 +226,9 @@ def describe_bands(
         ``scale``, ``offset`` and ``scaling_rule`` (which metadata decided).
     """
     found = as_items(items)
+    if bands is None:
+        offered = [set(available_bands(item)) for item in found]
+        bands = sorted(set.intersection(*offered))
     plans = plan_items(found, as_band_list(bands), _check_resolution(resolution))
     return describe_plan(found, plans)
 

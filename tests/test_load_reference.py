@@ -277,3 +277,15 @@ def test_earthsearch_choice_agrees_with_the_collection_item_assets(reference_dir
         assert item.properties["earthsearch:boa_offset_applied"] is True
         assert item_offset == -0.1  # the item's own (wrong) value, not used
         assert "boa_offset_applied=true" in row.scaling_rule
+
+
+def test_describe_bands_lists_every_band_by_common_name(reference_dir):
+    pc = datacubes.describe_bands([_item(reference_dir, EXPECTED[10].file)])
+    mapping = dict(zip(pc.band, pc.asset_key, strict=True))
+    s2 = {"coastal": "B01", "blue": "B02", "green": "B03", "red": "B04", "rededge1": "B05",
+          "rededge2": "B06", "rededge3": "B07", "nir": "B08", "nir08": "B8A", "nir09": "B09",
+          "swir16": "B11", "swir22": "B12", "scl": "SCL", "aot": "AOT", "wvp": "WVP"}  # fmt: skip
+    assert mapping == s2
+    legacy = datacubes.describe_bands([_item(reference_dir, EXPECTED[5].file)])
+    assert "visual" not in set(legacy.asset_key) and "overview" not in set(legacy.asset_key)
+    assert dict(zip(legacy.band, legacy.asset_key, strict=True)) == s2
