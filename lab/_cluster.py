@@ -93,7 +93,7 @@ def choose_centre(items: Iterable[Any], federation: CentreSet) -> str:
                 "lab.catalog().search(...), or choose the place with cluster(centre=...)"
             )
         federation[name]  # raises UnknownCentreError naming the known centres
-        known = [a.get("file:size") for a in assets if isinstance(a.get("file:size"), int)]
+        known = [a["file:size"] for a in assets if _is_size(a.get("file:size"))]
         all_sized = all_sized and bool(known)
         sizes[name] = sizes.get(name, 0) + sum(known)
         counts[name] = counts.get(name, 0) + 1
@@ -104,6 +104,10 @@ def choose_centre(items: Iterable[Any], federation: CentreSet) -> str:
     weights = sizes if all_sized else counts
     order = list(federation)
     return max(weights, key=lambda n: (weights[n], -order.index(n)))
+
+
+def _is_size(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _item_parts(item: Any) -> tuple[Mapping[str, Any], list[Mapping[str, Any]], str]:
@@ -353,7 +357,7 @@ def list_clusters(
         If a gateway cannot be reached or refuses the token.
     """
     federation = centres_file if isinstance(centres_file, CentreSet) else centres(centres_file)
-    found = []
+    found: list[ClusterInfo] = []
     for place in federation.values():
         if place.gateway is None:
             continue
