@@ -202,8 +202,12 @@ def test_stopping_the_server_ends_its_clusters(alice, deployment, hub):
     )
     assert response.json()["status"] in ("STOPPING", "STOPPED")
     # ... and it was the hub's post-stop hook that stopped it.
-    log = (Path(deployment.run_dir) / "logs" / "jupyterhub.log").read_text()
-    assert f"Stopped 1 cluster(s) of alice on dask-gateway-theia: {alice['cluster']}" in log
+    line = f"Stopped 1 cluster(s) of alice on dask-gateway-theia: {alice['cluster']}"
+    log = Path(deployment.run_dir) / "logs" / "jupyterhub.log"
+    deadline = time.monotonic() + 10
+    while line not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert line in log.read_text()
 
 
 def test_hub_command_starts_reports_and_stops_everything(sample_dir, tmp_path):
