@@ -114,7 +114,7 @@ class TruthModel:
 
 
 def _mean(waves: tuple[Wave, ...], t: float, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    return sum(w(t, x, y) for w in waves) / len(waves)
+    return np.mean([w(t, x, y) for w in waves], axis=0)
 
 
 def _plumes(

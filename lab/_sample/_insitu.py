@@ -51,7 +51,7 @@ def sampling_events(
     """For each station and overpass: a sample the same day (±2 h), 1-3 days off, or none."""
     kinds = list(SAMPLING_PROBABILITIES)
     probabilities = list(SAMPLING_PROBABILITIES.values())
-    events = []
+    events: list[Event] = []
     for station in stations:
         times: set[datetime] = set()
         for acq in acqs:
@@ -106,7 +106,7 @@ def write_table(table: pa.Table, directory: Path, station_id: str) -> dict[str, 
 def expected_matchups(
     events: Sequence[Event],
     acqs: Sequence[Acquisition],
-    scls: Sequence[np.ndarray],
+    scls: np.ndarray,
     surf: np.ndarray,
 ) -> list[dict]:
     """Outcome of each sampling event under the default protocol (time, land, clouds, kept)."""
