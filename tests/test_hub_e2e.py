@@ -210,7 +210,9 @@ def test_stopping_the_server_ends_its_clusters(alice, deployment, hub):
     assert line in log.read_text()
 
 
-def test_hub_command_starts_reports_and_stops_everything(sample_dir, tmp_path):
+def test_hub_command_starts_reports_and_stops_everything(sample_dir, tmp_path, monkeypatch):
+    """``earthlab hub up/status/down``; this lab's policy shuts idle clusters after 4 s."""
+    import os
     import subprocess
     import sys
 
@@ -218,6 +220,10 @@ def test_hub_command_starts_reports_and_stops_everything(sample_dir, tmp_path):
 
     from lab._deploy import RunDir, status
 
+    policy = tmp_path / "lab.yaml"
+    text = (Path(__file__).parent.parent / "hub_config" / "lab.yaml").read_text()
+    policy.write_text(text.replace("  idle_timeout: 1800\n", "  idle_timeout: 4\n"))
+    assert policy.read_text() != text
     run_dir = tmp_path / "run"
     earthlab = [sys.executable, "-m", "lab._cli", "hub", "--run-dir", str(run_dir)]
     try:
@@ -226,6 +232,7 @@ def test_hub_command_starts_reports_and_stops_everything(sample_dir, tmp_path):
             capture_output=True,
             text=True,
             timeout=150,
+            env={**os.environ, "EARTHLAB_POLICY_FILE": str(policy)},
         )
         assert started.returncode == 0, started.stderr
         deployment = RunDir(run_dir).deployment()
@@ -244,6 +251,25 @@ def test_hub_command_starts_reports_and_stops_everything(sample_dir, tmp_path):
             ["hub", "running"],
         ]
         pids = [proc.pid for proc, _ in status(run_dir)]
+        # An idle cluster is shut down by its gateway, with nothing else stopping it.
+        hub = Hub(deployment)
+        hub.create_user("dave")
+        address_var, proxy_var = gateway_env_names("odatis")
+        monkeypatch.setenv(address_var, deployment.gateway_address("odatis"))
+        monkeypatch.setenv(proxy_var, deployment.gateway_proxy_address("odatis"))
+        monkeypatch.setenv("JUPYTERHUB_API_TOKEN", hub.gateway_token("dave", "odatis"))
+        client = lab.cluster(centre="odatis", workers=1, centres_file=deployment.centres_file)
+        client.cluster.shutdown_on_close = False
+        assert client.submit(sum, [1, 2]).result() == 3
+        name = client.cluster.name
+        assert name in hub.gateway_clusters("dave", "odatis")
+        deadline = time.monotonic() + 40
+        while hub.gateway_clusters("dave", "odatis") and time.monotonic() < deadline:
+            time.sleep(1)
+        assert hub.gateway_clusters("dave", "odatis") == {}
+        log = (run_dir / "logs" / "dask-gateway-odatis.log").read_text()
+        assert f"Stopping cluster {name}" in log
+        client.close()
     finally:
         stopped = subprocess.run([*earthlab, "down"], capture_output=True, text=True, timeout=120)
     assert stopped.returncode == 0
