@@ -59,7 +59,7 @@ def _to_physical(
     out *= scale
     out += offset
     if not np.isnan(nodata):
-        out[dn == nodata] = np.nan
+        np.copyto(out, np.float32(np.nan), where=dn == nodata)
     return out
 
 
