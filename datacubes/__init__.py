@@ -11,7 +11,28 @@ Modules are private; this namespace is the API.
 
 from __future__ import annotations
 
+from datacubes._access import cube_info, list_cubes, open_cube
+from datacubes._build import BuildReport, IncompleteBuildError, TargetConflictError, build
+from datacubes._intake import intake_catalog, write_intake_catalog
 from datacubes._io import AssetReadWarning
 from datacubes._load import describe_bands, load
+from datacubes._spec import CubeSpec, SpecError, read_spec, shipped_specs
 
-__all__ = ["AssetReadWarning", "describe_bands", "load"]
+__all__ = [
+    "AssetReadWarning",
+    "BuildReport",
+    "CubeSpec",
+    "IncompleteBuildError",
+    "SpecError",
+    "TargetConflictError",
+    "build",
+    "cube_info",
+    "describe_bands",
+    "intake_catalog",
+    "list_cubes",
+    "load",
+    "open_cube",
+    "read_spec",
+    "shipped_specs",
+    "write_intake_catalog",
+]

@@ -57,7 +57,8 @@ from datacubes._steps import (
 from datacubes._store import COLLECTION, ITEM, MANIFEST, CubeLocation, resolve_location
 from lab._errors import ConfigurationError, EarthLabError
 
-_SAVE_EVERY = 1.0  # seconds between manifest saves while regions complete
+_SAVES_PER_RUN = 100  # the manifest is saved after every 1 % of the regions of a run...
+_SAVE_AT_LEAST = 30.0  # ... and at least every 30 s, so a kill loses little and saves stay O(n)
 _TIME_ENCODING = {
     "units": "microseconds since 1970-01-01",
     "calendar": "proleptic_gregorian",
@@ -364,9 +365,8 @@ class _Run:
         """Append to the store the steps the manifest has and the store lacks (killed append)."""
         stored = _store_length(self.location)
         if stored < len(manifest.steps):
-            self._append_template(
-                manifest.steps[stored:], plan, GridRecord.from_dict(manifest.grid)
-            )
+            grid = GridRecord.from_dict(manifest.grid)
+            self._append_template(manifest.steps[stored:], plan, grid, stored)
         elif stored > len(manifest.steps):
             raise TargetConflictError(
                 f"{self.location.url} has {stored} time steps but its manifest only "
@@ -386,11 +386,15 @@ class _Run:
         if changes.append:
             manifest.steps = [*manifest.steps, *changes.append]
             self._save(manifest, grid)  # first the manifest, then the store (see _restore_length)
-            self._append_template(list(changes.append), plan, grid)
+            self._append_template(
+                list(changes.append), plan, grid, len(manifest.steps) - len(changes.append)
+            )
         return len(changes.append), len(changes.refill)
 
-    def _append_template(self, steps: list[Step], plan: StepPlan, grid: GridRecord) -> None:
-        template = self._template(steps, plan, grid).drop_vars(["x", "y", "spatial_ref"])
+    def _append_template(
+        self, steps: list[Step], plan: StepPlan, grid: GridRecord, start: int
+    ) -> None:
+        template = self._template(steps, plan, grid, start).drop_vars(["x", "y", "spatial_ref"])
         with _QuietZarr():
             template.to_zarr(
                 self.location.url,
@@ -413,8 +417,13 @@ class _Run:
     # -- template --------------------------------------------------------------------------
 
     def _template(
-        self, steps: list[Step] | tuple[Step, ...], plan: StepPlan, grid: GridRecord
+        self,
+        steps: list[Step] | tuple[Step, ...],
+        plan: StepPlan,
+        grid: GridRecord,
+        start: int = 0,
     ) -> xr.Dataset:
+        """The cube (or the steps appended at index ``start``) as lazy zeros, never computed."""
         from odc.geo.xr import xr_coords
 
         spec = self.spec
@@ -432,7 +441,14 @@ class _Run:
             attrs=attrs["source_items"],
         )
         shape = (len(steps), *geobox.shape)
-        chunks = (unit.time, unit.y, unit.x)
+        first = min(len(steps), unit.time - start % unit.time)  # Dask chunks on the write units
+        rest = len(steps) - first
+        time_chunks = (
+            first,
+            *[unit.time] * (rest // unit.time),
+            *([rest % unit.time] if rest % unit.time else []),
+        )
+        chunks = (time_chunks, unit.y, unit.x)
         data = {}
         method = cell_methods(spec)
         for name, info in plan.variables.items():
@@ -493,6 +509,8 @@ class _Run:
     ) -> int:
         jobs = [self._job(manifest, plan, grid, region) for region in regions]
         last_save = [time.monotonic()]
+        unsaved = [0]
+        batch = max(1, len(jobs) // _SAVES_PER_RUN)
         nbytes = [0]
 
         def on_result(job: RegionJob, result: RegionResult) -> None:
@@ -506,9 +524,11 @@ class _Run:
                 manifest.mark_failed(job.region, result.error, result.attempts, items)
                 run_info["failed"] += 1
                 failed[job.region.key] = result.error
-            if time.monotonic() - last_save[0] >= _SAVE_EVERY:
+            unsaved[0] += 1
+            if unsaved[0] >= batch or time.monotonic() - last_save[0] >= _SAVE_AT_LEAST:
                 self._save(manifest, grid)
                 last_save[0] = time.monotonic()
+                unsaved[0] = 0
 
         if jobs:
             run_regions(

@@ -137,6 +137,7 @@ class SourceSpec:
                 "max_cloud_cover",
                 "must be a percentage between 0 and 100",
             )
+            object.__setattr__(self, "max_cloud_cover", float(self.max_cloud_cover))
 
 
 @dataclass(frozen=True)
@@ -161,6 +162,7 @@ class GridSpec:
             "resolution",
             "must be a positive number (pixel size in CRS units)",
         )
+        object.__setattr__(self, "resolution", float(self.resolution))
         given = [n for n in ("bounds", "bbox", "tile") if getattr(self, n) is not None]
         _check(len(given) == 1, "extent", f"give exactly one of bounds, bbox or tile (got {given})")
         if self.tile is not None:
@@ -269,6 +271,9 @@ class EncodingSpec:
             "add_offset",
             "must be a number",
         )
+        for name in ("scale_factor", "add_offset", "nodata"):
+            if _is_number(getattr(self, name)):
+                object.__setattr__(self, name, float(getattr(self, name)))
         low, high = _INT_DTYPES[self.dtype]
         _check(
             _is_number(self.nodata)

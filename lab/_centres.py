@@ -42,7 +42,7 @@ from lab._errors import CentresFileError, UnknownCentreError
 
 __all__ = ["CatalogSpec", "Centre", "CentreSet", "GatewaySpec", "StorageSpec", "centres"]
 
-CATALOG_KINDS = ("stac-geoparquet", "stac-api", "stac-static")
+CATALOG_KINDS = ("stac-geoparquet", "stac-api", "stac-static", "cube-store")
 _NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 _SUPPORTED_VERSIONS = (1,)
 

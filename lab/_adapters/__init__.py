@@ -63,6 +63,10 @@ def adapter_for(centre: Centre) -> CatalogAdapter:
         from lab._adapters._stac_api import StacApiAdapter
 
         return StacApiAdapter(centre)
+    if kind == "cube-store":
+        from lab._adapters._cube_store import CubeStoreAdapter
+
+        return CubeStoreAdapter(centre)
     from lab._adapters._static import StaticCatalogAdapter
 
     return StaticCatalogAdapter(centre)

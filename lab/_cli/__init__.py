@@ -24,6 +24,7 @@ _COMMAND_MODULES = (
     "lab._cli._demo",
     "lab._cli._hub",
     "lab._cli._kernels",
+    "lab._cli._cube",
 )
 
 
