@@ -47,8 +47,16 @@ def intake_catalog(
 
     from lab._centres import centres as read_centres
 
-    found = centres if centres is not None and not isinstance(centres, str | os.PathLike) else read_centres(centres)
-    catalog = Catalog(metadata={"description": "Datasets of the Earth Analytics Lab: built cubes and in-situ collections"})
+    found = (
+        centres
+        if centres is not None and not isinstance(centres, str | os.PathLike)
+        else read_centres(centres)
+    )
+    catalog = Catalog(
+        metadata={
+            "description": "Datasets of the Earth Analytics Lab: built cubes and in-situ collections"
+        }
+    )
     for centre in found.values():
         if centre.storage is not None:
             _add_cubes(catalog, centre.storage.url, centre=centre.name, storage=centre.storage)
@@ -95,7 +103,9 @@ def _add_cubes(catalog: Any, store: str, *, centre: str | None, storage: Any) ->
     for item in cubes:
         href = item.assets["zarr"].href
         props = item.properties
-        data = Zarr(url=href, storage_options=_templated_options(storage) if "://" in href else None)
+        data = Zarr(
+            url=href, storage_options=_templated_options(storage) if "://" in href else None
+        )
         reader = XArrayDatasetReader(
             data,
             engine="zarr",
@@ -129,9 +139,9 @@ def _templated_options(storage: Any) -> dict[str, Any] | None:
     if client_kwargs:
         options["client_kwargs"] = client_kwargs
     if storage.key_env:
-        options["key"] = "{env(%s)}" % storage.key_env
+        options["key"] = f"{{env({storage.key_env})}}"
     if storage.secret_env:
-        options["secret"] = "{env(%s)}" % storage.secret_env
+        options["secret"] = f"{{env({storage.secret_env})}}"
     return options or None
 
 
