@@ -7,6 +7,7 @@ interpreter, so that the kernel runs with the lab's packages wherever Jupyter ru
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import sys
 import tempfile
@@ -59,6 +60,7 @@ def install_kernel(
     user: bool = False,
     prefix: str | None = None,
     python: str | None = None,
+    quiet: bool = False,
 ) -> Path:
     """Install a kernelspec of the repository for Jupyter.
 
@@ -73,6 +75,9 @@ def install_kernel(
         With neither ``user`` nor ``prefix``, the system-wide location is used.
     python
         Interpreter the kernel runs (default: this one).
+    quiet
+        Do not warn that ``prefix`` is not on Jupyter's search path (the caller sets
+        ``JUPYTER_PATH``, as the hub does).
 
     Returns
     -------
@@ -92,7 +97,11 @@ def install_kernel(
         staged = Path(tmp) / name
         shutil.copytree(source, staged)
         (staged / "kernel.json").write_text(json.dumps(spec, indent=2) + "\n", encoding="utf-8")
-        installed = KernelSpecManager().install_kernel_spec(
+        manager = KernelSpecManager()
+        if quiet:
+            manager.log = logging.getLogger("lab.kernels")
+            manager.log.setLevel(logging.ERROR)
+        installed = manager.install_kernel_spec(
             str(staged), kernel_name=name, user=user, prefix=prefix
         )
     return Path(installed)

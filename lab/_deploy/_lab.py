@@ -110,7 +110,7 @@ def up(
     for g in deployment.gateways:
         run.new_secret(f"{g.service}-token")
     run.write_deployment(deployment)
-    install_kernel(deployment.kernel, prefix=str(run.path))
+    install_kernel(deployment.kernel, prefix=str(run.path), quiet=True)  # JUPYTER_PATH: hub
     started: list[Proc] = []
     try:
         _start_all(run, deployment, chp, started, timeout)
