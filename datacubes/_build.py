@@ -578,7 +578,7 @@ class _Run:
         pending = pending_cog_steps(manifest)
         if not pending:
             return 0
-        written = export_cogs(self.location, manifest, pending, list(plan.variables))
+        written = export_cogs(self.location, manifest, pending, list(plan.variables), self.workers)
         self.writes += written
         self._save(manifest, grid)
         return written

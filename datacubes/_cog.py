@@ -31,32 +31,45 @@ def pending_cog_steps(manifest: Manifest) -> list[int]:
 
 
 def export_cogs(
-    location: CubeLocation, manifest: Manifest, steps: Sequence[int], bands: Sequence[str]
+    location: CubeLocation,
+    manifest: Manifest,
+    steps: Sequence[int],
+    bands: Sequence[str],
+    workers: int = 1,
 ) -> int:
     """Write the COGs of ``steps`` for every band; record them in the manifest.
+
+    One band of one step is in memory per worker at a time.
 
     Returns
     -------
     int
         Number of files written.
     """
+    import concurrent.futures as cf
+
     import rioxarray  # noqa: F401  (registers .rio)
 
     cube = xr.open_zarr(
         location.url, storage_options=dict(location.storage_options) or None, consolidated=True
     )
-    written = 0
-    with tempfile.TemporaryDirectory(prefix="earthlab-cog-") as tmp:
-        for index in steps:
-            for band in bands:
-                plane = cube[band].isel(time=index).load()
-                local = os.path.join(tmp, f"{band}_{index}.tif")
-                _write(plane, local)
-                location.upload(local, cog_name(location, band, manifest.steps[index].time))
-                os.remove(local)
-                written += 1
+
+    def one(index: int, band: str, folder: str) -> None:
+        plane = cube[band].isel(time=index).load(scheduler="synchronous")
+        local = os.path.join(folder, f"{band}_{index}.tif")
+        _write(plane, local)
+        location.upload(local, cog_name(location, band, manifest.steps[index].time))
+        os.remove(local)
+
+    with (
+        tempfile.TemporaryDirectory(prefix="earthlab-cog-") as tmp,
+        cf.ThreadPoolExecutor(max(1, workers), thread_name_prefix="cube-cog") as pool,
+    ):
+        for index in steps:  # a step is recorded once all its bands are written
+            for future in [pool.submit(one, index, band, tmp) for band in bands]:
+                future.result()
             manifest.cog_steps = add_range(manifest.cog_steps, index, index + 1)
-    return written
+    return len(steps) * len(bands)
 
 
 def _write(plane: xr.DataArray, path: str) -> None:

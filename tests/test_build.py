@@ -719,3 +719,16 @@ def test_append_interrupted_between_manifest_and_store_is_completed(
     report = datacubes.build(clean["spec"], target=str(url), centres=str(centres))
     assert report.complete and report.steps_added == 0 and report.regions_written == 8
     assert store_hashes(str(url)) == clean["hashes"]
+
+
+def test_regions_filled_on_a_dask_cluster(clean, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    url = tmp_path / "thau-test.zarr"
+    with distributed.Client(
+        processes=False, n_workers=1, threads_per_worker=2, dashboard_address=None
+    ) as client:
+        report = datacubes.build(
+            clean["spec"], target=str(url), centres=str(clean["centres"]), client=client
+        )
+    assert report.complete and report.regions_written == 16
+    assert store_hashes(str(url)) == clean["hashes"]
