@@ -1,0 +1,143 @@
+"""The lab's notebooks: one skeleton, cleared outputs, and each one runs in CI within 90 s.
+
+Notebooks are executed with nbclient on this environment's ``python3`` kernel, against the
+sample federation of the ``sample_dir`` fixture (``EARTHLAB_CENTRES`` points the notebooks'
+``lab.catalog()`` default at it, so the sample is generated once per session), in a temporary
+working directory (their ``out/`` files land there).
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+LAB_NOTEBOOKS = sorted((ROOT / "docs" / "notebooks").glob("*.ipynb"))
+WORKSHOP_NOTEBOOKS = sorted((ROOT / "docs" / "workshop").glob("*.ipynb"))
+NOTEBOOKS = LAB_NOTEBOOKS + WORKSHOP_NOTEBOOKS
+BUDGET_SECONDS = 90.0
+KERNEL = "python3"
+SKELETON = ("## Overview", "## Prerequisites", "**Time to learn**", "## Data used", "## Imports")
+CLOSING = ("## Summary", "## What next")
+
+
+def _ids(paths: list[Path]) -> list[str]:
+    return [str(p.relative_to(ROOT / "docs")) for p in paths]
+
+
+def _read(path: Path) -> nbformat.NotebookNode:
+    return nbformat.read(path, as_version=4)
+
+
+def test_the_expected_notebooks_exist() -> None:
+    assert [p.name for p in LAB_NOTEBOOKS] == [
+        "01-getting-started.ipynb",
+        "02-building-a-datacube.ipynb",
+        "03-water-quality-crossing.ipynb",
+        "04-scaling-out.ipynb",
+    ]
+    assert [p.name for p in WORKSHOP_NOTEBOOKS] == [
+        "1-findable.ipynb",
+        "2-accessible.ipynb",
+        "3-interoperable.ipynb",
+        "4-reusable.ipynb",
+    ]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
+def test_outputs_are_stripped(path: Path) -> None:
+    notebook = _read(path)
+    dirty = [
+        f"cell {i}: {'outputs' if cell.get('outputs') else 'execution_count'}"
+        for i, cell in enumerate(notebook.cells)
+        if cell.cell_type == "code" and (cell.get("outputs") or cell.get("execution_count"))
+    ]
+    assert dirty == [], f"{path.name} has committed outputs: clear them before committing"
+    nbformat.validate(notebook)
+    assert notebook.metadata["kernelspec"]["name"] == KERNEL
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
+def test_one_skeleton(path: Path) -> None:
+    """Title, overview, prerequisites with time to learn, data used, imports first, sections,
+    summary, what next (Project Pythia / DEA habit)."""
+    cells = _read(path).cells
+    assert cells[0].cell_type == "markdown" and cells[0].source.startswith("# "), "title first"
+    markdown = "\n".join(c.source for c in cells if c.cell_type == "markdown")
+    positions = [markdown.find(marker) for marker in (*SKELETON, *CLOSING)]
+    assert -1 not in positions, f"missing skeleton parts: {[*SKELETON, *CLOSING]}"
+    assert positions == sorted(positions), "skeleton parts out of order"
+    assert re.search(r"\*\*Time to learn\*\*: \d+ minutes", markdown)
+    sections = re.findall(r"^## (.+)$", markdown, flags=re.MULTILINE)
+    body = [s for s in sections if s not in {"Overview", "Prerequisites", "Data used", "Imports"}]
+    assert len(body) >= 4, f"expected content sections between imports and summary: {sections}"
+
+    code = [c for c in cells if c.cell_type == "code"]
+    first = cells.index(code[0])
+    assert cells[first - 1].source.strip() == "## Imports", "the first code cell is the imports"
+    for cell in code[1:]:
+        imports = [
+            node
+            for node in ast.parse(cell.source).body
+            if isinstance(node, ast.Import | ast.ImportFrom)
+        ]
+        assert imports == [], f"imports outside the imports cell: {cell.source[:80]!r}"
+
+
+@pytest.mark.parametrize("path", WORKSHOP_NOTEBOOKS, ids=_ids(WORKSHOP_NOTEBOOKS))
+def test_workshop_exercises_have_hidden_solutions(path: Path) -> None:
+    cells = _read(path).cells
+    tags = [set(c.metadata.get("tags", [])) for c in cells]
+    exercises = [i for i, t in enumerate(tags) if "exercise" in t]
+    solutions = [i for i, t in enumerate(tags) if "solution" in t]
+    assert len(solutions) >= 3, "each workshop notebook has at least three exercises"
+    for i in solutions:
+        cell = cells[i]
+        assert cell.cell_type == "code"
+        assert cell.metadata.get("jupyter", {}).get("source_hidden") is True, (
+            f"solution cell {i} must be collapsed in JupyterLab (metadata.jupyter.source_hidden)"
+        )
+        assert i - 1 in exercises, f"solution cell {i} must follow an exercise cell"
+        assert cell.source.strip(), "an empty solution"
+    headings = [i for i in exercises if cells[i].source.startswith("### Exercise")]
+    assert len(headings) == len(solutions), "one '### Exercise' statement per solution"
+
+
+@pytest.fixture()
+def notebook_env(sample_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kernel inherits this environment: the session's sample federation, no gateway."""
+    monkeypatch.setenv("EARTHLAB_CENTRES", str(sample_dir / "centres.yaml"))
+    monkeypatch.delenv("EARTHLAB_GATEWAY_THEIA", raising=False)
+    monkeypatch.delenv("EARTHLAB_GATEWAY_ODATIS", raising=False)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
+def test_notebook_runs_within_budget(path: Path, notebook_env: None, tmp_path: Path) -> None:
+    from nbclient import NotebookClient
+
+    notebook = _read(path)
+    client = NotebookClient(
+        notebook,
+        timeout=BUDGET_SECONDS,  # per cell; the whole notebook is checked below
+        kernel_name=KERNEL,
+        resources={"metadata": {"path": str(tmp_path)}},
+    )
+    started = time.monotonic()
+    client.execute()
+    elapsed = time.monotonic() - started
+    print(f"{path.name}: {elapsed:.1f} s")
+    assert elapsed < BUDGET_SECONDS, f"{path.name} took {elapsed:.0f} s (budget {BUDGET_SECONDS} s)"
+    errors = [
+        output
+        for cell in notebook.cells
+        for output in cell.get("outputs", [])
+        if output.get("output_type") == "error"
+    ]
+    assert errors == []
