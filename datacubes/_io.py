@@ -52,6 +52,8 @@ class AssetRef:
     """STAC item id."""
     asset_key: str
     """Asset key in the original item."""
+    missing: bool = False
+    """Known missing when the cube was set up (already reported): read as a gap."""
 
 
 def local_path(href: str) -> str | None:
@@ -95,6 +97,8 @@ class _NamingReader(RioReader):
         dst: np.ndarray | None = None,
         selection: Any = None,
     ) -> tuple[tuple[slice, slice], np.ndarray]:
+        if self._ref is not None and self._ref.missing:
+            return self._gap(cfg, dst)
         strict = cfg.patch(fail_on_error=True)
         try:
             return super().read(strict, dst_geobox, dst=dst, selection=selection)
@@ -103,6 +107,13 @@ class _NamingReader(RioReader):
             if cfg.fail_on_error:
                 raise AssetReadError(message) from error
             warnings.warn(message, AssetReadWarning, stacklevel=2)
+        return self._gap(cfg, dst)
+
+    @staticmethod
+    def _gap(
+        cfg: RasterLoadParams, dst: np.ndarray | None
+    ) -> tuple[tuple[slice, slice], np.ndarray]:
+        """Nothing read: odc-stac leaves the output at its fill value (nodata, then NaN)."""
         empty = dst[0:0, 0:0] if dst is not None else np.ndarray((0, 0), dtype=cfg.dtype)
         return np.s_[0:0, 0:0], empty
 

@@ -171,12 +171,16 @@ def load(
         plans = plan_items(items, [*requested, "scl"], res)
 
     out_crs, gbox, res = _grid(plans, crs, res, bbox_t)
-    plans = _drop_missing(items, plans, fail_on_error)
+    missing = _check_local_files(plans, fail_on_error)
     _warn_unscaled(plans)
     keys = _group_keys(items, groupby)
     groups = _groups(items, keys)
     driver = NamingRioDriver(
-        {e.href: AssetRef(e.item_id, e.asset_key) for plan in plans for e in plan}
+        {
+            e.href: AssetRef(e.item_id, e.asset_key, missing=e.href in missing)
+            for plan in plans
+            for e in plan
+        }
     )
 
     import odc.stac
@@ -328,26 +332,21 @@ def _grid(
 # --- items, groups --------------------------------------------------------------------------
 
 
-def _drop_missing(
-    items: list[pystac.Item], plans: list[list[ItemBand]], fail_on_error: bool
-) -> list[list[ItemBand]]:
-    kept = []
-    for plan in plans:
-        keep = []
-        for entry in plan:
-            if missing_local(entry.href):
-                message = (
-                    f"item {entry.item_id!r} asset {entry.asset_key!r}: file {entry.href} does "
-                    "not exist. Regenerate or re-download it, drop the item, or pass "
-                    "fail_on_error=False to leave its pixels as NaN."
-                )
-                if fail_on_error:
-                    raise AssetReadError(message)
-                warnings.warn(message, AssetReadWarning, stacklevel=3)
-                continue
-            keep.append(entry)
-        kept.append(keep)
-    return kept
+def _check_local_files(plans: list[list[ItemBand]], fail_on_error: bool) -> set[str]:
+    """Hrefs of local files that do not exist (an error, or a warning and a gap)."""
+    missing = set()
+    for entry in (e for plan in plans for e in plan):
+        if missing_local(entry.href):
+            message = (
+                f"item {entry.item_id!r} asset {entry.asset_key!r}: file {entry.href} does "
+                "not exist. Regenerate or re-download it, drop the item, or pass "
+                "fail_on_error=False to leave its pixels as NaN."
+            )
+            if fail_on_error:
+                raise AssetReadError(message)
+            warnings.warn(message, AssetReadWarning, stacklevel=3)
+            missing.add(entry.href)
+    return missing
 
 
 def _warn_unscaled(plans: list[list[ItemBand]]) -> None:

@@ -179,6 +179,15 @@ def test_missing_asset_file_names_item_and_asset(items, tmp_path):
     assert np.isfinite(red[0]).mean() > 0.5 and np.isfinite(red[2]).mean() > 0.5
 
 
+def test_a_band_missing_everywhere_is_a_gap_not_a_crash(items, tmp_path):
+    lone = _copy(items[0])
+    lone.assets["red"].href = str(tmp_path / "red.tif")
+    with pytest.warns(datacubes.AssetReadWarning):
+        ds = datacubes.load([lone], ["red", "nir"], fail_on_error=False)
+    assert np.isnan(ds.red.values).all()
+    np.testing.assert_array_equal(np.isnan(ds.nir.values[0]), _dn(items[0], "nir") == 0)
+
+
 def test_unreadable_asset_fails_at_compute_with_item_and_asset(items, tmp_path):
     garbage = tmp_path / "red.tif"
     garbage.write_bytes(b"this is not a GeoTIFF" * 100)
