@@ -136,6 +136,17 @@ def test_centre_recorded_per_step(items):
     assert ds.centre.values.tolist() == ["theia"] * 3
 
 
+def test_items_from_the_federated_catalogue(sample_centres_env, items):
+    found = list(lab.catalog().search(collections=["sentinel-2-l2a"]))
+    ds = datacubes.load(found, ["red"])
+    assert ds.centre.values.tolist() == ["theia"] * 16
+    assert ds.source_items.values.tolist() == [item.id for item in items]
+    dn = _dn(items[0], "red")
+    np.testing.assert_allclose(
+        ds.red.values[0], np.where(dn == 0, np.nan, dn * 1e-4), atol=1e-6, equal_nan=True
+    )
+
+
 def test_cf_attributes(items):
     ds = datacubes.load(items[:2], ["red", "scl"])
     assert ds.red.attrs["units"] == "1"
