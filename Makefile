@@ -18,10 +18,16 @@ $(VENV)/.core-installed: $(VENV)/bin/python pyproject.toml constraints.txt
 	$(PIP) install --quiet -c constraints.txt -e .
 	touch $@
 
-# Test install: core + hub + test extras, and the npm pieces the hub needs.
+# Test install: core + hub + test + docs extras (the tests build the docs site), and the npm
+# pieces the hub needs.
 $(VENV)/.test-installed: $(VENV)/.core-installed
-	$(PIP) install --quiet -c constraints.txt -e ".[hub,test]"
+	$(PIP) install --quiet -c constraints.txt -e ".[hub,test,docs]"
 	npm ci --prefix hub_config --no-audit --no-fund
+	touch $@
+
+# Docs install: core + the documentation site's tools (mkdocs and its plugins).
+$(VENV)/.docs-installed: $(VENV)/.core-installed
+	$(PIP) install --quiet -c constraints.txt -e ".[docs]"
 	touch $@
 
 install: $(VENV)/.core-installed
@@ -34,6 +40,11 @@ demo: install
 ## make test: install what the tests need and run all of them (slow and integration included).
 test: install-test
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+## make docs: build the documentation site into site/, warnings as errors (notebooks are
+## rendered as committed; tests/test_notebooks.py executes them).
+docs: $(VENV)/.docs-installed
+	$(VENV)/bin/mkdocs build --strict
 
 lint: install-test
 	$(VENV)/bin/ruff check .
