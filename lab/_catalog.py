@@ -90,6 +90,22 @@ class SearchResult:
         """Centres that could not be searched, with the reason."""
         return {n: r.error for n, r in self.federation.items() if r.status == "missing"}
 
+    @property
+    def restricted(self) -> dict[str, str]:
+        """Centres that refused the search (not allowed), with where to request access."""
+        return {n: r.error for n, r in self.federation.items() if r.status == "restricted"}
+
+    @property
+    def federation_missing(self) -> list[str]:
+        """Centres whose items may be missing from the result, in federation order.
+
+        The openEO federation extension's ``federation:missing``: every centre that was asked
+        but did not answer (``missing``) or refused (``restricted``), so the result may be
+        incomplete. Centres ``skipped`` because they hold none of the collections asked for
+        are not listed: nothing is missing from them.
+        """
+        return [n for n, r in self.federation.items() if r.status in ("missing", "restricted")]
+
     def item_collection(self) -> pystac.ItemCollection:
         """Return the items as a :class:`pystac.ItemCollection`."""
         return pystac.ItemCollection(self._items, clone_items=False)
@@ -103,6 +119,8 @@ class SearchResult:
     def describe(self) -> str:
         """Return the federation report as readable text."""
         lines = [f"{len(self)} items for {self.query.describe()}"]
+        if self.federation_missing:
+            lines[0] += f" (incomplete: {', '.join(self.federation_missing)} not searched)"
         for r in self.federation.values():
             matched = "?" if r.matched is None else str(r.matched)
             detail = r.error or r.note

@@ -44,6 +44,9 @@ class CatalogAdapter(Protocol):
 def adapter_for(centre: Centre) -> CatalogAdapter:
     """Build the adapter for a centre's catalogue kind.
 
+    A local catalogue (a file, not a URL) holding restricted collections is wrapped so that
+    those collections are never read from it (see ``lab._adapters._restricted``).
+
     Parameters
     ----------
     centre
@@ -52,8 +55,18 @@ def adapter_for(centre: Centre) -> CatalogAdapter:
     Returns
     -------
     CatalogAdapter
-        A ``stac-geoparquet``, ``stac-api`` or ``stac-static`` adapter.
+        A ``stac-geoparquet``, ``stac-api``, ``stac-static`` or ``cube-store`` adapter.
     """
+    adapter = _plain_adapter(centre)
+    if centre.restricted and "://" not in centre.catalog.href:
+        from lab._adapters._restricted import LocalRestrictedAdapter
+
+        return LocalRestrictedAdapter(centre, adapter)
+    return adapter
+
+
+def _plain_adapter(centre: Centre) -> CatalogAdapter:
+    """The adapter of a centre's catalogue kind, with no access rule applied."""
     kind = centre.catalog.kind
     if kind == "stac-geoparquet":
         from lab._adapters._geoparquet import GeoparquetAdapter

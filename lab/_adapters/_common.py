@@ -1,4 +1,4 @@
-"""Helpers shared by the adapters: relative hrefs and client-side filtering."""
+"""Helpers shared by the adapters: relative hrefs, client-side filtering, restriction messages."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pystac
 import shapely.geometry
 
 if TYPE_CHECKING:
+    from lab._centres import Centre
     from lab._query import SearchQuery
 
 
@@ -24,6 +25,25 @@ def absolute_hrefs(item_dict: dict[str, Any], base: str) -> dict[str, Any]:
             else:
                 asset["href"] = str((Path(base) / href).resolve())
     return item_dict
+
+
+def restricted_message(centre: Centre, reason: str) -> str:
+    """The message of a ``RestrictedDataError``: where to request access first, then why.
+
+    Parameters
+    ----------
+    centre
+        The centre whose data the caller may not read.
+    reason
+        What happened (the server's answer, a missing token...).
+    """
+    where = centre.access_url or f"the operators of data centre {centre.name}"
+    what = ", ".join(sorted(centre.restricted)) or "its catalogue"
+    groups = sorted(set(centre.restricted.values()))
+    who = f" to members of the hub group {', '.join(groups)}" if groups else ""
+    return (
+        f"restricted: request access via {where}; {centre.name} serves {what}{who} only ({reason})"
+    )
 
 
 def matches(item: pystac.Item, query: SearchQuery) -> bool:

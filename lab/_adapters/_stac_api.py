@@ -1,13 +1,25 @@
-"""STAC APIs searched through pystac-client (item-search, or each collection's /items)."""
+"""STAC APIs searched through pystac-client (item-search, or each collection's /items).
+
+Pagination is the API's own: pystac-client follows ``next`` links whatever their style
+(a POST link whose body carries a ``next`` token with ``merge: false`` as Earth Search does,
+a POST body ``token`` as the Planetary Computer's ``/search`` does, or a GET link with a
+``?token=`` / ``?skip=`` query as ``/items`` endpoints do). The number of matches is read
+from the first page (``numberMatched`` or the older ``context.matched``) when the API gives
+it, so that no extra request is made to count.
+
+A 401 or 403 answer raises :class:`~lab._errors.RestrictedDataError` naming where to request
+access: the federation reports the centre ``restricted``, not empty.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from lab._adapters import AdapterResult
-from lab._adapters._common import matches
-from lab._errors import CatalogError
+from lab._adapters._common import matches, restricted_message
+from lab._errors import CatalogError, RestrictedDataError
 
 if TYPE_CHECKING:
     import pystac
@@ -15,13 +27,18 @@ if TYPE_CHECKING:
     from lab._centres import Centre
     from lab._query import SearchQuery
 
+PAGE_SIZE = 100
+"""Items asked per page (servers may give fewer)."""
+ITEM_SEARCH = "item-search"
+
 
 class StacApiAdapter:
     """Search a STAC API, following its own pagination.
 
     Conformance is read from the landing page: an API without the ``item-search``
     conformance class is searched through its collections' ``/items`` endpoints (OGC API
-    Features), filtered client-side, and the report says so.
+    Features, with ``bbox`` and ``datetime`` sent to the server), the rest filtered
+    client-side, and the report says so.
     """
 
     def __init__(self, centre: Centre):
@@ -36,9 +53,12 @@ class StacApiAdapter:
         if spec.token_env:
             token = os.environ.get(spec.token_env)
             if not token:
-                raise CatalogError(
-                    f"centre {self.centre.name}: environment variable {spec.token_env} holding the "
-                    "catalogue token is not set"
+                raise RestrictedDataError(
+                    restricted_message(
+                        self.centre,
+                        f"no token: environment variable {spec.token_env} holding the "
+                        "catalogue token is not set (in the lab it is set in your server)",
+                    )
                 )
             headers["Authorization"] = f"Bearer {token}"
         # Retries are handled by the federation (bounded, per centre); one try per request here.
@@ -46,24 +66,40 @@ class StacApiAdapter:
         return Client.open(spec.href, stac_io=stac_io)
 
     def search(self, query: SearchQuery) -> AdapterResult:
-        """Search the API; see :class:`lab._adapters.CatalogAdapter`."""
-        from pystac_client.conformance import ConformanceClasses
+        """Search the API; see :class:`lab._adapters.CatalogAdapter`.
 
-        client = self._client()
-        if client.conforms_to(ConformanceClasses.ITEM_SEARCH):
-            search = client.search(
-                collections=list(query.collections) if query.collections else None,
-                bbox=list(query.bbox) if query.bbox else None,
-                datetime=query.datetime_string(),
-                ids=list(query.ids) if query.ids else None,
-                intersects=query.intersects,
-                filter=query.filter,
-                max_items=query.limit,
-            )
-            items = list(search.items())
-            matched = search.matched()
-            return AdapterResult(items=items, matched=matched)
-        return self._collections_fallback(client, query)
+        Raises
+        ------
+        RestrictedDataError
+            If the API answers 401 or 403 (the message says where to request access).
+        CatalogError
+            If the API answers another client error (4xx) or something that is not STAC.
+        """
+        from pystac_client.exceptions import APIError
+
+        try:
+            client = self._client()
+            if _conforms_to_item_search(client):
+                return self._item_search(client, query)
+            return self._collections_fallback(client, query)
+        except APIError as exc:
+            error = _api_error(self.centre, exc)
+            if error is exc:
+                raise
+            raise error from exc
+
+    def _item_search(self, client: Any, query: SearchQuery) -> AdapterResult:
+        search = client.search(
+            collections=list(query.collections) if query.collections else None,
+            bbox=list(query.bbox) if query.bbox else None,
+            datetime=query.datetime_string(),
+            ids=list(query.ids) if query.ids else None,
+            intersects=query.intersects,
+            filter=query.filter,
+            max_items=query.limit,
+            limit=min(PAGE_SIZE, query.limit or PAGE_SIZE),
+        )
+        return _collect(search.pages_as_dicts(), query)
 
     def _collections_fallback(self, client: Any, query: SearchQuery) -> AdapterResult:
         if query.filter:
@@ -71,14 +107,27 @@ class StacApiAdapter:
                 f"centre {self.centre.name} has no item-search conformance; CQL2 filters cannot be "
                 "applied to its /items endpoints: drop the filter or filter the results yourself"
             )
-        wanted = query.collections or tuple(c.id for c in client.get_collections())
+        stac_io = client._stac_io
+        collections_url = _collections_url(client)
+        wanted = query.collections or tuple(
+            c["id"] for page in stac_io.get_pages(collections_url) for c in page["collections"]
+        )
+        params: dict[str, Any] = {"limit": PAGE_SIZE}
+        if query.bbox:
+            params["bbox"] = ",".join(f"{v:.10g}" for v in query.bbox)
+        if query.datetime:
+            params["datetime"] = query.datetime_string()
         found: list[pystac.Item] = []
         for collection_id in wanted:
-            collection = client.get_collection(collection_id)
-            for item in collection.get_items():
-                if matches(item, query):
-                    found.append(item)
-        found.sort(key=lambda i: (i.datetime or i.common_metadata.start_datetime, i.id))
+            url = f"{collections_url}/{collection_id}/items"
+            try:
+                pages = list(stac_io.get_pages(url, "GET", params))
+            except Exception as exc:
+                if getattr(exc, "status_code", None) == 404:
+                    continue  # this centre does not hold that collection
+                raise
+            found.extend(i for i in _items(pages) if matches(i, query))
+        found.sort(key=_sort_key)
         matched = len(found)
         if query.limit:
             found = found[: query.limit]
@@ -87,3 +136,96 @@ class StacApiAdapter:
             matched=matched,
             note="no item-search conformance: searched each collection's /items",
         )
+
+    def __repr__(self) -> str:
+        return f"<StacApiAdapter {self.centre.name} {self.centre.catalog.href}>"
+
+
+def _conforms_to_item_search(client: Any) -> bool:
+    from pystac_client.conformance import ConformanceClasses
+
+    return bool(client.conforms_to(ConformanceClasses.ITEM_SEARCH))
+
+
+def _collections_url(client: Any) -> str:
+    for link in client.links:
+        if link.rel == "data":
+            return str(link.get_absolute_href()).rstrip("/")
+    return str(client.get_self_href() or client.self_href).rstrip("/") + "/collections"
+
+
+def _collect(pages: Iterator[dict[str, Any]], query: SearchQuery) -> AdapterResult:
+    """Items of every page (up to the limit) and the match count the first page gives."""
+    collected: list[dict[str, Any]] = []
+    matched: int | None = None
+    exhausted = True
+    for number, page in enumerate(pages):
+        if number == 0:
+            matched = _number_matched(page)
+        collected.extend(page.get("features", []))
+        if query.limit and len(collected) >= query.limit:
+            exhausted = False
+            break
+    if query.limit:
+        collected = collected[: query.limit]
+    if matched is None and exhausted:
+        matched = len(collected)
+    return AdapterResult(items=_items([{"features": collected}]), matched=matched)
+
+
+def _number_matched(page: dict[str, Any]) -> int | None:
+    value = page.get("numberMatched")
+    if value is None:
+        value = (page.get("context") or {}).get("matched")
+    return int(value) if isinstance(value, int | float) else None
+
+
+def _items(pages: list[dict[str, Any]]) -> list[pystac.Item]:
+    import pystac
+
+    return [
+        pystac.Item.from_dict(feature, preserve_dict=False)
+        for page in pages
+        for feature in page.get("features", [])
+    ]
+
+
+def _sort_key(item: pystac.Item) -> tuple[str, str]:
+    when = item.datetime or item.common_metadata.start_datetime
+    return (when.isoformat() if when else "", item.id)
+
+
+def _api_error(centre: Centre, exc: Exception) -> Exception:
+    """Turn pystac-client's ``APIError`` into what the federation reports and retries.
+
+    401/403 -> restricted; other 4xx -> a catalogue error (not retried); 5xx stays as is
+    (retried: it carries ``status_code``); no status at all means the request never got an
+    answer (refused, reset, timed out) -> ``ConnectionError`` (retried).
+    """
+    status = getattr(exc, "status_code", None)
+    detail = _server_detail(str(exc))
+    if status in (401, 403):
+        return RestrictedDataError(
+            restricted_message(centre, f"the server said {status}: {detail}")
+        )
+    if status is None:
+        return ConnectionError(f"{centre.catalog.href} did not answer: {detail}")
+    if status >= 500:
+        return exc
+    return CatalogError(f"centre {centre.name}: the STAC API answered {status}: {detail}")
+
+
+def _server_detail(text: str) -> str:
+    """The ``description`` of a JSON error body, else its first line."""
+    import json
+
+    try:
+        body = json.loads(text)
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        for key in ("description", "message", "detail", "error"):
+            if isinstance(body.get(key), str):
+                return str(body[key])
+    line = text.strip().splitlines()[0] if text.strip() else "(empty body)"
+    return line[:300]

@@ -35,7 +35,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--json",
         action="store_true",
-        help="print a GeoJSON FeatureCollection with the federation report",
+        help="print a GeoJSON FeatureCollection with the federation report "
+        "('federation': one entry per centre; 'federation:missing': centres not searched)",
     )
     parser.set_defaults(func=run)
 
@@ -57,13 +58,14 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         document = result.item_collection().to_dict(transform_hrefs=False)
         document["federation"] = result.federation_table()
+        document["federation:missing"] = result.federation_missing
         json.dump(document, sys.stdout, indent=2, default=str)
         sys.stdout.write("\n")
     else:
         print(_table(result))
         print()
         print(result.describe())
-    return 0 if not result.missing or len(result) else 1
+    return 0 if not result.federation_missing or len(result) else 1
 
 
 def _table(result: Any) -> str:
