@@ -1,4 +1,4 @@
-"""The embedded sample federation: two data centres around the Étang de Thau that know their truth.
+"""The embedded sample federation: three data centres around the Étang de Thau that know their truth.
 
 See ``docs/sample-federation.md`` for the contract (layout, grid, truth). Everything is derived
 from ``seed`` and ``n_dates``: two generations with the same arguments are byte-identical.

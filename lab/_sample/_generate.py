@@ -12,7 +12,16 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from lab._sample import SAMPLE_NAME, SampleGenerationError, _grid, _insitu, _scenes, _stac, _truth
+from lab._sample import (
+    SAMPLE_NAME,
+    SampleGenerationError,
+    _grid,
+    _insitu,
+    _scenes,
+    _stac,
+    _truth,
+    _vhr,
+)
 from lab._sample._fields import TruthModel, days
 
 MIN_OUTCOMES = 3  # each expected matchup outcome must occur at least this often
@@ -37,12 +46,25 @@ centres:
       href: odatis/items.parquet
     static_catalog: odatis/catalog.json
     collections: [insitu-water-quality]
+  - name: dinamis
+    title: "DINAMIS — very-high-resolution imagery (sample)"
+    description: "Pléiades-like 2 m multispectral scenes near Bouzigues, for authorised users"
+    catalog:
+      kind: stac-geoparquet
+      href: dinamis/items.parquet
+    static_catalog: dinamis/catalog.json
+    collections: [pleiades-ms]
+    restricted:                        # collection: hub group whose members may read it
+      pleiades-ms: dinamis
+    access_url: https://dinamis.data-terra.org/
 """
 
 
 def generate(root: Path, acqs: Sequence[_scenes.Acquisition], seed: int, progress: bool) -> None:
     """Write the whole federation into ``root``."""
-    model_rng, land_rng, sky_rng, noise_rng, insitu_rng = np.random.default_rng(seed).spawn(5)
+    # spawn(6) gives the same first five streams as spawn(5): the sixth (dinamis) is new
+    rngs = np.random.default_rng(seed).spawn(6)
+    model_rng, land_rng, sky_rng, noise_rng, insitu_rng, vhr_rng = rngs
     grid = _grid.Grid.default()
     surf = _grid.surface(grid)
     stations = _grid.stations(grid, surf)
@@ -102,6 +124,19 @@ def generate(root: Path, acqs: Sequence[_scenes.Acquisition], seed: int, progres
         items=station_items,
     )
 
+    _say(progress, "writing the dinamis very-high-resolution scenes")
+    vhr_items, vhr_record = _vhr.generate(root / _vhr.CENTRE, grid, model, vhr_rng)
+    _stac.write_centre(
+        root / _vhr.CENTRE,
+        centre=_vhr.CENTRE,
+        title="DINAMIS — very-high-resolution imagery (sample)",
+        description="Pléiades-like 2 m multispectral scenes near Bouzigues (restricted)",
+        collection_id=_vhr.COLLECTION,
+        collection_description="Pléiades-like 2 m multispectral reflectance (sample, restricted)",
+        items=vhr_items,
+        license="proprietary",
+    )
+
     _say(progress, "writing the truth")
     matchups = _insitu.expected_matchups(events, acqs, scratch.scl, surf)
     outcomes = Counter(row["expected"] for row in matchups)
@@ -118,6 +153,7 @@ def generate(root: Path, acqs: Sequence[_scenes.Acquisition], seed: int, progres
         writer.writerows(matchups)
     scratch.write(root / "truth" / "truth.nc", grid, surf)
     record = _record(seed, grid, surf, acqs, skies, covers, stations, outcomes)
+    record["dinamis"] = vhr_record
     (root / "truth" / "generator.json").write_text(
         json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
     )

@@ -1,4 +1,4 @@
-"""STAC items, collections, static catalogues and stac-geoparquet of the two sample centres."""
+"""STAC items, collections, static catalogues and stac-geoparquet of the sample centres."""
 
 from __future__ import annotations
 
@@ -127,6 +127,7 @@ def write_centre(
     collection_id: str,
     collection_description: str,
     items: Sequence[pystac.Item],
+    license: str = LICENSE,
 ) -> None:
     """Write the self-contained static catalogue and ``items.parquet`` of one centre.
 
@@ -141,7 +142,7 @@ def write_centre(
             pystac.SpatialExtent([_union_bbox(items)]),
             pystac.TemporalExtent([_interval(items)]),
         ),
-        license=LICENSE,
+        license=license,
         title=collection_description,
     )
     catalog.add_child(collection)
