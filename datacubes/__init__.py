@@ -16,7 +16,8 @@ from datacubes._build import BuildReport, IncompleteBuildError, TargetConflictEr
 from datacubes._intake import intake_catalog, write_intake_catalog
 from datacubes._io import AssetReadWarning
 from datacubes._load import describe_bands, load
-from datacubes._spec import CubeSpec, SpecError, read_spec, shipped_specs
+from datacubes._spec import CubeSpec, SpecError
+from datacubes._spec_read import read_spec, shipped_specs
 
 __all__ = [
     "AssetReadWarning",

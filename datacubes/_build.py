@@ -17,14 +17,9 @@ from __future__ import annotations
 
 import os
 import time
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-
-import dask.array
-import numpy as np
-import xarray as xr
 
 from datacubes._fill import (
     GridRecord,
@@ -37,33 +32,31 @@ from datacubes._fill import (
 )
 from datacubes._grid import items_extent, spec_geobox
 from datacubes._manifest import Manifest, Step
-from datacubes._spec import CLASS_BANDS, CubeSpec, read_spec
-from datacubes._stac_meta import (
-    cell_methods,
-    cf_attributes,
-    coordinate_attrs,
-    cube_collection,
-    cube_item,
-    software_versions,
-)
+from datacubes._spec import CubeSpec
+from datacubes._spec_read import read_spec
+from datacubes._stac_meta import cube_collection, cube_item, software_versions
 from datacubes._steps import (
     StepPlan,
     compare_steps,
     default_search_bbox,
     plan_steps,
     search_source,
-    step_times,
 )
 from datacubes._store import COLLECTION, ITEM, MANIFEST, CubeLocation, resolve_location
+from datacubes._zarr import (
+    append_template,
+    encoding,
+    rewrite_source_items,
+    store_length,
+    stored_hash,
+    template,
+    update_attrs,
+    write_template,
+)
 from lab._errors import ConfigurationError, EarthLabError
 
 _SAVES_PER_RUN = 100  # the manifest is saved after every 1 % of the regions of a run...
 _SAVE_AT_LEAST = 30.0  # ... and at least every 30 s, so a kill loses little and saves stay O(n)
-_TIME_ENCODING = {
-    "units": "microseconds since 1970-01-01",
-    "calendar": "proleptic_gregorian",
-    "dtype": "int64",
-}
 
 
 class TargetConflictError(ConfigurationError):
@@ -316,7 +309,7 @@ class _Run:
                 )
             return manifest
         if exists:
-            stored = _stored_hash(location)
+            stored = stored_hash(location)
             if stored != self.spec.hash:
                 what = (
                     f"a cube of another spec (hash {stored})"
@@ -336,18 +329,8 @@ class _Run:
 
     def _create(self, plan: StepPlan, grid: GridRecord) -> Manifest:
         spec = self.spec
-        template = self._template(plan.steps, plan, grid)
-        encoding = self._encoding(plan)
-        with _QuietZarr():
-            template.to_zarr(
-                self.location.url,
-                mode="w",
-                compute=False,
-                encoding=encoding,
-                zarr_format=spec.target.zarr_format,
-                consolidated=True,
-                storage_options=self._options(),
-            )
+        dataset = template(spec, plan.steps, plan.variables, grid, self.software)
+        write_template(self.location, spec, dataset, plan.variables)
         self.writes += 1
         manifest = Manifest.new(
             name=spec.name,
@@ -356,17 +339,18 @@ class _Run:
             grid=grid.to_dict(),
             write_unit=spec.target.write_unit.as_dict(),
         )
-        manifest.doc["variables"] = self._stored_variables(plan)
+        stored = encoding(spec, plan.variables)
+        manifest.doc["variables"] = {name: str(stored[name]["dtype"]) for name in plan.variables}
         manifest.steps = list(plan.steps)
         self._save(manifest, grid)
         return manifest
 
     def _restore_length(self, manifest: Manifest, plan: StepPlan) -> None:
         """Append to the store the steps the manifest has and the store lacks (killed append)."""
-        stored = _store_length(self.location)
+        stored = store_length(self.location)
         if stored < len(manifest.steps):
             grid = GridRecord.from_dict(manifest.grid)
-            self._append_template(manifest.steps[stored:], plan, grid, stored)
+            self._append(manifest.steps[stored:], plan, grid, stored)
         elif stored > len(manifest.steps):
             raise TargetConflictError(
                 f"{self.location.url} has {stored} time steps but its manifest only "
@@ -382,119 +366,18 @@ class _Run:
             for index, step in zip(changes.refill, changes.refill_steps, strict=True):
                 manifest.steps[index] = step
             self._save(manifest, grid)
-            self._rewrite_source_items(manifest, changes.refill)
+            self.writes += rewrite_source_items(self.location, manifest.steps, changes.refill)
         if changes.append:
+            start = len(manifest.steps)
             manifest.steps = [*manifest.steps, *changes.append]
             self._save(manifest, grid)  # first the manifest, then the store (see _restore_length)
-            self._append_template(
-                list(changes.append), plan, grid, len(manifest.steps) - len(changes.append)
-            )
+            self._append(list(changes.append), plan, grid, start)
         return len(changes.append), len(changes.refill)
 
-    def _append_template(
-        self, steps: list[Step], plan: StepPlan, grid: GridRecord, start: int
-    ) -> None:
-        template = self._template(steps, plan, grid, start).drop_vars(["x", "y", "spatial_ref"])
-        with _QuietZarr():
-            template.to_zarr(
-                self.location.url,
-                append_dim="time",
-                compute=False,
-                consolidated=True,
-                storage_options=self._options(),
-            )
+    def _append(self, steps: list[Step], plan: StepPlan, grid: GridRecord, start: int) -> None:
+        dataset = template(self.spec, steps, plan.variables, grid, self.software, start)
+        append_template(self.location, dataset)
         self.writes += 1
-
-    def _rewrite_source_items(self, manifest: Manifest, indices: tuple[int, ...]) -> None:
-        import zarr
-
-        group = zarr.open_group(self._zarr_store(), mode="r+")
-        array = group["source_items"]
-        for index in indices:
-            array[index] = ",".join(manifest.steps[index].items)
-            self.writes += 1
-
-    # -- template --------------------------------------------------------------------------
-
-    def _template(
-        self,
-        steps: list[Step] | tuple[Step, ...],
-        plan: StepPlan,
-        grid: GridRecord,
-        start: int = 0,
-    ) -> xr.Dataset:
-        """The cube (or the steps appended at index ``start``) as lazy zeros, never computed."""
-        from odc.geo.xr import xr_coords
-
-        spec = self.spec
-        unit = spec.target.write_unit
-        geobox = grid.geobox
-        coords = dict(xr_coords(geobox, crs_coord_name="spatial_ref"))
-        attrs = coordinate_attrs(spec)
-        for name in ("x", "y"):
-            coords[name] = coords[name].copy()
-            coords[name].attrs = {**attrs[name], "resolution": coords[name].attrs.get("resolution")}
-        coords["time"] = xr.Variable("time", step_times(steps), attrs=attrs["time"])
-        coords["source_items"] = xr.Variable(
-            "time",
-            np.array([",".join(s.items) for s in steps], dtype=object),
-            attrs=attrs["source_items"],
-        )
-        shape = (len(steps), *geobox.shape)
-        first = min(len(steps), unit.time - start % unit.time)  # Dask chunks on the write units
-        rest = len(steps) - first
-        time_chunks = (
-            first,
-            *[unit.time] * (rest // unit.time),
-            *([rest % unit.time] if rest % unit.time else []),
-        )
-        chunks = (time_chunks, unit.y, unit.x)
-        data = {}
-        method = cell_methods(spec)
-        for name, info in plan.variables.items():
-            var_attrs = {**info["attrs"], "grid_mapping": "spatial_ref"}
-            if method:
-                var_attrs["cell_methods"] = method
-            data[name] = xr.Variable(
-                ("time", "y", "x"),
-                dask.array.zeros(shape, dtype=info["dtype"], chunks=chunks),
-                var_attrs,
-            )
-        dataset = xr.Dataset(data, coords=coords)
-        dataset.attrs = cf_attributes(spec, geobox, steps, self.software)
-        return dataset
-
-    def _encoding(self, plan: StepPlan) -> dict[str, dict[str, Any]]:
-        spec = self.spec
-        chunks = spec.target.chunks
-        encoding: dict[str, dict[str, Any]] = {"time": dict(_TIME_ENCODING)}
-        for name, info in plan.variables.items():
-            entry: dict[str, Any] = {"chunks": (chunks.time, chunks.y, chunks.x)}
-            if spec.target.shards is not None:
-                shards = spec.target.shards
-                entry["shards"] = (shards.time, shards.y, shards.x)
-            if name in CLASS_BANDS or not info["dtype"].startswith("float"):
-                entry.update(dtype=info["dtype"], _FillValue=None)
-            elif spec.encoding.dtype.startswith("float"):
-                entry.update(
-                    dtype=spec.encoding.dtype, _FillValue=np.dtype(spec.encoding.dtype).type(np.nan)
-                )
-            else:
-                nodata = int(spec.encoding.nodata)  # type: ignore[arg-type]
-                entry.update(
-                    dtype=spec.encoding.dtype,
-                    scale_factor=float(spec.encoding.scale_factor),  # type: ignore[arg-type]
-                    add_offset=float(spec.encoding.add_offset or 0.0),
-                    _FillValue=nodata,
-                )
-                if spec.target.zarr_format == 3:
-                    entry["fill_value"] = nodata  # unwritten chunks read as no data
-            encoding[name] = entry
-        return encoding
-
-    def _stored_variables(self, plan: StepPlan) -> dict[str, str]:
-        encoding = self._encoding(plan)
-        return {name: str(encoding[name]["dtype"]) for name in plan.variables}
 
     # -- regions ---------------------------------------------------------------------------
 
@@ -611,78 +494,8 @@ class _Run:
         self.location.write_meta(ITEM, item)
         self.location.write_meta(COLLECTION, cube_collection(item, spec, manifest.steps))
         self.writes += 2
-        self._update_attrs(geobox, manifest.steps)
-
-    def _update_attrs(self, geobox: Any, steps: list[Step]) -> None:
-        import zarr
-
-        attrs = cf_attributes(self.spec, geobox, steps, self.software)
-        store = self._zarr_store()
-        group = zarr.open_group(store, mode="r+")
-        current = dict(group.attrs)
-        keep = {k: current[k] for k in ("date_created", "history") if k in current}
-        new = {**attrs, **keep}
-        if current.get("time_coverage_end") != attrs["time_coverage_end"]:
-            new["history"] = f"{current.get('history', '')}\n{attrs['history']}".strip()
-            new["date_modified"] = attrs["date_created"]
-        if {k: current.get(k) for k in new} != new:
-            group.attrs.update(new)
-            with _QuietZarr():
-                zarr.consolidate_metadata(store)
+        if update_attrs(self.location, spec, geobox, manifest.steps, self.software):
             self.writes += 1
-
-    def _options(self) -> dict[str, Any] | None:
-        return dict(self.location.storage_options) or None
-
-    def _zarr_store(self) -> Any:
-        from zarr.storage import FsspecStore, LocalStore
-
-        if not self.location.remote:
-            return LocalStore(self.location.url)
-        return FsspecStore.from_url(
-            self.location.url, storage_options=dict(self.location.storage_options)
-        )
-
-
-def _stored_hash(location: CubeLocation) -> str | None:
-    import zarr
-
-    try:
-        store = _store_for(location)
-        group = zarr.open_group(store, mode="r")
-    except Exception:
-        return None
-    value = group.attrs.get("earthlab_spec_hash")
-    return str(value) if value else None
-
-
-def _store_length(location: CubeLocation) -> int:
-    import zarr
-
-    group = zarr.open_group(_store_for(location), mode="r")
-    return int(group["time"].shape[0])
-
-
-def _store_for(location: CubeLocation) -> Any:
-    from zarr.storage import FsspecStore, LocalStore
-
-    if not location.remote:
-        return LocalStore(location.url, read_only=True)
-    return FsspecStore.from_url(
-        location.url, storage_options=dict(location.storage_options), read_only=True
-    )
-
-
-class _QuietZarr(warnings.catch_warnings):
-    """Silence zarr's note that consolidated metadata is outside the Zarr 3 spec.
-
-    We write it on purpose: one read opens the cube.
-    """
-
-    def __enter__(self) -> Any:
-        result = super().__enter__()
-        warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
-        return result
 
 
 def _now() -> str:

@@ -710,7 +710,7 @@ def test_append_interrupted_between_manifest_and_store_is_completed(
     def killed(*args, **kwargs):
         raise KeyboardInterrupt  # the process dies after saving the manifest, before resizing
 
-    monkeypatch.setattr(_build._Run, "_append_template", killed)
+    monkeypatch.setattr(_build._Run, "_append", killed)
     with pytest.raises(KeyboardInterrupt):
         datacubes.build(clean["spec"], target=str(url), centres=str(centres))
     manifest = json.loads((tmp_path / "thau-test.meta" / "manifest.json").read_text())

@@ -18,7 +18,7 @@ TILE_SPEC = "s2-31tej-2023"
 
 # The hash a store remembers; changing the hashing (or the sample spec) orphans existing stores,
 # so it is pinned here on purpose.
-SAMPLE_HASH = "1d6774d0d11ff2ac"
+SAMPLE_HASH = "4421b20f7f0d96ef"
 
 
 @pytest.fixture()
@@ -46,7 +46,8 @@ def test_sample_spec_reads_into_frozen_objects():
     )
     assert spec.target.zarr_format == 3
     assert spec.target.chunks == Chunks(4, 400, 400)
-    assert spec.target.shards is None
+    assert spec.target.shards == Chunks(4, 800, 800)
+    assert spec.target.write_unit == Chunks(4, 800, 800)
     assert spec.encoding == EncodingSpec()
     assert spec.licence == "CC-BY-4.0"
     assert spec.composite is None
@@ -100,7 +101,7 @@ def test_spec_hash_is_pinned_and_ignores_descriptive_fields(sample_doc):
             }
         },
         {"target": {**sample_doc["target"], "chunks": {"time": 2, "y": 400, "x": 400}}},
-        {"target": {**sample_doc["target"], "zarr_format": 2}},
+        {"target": {**sample_doc["target"], "zarr_format": 2, "shards": None}},
         {"source": {**sample_doc["source"], "datetime": "2022"}},
         {"composite": {"period": "month"}, "bands": ["red"]},
     ]
