@@ -13,6 +13,8 @@ point ``EARTHLAB_CENTRES`` at another centres file to use real catalogues.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from lab._errors import (
     AssetReadError,
     BandNotFoundError,
@@ -53,6 +55,12 @@ __all__ = [
     "make_sample",
     "stop_clusters",
 ]
+
+if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers and IDEs
+    from lab._catalog import CentreReport, FederatedCatalog, SearchResult, catalog
+    from lab._centres import Centre, CentreSet, centres
+    from lab._cluster import cluster, list_clusters, stop_clusters
+    from lab._sample import make_sample
 
 # Heavier parts are imported on first use so that ``import lab`` stays fast.
 _LAZY = {

@@ -367,7 +367,7 @@ def _parse_centre(entry: Any, index: int, base: Path) -> Centre:
         raise CentresFileError(f"{where}: {exc}") from None
 
 
-def _sub(entry: dict[str, Any], key: str, cls: type, where: str, required: bool = False) -> Any:
+def _sub(entry: dict[str, Any], key: str, cls: Any, where: str, required: bool = False) -> Any:
     value = entry.get(key)
     if value is None:
         if required:

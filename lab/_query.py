@@ -201,13 +201,16 @@ def _bound(value: str | dt.datetime | dt.date | None, *, end: bool) -> dt.dateti
     if isinstance(value, dt.datetime):
         return _utc(value)
     if isinstance(value, dt.date):
-        day = dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
-        return day + dt.timedelta(days=1, microseconds=-1) if end else day
+        midnight = dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
+        return midnight + dt.timedelta(days=1, microseconds=-1) if end else midnight
     match = _PARTIAL.match(value)
     if match:
-        year, month, day = (int(g) if g else None for g in match.groups())
+        year_text, month_text, day_text = match.groups()
+        year = int(year_text)
+        month = int(month_text) if month_text else None
+        day = int(day_text) if day_text else None
         try:
-            start = dt.datetime(year or 1, month or 1, day or 1, tzinfo=dt.UTC)
+            start = dt.datetime(year, month or 1, day or 1, tzinfo=dt.UTC)
         except ValueError as exc:
             raise ConfigurationError(f"datetime {value!r} is not a valid date: {exc}") from None
         if not end:

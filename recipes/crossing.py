@@ -111,7 +111,7 @@ def water_quality_crossing(
         If a search finds no satellite scene or no in-situ station.
     """
     started = time.monotonic()
-    say = progress or (lambda _: None)
+    say: Callable[[str], None] = progress or (lambda _: None)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     files: dict[str, Path] = {}

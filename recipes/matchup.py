@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
+from typing import Any
 from dataclasses import dataclass
 
 import numpy as np
@@ -78,7 +79,7 @@ class MatchupProtocol:
                 f"window must be an odd number of pixels from 3 to 11, got {self.window!r}"
             )
         object.__setattr__(self, "max_dt", _timedelta(self.max_dt))
-        if self.max_dt < pd.Timedelta(0):  # type: ignore[operator]
+        if self.max_dt < pd.Timedelta(0):
             raise ConfigurationError(f"max_dt must be positive, got {self.max_dt}")
         if not 0 < self.min_valid <= 1:
             raise ConfigurationError(f"min_valid is a fraction in (0, 1], got {self.min_valid!r}")
@@ -147,7 +148,7 @@ def extract(
     rows, cols = _station_pixels(cube, table, protocol.window // 2)
 
     candidates = []  # (sample index, time index)
-    records: list[dict[str, object]] = []
+    records: list[dict[str, Any]] = []
     for i, sample in enumerate(table.itertuples(index=False)):
         base = _base_record(sample, rows[i], cols[i])
         variable = variables.get(sample.parameter)
@@ -176,11 +177,12 @@ def extract(
     for record in records:
         if "_t" not in record:
             continue
-        t = record.pop("_t")
-        record.update(_nearest(sat_times, record["time"], t))
+        t = int(record.pop("_t"))
+        record.update(_nearest(sat_times, pd.Timestamp(record["time"]), t))
         record.update(_judge(next(box_iter), protocol))
     for record in records:
-        record.update(_provenance(cube, record.pop("_t_sat", None)))
+        t_sat = record.pop("_t_sat", None)
+        record.update(_provenance(cube, None if t_sat is None else int(t_sat)))
     return _as_frame(records)
 
 
@@ -294,11 +296,11 @@ def _water_from_scl(scl_box: xr.DataArray) -> xr.DataArray:
 
 def _judge(
     box: tuple[np.ndarray, np.ndarray | None, np.ndarray], protocol: MatchupProtocol
-) -> dict[str, object]:
+) -> dict[str, Any]:
     values, scl_box, water_box = box
     water_mask = np.asarray(water_box, dtype=bool)
     n_water = int(water_mask.sum())
-    result: dict[str, object] = {"n_pixels": int(values.size), "n_water": n_water}
+    result: dict[str, Any] = {"n_pixels": int(values.size), "n_water": n_water}
     if n_water == 0:
         return result | {"n_clear": 0, "n_valid": 0, "valid_fraction": 0.0, "reason": "land"}
     if scl_box is not None:
@@ -338,8 +340,8 @@ def _filtered_stats(values: np.ndarray, n_sigma: float) -> dict[str, float | int
     }
 
 
-def _base_record(sample, row: int, col: int) -> dict[str, object]:
-    record: dict[str, object] = {
+def _base_record(sample, row: int, col: int) -> dict[str, Any]:
+    record: dict[str, Any] = {
         "station_id": sample.station_id,
         "time": sample.time,
         "lon": float(sample.lon),
@@ -357,7 +359,7 @@ def _base_record(sample, row: int, col: int) -> dict[str, object]:
 
 def _nearest(
     sat_times: pd.DatetimeIndex, when: pd.Timestamp, t: int | None = None
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """The acquisition ``t`` (default: the nearest one) and its offset from the sample."""
     if len(sat_times) == 0:
         return {}
@@ -370,11 +372,11 @@ def _nearest(
     }
 
 
-def _provenance(cube: xr.Dataset, t: int | None) -> dict[str, object]:
+def _provenance(cube: xr.Dataset, t: int | None) -> dict[str, Any]:
     """Source item ids and centre of acquisition ``t``, from the cube's coordinates."""
     if t is None:
         return {}
-    found: dict[str, object] = {}
+    found: dict[str, Any] = {}
     for coordinate, column in (("source_items", "item_ids"), ("centre", "centre")):
         if coordinate in cube.coords and cube[coordinate].dims == ("time",):
             value = cube[coordinate].values[t]
@@ -382,7 +384,7 @@ def _provenance(cube: xr.Dataset, t: int | None) -> dict[str, object]:
     return found
 
 
-def _as_frame(records: list[dict[str, object]]) -> pd.DataFrame:
+def _as_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
     columns = [
         "station_id",
         "time",
