@@ -34,8 +34,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from typing import Any
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -177,8 +177,8 @@ def extract(
     for record in records:
         if "_t" not in record:
             continue
-        t = int(record.pop("_t"))
-        record.update(_nearest(sat_times, pd.Timestamp(record["time"]), t))
+        t_box = int(record.pop("_t"))
+        record.update(_nearest(sat_times, pd.Timestamp(record["time"]), t_box))
         record.update(_judge(next(box_iter), protocol))
     for record in records:
         t_sat = record.pop("_t_sat", None)
