@@ -352,7 +352,7 @@ def describe(item: Mapping[str, Any], manifest: Mapping[str, Any] | None) -> str
         f"  spec hash    {props.get('earthlab:spec_hash', '')}",
         f"  grid         {props.get('proj:code') or 'custom CRS'}, {x['step']:g} m pixels, "
         f"{props['proj:shape'][0]} x {props['proj:shape'][1]} "
-        f"(x {x['extent'][0]:g}..{x['extent'][1]:g}, y {y['extent'][0]:g}..{y['extent'][1]:g})",
+        f"(x {x['extent'][0]:.0f}..{x['extent'][1]:.0f}, y {y['extent'][0]:.0f}..{y['extent'][1]:.0f})",
         f"  time         {len(steps)} steps, {props.get('start_datetime')} .. {props.get('end_datetime')}",
         "  variables    "
         + ", ".join(
@@ -363,14 +363,9 @@ def describe(item: Mapping[str, Any], manifest: Mapping[str, Any] | None) -> str
     ]
     if manifest is not None:
         failed = manifest.get("failed", {})
-        lines.append(
-            f"  regions      {len(failed)} failed"
-            + (
-                ": " + "; ".join(f"{k}: {v['error'][:120]}" for k, v in list(failed.items())[:3])
-                if failed
-                else ""
-            )
-        )
+        lines.append(f"  failures     {len(failed) or 'none'}")
+        for key, entry in list(failed.items())[:5]:
+            lines.append(f"    {key}: {entry['error'][:160]}")
         lines.append(f"  updated      {manifest.get('updated')}")
     software = props.get("earthlab:software", {})
     lines.append("  built with   " + ", ".join(f"{k} {v}" for k, v in software.items()))

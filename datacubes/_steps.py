@@ -8,6 +8,7 @@ what to append and what to refill.
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -128,9 +129,9 @@ def _centre_set(spec: CubeSpec, centres: Any) -> Any:
             collections=tuple(spec.source.collections),
         )
         return CentreSet([centre])
-    found = (
-        centres if centres is not None and not isinstance(centres, str) else read_centres(centres)
-    )
+    if centres is None or isinstance(centres, str | os.PathLike):
+        centres = read_centres(centres)
+    found = centres
     return found.select(list(spec.source.centres) if spec.source.centres else None)
 
 

@@ -732,3 +732,24 @@ def test_regions_filled_on_a_dask_cluster(clean, tmp_path):
         )
     assert report.complete and report.regions_written == 16
     assert store_hashes(str(url)) == clean["hashes"]
+
+
+def test_cube_in_another_crs_is_reprojected_like_the_loader(clean, items, tmp_path):
+    grid = {"crs": "EPSG:2154", "resolution": 20, "bbox": [3.58, 43.38, 3.63, 43.41]}  # Lambert-93
+    source = {**SPEC["source"], "datetime": "2021-10-01/2021-10-31"}
+    spec = spec_file(tmp_path, bands=["red"], grid=grid, source=source)
+    url = tmp_path / "l93.zarr"
+    report = datacubes.build(spec, target=str(url), centres=str(clean["centres"]))
+    cube = datacubes.open_cube(str(url))
+    gbox = cube.odc.geobox
+    assert report.complete and cube.rio.crs.to_epsg() == 2154 and gbox.shape == (169, 204)
+    assert tuple(gbox.transform)[:6] == (20.0, 0.0, 747000.0, 0.0, -20.0, 6256980.0)
+    ref = datacubes.load(
+        items[:2],
+        ["red"],
+        mask="clouds",
+        crs="EPSG:2154",
+        resolution=20,
+        bbox=[3.57, 43.37, 3.64, 43.42],
+    )
+    np.testing.assert_array_equal(cube["red"].values, crop(ref, gbox)["red"].values)
