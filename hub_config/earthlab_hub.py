@@ -6,6 +6,11 @@ hub mounts this file with ``hub.extraFiles``, see ``helm/jupyterhub.yaml``).
 - :func:`gateway_service`, :func:`user_scopes`, :func:`server_token_scopes`: each centre's
   gateway is the service ``dask-gateway-<centre>``; users hold, and their servers' tokens
   carry, ``access:services!service=dask-gateway-<centre>`` for every centre.
+- :func:`restricted_service`, :func:`group_roles`: a centre with restricted collections is
+  served by the service ``restricted-<centre>``; only members of the collections' hub group
+  hold ``access:services!service=restricted-<centre>`` and the scope of that centre's gateway
+  (a role given to the group, not to every user), so the gateway admits only them and the
+  service, which checks the group itself too, sees their tokens.
 - :func:`stop_clusters_hook`: a ``Spawner.post_stop_hook`` that stops the user's clusters on
   every gateway when their server stops (whether they stopped it, the culler did, or it died),
   so that no cluster outlives the notebook that started it.
@@ -41,14 +46,77 @@ def gateway_service(centre: str, url: str, api_token: str) -> dict[str, Any]:
     }
 
 
+def restricted_service_name(centre: str) -> str:
+    """Name of a centre's restricted-data service."""
+    return f"restricted-{centre}"
+
+
+def restricted_scope(centre: str) -> str:
+    """The scope a token needs to use a centre's restricted-data service."""
+    return f"access:services!service={restricted_service_name(centre)}"
+
+
+def restricted_service(centre: str, url: str, api_token: str) -> dict[str, Any]:
+    """The ``c.JupyterHub.services`` entry of a centre's restricted-data service."""
+    return {
+        "name": restricted_service_name(centre),
+        "url": url,
+        "api_token": api_token,
+        "display": False,
+    }
+
+
+def restricted_service_role(centres: Sequence[str]) -> dict[str, Any]:
+    """Role of the restricted-data services: read users' names and groups (nothing else)."""
+    return {
+        "name": "restricted-data-services",
+        "description": "Restricted-data services look up the groups of who calls them",
+        "scopes": ["read:users:name", "read:users:groups"],
+        "services": [restricted_service_name(c) for c in centres],
+    }
+
+
+def group_roles(restricted: Mapping[str, Sequence[str]]) -> list[dict[str, Any]]:
+    """One role per hub group giving its members the restricted centres it opens.
+
+    Parameters
+    ----------
+    restricted
+        ``{centre: [groups its restricted collections are for]}``.
+    """
+    by_group: dict[str, list[str]] = {}
+    for centre, groups in restricted.items():
+        for group in groups:
+            by_group.setdefault(group, []).append(centre)
+    return [
+        {
+            "name": f"restricted-data-{group}",
+            "description": f"Members of {group}: restricted data of {', '.join(centres)}",
+            "scopes": [s for c in centres for s in (restricted_scope(c), access_scope(c))],
+            "groups": [group],
+        }
+        for group, centres in sorted(by_group.items())
+    ]
+
+
 def user_scopes(centres: Sequence[str]) -> list[str]:
-    """Scopes of the hub's ``user`` role: their own resources and every centre's gateway."""
+    """Scopes of the hub's ``user`` role: their own resources and each open centre's gateway."""
     return ["self", *(access_scope(c) for c in centres)]
 
 
-def server_token_scopes(centres: Sequence[str]) -> list[str]:
-    """Scopes of ``$JUPYTERHUB_API_TOKEN`` in single-user servers (kernels use it for gateways)."""
-    return [*SERVER_SCOPES, *(access_scope(c) for c in centres)]
+def server_token_scopes(
+    centres: Sequence[str], restricted_centres: Sequence[str] = ()
+) -> list[str]:
+    """Scopes of ``$JUPYTERHUB_API_TOKEN`` in single-user servers (kernels use it for gateways).
+
+    Every centre's gateway and every restricted-data service is asked for; the hub gives each
+    server only those its user holds (members of a group get its restricted centres).
+    """
+    return [
+        *SERVER_SCOPES,
+        *(access_scope(c) for c in centres),
+        *(restricted_scope(c) for c in restricted_centres),
+    ]
 
 
 def stop_clusters_hook(gateways: Mapping[str, str], timeout: float = 20.0) -> Callable[[Any], Any]:
@@ -73,8 +141,9 @@ def stop_clusters_hook(gateways: Mapping[str, str], timeout: float = 20.0) -> Ca
         from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
         user = spawner.user
+        held = _held_scopes(user, [access_scope(c) for c in gateways])
         token = user.new_api_token(
-            scopes=[access_scope(c) for c in gateways],
+            scopes=held,
             expires_in=300,
             note="earthlab: stop clusters after the server stopped",
         )
@@ -82,6 +151,8 @@ def stop_clusters_hook(gateways: Mapping[str, str], timeout: float = 20.0) -> Ca
         client = AsyncHTTPClient()
         try:
             for centre, base in gateways.items():
+                if access_scope(centre) not in held:
+                    continue  # a restricted centre the user may not use: no cluster there
                 try:
                     listing = await client.fetch(
                         HTTPRequest(
@@ -122,3 +193,11 @@ def stop_clusters_hook(gateways: Mapping[str, str], timeout: float = 20.0) -> Ca
                 user.db.commit()
 
     return stop_user_clusters
+
+
+def _held_scopes(user: Any, scopes: Sequence[str]) -> list[str]:
+    """The ``scopes`` the user holds (a token may not be given more than its owner has)."""
+    from jupyterhub.scopes import expand_scopes, get_scopes_for
+
+    owner = get_scopes_for(user.orm_user)
+    return [s for s in scopes if expand_scopes({s}, owner=user.orm_user) <= owner]

@@ -11,6 +11,11 @@
 # - single-user servers get the centres file and every gateway's addresses in their
 #   environment (EARTHLAB_CENTRES, EARTHLAB_GATEWAY_<NAME>, EARTHLAB_GATEWAY_PROXY_<NAME>), the
 #   Earth Analytics kernel as their default, and culling of idle kernels and servers;
+# - each centre with restricted collections has a restricted-data service,
+#   `restricted-<centre>` (started by `earthlab hub up`, see lab/_restricted): only members of
+#   the collections' hub group hold its access scope and that centre's gateway's (a role given
+#   to the group); the groups are created empty: add members with the REST API
+#   (POST /hub/api/groups/<group>/users) or the admin page;
 # - when a server stops, its user's clusters are stopped on every gateway (post_stop_hook);
 # - the service `earthlab-admin` (token in secrets/admin-token) administers users and servers.
 #
@@ -26,6 +31,7 @@ sys.path.insert(0, str(HERE))
 import earthlab_gateway  # noqa: E402
 import earthlab_hub  # noqa: E402
 
+from lab._centres import read_centres_file  # noqa: E402
 from lab._deploy import RunDir  # noqa: E402
 from lab._deploy._layout import ADMIN_SERVICE  # noqa: E402
 
@@ -34,6 +40,14 @@ lab = run.deployment()
 policy = earthlab_gateway.load_policy()
 centres = [g.centre for g in lab.gateways]
 bin_dir = Path(lab.bin_dir)
+restricted_servers = [s for s in lab.catalogues if s.restricted]
+restricted_groups = {}
+if restricted_servers:
+    source = read_centres_file(Path(lab.source_centres_file))
+    restricted_groups = {
+        s.centre: sorted(set(source[s.centre].restricted.values())) for s in restricted_servers
+    }
+open_centres = [c for c in centres if c not in restricted_groups]
 
 # Network: the public proxy, the hub behind it, all on loopback.
 c.JupyterHub.bind_url = lab.url
@@ -61,14 +75,37 @@ c.JupyterHub.services = [
     for g in lab.gateways
 ] + [{"name": ADMIN_SERVICE, "api_token": run.secret("admin-token")}]
 c.JupyterHub.load_roles = [
-    {"name": "user", "scopes": earthlab_hub.user_scopes(centres)},
+    {"name": "user", "scopes": earthlab_hub.user_scopes(open_centres)},
     {
         "name": ADMIN_SERVICE,
-        "description": "Create users, start and stop their servers, issue their tokens",
-        "scopes": ["admin:users", "admin:servers", "tokens", "read:services", "list:services"],
+        "description": "Create users and groups, start and stop servers, issue tokens",
+        "scopes": [
+            "admin:users",
+            "admin:servers",
+            "admin:groups",
+            "tokens",
+            "read:services",
+            "list:services",
+        ],
         "services": [ADMIN_SERVICE],
     },
 ]
+
+# Restricted data: one service per centre with restricted collections, open to its groups.
+if restricted_servers:
+    c.JupyterHub.services += [
+        earthlab_hub.restricted_service(
+            s.centre, f"http://{lab.ip}:{s.service_port}", run.secret(f"{s.service}-token")
+        )
+        for s in restricted_servers
+    ]
+    c.JupyterHub.load_roles += [
+        earthlab_hub.restricted_service_role(list(restricted_groups)),
+        *earthlab_hub.group_roles(restricted_groups),
+    ]
+    c.JupyterHub.load_groups = {
+        group: {"users": []} for groups in restricted_groups.values() for group in groups
+    }
 
 # Single-user servers: local processes of this environment, one home per user.
 c.JupyterHub.spawner_class = "jupyterhub.spawner.SimpleLocalProcessSpawner"
@@ -84,7 +121,7 @@ c.Spawner.args = [
     "--MappingKernelManager.cull_interval=60",
     f"--ServerApp.shutdown_no_activity_timeout={policy['hub']['cull_idle_servers']}",
 ]
-c.Spawner.server_token_scopes = earthlab_hub.server_token_scopes(centres)
+c.Spawner.server_token_scopes = earthlab_hub.server_token_scopes(centres, list(restricted_groups))
 c.Spawner.environment = {
     **lab.user_environment(),
     "JUPYTER_PATH": str(run.path / "share" / "jupyter"),

@@ -1,9 +1,11 @@
 """``up``, ``down`` and ``status`` of the local lab (``earthlab hub ...`` and the e2e fixture).
 
-Start order: configurable-http-proxy, one dask-gateway-server per centre, then JupyterHub (which
-registers its routes with the running proxy and each gateway as a service). Stop order is the
-reverse: the hub first, so that stopping single-user servers can still stop their clusters on
-the gateways.
+Start order: configurable-http-proxy; each served centre's STAC API (``rustac serve``), the
+asset server of the open centres and the restricted-data service of each centre with
+restricted collections; one dask-gateway-server per centre; then JupyterHub (which registers
+its routes with the running proxy, and the gateways and restricted-data services as its
+services). Stop order is the reverse: the hub first, so that stopping single-user servers can
+still stop their clusters on the gateways.
 """
 
 from __future__ import annotations
@@ -25,9 +27,18 @@ from lab._deploy._layout import (
     service_name,
 )
 from lab._deploy._procs import Proc, free_port, http_ready, port_free, start, stop, wait_until
+from lab._deploy._stac import (
+    TOKEN_ENV,
+    CatalogueServer,
+    centre_root,
+    prepare_catalogue,
+    rustac_command,
+    served_locally,
+    write_centres_file,
+)
 from lab._errors import ConfigurationError
 
-__all__ = ["down", "status", "up"]
+__all__ = ["down", "restart", "status", "up"]
 
 RUN_DIR_VAR = "EARTHLAB_HUB_RUN_DIR"
 """Tells ``hub_config/*.py`` which run directory (``lab.json``, ``secrets/``) to read."""
@@ -49,7 +60,9 @@ def up(
     ----------
     centres_file
         Centres file (default: ``$EARTHLAB_CENTRES`` or the embedded sample federation). Each
-        centre gets a gateway; single-user servers get this file and the gateways' addresses.
+        centre gets a gateway, and each centre whose catalogue is a local file a STAC API
+        (``rustac serve``); single-user servers get the lab's own centres file, where those
+        catalogues are STAC API URLs, and the gateways' addresses.
     run_dir
         Run directory (default: :func:`default_run_dir`).
     port
@@ -89,6 +102,10 @@ def up(
         )
     if port and not port_free(port):
         raise ConfigurationError(f"port {port} is taken: pass another --port, or 0 for any")
+    served = [c for c in centre_set.values() if served_locally(c)]
+    catalogues = tuple(
+        CatalogueServer(c.name, free_port(), free_port() if c.restricted else None) for c in served
+    )
     deployment = Deployment(
         run_dir=str(run.path),
         port=port or free_port(),
@@ -97,7 +114,10 @@ def up(
         gateways=tuple(
             GatewayPorts(name, free_port(), free_port(), free_port()) for name in centre_set
         ),
-        centres_file=str(centre_set.source),
+        centres_file=str(run.path / "centres.yaml"),
+        source_centres_file=str(centre_set.source),
+        catalogues=catalogues,
+        assets_port=free_port() if any(not s.restricted for s in catalogues) else None,
         hub_config=str(config),
         bin_dir=current_bin_dir(),
         kernel=DEFAULT_KERNEL,
@@ -109,7 +129,12 @@ def up(
         run.new_secret(name, 8 if name == "password" else 32)
     for g in deployment.gateways:
         run.new_secret(f"{g.service}-token")
+    for server in catalogues:
+        if server.restricted:
+            run.new_secret(f"{server.service}-token")
+            run.new_secret(f"{server.service}-key")
     run.write_deployment(deployment)
+    _write_catalogues(run, deployment, centre_set)
     install_kernel(deployment.kernel, prefix=str(run.path), quiet=True)  # JUPYTER_PATH: hub
     started: list[Proc] = []
     try:
@@ -155,6 +180,7 @@ def _start_all(run: RunDir, d: Deployment, chp: Path, started: list[Proc], timeo
     _write_state(run, started)
     token = {"Authorization": f"token {run.secret('proxy-token')}"}
     wait_until(proxy, http_ready(f"http://{d.ip}:{d.proxy_api_port}/api/routes", token), timeout)
+    _start_catalogues(run, d, env, started, timeout)
 
     gateways = []
     for g in d.gateways:
@@ -192,6 +218,129 @@ def _start_all(run: RunDir, d: Deployment, chp: Path, started: list[Proc], timeo
     started.append(hub)
     _write_state(run, started)
     wait_until(hub, _hub_ready(d), timeout)
+
+
+def _write_catalogues(run: RunDir, d: Deployment, centre_set: Any) -> None:
+    """Write what each STAC API serves and the lab's centres file pointing at them."""
+    catalogs = {}
+    for server in d.catalogues:
+        source = centre_set[server.centre]
+        directory = run.path / "stac" / server.centre
+        files = prepare_catalogue(source, directory, d.asset_base(source.name))
+        served = {"files": files, "root": str(centre_root(source).resolve())}
+        (directory / "served.json").write_text(json.dumps(served), encoding="utf-8")
+        catalog: dict[str, Any] = {
+            "kind": "stac-api",
+            "href": d.catalogue_url(server.centre),
+            "timeout": source.catalog.timeout,
+            "retries": source.catalog.retries,
+        }
+        if server.restricted:
+            catalog["token_env"] = TOKEN_ENV
+        catalogs[server.centre] = catalog
+    write_centres_file(Path(d.centres_file), centre_set, catalogs)
+
+
+def _catalogue_commands(run: RunDir, d: Deployment) -> list[tuple[str, list[str], str, str]]:
+    """(name, command, log name, readiness URL) of every catalogue-side server, in start order."""
+    commands = []
+    for server in d.catalogues:
+        commands.append(
+            (
+                f"stac-{server.centre}",
+                rustac_command(d.bin_dir, _served(run, server)["files"], d.ip, server.port),
+                f"stac-{server.centre}.log",
+                f"http://{d.ip}:{server.port}/",
+            )
+        )
+    python = str(Path(d.bin_dir) / "python")
+    if d.assets_port is not None:
+        config = {
+            "ip": d.ip,
+            "port": d.assets_port,
+            "files": {s.centre: _served(run, s)["root"] for s in d.catalogues if not s.restricted},
+        }
+        (run.path / "stac" / "assets.json").write_text(json.dumps(config), encoding="utf-8")
+        commands.append(
+            (
+                "assets",
+                [python, "-m", "lab._deploy._http", str(run.path / "stac" / "assets.json")],
+                "assets.log",
+                f"http://{d.ip}:{d.assets_port}/health",
+            )
+        )
+    for server in d.catalogues:
+        if server.restricted:
+            commands.append(
+                (
+                    server.service,
+                    [python, "-m", "lab._restricted", server.centre],
+                    f"{server.service}.log",
+                    f"http://{d.ip}:{server.service_port}/services/{server.service}/health",
+                )
+            )
+    return commands
+
+
+def _served(run: RunDir, server: CatalogueServer) -> dict[str, Any]:
+    path = run.path / "stac" / server.centre / "served.json"
+    return dict(json.loads(path.read_text(encoding="utf-8")))
+
+
+def _start_catalogues(
+    run: RunDir, d: Deployment, env: dict[str, str], started: list[Proc], timeout: float
+) -> None:
+    waiting = []
+    for name, command, log, ready_url in _catalogue_commands(run, d):
+        proc = start(name, command, run.logs_dir / log, env, run.path, url=ready_url)
+        started.append(proc)
+        waiting.append((proc, ready_url))
+    _write_state(run, started)
+    for proc, ready_url in waiting:
+        wait_until(proc, http_ready(ready_url), timeout)
+
+
+def restart(
+    name: str, run_dir: str | os.PathLike[str] | None = None, timeout: float = 30.0
+) -> Proc:
+    """Stop one catalogue-side server of a running lab and start it again, same command.
+
+    Parameters
+    ----------
+    name
+        ``stac-<centre>``, ``assets`` or ``restricted-<centre>`` (see ``earthlab hub status``).
+    run_dir
+        Run directory (default: :func:`default_run_dir`).
+    timeout
+        Seconds it may take to stop, then to become ready again.
+
+    Returns
+    -------
+    Proc
+        The new process.
+
+    Raises
+    ------
+    ConfigurationError
+        If no such server belongs to the lab, or it does not come back.
+    """
+    run = RunDir(run_dir or default_run_dir())
+    d = run.deployment()
+    commands = {c[0]: c for c in _catalogue_commands(run, d)}
+    if name not in commands:
+        raise ConfigurationError(
+            f"{name!r} is not a catalogue server of the lab in {run.path}; "
+            f"restartable: {', '.join(commands) or 'none'}"
+        )
+    procs = _procs(run)
+    for proc in procs:
+        if proc.name == name:
+            stop(proc, timeout)
+    _, command, log, ready_url = commands[name]
+    new = start(name, command, run.logs_dir / log, _base_env(d), run.path, url=ready_url)
+    _write_state(run, [new if p.name == name else p for p in procs])
+    wait_until(new, http_ready(ready_url), timeout)
+    return new
 
 
 def _hub_ready(d: Deployment) -> Any:

@@ -11,6 +11,9 @@ The run directory holds everything one ``earthlab hub up`` made::
       users/<name>/      home directory of each single-user server
       share/jupyter/     the Earth Analytics kernelspec the servers use
       gateways/<centre>/ working directories of that gateway's clusters
+      centres.yaml       the centres file of the deployment (catalogues as STAC APIs)
+      stac/<centre>/     the items (http asset hrefs) each centre's STAC API serves
+      restricted/<centre>/usage.sqlite   usage of a restricted-data service (quotas)
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lab._deploy._stac import CatalogueServer, restricted_service_name
 from lab._errors import ConfigurationError
 
 __all__ = [
@@ -147,6 +151,12 @@ class Deployment:
     """``EARTHLAB_CACHE_DIR`` for single-user servers and workers, if set."""
     extra_env: dict[str, str] = field(default_factory=dict)
     """More environment for single-user servers (never secrets)."""
+    catalogues: tuple[CatalogueServer, ...] = ()
+    """The STAC API of each centre whose catalogue the lab serves (local files)."""
+    assets_port: int | None = None
+    """Port of the asset server of the open centres (none if every centre is restricted)."""
+    source_centres_file: str | None = None
+    """The centres file the deployment was made from (``centres_file`` is the lab's own)."""
 
     @property
     def url(self) -> str:
@@ -175,6 +185,33 @@ class Deployment:
         """``gateway://`` address of a centre's scheduler proxy."""
         return f"gateway://{self.ip}:{self.gateway(centre).tcp_port}"
 
+    def catalogue(self, centre: str) -> CatalogueServer:
+        """Return the STAC API server of a centre."""
+        for server in self.catalogues:
+            if server.centre == centre:
+                return server
+        raise ConfigurationError(
+            f"the lab serves no catalogue for centre {centre!r}; served: "
+            f"{', '.join(s.centre for s in self.catalogues) or 'none'}"
+        )
+
+    def catalogue_url(self, centre: str) -> str:
+        """The STAC API root of a centre as clients use it (the restricted service's if any)."""
+        server = self.catalogue(centre)
+        if server.restricted:
+            return self.restricted_service_url(centre) + "stac/"
+        return f"http://{self.ip}:{server.port}/"
+
+    def restricted_service_url(self, centre: str) -> str:
+        """URL of a centre's restricted-data service, through the hub's proxy."""
+        return f"{self.url}services/{restricted_service_name(centre)}/"
+
+    def asset_base(self, centre: str) -> str:
+        """URL prefix of a served centre's asset files."""
+        if self.catalogue(centre).restricted:
+            return self.restricted_service_url(centre) + "assets/"
+        return f"http://{self.ip}:{self.assets_port}/{centre}/"
+
     def user_environment(self) -> dict[str, str]:
         """Environment of single-user servers: where the centres file and gateways are."""
         env = {"EARTHLAB_CENTRES": self.centres_file, **self.extra_env}
@@ -196,6 +233,7 @@ class Deployment:
         data: dict[str, Any] = json.loads(text)
         data.pop("version", None)
         data["gateways"] = tuple(GatewayPorts(**g) for g in data["gateways"])
+        data["catalogues"] = tuple(CatalogueServer(**s) for s in data.get("catalogues", ()))
         return cls(**data)
 
 
@@ -218,7 +256,7 @@ class RunDir:
 
     def create(self) -> None:
         """Create the directory tree; ``secrets/`` is private to the current user."""
-        for sub in ("logs", "hub", "users", "share", "gateways"):
+        for sub in ("logs", "hub", "users", "share", "gateways", "stac", "restricted"):
             (self.path / sub).mkdir(parents=True, exist_ok=True)
         self.secrets_dir.mkdir(mode=0o700, exist_ok=True)
         os.chmod(self.secrets_dir, 0o700)

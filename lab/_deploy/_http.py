@@ -1,0 +1,196 @@
+"""A small HTTP front for the local lab: centre files with Range support and a STAC API proxy.
+
+One process (``python -m lab._deploy._http CONFIG.json``) serves, from a JSON configuration:
+
+- ``files``: ``{name: directory}``, each directory under ``/<name>/`` with byte ranges, so that
+  GDAL reads cloud-optimised GeoTIFFs over HTTP as it would from object storage;
+- ``stac``: a reverse proxy to one STAC API (``rustac serve`` on a private port) under
+  ``/stac/``, whose links are rewritten to the proxy's own address, so that clients follow
+  pagination back through it;
+- ``delay``: seconds added before every STAC answer (tests and benchmarks slow a centre
+  down with it; zero in the lab).
+
+The restricted-data service (``lab._restricted``) builds on the same handlers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import tornado.httpclient
+import tornado.web
+
+__all__ = ["FilesHandler", "StacProxyHandler", "make_app", "rewrite_links"]
+
+JSON_TYPES = ("application/json", "application/geo+json")
+_HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
+
+
+def rewrite_links(document: Any, old: str, new: str) -> Any:
+    """Replace the prefix ``old`` by ``new`` in every link ``href`` of a STAC document.
+
+    Parameters
+    ----------
+    document
+        A decoded STAC JSON document (landing page, collection(s), item(s), search page).
+    old, new
+        URL prefixes, both ending in ``/``.
+
+    Returns
+    -------
+    Any
+        The same document, changed in place.
+    """
+    if isinstance(document, dict):
+        for key, value in document.items():
+            if key == "links" and isinstance(value, list):
+                for link in value:
+                    href = link.get("href") if isinstance(link, dict) else None
+                    if not isinstance(href, str):
+                        continue
+                    if href.startswith(old):
+                        link["href"] = new + href[len(old) :]
+                    elif href + "/" == old:
+                        link["href"] = new
+            else:
+                rewrite_links(value, old, new)
+    elif isinstance(document, list):
+        for value in document:
+            rewrite_links(value, old, new)
+    return document
+
+
+class FilesHandler(tornado.web.StaticFileHandler):
+    """Files of one directory, with HEAD and byte ranges; nothing listed, nothing cached."""
+
+    def set_extra_headers(self, path: str) -> None:
+        """Ask clients not to cache (access may change)."""
+        self.set_header("Cache-Control", "no-store")
+
+
+class StacProxyHandler(tornado.web.RequestHandler):
+    """Forward GET and POST to a STAC API, rewriting its links to this proxy's address.
+
+    ``initialize`` arguments: ``upstream`` (the API's root URL, ending in ``/``), ``public``
+    (this proxy's STAC root as clients see it, ending in ``/``), ``delay`` (seconds) and
+    ``transform`` (a function of the decoded document and the handler, for subclasses).
+    """
+
+    def initialize(
+        self,
+        upstream: str,
+        public: str,
+        delay: float = 0.0,
+        transform: Callable[[Any, tornado.web.RequestHandler], Any] | None = None,
+    ) -> None:
+        self.upstream = upstream
+        self.public = public
+        self.delay = delay
+        self.transform = transform
+
+    async def get(self, path: str) -> None:
+        """Proxy a GET."""
+        await self._forward("GET", path)
+
+    async def post(self, path: str) -> None:
+        """Proxy a POST (JSON body)."""
+        await self._forward("POST", path)
+
+    async def _forward(self, method: str, path: str) -> None:
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        url = self.upstream + path
+        if self.request.query:
+            url += "?" + self.request.query
+        headers = {"Accept": self.request.headers.get("Accept", "application/json")}
+        if method == "POST":
+            headers["Content-Type"] = self.request.headers.get("Content-Type", "application/json")
+        response = await tornado.httpclient.AsyncHTTPClient().fetch(
+            url,
+            method=method,
+            body=self.request.body if method == "POST" else None,
+            headers=headers,
+            raise_error=False,
+            request_timeout=60,
+        )
+        if response.code == 599:  # no answer from the API itself
+            self.set_status(502)
+            self.finish({"code": "BadGateway", "description": f"STAC API not reachable: {url}"})
+            return
+        self.set_status(response.code)
+        kind = response.headers.get("Content-Type", "")
+        if kind.split(";")[0].strip() in JSON_TYPES and response.body:
+            document = json.loads(response.body)
+            rewrite_links(document, self.upstream, self.public)
+            if self.transform is not None:
+                document = self.transform(document, self)
+            self.set_header("Content-Type", kind)
+            self.finish(json.dumps(document))
+            return
+        for name, value in response.headers.get_all():
+            if name.lower() not in _HOP_HEADERS:
+                self.set_header(name, value)
+        self.finish(response.body or b"")
+
+
+def make_app(config: dict[str, Any]) -> tornado.web.Application:
+    """Build the application described by ``config`` (see the module docstring).
+
+    Parameters
+    ----------
+    config
+        ``{"port": int, "files": {name: dir}, "stac": {"upstream": url} | None,
+        "delay": float}``.
+
+    Returns
+    -------
+    tornado.web.Application
+        Routes ``/<name>/(.*)`` for files and ``/stac/(.*)`` for the proxy.
+    """
+    routes: list[Any] = []
+    for name, directory in (config.get("files") or {}).items():
+        routes.append((rf"/{name}/(.*)", FilesHandler, {"path": str(Path(directory))}))
+    stac = config.get("stac")
+    if stac:
+        public = f"http://{config.get('ip', '127.0.0.1')}:{config['port']}/stac/"
+        routes.append(
+            (
+                r"/stac/(.*)",
+                StacProxyHandler,
+                {
+                    "upstream": stac["upstream"].rstrip("/") + "/",
+                    "public": public,
+                    "delay": float(config.get("delay", 0.0)),
+                },
+            )
+        )
+    routes.append((r"/health", _Health))
+    return tornado.web.Application(routes)
+
+
+class _Health(tornado.web.RequestHandler):
+    def get(self) -> None:
+        self.finish({"status": "ok"})
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the front described by the JSON file given as the only argument."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        raise SystemExit("usage: python -m lab._deploy._http CONFIG.json")
+    config = json.loads(Path(args[0]).read_text(encoding="utf-8"))
+
+    async def serve() -> None:
+        make_app(config).listen(int(config["port"]), address=config.get("ip", "127.0.0.1"))
+        await asyncio.Event().wait()
+
+    asyncio.run(serve())
+
+
+if __name__ == "__main__":
+    main()
