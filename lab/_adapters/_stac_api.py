@@ -205,6 +205,8 @@ def _api_error(centre: Centre, exc: Exception) -> Exception:
     status = getattr(exc, "status_code", None)
     detail = _server_detail(str(exc))
     if status in (401, 403):
+        if detail.startswith("restricted: request access via"):  # the lab's own services
+            return RestrictedDataError(detail)
         return RestrictedDataError(
             restricted_message(centre, f"the server said {status}: {detail}")
         )
