@@ -2,7 +2,8 @@
 // mkdocs-jupyter renders each notebook cell with a "celltag_<tag>" class.
 function hideSolutions() {
   document.querySelectorAll(".celltag_solution").forEach(function (cell) {
-    if (cell.dataset.solutionHidden) {
+    // the notebook template nests one cell div in another: handle the outer one only
+    if (cell.dataset.solutionHidden || cell.parentElement.closest(".celltag_solution")) {
       return;
     }
     cell.dataset.solutionHidden = "yes";
@@ -11,9 +12,11 @@ function hideSolutions() {
     button.type = "button";
     button.className = "md-button earthlab-solution-toggle";
     button.textContent = "Show solution";
+    button.setAttribute("aria-expanded", "false");
     button.addEventListener("click", function () {
       var hidden = cell.classList.toggle("earthlab-solution-hidden");
       button.textContent = hidden ? "Show solution" : "Hide solution";
+      button.setAttribute("aria-expanded", hidden ? "false" : "true");
     });
     cell.parentNode.insertBefore(button, cell);
   });
