@@ -21,6 +21,7 @@ from lab._errors import EarthLabError
 _COMMAND_MODULES = (
     "lab._cli._sample",
     "lab._cli._search",
+    "lab._cli._quota",
     "lab._cli._demo",
     "lab._cli._hub",
     "lab._cli._kernels",
