@@ -303,3 +303,20 @@ def test_server_errors_are_retried_and_client_errors_are_not(reference_dir: Path
     assert bad.federation["remote"].status == "missing" and bad.federation["remote"].attempts == 1
     assert "answered 400: unknown collection bad" in bad.federation["remote"].error
     assert elapsed < 5
+
+
+def test_a_next_link_that_does_not_advance_is_an_error_not_a_loop(reference_dir: Path) -> None:
+    def answer(method: str, path: str, request: dict) -> tuple[int, Any]:
+        if path == "/api/stac/v1/":
+            return 200, replay.page("planetarycomputer-landing.json")
+        return 200, replay.page("planetarycomputer-search-page1.json")  # same page, forever
+
+    with replay_server(reference_dir, PC_HOST, answer) as replay:
+        spec = CatalogSpec(kind="stac-api", href=replay.url + "/api/stac/v1/", retries=0)
+        fed = FederatedCatalog(CentreSet([Centre(name="loop", title="L", catalog=spec)]))
+        result = fed.search(collections="naip")
+        searches = [r for r in replay.requests if r["method"] == "POST"]
+    report = result.federation["loop"]
+    assert report.status == "missing" and report.attempts == 1
+    assert "page 2 of the results repeats page 1" in report.error
+    assert len(searches) == 2

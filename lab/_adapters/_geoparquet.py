@@ -1,4 +1,17 @@
-"""stac-geoparquet catalogues searched offline with rustac's DuckDB client."""
+"""stac-geoparquet catalogues searched offline with rustac's DuckDB client.
+
+Two things rustac 0.9.8's DuckDB search gets wrong are worked around here:
+
+- a ``datetime`` interval is matched against ``start_datetime``/``end_datetime`` alone when
+  the file has those columns, so items with only a ``datetime`` are missed, and against
+  ``datetime`` alone otherwise. The adapter asks for each kind of item with its own
+  AND-only CQL2 filter (``datetime`` inside the interval; ``start_datetime``/
+  ``end_datetime`` overlapping it, when the file has those columns) and merges the two, so an
+  interval matches what a STAC API matches;
+- an ``or`` (or ``not``) in a CQL2 filter loses its parentheses once combined with anything
+  else, returning items the other conditions exclude: such filters are refused with a message
+  rather than answered wrongly.
+"""
 
 from __future__ import annotations
 
@@ -61,6 +74,13 @@ class GeoparquetAdapter:
         self.base = (
             str(Path(self.href).parent) if "://" not in self.href else self.href.rsplit("/", 1)[0]
         )
+        self._interval_columns: bool | None = None
+
+    def _has_interval_columns(self) -> bool:
+        """Whether the file has ``start_datetime`` and ``end_datetime`` columns (cached)."""
+        if self._interval_columns is None:
+            self._interval_columns = {"start_datetime", "end_datetime"} <= _columns(self.href)
+        return self._interval_columns
 
     def search(self, query: SearchQuery) -> AdapterResult:
         """Search the parquet file; see :class:`lab._adapters.CatalogAdapter`."""
@@ -75,24 +95,108 @@ class GeoparquetAdapter:
             kwargs["collections"] = list(query.collections)
         if query.bbox:
             kwargs["bbox"] = list(query.bbox)
-        if query.datetime:
-            kwargs["datetime"] = query.datetime_string()
         if query.ids:
             kwargs["ids"] = list(query.ids)
         if query.intersects:
             kwargs["intersects"] = query.intersects
-        if query.filter:
-            kwargs["filter"] = query.filter
         if query.limit:
             kwargs["max_items"] = query.limit
+        if query.filter and _has_disjunction(query.filter):
+            raise CatalogError(
+                f"centre {self.centre.name}: CQL2 filters with 'or' or 'not' cannot be searched in "
+                "a stac-geoparquet catalogue (rustac 0.9.8 drops their parentheses and would "
+                "return items the other conditions exclude); split the search into one search "
+                "per alternative"
+            )
+        filters = [None]
+        if query.datetime:
+            filters = [_instant_filter(query)]
+            if self._has_interval_columns():
+                filters.append(_interval_filter(query))
+        found: dict[str, dict[str, Any]] = {}
+        for extra in filters:
+            conditions = [c for c in (query.filter, extra) if c]
+            if conditions:
+                kwargs["filter"] = (
+                    conditions[0] if len(conditions) == 1 else {"op": "and", "args": conditions}
+                )
+            for document in self._search(kwargs):
+                found.setdefault(document["id"], document)
+        documents = list(found.values())
+        if len(filters) > 1:
+            documents.sort(key=_document_time)
+            if query.limit:
+                documents = documents[: query.limit]
+        items = [
+            pystac.Item.from_dict(absolute_hrefs(d, self.base), preserve_dict=False)
+            for d in documents
+        ]
+        return AdapterResult(items=items, matched=len(items) if not query.limit else None)
+
+    def _search(self, kwargs: dict[str, Any]) -> list[dict[str, Any]]:
         import rustac
 
         try:
             with _client() as client:
-                found = client.search(self.href, **kwargs)
+                return list(client.search(self.href, **kwargs))
         except rustac.RustacError as exc:
             raise CatalogError(f"cannot search {self.href}: {str(exc).splitlines()[0]}") from exc
-        items = [
-            pystac.Item.from_dict(absolute_hrefs(d, self.base), preserve_dict=False) for d in found
-        ]
-        return AdapterResult(items=items, matched=len(items) if not query.limit else None)
+
+
+def _instant_filter(query: SearchQuery) -> dict[str, Any]:
+    """CQL2 (AND only): ``datetime`` inside the query's interval."""
+    assert query.datetime is not None
+    start, end = query.datetime
+    args = []
+    if start is not None:
+        args.append({"op": ">=", "args": [{"property": "datetime"}, {"timestamp": _ts(start)}]})
+    if end is not None:
+        args.append({"op": "<=", "args": [{"property": "datetime"}, {"timestamp": _ts(end)}]})
+    return args[0] if len(args) == 1 else {"op": "and", "args": args}
+
+
+def _interval_filter(query: SearchQuery) -> dict[str, Any]:
+    """CQL2 (AND only): ``start_datetime``/``end_datetime`` overlapping the query's interval."""
+    assert query.datetime is not None
+    start, end = query.datetime
+    args = []
+    if end is not None:
+        args.append({"op": "<=", "args": [{"property": "start_datetime"}, {"timestamp": _ts(end)}]})
+    if start is not None:
+        args.append({"op": ">=", "args": [{"property": "end_datetime"}, {"timestamp": _ts(start)}]})
+    return args[0] if len(args) == 1 else {"op": "and", "args": args}
+
+
+def _ts(value: Any) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _has_disjunction(node: Any) -> bool:
+    if isinstance(node, dict):
+        if str(node.get("op", "")).lower() in ("or", "not"):
+            return True
+        return any(_has_disjunction(v) for v in node.values())
+    if isinstance(node, list):
+        return any(_has_disjunction(v) for v in node)
+    return False
+
+
+def _document_time(document: dict[str, Any]) -> tuple[str, str]:
+    props = document.get("properties") or {}
+    return (str(props.get("datetime") or props.get("start_datetime") or ""), document["id"])
+
+
+def _columns(href: str) -> set[str]:
+    """Column names of a parquet file (the first file of a glob)."""
+    import glob
+
+    import fsspec
+    import pyarrow.parquet as pq
+
+    if "://" not in href and any(ch in href for ch in "*?["):
+        matches = sorted(glob.glob(href))
+        if not matches:
+            return set()
+        href = matches[0]
+    fs, path = fsspec.core.url_to_fs(href)
+    return set(pq.read_schema(path, filesystem=fs).names)

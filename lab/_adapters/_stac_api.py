@@ -83,10 +83,7 @@ class StacApiAdapter:
                 return self._item_search(client, query)
             return self._collections_fallback(client, query)
         except APIError as exc:
-            error = _api_error(self.centre, exc)
-            if error is exc:
-                raise
-            raise error from exc
+            raise _api_error(self.centre, exc) from exc
 
     def _item_search(self, client: Any, query: SearchQuery) -> AdapterResult:
         search = client.search(
@@ -99,7 +96,7 @@ class StacApiAdapter:
             max_items=query.limit,
             limit=min(PAGE_SIZE, query.limit or PAGE_SIZE),
         )
-        return _collect(search.pages_as_dicts(), query)
+        return _collect(search.pages_as_dicts(), query, self.centre)
 
     def _collections_fallback(self, client: Any, query: SearchQuery) -> AdapterResult:
         if query.filter:
@@ -154,14 +151,32 @@ def _collections_url(client: Any) -> str:
     return str(client.get_self_href() or client.self_href).rstrip("/") + "/collections"
 
 
-def _collect(pages: Iterator[dict[str, Any]], query: SearchQuery) -> AdapterResult:
-    """Items of every page (up to the limit) and the match count the first page gives."""
+def _collect(
+    pages: Iterator[dict[str, Any]], query: SearchQuery, centre: Centre | None = None
+) -> AdapterResult:
+    """Items of every page (up to the limit) and the match count the first page gives.
+
+    Raises
+    ------
+    CatalogError
+        If the API answers the same page again (a broken ``next`` link would loop forever).
+    """
     collected: list[dict[str, Any]] = []
     matched: int | None = None
     exhausted = True
+    previous: list[str] = []
     for number, page in enumerate(pages):
         if number == 0:
             matched = _number_matched(page)
+        ids = [str(f.get("id")) for f in page.get("features", [])]
+        if number and ids == previous:
+            where = f"centre {centre.name}" if centre else "the STAC API"
+            raise CatalogError(
+                f"{where}: page {number + 1} of the results repeats page {number} (its next "
+                "link does not advance: a server bug); ask its operators, or narrow the search "
+                "so that one page holds it"
+            )
+        previous = ids
         collected.extend(page.get("features", []))
         if query.limit and len(collected) >= query.limit:
             exhausted = False
@@ -198,9 +213,9 @@ def _sort_key(item: pystac.Item) -> tuple[str, str]:
 def _api_error(centre: Centre, exc: Exception) -> Exception:
     """Turn pystac-client's ``APIError`` into what the federation reports and retries.
 
-    401/403 -> restricted; other 4xx -> a catalogue error (not retried); 5xx stays as is
-    (retried: it carries ``status_code``); no status at all means the request never got an
-    answer (refused, reset, timed out) -> ``ConnectionError`` (retried).
+    401/403 -> restricted; other 4xx -> a catalogue error (not retried); 5xx (the server is
+    failing) and no status at all (refused, reset, timed out: no answer) -> ``ConnectionError``
+    (retried).
     """
     status = getattr(exc, "status_code", None)
     detail = _server_detail(str(exc))
@@ -212,8 +227,8 @@ def _api_error(centre: Centre, exc: Exception) -> Exception:
         )
     if status is None:
         return ConnectionError(f"{centre.catalog.href} did not answer: {detail}")
-    if status >= 500:
-        return exc
+    if status >= 500:  # the server is there but failing: worth another try
+        return ConnectionError(f"{centre.catalog.href} answered {status}: {detail}")
     return CatalogError(f"centre {centre.name}: the STAC API answered {status}: {detail}")
 
 

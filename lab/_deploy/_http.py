@@ -1,14 +1,17 @@
-"""A small HTTP front for the local lab: centre files with Range support and a STAC API proxy.
+"""The lab's HTTP front of the open centres: their STAC APIs and their files, on loopback.
 
-One process (``python -m lab._deploy._http CONFIG.json``) serves, from a JSON configuration:
+One process (``python -m lab._deploy._http CONFIG.json``) serves, for each centre of its JSON
+configuration (``{"ip", "port", "centres": {name: {"stac", "files", "delay"}}}``):
 
-- ``files``: ``{name: directory}``, each directory under ``/<name>/`` with byte ranges, so that
-  GDAL reads cloud-optimised GeoTIFFs over HTTP as it would from object storage;
-- ``stac``: a reverse proxy to one STAC API (``rustac serve`` on a private port) under
-  ``/stac/``, whose links are rewritten to the proxy's own address, so that clients follow
-  pagination back through it;
-- ``delay``: seconds added before every STAC answer (tests and benchmarks slow a centre
-  down with it; zero in the lab).
+- ``/stac/<centre>/``: a reverse proxy to the centre's STAC API (``rustac serve`` on a private
+  port), whose links are rewritten to the proxy's address so that clients follow pagination
+  back through it. ``rustac serve`` 0.9.8 ignores ``skip`` in POST search bodies (it answers
+  the first page again, with the same ``next`` link, forever): the proxy pages for it, asking
+  for ``skip + limit`` items and returning the last ``limit``;
+- ``/assets/<centre>/``: the centre's files with byte ranges, so that GDAL reads
+  cloud-optimised GeoTIFFs over HTTP as it would from object storage;
+- ``delay``: seconds added before every STAC answer of that centre (tests and benchmarks slow
+  a centre down with it; zero in the lab).
 
 The restricted-data service (``lab._restricted``) builds on the same handlers.
 """
@@ -28,6 +31,7 @@ import tornado.web
 __all__ = ["FilesHandler", "StacProxyHandler", "make_app", "rewrite_links"]
 
 JSON_TYPES = ("application/json", "application/geo+json")
+DEFAULT_PAGE = 10  # rustac serve's page size when a request gives no limit
 _HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
 
 
@@ -108,25 +112,42 @@ class StacProxyHandler(tornado.web.RequestHandler):
         if self.request.query:
             url += "?" + self.request.query
         headers = {"Accept": self.request.headers.get("Accept", "application/json")}
-        if method == "POST":
-            headers["Content-Type"] = self.request.headers.get("Content-Type", "application/json")
-        response = await tornado.httpclient.AsyncHTTPClient().fetch(
-            url,
-            method=method,
-            body=self.request.body if method == "POST" else None,
-            headers=headers,
-            raise_error=False,
-            request_timeout=60,
-        )
-        if response.code == 599:  # no answer from the API itself
+        body = self.request.body if method == "POST" else None
+        paging = None
+        if method == "POST" and path == "search":
+            headers["Content-Type"] = "application/json"
+            body, paging = _page_for_upstream(self.request.body)
+        try:
+            response = await tornado.httpclient.AsyncHTTPClient().fetch(
+                url,
+                method=method,
+                body=body,
+                headers=headers,
+                raise_error=False,
+                request_timeout=60,
+            )
+        except OSError as exc:  # refused, reset: the API itself does not answer
             self.set_status(502)
-            self.finish({"code": "BadGateway", "description": f"STAC API not reachable: {url}"})
+            self.finish(
+                {"code": "BadGateway", "description": f"the STAC API does not answer: {exc}"}
+            )
+            return
+        if response.code == 599:
+            self.set_status(502)
+            self.finish(
+                {
+                    "code": "BadGateway",
+                    "description": f"the STAC API does not answer: {response.error}",
+                }
+            )
             return
         self.set_status(response.code)
         kind = response.headers.get("Content-Type", "")
         if kind.split(";")[0].strip() in JSON_TYPES and response.body:
             document = json.loads(response.body)
             rewrite_links(document, self.upstream, self.public)
+            if paging is not None and response.code == 200:
+                _page_for_client(document, paging, self.public + path)
             if self.transform is not None:
                 document = self.transform(document, self)
             self.set_header("Content-Type", kind)
@@ -138,37 +159,70 @@ class StacProxyHandler(tornado.web.RequestHandler):
         self.finish(response.body or b"")
 
 
+def _page_for_upstream(raw: bytes) -> tuple[bytes, dict[str, Any] | None]:
+    """A POST search body for rustac: ``skip`` folded into ``limit`` (it ignores ``skip``)."""
+    try:
+        body = json.loads(raw or b"{}")
+    except ValueError:
+        return raw, None
+    skip = body.pop("skip", None) if isinstance(body, dict) else None
+    if not skip:
+        return raw, None
+    limit = int(body.get("limit") or DEFAULT_PAGE)
+    return json.dumps({**body, "limit": int(skip) + limit}).encode(), {
+        "skip": int(skip),
+        "limit": limit,
+        "body": body,
+    }
+
+
+def _page_for_client(document: dict[str, Any], paging: dict[str, Any], href: str) -> None:
+    """Keep the page asked for and give it the ``next`` link of the page after."""
+    skip, limit = paging["skip"], paging["limit"]
+    features = document.get("features") or []
+    document["features"] = features[skip : skip + limit]
+    document["numberReturned"] = len(document["features"])
+    links = [link for link in document.get("links", []) if link.get("rel") not in ("next", "prev")]
+    if len(features) >= skip + limit:
+        body = {**paging["body"], "limit": limit, "skip": skip + limit}
+        links.append(
+            {
+                "rel": "next",
+                "href": href,
+                "method": "POST",
+                "type": "application/geo+json",
+                "body": body,
+            }
+        )
+    document["links"] = links
+
+
 def make_app(config: dict[str, Any]) -> tornado.web.Application:
-    """Build the application described by ``config`` (see the module docstring).
+    """Build the front described by ``config`` (see the module docstring).
 
     Parameters
     ----------
     config
-        ``{"port": int, "files": {name: dir}, "stac": {"upstream": url} | None,
-        "delay": float}``.
+        ``{"ip": str, "port": int, "centres": {name: {"stac": url | None, "files": dir |
+        None, "delay": float}}}``.
 
     Returns
     -------
     tornado.web.Application
-        Routes ``/<name>/(.*)`` for files and ``/stac/(.*)`` for the proxy.
+        Routes ``/stac/<centre>/(.*)``, ``/assets/<centre>/(.*)`` and ``/health``.
     """
+    base = f"http://{config.get('ip', '127.0.0.1')}:{config['port']}"
     routes: list[Any] = []
-    for name, directory in (config.get("files") or {}).items():
-        routes.append((rf"/{name}/(.*)", FilesHandler, {"path": str(Path(directory))}))
-    stac = config.get("stac")
-    if stac:
-        public = f"http://{config.get('ip', '127.0.0.1')}:{config['port']}/stac/"
-        routes.append(
-            (
-                r"/stac/(.*)",
-                StacProxyHandler,
-                {
-                    "upstream": stac["upstream"].rstrip("/") + "/",
-                    "public": public,
-                    "delay": float(config.get("delay", 0.0)),
-                },
-            )
-        )
+    for name, centre in (config.get("centres") or {}).items():
+        if centre.get("stac"):
+            options = {
+                "upstream": centre["stac"].rstrip("/") + "/",
+                "public": f"{base}/stac/{name}/",
+                "delay": float(centre.get("delay", 0.0)),
+            }
+            routes.append((rf"/stac/{name}/(.*)", StacProxyHandler, options))
+        if centre.get("files"):
+            routes.append((rf"/assets/{name}/(.*)", FilesHandler, {"path": centre["files"]}))
     routes.append((r"/health", _Health))
     return tornado.web.Application(routes)
 

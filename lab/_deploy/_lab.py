@@ -1,8 +1,8 @@
 """``up``, ``down`` and ``status`` of the local lab (``earthlab hub ...`` and the e2e fixture).
 
-Start order: configurable-http-proxy; each served centre's STAC API (``rustac serve``), the
-asset server of the open centres and the restricted-data service of each centre with
-restricted collections; one dask-gateway-server per centre; then JupyterHub (which registers
+Start order: configurable-http-proxy; each served centre's STAC API (``rustac serve``, on a
+private port), the HTTP front of the open centres (their STAC APIs and files) and the
+restricted-data service of each centre with restricted collections; one dask-gateway-server per centre; then JupyterHub (which registers
 its routes with the running proxy, and the gateways and restricted-data services as its
 services). Stop order is the reverse: the hub first, so that stopping single-user servers can
 still stop their clusters on the gateways.
@@ -117,7 +117,7 @@ def up(
         centres_file=str(run.path / "centres.yaml"),
         source_centres_file=str(centre_set.source),
         catalogues=catalogues,
-        assets_port=free_port() if any(not s.restricted for s in catalogues) else None,
+        front_port=free_port() if any(not s.restricted for s in catalogues) else None,
         hub_config=str(config),
         bin_dir=current_bin_dir(),
         kernel=DEFAULT_KERNEL,
@@ -254,19 +254,23 @@ def _catalogue_commands(run: RunDir, d: Deployment) -> list[tuple[str, list[str]
             )
         )
     python = str(Path(d.bin_dir) / "python")
-    if d.assets_port is not None:
+    if d.front_port is not None:
         config = {
             "ip": d.ip,
-            "port": d.assets_port,
-            "files": {s.centre: _served(run, s)["root"] for s in d.catalogues if not s.restricted},
+            "port": d.front_port,
+            "centres": {
+                s.centre: {"stac": f"http://{d.ip}:{s.port}/", "files": _served(run, s)["root"]}
+                for s in d.catalogues
+                if not s.restricted
+            },
         }
-        (run.path / "stac" / "assets.json").write_text(json.dumps(config), encoding="utf-8")
+        (run.path / "stac" / "front.json").write_text(json.dumps(config), encoding="utf-8")
         commands.append(
             (
-                "assets",
-                [python, "-m", "lab._deploy._http", str(run.path / "stac" / "assets.json")],
-                "assets.log",
-                f"http://{d.ip}:{d.assets_port}/health",
+                "front",
+                [python, "-m", "lab._deploy._http", str(run.path / "stac" / "front.json")],
+                "front.log",
+                f"http://{d.ip}:{d.front_port}/health",
             )
         )
     for server in d.catalogues:
@@ -308,7 +312,7 @@ def restart(
     Parameters
     ----------
     name
-        ``stac-<centre>``, ``assets`` or ``restricted-<centre>`` (see ``earthlab hub status``).
+        ``stac-<centre>``, ``front`` or ``restricted-<centre>`` (see ``earthlab hub status``).
     run_dir
         Run directory (default: :func:`default_run_dir`).
     timeout

@@ -153,8 +153,9 @@ class Deployment:
     """More environment for single-user servers (never secrets)."""
     catalogues: tuple[CatalogueServer, ...] = ()
     """The STAC API of each centre whose catalogue the lab serves (local files)."""
-    assets_port: int | None = None
-    """Port of the asset server of the open centres (none if every centre is restricted)."""
+    front_port: int | None = None
+    """Port of the HTTP front of the open centres: their STAC APIs (``/stac/<centre>/``) and
+    files (``/assets/<centre>/``); none if every served centre is restricted."""
     source_centres_file: str | None = None
     """The centres file the deployment was made from (``centres_file`` is the lab's own)."""
 
@@ -200,7 +201,7 @@ class Deployment:
         server = self.catalogue(centre)
         if server.restricted:
             return self.restricted_service_url(centre) + "stac/"
-        return f"http://{self.ip}:{server.port}/"
+        return f"http://{self.ip}:{self.front_port}/stac/{centre}/"
 
     def restricted_service_url(self, centre: str) -> str:
         """URL of a centre's restricted-data service, through the hub's proxy."""
@@ -210,7 +211,7 @@ class Deployment:
         """URL prefix of a served centre's asset files."""
         if self.catalogue(centre).restricted:
             return self.restricted_service_url(centre) + "assets/"
-        return f"http://{self.ip}:{self.assets_port}/{centre}/"
+        return f"http://{self.ip}:{self.front_port}/assets/{centre}/"
 
     def user_environment(self) -> dict[str, str]:
         """Environment of single-user servers: where the centres file and gateways are."""

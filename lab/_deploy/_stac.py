@@ -1,14 +1,14 @@
 """Each centre's catalogue as a real STAC API on loopback: ``rustac serve`` over its items.
 
 A centre whose catalogue is a local file (stac-geoparquet or a static catalogue) is served by
-``rustac serve`` (in-memory backend) from a copy of its items written into the run directory,
-``stac/<centre>/``, where every asset href is an ``http://`` URL:
+``rustac serve`` (in-memory backend, on a private port) from a copy of its items written into
+the run directory, ``stac/<centre>/``, where every asset href is an ``http://`` URL. Clients
+reach it through a front that rewrites its links (and pages POST searches for it):
 
-- open centres: ``http://127.0.0.1:<assets>/<centre>/<path>``, served with byte ranges by the
-  lab's asset server (``lab._deploy._http``);
-- restricted centres: ``<lab>/services/restricted-<centre>/assets/<path>``, served by the
-  hub-authenticated restricted-data service (``lab._restricted``), which also fronts that
-  centre's STAC API (its ``rustac serve`` listens on a private port).
+- open centres: the lab's HTTP front (``lab._deploy._http``), STAC API at
+  ``http://127.0.0.1:<front>/stac/<centre>/``, files at ``.../assets/<centre>/<path>``;
+- restricted centres: the hub-authenticated restricted-data service (``lab._restricted``),
+  ``<lab>/services/restricted-<centre>/stac/`` and ``.../assets/<path>``.
 
 The centres file the deployment gives to single-user servers (``<run>/centres.yaml``) is the
 source file with each served centre's ``catalog`` replaced by ``kind: stac-api`` at those
@@ -55,7 +55,7 @@ class CatalogueServer:
     centre: str
     """Centre name."""
     port: int
-    """Port of its ``rustac serve`` (public for open centres, private for restricted ones)."""
+    """Port of its ``rustac serve`` (private: clients go through a front)."""
     service_port: int | None = None
     """Port of its restricted-data service, for a centre with restricted collections."""
 

@@ -1,0 +1,119 @@
+"""Start the lab's catalogue servers for tests: each centre as a live STAC API on loopback.
+
+:func:`stac_servers` does what ``earthlab hub up`` does for catalogues, with the same code
+(``lab._deploy._stac``, ``lab._deploy._procs``): one ``rustac serve`` per centre over its
+items, asset hrefs pointing at one asset server (``lab._deploy._http``), and a centres file
+where each centre is ``kind: stac-api``. No hub here: every centre, ``dinamis`` included, is
+served openly (``tests/test_restricted.py`` runs the hub and the restricted-data service).
+
+``delays`` puts a proxy (``lab._deploy._http`` with its ``delay`` option) in front of a
+centre's API, adding that many seconds to every answer. Every process is stopped, by id, when
+the ``with`` block ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lab._centres import read_centres_file
+from lab._deploy._procs import Proc, free_port, http_ready, start, stop, wait_until
+from lab._deploy._stac import (
+    centre_root,
+    prepare_catalogue,
+    rustac_command,
+    served_locally,
+    write_centres_file,
+)
+
+IP = "127.0.0.1"
+
+
+@dataclass
+class LiveFederation:
+    """The running servers and the centres file pointing at them."""
+
+    centres_file: Path
+    """Centres file whose catalogues are the live STAC APIs."""
+    urls: dict[str, str]
+    """STAC API root of each centre, as in the centres file."""
+    procs: dict[str, Proc] = field(default_factory=dict)
+    """``stac-<centre>`` (rustac serve) and ``front``, by name."""
+
+    def stop(self, name: str) -> None:
+        """Stop one server (e.g. ``stac-odatis``), as if the centre's API went down."""
+        stop(self.procs[name], timeout=5)
+
+
+@contextlib.contextmanager
+def stac_servers(
+    source: Path,
+    directory: Path,
+    *,
+    delays: Mapping[str, float] | None = None,
+    catalog_options: Mapping[str, Any] | None = None,
+    timeout: float = 30.0,
+) -> Iterator[LiveFederation]:
+    """Serve every local catalogue of the centres file ``source`` as a live STAC API.
+
+    Parameters
+    ----------
+    source
+        A centres file with local catalogues (e.g. the sample federation's).
+    directory
+        Where the served items, configurations and logs go.
+    delays
+        ``{centre: seconds}`` added to every STAC answer of those centres.
+    catalog_options
+        Extra ``catalog`` fields of every centre in the written file (``timeout``, ``retries``).
+    timeout
+        Seconds each server may take to start.
+    """
+    centre_set = read_centres_file(source)
+    served = [c for c in centre_set.values() if served_locally(c)]
+    bin_dir = str(Path(sys.executable).parent)
+    env = {"PATH": bin_dir}
+    logs = directory / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    front_port = free_port()
+    front = f"http://{IP}:{front_port}"
+    live = LiveFederation(centres_file=directory / "centres.yaml", urls={})
+    try:
+        config: dict[str, Any] = {"ip": IP, "port": front_port, "centres": {}}
+        waiting = []
+        for centre in served:
+            files = prepare_catalogue(
+                centre, directory / "stac" / centre.name, f"{front}/assets/{centre.name}/"
+            )
+            port = free_port()
+            name = f"stac-{centre.name}"
+            command = rustac_command(bin_dir, files, IP, port)
+            live.procs[name] = start(name, command, logs / f"{name}.log", env, directory)
+            waiting.append((live.procs[name], f"http://{IP}:{port}/"))
+            config["centres"][centre.name] = {
+                "stac": f"http://{IP}:{port}/",
+                "files": str(centre_root(centre).resolve()),
+                "delay": float((delays or {}).get(centre.name, 0.0)),
+            }
+            live.urls[centre.name] = f"{front}/stac/{centre.name}/"
+        path = directory / "front.json"
+        path.write_text(json.dumps(config), encoding="utf-8")
+        command = [sys.executable, "-m", "lab._deploy._http", str(path)]
+        live.procs["front"] = start("front", command, logs / "front.log", env, directory)
+        waiting.append((live.procs["front"], f"{front}/health"))
+        for proc, url in waiting:
+            wait_until(proc, http_ready(url), timeout)
+        catalogs = {
+            name: {"kind": "stac-api", "href": url, **dict(catalog_options or {})}
+            for name, url in live.urls.items()
+        }
+        write_centres_file(live.centres_file, centre_set, catalogs)
+        yield live
+    finally:
+        for proc in reversed(list(live.procs.values())):
+            stop(proc, timeout=5)
