@@ -63,6 +63,11 @@ class Hub:
         assert response.status_code == 201, response.text
         return str(response.json()["token"])
 
+    def add_to_group(self, group: str, users: list[str]) -> None:
+        """Add users to a hub group (the lab creates the groups restricted data is for)."""
+        response = self.request("POST", f"/groups/{group}/users", json={"users": users})
+        assert response.status_code == 200, response.text
+
     def gateway_token(self, user: str, centre: str) -> str:
         """A token of ``user`` for a centre's gateway (and nothing else)."""
         return self.token(user, [access_scope(centre)])

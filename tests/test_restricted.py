@@ -1,0 +1,205 @@
+"""Restricted imagery end to end: the lab (hub, proxy, gateways, STAC APIs, the restricted-data
+service of ``dinamis``) on loopback, a member and an outsider of the hub group ``dinamis``.
+
+The quota is lowered to 3 km² for this lab (through ``EARTHLAB_POLICY_FILE``), so that two of
+the sample's three 1.44 km² scenes fit and the third does not. Expected areas come from the
+sample's own record (``truth/generator.json``), computed by the generator. The tests share
+erin's usage: keep their order.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import requests
+from hub_fixtures import Hub, running_lab
+
+import lab
+from lab._cli import main
+from lab._deploy import status
+from lab._deploy._lab import restart
+from lab._deploy._layout import access_scope
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+QUOTA_KM2 = 3.0
+ACCESS_URL = "https://dinamis.data-terra.org/"
+SERVICE_SCOPE = "access:services!service=restricted-dinamis"
+
+
+@pytest.fixture(scope="module")
+def deployment(sample_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("restricted")
+    text = (Path(__file__).parent.parent / "hub_config" / "lab.yaml").read_text()
+    policy = root / "lab.yaml"
+    policy.write_text(text.replace("    dinamis: 2000\n", f"    dinamis: {QUOTA_KM2}\n"))
+    assert policy.read_text() != text
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("EARTHLAB_POLICY_FILE", str(policy))  # read by every server the lab starts
+        with running_lab(sample_dir / "centres.yaml", root / "run") as d:
+            yield d
+
+
+@pytest.fixture(scope="module")
+def hub(deployment) -> Hub:
+    hub = Hub(deployment)
+    for user in ("erin", "frank"):
+        hub.create_user(user)
+    hub.add_to_group("dinamis", ["erin"])
+    return hub
+
+
+@pytest.fixture(scope="module")
+def erin(hub: Hub) -> str:
+    return hub.token("erin", [SERVICE_SCOPE, access_scope("dinamis")])
+
+
+@pytest.fixture(scope="module")
+def frank(hub: Hub) -> str:
+    return hub.token("frank", [access_scope("theia")])
+
+
+@pytest.fixture(scope="module")
+def scenes(sample_truth: dict) -> dict:
+    return sample_truth["dinamis"]
+
+
+def quota(deployment, token: str) -> dict:
+    url = deployment.restricted_service_url("dinamis") + "quota"
+    response = requests.get(url, headers={"Authorization": f"token {token}"}, timeout=30)
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def search(deployment, token: str, monkeypatch, **query):
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", token)
+    return lab.catalog(deployment.centres_file).search(**query)
+
+
+def test_member_searches_with_signed_asset_urls_and_is_charged_once(
+    deployment, hub, erin, scenes, sample_dir, monkeypatch
+) -> None:
+    result = search(deployment, erin, monkeypatch)
+    assert {c: r.status for c, r in result.federation.items()} == {
+        "theia": "ok",
+        "odatis": "ok",
+        "dinamis": "ok",
+    }
+    assert len(result) == 16 + 7 + 3 and result.federation_missing == []
+    vhr = [i for i in result if i.properties["earthlab:centre"] == "dinamis"]
+    assert [i.id for i in vhr] == [a["item_id"] for a in scenes["acquisitions"]]
+    first = vhr[0]
+    href = first.assets["red"].href
+    base = deployment.restricted_service_url("dinamis") + "assets/pleiades-ms/"
+    assert href.startswith(base + f"{first.id}/red.tif?user=erin&expires=")
+    assert "signature=" in href
+    local = sample_dir / "dinamis" / "pleiades-ms" / first.id / "red.tif"
+    body = requests.get(href, timeout=30)  # no token: the signature is the pass
+    assert body.status_code == 200 and body.content == local.read_bytes()
+    window = ((0, 64), (0, 64))
+    with (
+        rasterio.open(first.assets["nir"].href) as src,  # GDAL over HTTP: same item, same day
+        rasterio.open(local.with_name("nir.tif")) as ref,
+    ):
+        assert np.array_equal(src.read(1, window=window), ref.read(1, window=window))
+    usage = quota(deployment, erin)
+    assert usage["user"] == "erin" and usage["groups"] == ["dinamis"]
+    assert usage["items"] == 1  # two bands and many ranges of one item, one charge
+    assert usage["used_km2"] == pytest.approx(scenes["footprint_km2"], abs=1e-6)
+    assert usage["quota_km2"] == QUOTA_KM2
+    assert usage["charges"][0]["item"] == first.id
+
+
+def test_outsider_sees_a_restricted_entry_and_gets_403(
+    deployment, hub, erin, frank, monkeypatch, capsys
+) -> None:
+    result = search(deployment, frank, monkeypatch)
+    report = result.federation["dinamis"]
+    assert report.status == "restricted" and report.attempts == 1
+    assert report.error.startswith(f"restricted: request access via {ACCESS_URL}")
+    assert "frank is not a member" in report.error
+    assert result.federation_missing == ["dinamis"] and len(result) == 16 + 7
+    assert main(["search", "--centres", deployment.centres_file, "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["federation:missing"] == ["dinamis"]
+    # the assets refuse him too, whatever he tries
+    item = search(deployment, erin, monkeypatch, collections="pleiades-ms")[0]
+    signed = item.assets["red"].href
+    unsigned = signed.split("?")[0]
+    own = requests.get(unsigned, headers={"Authorization": f"token {frank}"}, timeout=30)
+    assert own.status_code == 403
+    assert own.json()["description"].startswith(f"restricted: request access via {ACCESS_URL}")
+    assert requests.get(unsigned, timeout=30).status_code == 401
+    forged = requests.get(signed.replace("user=erin", "user=frank"), timeout=30)
+    assert forged.status_code == 403 and "invalid signature" in forged.json()["description"]
+    # ... and the hub does not give him the service's scope
+    refused = hub.request(
+        "POST", "/users/frank/tokens", json={"scopes": [SERVICE_SCOPE], "expires_in": 60}
+    )
+    assert refused.status_code in (400, 403) and "not held" in refused.text
+    monkeypatch.setenv("FRANK_TOKEN", frank)
+    code = main(["quota", "--centres", deployment.centres_file, "--token-env", "FRANK_TOKEN"])
+    assert code == 1
+    assert f"dinamis: restricted: request access via {ACCESS_URL}" in capsys.readouterr().out
+
+
+def test_gateway_of_dinamis_admits_only_members(deployment, hub, erin, frank) -> None:
+    url = deployment.gateway_address("dinamis") + "/api/v1/clusters/"
+    member = requests.get(url, headers={"Authorization": f"jupyterhub {erin}"}, timeout=30)
+    assert member.status_code == 200 and member.json() == {}
+    outsider = requests.get(url, headers={"Authorization": f"jupyterhub {frank}"}, timeout=30)
+    assert outsider.status_code == 401
+    theia = deployment.gateway_address("theia") + "/api/v1/clusters/"
+    assert requests.get(theia, headers={"Authorization": f"jupyterhub {frank}"}, timeout=30).ok
+    refused = hub.request(
+        "POST", "/users/frank/tokens", json={"scopes": [access_scope("dinamis")], "expires_in": 60}
+    )
+    assert refused.status_code in (400, 403)
+
+
+def test_loads_count_and_the_quota_refuses_beyond_it(
+    deployment, erin, scenes, monkeypatch, capsys
+) -> None:
+    import datacubes
+
+    first, second, third = search(deployment, erin, monkeypatch, collections="pleiades-ms")
+    cube = datacubes.load([second], ["red"])
+    assert float(cube["red"].mean().compute()) > 0
+    footprint = scenes["footprint_km2"]
+    usage = quota(deployment, erin)
+    assert usage["items"] == 2 and usage["used_km2"] == pytest.approx(2 * footprint, abs=1e-6)
+    refused = requests.get(third.assets["red"].href, timeout=30)
+    assert refused.status_code == 403
+    message = refused.json()["description"]
+    used, remaining = 2 * footprint, QUOTA_KM2 - 2 * footprint
+    assert message.startswith(
+        f"quota exceeded: erin used {used:.3f} km² of a yearly quota of {QUOTA_KM2:.3f} km² "
+        f"of restricted imagery ({remaining:.3f} km² remaining); item {third.id} needs "
+        f"{footprint:.3f} km²"
+    )
+    with pytest.raises(Exception, match="403"):
+        datacubes.load([third], ["red"])["red"].compute()
+    # what was charged today stays readable
+    assert requests.get(first.assets["blue"].href, timeout=30).status_code == 200
+    assert quota(deployment, erin)["items"] == 2
+    monkeypatch.setenv("ERIN_TOKEN", erin)
+    assert main(["quota", "--centres", deployment.centres_file, "--token-env", "ERIN_TOKEN"]) == 0
+    assert f"dinamis: erin used {used:.3f} km² of {QUOTA_KM2:.3f} km²" in capsys.readouterr().out
+
+
+def test_usage_survives_a_restart_of_the_service(deployment, erin, monkeypatch) -> None:
+    before = quota(deployment, erin)
+    ledger = Path(deployment.run_dir) / "restricted" / "dinamis" / "usage.sqlite"
+    with sqlite3.connect(ledger) as db:
+        assert db.execute("SELECT COUNT(*) FROM charges WHERE user = 'erin'").fetchone() == (2,)
+    old = next(p for p, _ in status(deployment.run_dir) if p.name == "restricted-dinamis")
+    new = restart("restricted-dinamis", deployment.run_dir)
+    assert new.pid != old.pid and not old.alive()
+    assert quota(deployment, erin) == before
+    third = search(deployment, erin, monkeypatch, collections="pleiades-ms")[2]
+    assert requests.get(third.assets["red"].href, timeout=30).status_code == 403
