@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pystac
 import xarray as xr
 from odc.geo.geobox import GeoBox
@@ -51,14 +50,17 @@ class GridRecord:
     @classmethod
     def from_geobox(cls, geobox: GeoBox) -> GridRecord:
         """Record of a GeoBox."""
+        assert geobox.crs is not None  # cube grids always have one
         epsg = geobox.crs.epsg
         crs = f"EPSG:{epsg}" if epsg else geobox.crs.to_wkt()
-        return cls(crs, tuple(float(v) for v in tuple(geobox.transform)[:6]), tuple(geobox.shape))
+        rows, cols = geobox.shape
+        return cls(crs, tuple(float(v) for v in tuple(geobox.transform)[:6]), (rows, cols))
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> GridRecord:
         """Read back :meth:`to_dict`."""
-        return cls(str(data["crs"]), tuple(data["transform"]), tuple(data["shape"]))  # type: ignore[arg-type]
+        rows, cols = data["shape"]
+        return cls(str(data["crs"]), tuple(float(v) for v in data["transform"]), (rows, cols))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for the manifest."""
@@ -370,14 +372,3 @@ def _results(jobs: Sequence[RegionJob], workers: int, client: Any) -> Iterable[R
         finally:
             for future in pending:
                 future.cancel()
-
-
-def steps_frame(steps: Sequence[Step]) -> pd.DataFrame:
-    """Steps as a table (time, number of items, items), for reports."""
-    return pd.DataFrame(
-        {
-            "time": [s.time for s in steps],
-            "items": [len(s.items) for s in steps],
-            "source_items": [",".join(s.items) for s in steps],
-        }
-    )

@@ -182,7 +182,7 @@ class Manifest:
 
     def items_done(self, tiles: Sequence[str]) -> list[str]:
         """Ids of source items whose steps are filled on every tile."""
-        done = []
+        done: list[str] = []
         for index, step in enumerate(self.steps):
             if all(covers(self.filled.get(tile, []), index) for tile in tiles):
                 done.extend(step.items)

@@ -269,10 +269,12 @@ class EncodingSpec:
             if _is_number(getattr(self, name)):
                 object.__setattr__(self, name, float(getattr(self, name)))
         low, high = _INT_DTYPES[self.dtype]
+        nodata = self.nodata
         _check(
-            _is_number(self.nodata)
-            and float(self.nodata).is_integer()
-            and low <= self.nodata <= high,  # type: ignore[arg-type,operator]
+            nodata is not None
+            and _is_number(nodata)
+            and float(nodata).is_integer()
+            and low <= nodata <= high,
             "nodata",
             f"is required with dtype {self.dtype}: an integer in {low}..{high} never used by data",
         )

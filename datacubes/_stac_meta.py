@@ -147,10 +147,17 @@ def cell_methods(spec: CubeSpec) -> str | None:
     return f"time: {spec.composite.method} (interval: 1 {spec.composite.period})"
 
 
+def _crs(geobox: GeoBox) -> tuple[int | None, str]:
+    """EPSG code (or None) and WKT of a grid's CRS."""
+    crs = geobox.crs
+    assert crs is not None  # cube grids always have one
+    return crs.epsg, crs.to_wkt()
+
+
 def _dimensions(spec: CubeSpec, geobox: GeoBox, steps: Sequence[Step]) -> dict[str, Any]:
     left, bottom, right, top = geobox.boundingbox
-    epsg = geobox.crs.epsg
-    reference = epsg if epsg else geobox.crs.to_wkt()
+    epsg, wkt = _crs(geobox)
+    reference: int | str = epsg if epsg else wkt
     res = abs(geobox.resolution.x)
     step = None
     if spec.composite is not None:
@@ -256,7 +263,7 @@ def cube_item(
     """
     west, south, east, north = _lonlat_bounds(geobox)
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    epsg = geobox.crs.epsg
+    epsg, wkt = _crs(geobox)
     left, bottom, right, top = geobox.boundingbox
     properties: dict[str, Any] = {
         "title": spec.title,
@@ -282,7 +289,7 @@ def cube_item(
         "earthlab:steps": [s.to_dict() for s in steps],
     }
     if epsg is None:
-        properties["proj:wkt2"] = geobox.crs.to_wkt()
+        properties["proj:wkt2"] = wkt
     assets = {"zarr": _zarr_asset(url, endpoint, spec.target.zarr_format)}
     for key, href in sorted((cogs or {}).items()):
         assets[key] = {"href": href, "type": COG_MEDIA_TYPE, "roles": ["data"]}

@@ -56,7 +56,9 @@ def template(
 
     unit = spec.target.write_unit
     geobox = grid.geobox
-    coords = dict(xr_coords(geobox, crs_coord_name="spatial_ref"))
+    coords: dict[str, Any] = {
+        str(k): v for k, v in xr_coords(geobox, crs_coord_name="spatial_ref").items()
+    }
     attrs = coordinate_attrs(spec)
     for name in ("x", "y"):
         coords[name] = coords[name].copy()
@@ -175,7 +177,7 @@ def store_length(location: CubeLocation) -> int:
     import zarr
 
     group = zarr.open_group(zarr_store(location, read_only=True), mode="r")
-    return int(group["time"].shape[0])
+    return int(group["time"].shape[0])  # type: ignore[union-attr]
 
 
 def rewrite_source_items(
@@ -184,7 +186,7 @@ def rewrite_source_items(
     """Write the ``source_items`` of refilled steps; return the number of writes."""
     import zarr
 
-    array = zarr.open_group(zarr_store(location), mode="r+")["source_items"]
+    array: Any = zarr.open_group(zarr_store(location), mode="r+")["source_items"]
     for index in indices:
         array[index] = ",".join(steps[index].items)
     return len(indices)
@@ -209,8 +211,9 @@ def update_attrs(
     attrs = cf_attributes(spec, geobox, steps, software)
     store = zarr_store(location)
     group = zarr.open_group(store, mode="r+")
-    current = dict(group.attrs)
-    new = {**attrs, **{k: current[k] for k in ("date_created", "history") if k in current}}
+    current: dict[str, Any] = dict(group.attrs)
+    kept: dict[str, Any] = {k: current[k] for k in ("date_created", "history") if k in current}
+    new: dict[str, Any] = {**attrs, **kept}
     if current.get("time_coverage_end") != attrs["time_coverage_end"]:
         new["history"] = f"{current.get('history', '')}\n{attrs['history']}".strip()
         new["date_modified"] = attrs["date_created"]
