@@ -302,6 +302,8 @@ class _Run:
                     f"(hash {manifest.spec_hash}, this spec is {self.spec.hash}): choose another "
                     "target or pass --overwrite (overwrite=True) to replace it"
                 )
+            if not document.get("template", True):
+                return None  # killed while writing the template: write it again
             if not exists:
                 raise TargetConflictError(
                     f"{location.url} is gone but its manifest remains in {location.meta_url}: "
@@ -328,10 +330,8 @@ class _Run:
     # -- steps -----------------------------------------------------------------------------
 
     def _create(self, plan: StepPlan, grid: GridRecord) -> Manifest:
+        """Claim the target (manifest first), write the empty store, then record it."""
         spec = self.spec
-        dataset = template(spec, plan.steps, plan.variables, grid, self.software)
-        write_template(self.location, spec, dataset, plan.variables)
-        self.writes += 1
         manifest = Manifest.new(
             name=spec.name,
             spec_hash=spec.hash,
@@ -341,7 +341,13 @@ class _Run:
         )
         stored = encoding(spec, plan.variables)
         manifest.doc["variables"] = {name: str(stored[name]["dtype"]) for name in plan.variables}
+        manifest.doc["template"] = False
         manifest.steps = list(plan.steps)
+        self._save(manifest, grid)
+        dataset = template(spec, plan.steps, plan.variables, grid, self.software)
+        write_template(self.location, spec, dataset, plan.variables)
+        self.writes += 1
+        manifest.doc["template"] = True
         self._save(manifest, grid)
         return manifest
 

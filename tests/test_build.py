@@ -753,3 +753,24 @@ def test_cube_in_another_crs_is_reprojected_like_the_loader(clean, items, tmp_pa
         bbox=[3.57, 43.37, 3.64, 43.42],
     )
     np.testing.assert_array_equal(cube["red"].values, crop(ref, gbox)["red"].values)
+
+
+def test_build_killed_while_writing_the_template_starts_again(clean, tmp_path, monkeypatch):
+    from datacubes import _build
+
+    url = tmp_path / "thau-test.zarr"
+
+    def killed(location, *args, **kwargs):
+        Path(location.url).mkdir()
+        (Path(location.url) / "zarr.json").write_text('{"zarr_format": 3, "node_type": "group"}')
+        raise KeyboardInterrupt  # dies with a half-written store and no data
+
+    monkeypatch.setattr(_build, "write_template", killed)
+    with pytest.raises(KeyboardInterrupt):
+        datacubes.build(clean["spec"], target=str(url), centres=str(clean["centres"]))
+    monkeypatch.undo()
+    manifest = json.loads((tmp_path / "thau-test.meta" / "manifest.json").read_text())
+    assert manifest["template"] is False
+    report = datacubes.build(clean["spec"], target=str(url), centres=str(clean["centres"]))
+    assert report.complete and report.regions_written == 16
+    assert store_hashes(str(url)) == clean["hashes"]
