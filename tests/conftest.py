@@ -17,6 +17,28 @@ ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT.parent / "shared" / "reference"
 
 
+@pytest.fixture(autouse=True)
+def _restore_dask_scheduler_config():
+    """Undo a global ``scheduler = "dask.distributed"`` that a test's clients left behind.
+
+    distributed's ``Client(set_as_default=True)`` sets the scheduler in dask's global config
+    and restores the *previous* value on close: closing two default clients in creation order
+    leaves ``dask.distributed`` with no client, which breaks every later ``.compute()``.
+    """
+    import dask
+
+    saved = {key: dask.config.config.get(key, _MISSING) for key in ("scheduler", "shuffle")}
+    yield
+    for key, value in saved.items():
+        if value is _MISSING:
+            dask.config.config.pop(key, None)
+        else:
+            dask.config.config[key] = value
+
+
+_MISSING = object()
+
+
 @pytest.fixture(scope="session")
 def reference_dir() -> Path:
     """The shared reference data (real provider files), read in place."""
