@@ -205,7 +205,7 @@ class FederatedCatalog:
             raise ConfigurationError(
                 f"timeout must be a positive number of seconds, got {timeout!r}"
             )
-        selected = self.centres.select(centres)
+        selected = self.centres.select(None if centres is None else list(centres))
         answers: dict[str, tuple[AdapterResult | None, CentreReport]] = {}
         to_search = []
         for centre in selected.values():

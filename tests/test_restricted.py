@@ -1,14 +1,16 @@
-"""Restricted imagery end to end: the lab (hub, proxy, gateways, STAC APIs, the restricted-data
-service of ``dinamis``) on loopback, a member and an outsider of the hub group ``dinamis``.
+"""Restricted imagery: the quota ledger and URL signatures alone, then end to end with the lab
+(hub, proxy, gateways, STAC APIs, the restricted-data service of ``dinamis``) on loopback, a
+member and an outsider of the hub group ``dinamis``.
 
-The quota is lowered to 3 km² for this lab (through ``EARTHLAB_POLICY_FILE``), so that two of
-the sample's three 1.44 km² scenes fit and the third does not. Expected areas come from the
-sample's own record (``truth/generator.json``), computed by the generator. The tests share
+In the lab the quota is lowered to 3 km² (through ``EARTHLAB_POLICY_FILE``), so that two of the
+sample's three 1.44 km² scenes fit and the third does not. Expected areas come from the
+sample's own record (``truth/generator.json``), computed by the generator. The lab tests share
 erin's usage: keep their order.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sqlite3
 from pathlib import Path
@@ -24,12 +26,78 @@ from lab._cli import main
 from lab._deploy import status
 from lab._deploy._lab import restart
 from lab._deploy._layout import access_scope
-
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+from lab._errors import ConfigurationError
+from lab._restricted._ledger import QuotaPolicy, UsageLedger, footprint_km2
+from lab._restricted._signing import sign_url, verify
 
 QUOTA_KM2 = 3.0
 ACCESS_URL = "https://dinamis.data-terra.org/"
 SERVICE_SCOPE = "access:services!service=restricted-dinamis"
+
+
+# ------------------------------------------------------------------ ledger and signatures
+
+
+def test_ledger_charges_each_item_once_a_day_and_refuses_beyond_the_quota(tmp_path) -> None:
+    ledger = UsageLedger(tmp_path / "usage.sqlite")
+    day = dt.datetime(2026, 3, 10, 9, 0, tzinfo=dt.UTC)
+    first = ledger.charge("erin", "c", "a", 1.5, 4.0, day)
+    again = ledger.charge("erin", "c", "a", 1.5, 4.0, day + dt.timedelta(hours=5))
+    assert (first.allowed, first.charged, first.used_km2) == (True, True, 1.5)
+    assert (again.allowed, again.charged, again.used_km2) == (True, False, 1.5)
+    next_day = ledger.charge("erin", "c", "a", 1.5, 4.0, day + dt.timedelta(days=1))
+    assert next_day.charged and next_day.used_km2 == 3.0  # a new day, a new charge
+    probe = ledger.charge("erin", "c", "b", 1.0, 4.0, day, dry_run=True)
+    assert probe.allowed and not probe.charged and probe.used_km2 == 3.0  # nothing charged
+    over = ledger.charge("erin", "c", "b", 1.5, 4.0, day)
+    assert (over.allowed, over.charged, over.used_km2) == (False, False, 3.0)
+    assert ledger.charge("frank", "c", "b", 1.5, 4.0, day).allowed  # each user their own
+    new_year = ledger.charge("erin", "c", "b", 1.5, 4.0, dt.datetime(2027, 1, 1, tzinfo=dt.UTC))
+    assert new_year.allowed and new_year.used_km2 == 1.5  # the quota is per calendar year
+    usage = ledger.usage("erin", day)
+    assert (usage.year, usage.items, usage.used_km2) == (2026, 2, 3.0)
+    ledger.close()
+    reopened = UsageLedger(tmp_path / "usage.sqlite")  # survives closing the database
+    assert reopened.usage("erin", day).used_km2 == 3.0
+
+
+def test_footprint_area_is_geodesic(scenes: dict) -> None:
+    # a 1 degree x 1 degree cell at the equator: 12 308.8 km² on the WGS84 ellipsoid
+    cell = {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 1], [0, 0]]]}
+    assert footprint_km2(cell) == pytest.approx(12308.778, rel=1e-5)
+    # the sample's VHR window: 1.2 km x 1.2 km on the UTM grid, scale factor 0.99963 there
+    assert scenes["footprint_km2"] == pytest.approx(1.44 / 0.99963**2, rel=2e-4)
+    with pytest.raises(ConfigurationError, match="Polygon footprint"):
+        footprint_km2({"type": "Point", "coordinates": [3.6, 43.4]})
+
+
+def test_quota_policy_reads_lab_yaml_and_names_bad_keys() -> None:
+    policy = QuotaPolicy.from_policy(
+        {"restricted": {"quota_km2_per_year": {"dinamis": 2000, "pleiades-plus": 5000}}}
+    )
+    assert policy.quota_for(["dinamis"]) == 2000 and policy.signed_url_lifetime == 3600
+    assert policy.quota_for(["dinamis", "pleiades-plus", "staff"]) == 5000  # the largest
+    assert policy.quota_for(["staff"]) is None
+    with pytest.raises(ConfigurationError, match=r"quota_km2_per_year\.dinamis"):
+        QuotaPolicy.from_policy({"restricted": {"quota_km2_per_year": {"dinamis": -1}}})
+    with pytest.raises(ConfigurationError, match=r"unknown key.*restricted\.quota"):
+        QuotaPolicy.from_policy({"restricted": {"quota": 1}})
+
+
+def test_signed_urls_bind_user_path_and_expiry() -> None:
+    key = b"k" * 32
+    url = sign_url("http://h/assets/c/i/red.tif", "c/i/red.tif", key, "erin", 60)
+    query = dict(part.split("=") for part in url.split("?")[1].split("&"))
+    assert query["user"] == "erin"
+    assert verify(key, "erin", "c/i/red.tif", query["expires"], query["signature"]) is None
+    assert verify(key, "frank", "c/i/red.tif", query["expires"], query["signature"])
+    assert verify(key, "erin", "c/i/nir.tif", query["expires"], query["signature"])
+    assert verify(b"x" * 32, "erin", "c/i/red.tif", query["expires"], query["signature"])
+    expired = sign_url("http://h/a", "a", key, "erin", -1).split("expires=")[1].split("&")[0]
+    assert "expired" in verify(key, "erin", "a", expired, "0" * 64)
+
+
+# ------------------------------------------------------------------ the lab, end to end
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +149,8 @@ def search(deployment, token: str, monkeypatch, **query):
     return lab.catalog(deployment.centres_file).search(**query)
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_member_searches_with_signed_asset_urls_and_is_charged_once(
     deployment, hub, erin, scenes, sample_dir, monkeypatch
 ) -> None:
@@ -115,6 +185,8 @@ def test_member_searches_with_signed_asset_urls_and_is_charged_once(
     assert usage["charges"][0]["item"] == first.id
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_outsider_sees_a_restricted_entry_and_gets_403(
     deployment, hub, erin, frank, monkeypatch, capsys
 ) -> None:
@@ -148,6 +220,8 @@ def test_outsider_sees_a_restricted_entry_and_gets_403(
     assert f"dinamis: restricted: request access via {ACCESS_URL}" in capsys.readouterr().out
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_gateway_of_dinamis_admits_only_members(deployment, hub, erin, frank) -> None:
     url = deployment.gateway_address("dinamis") + "/api/v1/clusters/"
     member = requests.get(url, headers={"Authorization": f"jupyterhub {erin}"}, timeout=30)
@@ -162,6 +236,8 @@ def test_gateway_of_dinamis_admits_only_members(deployment, hub, erin, frank) ->
     assert refused.status_code in (400, 403)
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_loads_count_and_the_quota_refuses_beyond_it(
     deployment, erin, scenes, monkeypatch, capsys
 ) -> None:
@@ -192,6 +268,8 @@ def test_loads_count_and_the_quota_refuses_beyond_it(
     assert f"dinamis: erin used {used:.3f} km² of {QUOTA_KM2:.3f} km²" in capsys.readouterr().out
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_usage_survives_a_restart_of_the_service(deployment, erin, monkeypatch) -> None:
     before = quota(deployment, erin)
     ledger = Path(deployment.run_dir) / "restricted" / "dinamis" / "usage.sqlite"

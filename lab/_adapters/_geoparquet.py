@@ -57,7 +57,7 @@ def _client() -> Iterator[Any]:
                 f"DuckDB extensions not found in {directory}; install the pinned wheels with "
                 "`pip install -c constraints.txt -e .` (duckdb-ext-spatial/icu/parquet)"
             )
-        client = rustac.DuckdbClient(extension_directory=str(directory), install_extensions=False)
+        client = rustac.DuckdbClient(extension_directory=directory, install_extensions=False)
     try:
         yield client
     finally:
@@ -108,7 +108,7 @@ class GeoparquetAdapter:
                 "return items the other conditions exclude); split the search into one search "
                 "per alternative"
             )
-        filters = [None]
+        filters: list[dict[str, Any] | None] = [None]
         if query.datetime:
             filters = [_instant_filter(query)]
             if self._has_interval_columns():

@@ -33,7 +33,8 @@ def build_config(run_dir: Path, centre: str) -> tuple[ServiceConfig, int, str]:
     server = deployment.catalogue(centre)
     if server.service_port is None:
         raise SystemExit(f"centre {centre!r} has no restricted collections in {run.lab_json}")
-    source = read_centres_file(Path(deployment.source_centres_file))[centre]
+    source_file = deployment.source_centres_file or deployment.centres_file
+    source = read_centres_file(Path(source_file))[centre]
     policy_file = Path(
         os.environ.get("EARTHLAB_POLICY_FILE") or Path(deployment.hub_config) / "lab.yaml"
     )
