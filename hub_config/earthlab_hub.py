@@ -76,13 +76,17 @@ def restricted_service_role(centres: Sequence[str]) -> dict[str, Any]:
     }
 
 
-def group_roles(restricted: Mapping[str, Sequence[str]]) -> list[dict[str, Any]]:
+def group_roles(
+    restricted: Mapping[str, Sequence[str]], services: Sequence[str] = ()
+) -> list[dict[str, Any]]:
     """One role per hub group giving its members the restricted centres it opens.
 
     Parameters
     ----------
     restricted
         ``{centre: [groups its restricted collections are for]}``.
+    services
+        Centres that have a restricted-data service (its scope is given too).
     """
     by_group: dict[str, list[str]] = {}
     for centre, groups in restricted.items():
@@ -92,7 +96,10 @@ def group_roles(restricted: Mapping[str, Sequence[str]]) -> list[dict[str, Any]]
         {
             "name": f"restricted-data-{group}",
             "description": f"Members of {group}: restricted data of {', '.join(centres)}",
-            "scopes": [s for c in centres for s in (restricted_scope(c), access_scope(c))],
+            "scopes": [
+                *(restricted_scope(c) for c in centres if c in services),
+                *(access_scope(c) for c in centres),
+            ],
             "groups": [group],
         }
         for group, centres in sorted(by_group.items())

@@ -41,12 +41,13 @@ policy = earthlab_gateway.load_policy()
 centres = [g.centre for g in lab.gateways]
 bin_dir = Path(lab.bin_dir)
 restricted_servers = [s for s in lab.catalogues if s.restricted]
-restricted_groups = {}
-if restricted_servers:
-    source = read_centres_file(Path(lab.source_centres_file))
-    restricted_groups = {
-        s.centre: sorted(set(source[s.centre].restricted.values())) for s in restricted_servers
-    }
+service_centres = [s.centre for s in restricted_servers]
+source = read_centres_file(Path(lab.source_centres_file or lab.centres_file))
+restricted_groups = {  # centres with restricted collections: their gateways are for the groups
+    name: sorted(set(centre.restricted.values()))
+    for name, centre in source.items()
+    if centre.restricted and name in centres
+}
 open_centres = [c for c in centres if c not in restricted_groups]
 
 # Network: the public proxy, the hub behind it, all on loopback.
@@ -91,7 +92,13 @@ c.JupyterHub.load_roles = [
     },
 ]
 
-# Restricted data: one service per centre with restricted collections, open to its groups.
+# Restricted data: the gateway (and restricted-data service) of a centre with restricted
+# collections are open to the collections' groups only, through a role given to each group.
+if restricted_groups:
+    c.JupyterHub.load_roles += earthlab_hub.group_roles(restricted_groups, service_centres)
+    c.JupyterHub.load_groups = {
+        group: {"users": []} for groups in restricted_groups.values() for group in groups
+    }
 if restricted_servers:
     c.JupyterHub.services += [
         earthlab_hub.restricted_service(
@@ -99,13 +106,7 @@ if restricted_servers:
         )
         for s in restricted_servers
     ]
-    c.JupyterHub.load_roles += [
-        earthlab_hub.restricted_service_role(list(restricted_groups)),
-        *earthlab_hub.group_roles(restricted_groups),
-    ]
-    c.JupyterHub.load_groups = {
-        group: {"users": []} for groups in restricted_groups.values() for group in groups
-    }
+    c.JupyterHub.load_roles += [earthlab_hub.restricted_service_role(service_centres)]
 
 # Single-user servers: local processes of this environment, one home per user.
 c.JupyterHub.spawner_class = "jupyterhub.spawner.SimpleLocalProcessSpawner"
@@ -121,7 +122,7 @@ c.Spawner.args = [
     "--MappingKernelManager.cull_interval=60",
     f"--ServerApp.shutdown_no_activity_timeout={policy['hub']['cull_idle_servers']}",
 ]
-c.Spawner.server_token_scopes = earthlab_hub.server_token_scopes(centres, list(restricted_groups))
+c.Spawner.server_token_scopes = earthlab_hub.server_token_scopes(centres, service_centres)
 c.Spawner.environment = {
     **lab.user_environment(),
     "JUPYTER_PATH": str(run.path / "share" / "jupyter"),
