@@ -281,3 +281,80 @@ def test_usage_survives_a_restart_of_the_service(deployment, erin, monkeypatch) 
     assert quota(deployment, erin) == before
     third = search(deployment, erin, monkeypatch, collections="pleiades-ms")[2]
     assert requests.get(third.assets["red"].href, timeout=30).status_code == 403
+
+
+# ------------------------------------------------------------------ local hub and Helm layer
+
+
+def test_local_hub_and_helm_layer_restrict_dinamis_the_same_way(tmp_path, monkeypatch) -> None:
+    """The hub configuration `earthlab hub up` loads and helm/jupyterhub-dinamis.yaml agree."""
+    import sys
+
+    import yaml
+    from traitlets.config import PyFileConfigLoader
+
+    from lab._deploy import Deployment, GatewayPorts, RunDir
+    from lab._deploy._layout import SECRET_NAMES
+    from lab._deploy._stac import CatalogueServer
+
+    hub_config = Path(__file__).resolve().parent.parent / "hub_config"
+    centres_file = tmp_path / "centres.yaml"
+    centres_file.write_text(
+        "version: 1\ncentres:\n"
+        "  - {name: theia, catalog: {kind: stac-static, href: theia/catalog.json}}\n"
+        "  - {name: odatis, catalog: {kind: stac-static, href: odatis/catalog.json}}\n"
+        "  - name: dinamis\n    catalog: {kind: stac-geoparquet, href: dinamis/items.parquet}\n"
+        "    restricted: {pleiades-ms: dinamis}\n"
+    )
+    run = RunDir(tmp_path / "run")
+    run.create()
+    for name in (*SECRET_NAMES, "restricted-dinamis-token"):
+        run.new_secret(name)
+    gateways = tuple(
+        GatewayPorts(c, 9100 + 10 * i, 9101 + 10 * i, 9102 + 10 * i)
+        for i, c in enumerate(("theia", "odatis", "dinamis"))
+    )
+    for g in gateways:
+        run.new_secret(f"{g.service}-token")
+    run.write_deployment(
+        Deployment(
+            run_dir=str(run.path),
+            port=8000,
+            proxy_api_port=8001,
+            hub_api_port=8081,
+            gateways=gateways,
+            centres_file=str(run.path / "centres.yaml"),
+            source_centres_file=str(centres_file),
+            catalogues=(CatalogueServer("dinamis", 9200, 9201),),
+            hub_config=str(hub_config),
+            bin_dir=str(Path(sys.executable).parent),
+        )
+    )
+    monkeypatch.setenv("EARTHLAB_HUB_RUN_DIR", str(run.path))
+    monkeypatch.syspath_prepend(str(hub_config))
+    c = PyFileConfigLoader("jupyterhub_config.py", path=str(hub_config)).load_config()
+    services = {s["name"]: s for s in c.JupyterHub.services}
+    assert services["restricted-dinamis"]["url"] == "http://127.0.0.1:9201"
+    assert services["restricted-dinamis"]["api_token"] == run.secret("restricted-dinamis-token")
+    roles = {r["name"]: r for r in c.JupyterHub.load_roles}
+    assert roles["user"]["scopes"] == ["self", access_scope("theia"), access_scope("odatis")]
+    assert roles["restricted-data-dinamis"]["groups"] == ["dinamis"]
+    assert set(roles["restricted-data-dinamis"]["scopes"]) == {
+        SERVICE_SCOPE,
+        access_scope("dinamis"),
+    }
+    assert c.JupyterHub.load_groups == {"dinamis": {"users": []}}
+    assert "admin:groups" in roles["earthlab-admin"]["scopes"]
+    # the Kubernetes layer says the same
+    layer = yaml.safe_load((hub_config / "helm" / "jupyterhub-dinamis.yaml").read_text())["hub"]
+    assert set(layer["services"]) == {"dask-gateway-dinamis", "restricted-dinamis"}
+    helm_roles = layer["loadRoles"]
+    assert helm_roles["restricted-data-dinamis"]["groups"] == ["dinamis"]
+    assert set(helm_roles["restricted-data-dinamis"]["scopes"]) == set(
+        roles["restricted-data-dinamis"]["scopes"]
+    )
+    assert (
+        helm_roles["restricted-data-services"]["scopes"]
+        == (roles["restricted-data-services"]["scopes"])
+    )
+    assert layer["config"]["Spawner"]["server_token_scopes"] == c.Spawner.server_token_scopes
