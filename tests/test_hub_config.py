@@ -285,15 +285,22 @@ def test_helm_hub_agrees_with_the_local_hub(run_dir, monkeypatch, policy_modules
 def test_helm_has_one_gateway_release_per_sample_centre(sample_dir):
     from lab._centres import read_centres_file
 
-    names = list(read_centres_file(sample_dir / "centres.yaml"))
-    assert tuple(names) == CENTRES
+    centres = read_centres_file(sample_dir / "centres.yaml")
+    names = list(centres)
+    assert tuple(names) == (*CENTRES, "dinamis")
     releases = sorted(
         p.stem.removeprefix("dask-gateway-") for p in HELM.glob("dask-gateway-*.yaml")
     )
     assert releases == sorted(names)
+    # Open centres' gateways are in the base values; the restricted centre's gateway and its
+    # data service come in their own layer, installed on top.
+    open_centres = [n for n in names if not centres[n].restricted]
+    assert open_centres == list(CENTRES)
     assert list(helm_values("jupyterhub.yaml")["hub"]["services"]) == [
-        f"dask-gateway-{n}" for n in names
+        f"dask-gateway-{n}" for n in open_centres
     ]
+    layer = helm_values("jupyterhub-dinamis.yaml")["hub"]["services"]
+    assert set(layer) == {"dask-gateway-dinamis", "restricted-dinamis"}
 
 
 def test_kernelspec_has_the_cloud_optimised_read_settings(tmp_path):

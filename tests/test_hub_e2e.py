@@ -245,10 +245,19 @@ def test_hub_command_starts_reports_and_stops_everything(sample_dir, tmp_path, m
         report = subprocess.run([*earthlab, "status"], capture_output=True, text=True, timeout=60)
         assert report.returncode == 0, report.stdout
         assert [line.split()[:2] for line in report.stdout.splitlines()] == [
-            ["proxy", "running"],
-            ["gateway-theia", "running"],
-            ["gateway-odatis", "running"],
-            ["hub", "running"],
+            [name, "running"]
+            for name in (
+                "proxy",
+                "stac-theia",
+                "stac-odatis",
+                "stac-dinamis",
+                "front",
+                "restricted-dinamis",
+                "gateway-theia",
+                "gateway-odatis",
+                "gateway-dinamis",
+                "hub",
+            )
         ]
         pids = [proc.pid for proc, _ in status(run_dir)]
         # An idle cluster is shut down by its gateway, with nothing else stopping it.
@@ -273,7 +282,10 @@ def test_hub_command_starts_reports_and_stops_everything(sample_dir, tmp_path, m
     finally:
         stopped = subprocess.run([*earthlab, "down"], capture_output=True, text=True, timeout=120)
     assert stopped.returncode == 0
-    assert stopped.stdout.strip() == "stopped: hub, gateway-odatis, gateway-theia, proxy"
+    assert stopped.stdout.strip() == (
+        "stopped: hub, gateway-dinamis, gateway-odatis, gateway-theia, restricted-dinamis, "
+        "front, stac-dinamis, stac-odatis, stac-theia, proxy"
+    )
     assert not [
         pid for pid in pids if psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"
     ]

@@ -100,8 +100,8 @@ def test_centres_file_has_the_documented_shape(sample_dir: Path) -> None:
     assert text.startswith("# Centres of the Earth Analytics Lab embedded sample federation")
     doc = yaml.safe_load(text)
     assert doc["version"] == 1
-    assert [c["name"] for c in doc["centres"]] == ["theia", "odatis"]
-    theia, odatis = doc["centres"]
+    assert [c["name"] for c in doc["centres"]] == ["theia", "odatis", "dinamis"]
+    theia, odatis, _dinamis = doc["centres"]
     assert theia["catalog"] == {"kind": "stac-geoparquet", "href": "theia/items.parquet"}
     assert odatis["catalog"] == {"kind": "stac-geoparquet", "href": "odatis/items.parquet"}
     assert theia["collections"] == [S2] and odatis["collections"] == [INSITU]
@@ -683,5 +683,5 @@ def test_cli_writes_a_byte_identical_federation(
     printed = capsys.readouterr().out
     assert f"export EARTHLAB_CENTRES={out / 'centres.yaml'}" in printed
     first, second = _digest(sample_dir), _digest(out)
-    assert len(first) == 16 * 9 + 7 * 3 + 2 * 3 + 3 + 1  # the layout of the contract
+    assert len(first) == 16 * 9 + 7 * 3 + 3 * 5 + 3 * 3 + 3 + 1  # the layout of the contract
     assert first == second
