@@ -12,7 +12,7 @@ import concurrent.futures as cf
 import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pystac
@@ -346,7 +346,7 @@ def _merge(
         counts[item.properties[CENTRE_PROPERTY]] += 1
     federation = {}
     for name, (_, report) in answers.items():
-        federation[name] = _with(report, kept=counts[name], duplicates=duplicates[name])
+        federation[name] = replace(report, kept=counts[name], duplicates=duplicates[name])
     return SearchResult(items, federation, query)
 
 
@@ -354,12 +354,6 @@ def _sort_key(item: pystac.Item) -> tuple[str, str, str]:
     when = item.datetime or item.common_metadata.start_datetime
     stamp = when.isoformat() if when else ""
     return (stamp, item.collection_id or "", item.id)
-
-
-def _with(report: CentreReport, **changes: Any) -> CentreReport:
-    from dataclasses import replace
-
-    return replace(report, **changes)
 
 
 def _total_budget(centre: Centre, timeout: float | None) -> float:

@@ -31,7 +31,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -334,7 +334,7 @@ def _parse_centre(entry: Any, index: int, base: Path) -> Centre:
         gateway = _gateway_from_env(name, gateway)
         storage = _sub(entry, "storage", StorageSpec, where)
         if storage is not None and not _is_url(storage.url):
-            storage = _replace(storage, url=str((base / storage.url).resolve()))
+            storage = replace(storage, url=str((base / storage.url).resolve()))
         collections = entry.get("collections") or ()
         if not isinstance(collections, list | tuple) or not all(
             isinstance(c, str) for c in collections
@@ -392,7 +392,7 @@ def _sub(entry: dict[str, Any], key: str, cls: Any, where: str, required: bool =
 def _resolve_catalog(spec: CatalogSpec, base: Path) -> CatalogSpec:
     if _is_url(spec.href):
         return spec
-    return _replace(spec, href=str((base / spec.href).resolve()))
+    return replace(spec, href=str((base / spec.href).resolve()))
 
 
 def _gateway_from_env(name: str, gateway: GatewaySpec | None) -> GatewaySpec | None:
@@ -403,13 +403,7 @@ def _gateway_from_env(name: str, gateway: GatewaySpec | None) -> GatewaySpec | N
         return gateway
     if gateway is None:
         return GatewaySpec(address=address, proxy_address=proxy)
-    return _replace(gateway, address=address, proxy_address=proxy or gateway.proxy_address)
-
-
-def _replace(obj: Any, **changes: Any) -> Any:
-    from dataclasses import replace
-
-    return replace(obj, **changes)
+    return replace(gateway, address=address, proxy_address=proxy or gateway.proxy_address)
 
 
 def _is_url(href: str) -> bool:

@@ -130,18 +130,17 @@ def nechad(
     >>> round(nechad(0.05), 3)  # 282.95 * 0.05 / (1 - 0.05 / 0.1728)
     19.908
     """
-    a = _positive("A", A, "nechad")
-    c = _positive("C", C, "nechad")
-    b = _finite("B", B, "nechad")
-    attrs = {
-        "units": "FNU",
-        "long_name": "turbidity (Nechad et al. 2009, 665 nm)",
-        "references": REFERENCES["nechad2009"],
-        "coefficients": _coefficients_attr(A=a, C=c, B=b),
-        "valid_range_note": "NaN where rho_w <= 0 or rho_w >= 0.5 C",
-    }
-    return apply_kernel(
-        lambda r: nechad_kernel(r, a, c, b), rho_w, name="turbidity", attrs=attrs, water=water
+    return _nechad_model(
+        rho_w,
+        A,
+        C,
+        B,
+        water,
+        caller="nechad",
+        name="turbidity",
+        units="FNU",
+        long_name="turbidity (Nechad et al. 2009, 665 nm)",
+        reference="nechad2009",
     )
 
 
@@ -221,18 +220,46 @@ def spm_nechad2010(
     multisensor algorithm for mapping of total suspended matter in turbid waters. Remote
     Sensing of Environment 114(4), 854-866. doi:10.1016/j.rse.2009.11.022
     """
-    a = _positive("A", A, "spm_nechad2010")
-    c = _positive("C", C, "spm_nechad2010")
-    b = _finite("B", B, "spm_nechad2010")
+    return _nechad_model(
+        rho_w,
+        A,
+        C,
+        B,
+        water,
+        caller="spm_nechad2010",
+        name="spm",
+        units="g m-3",
+        long_name="suspended particulate matter (Nechad et al. 2010, 665 nm)",
+        reference="nechad2010",
+    )
+
+
+def _nechad_model(
+    rho_w: Any,
+    coef_a: float,
+    coef_c: float,
+    coef_b: float,
+    water: Any,
+    *,
+    caller: str,
+    name: str,
+    units: str,
+    long_name: str,
+    reference: str,
+) -> Any:
+    """The Nechad model T = A ρw / (1 - ρw / C) + B, shared by turbidity and SPM."""
+    a = _positive("A", coef_a, caller)
+    c = _positive("C", coef_c, caller)
+    b = _finite("B", coef_b, caller)
     attrs = {
-        "units": "g m-3",
-        "long_name": "suspended particulate matter (Nechad et al. 2010, 665 nm)",
-        "references": REFERENCES["nechad2010"],
+        "units": units,
+        "long_name": long_name,
+        "references": REFERENCES[reference],
         "coefficients": _coefficients_attr(A=a, C=c, B=b),
         "valid_range_note": "NaN where rho_w <= 0 or rho_w >= 0.5 C",
     }
     return apply_kernel(
-        lambda r: nechad_kernel(r, a, c, b), rho_w, name="spm", attrs=attrs, water=water
+        lambda r: nechad_kernel(r, a, c, b), rho_w, name=name, attrs=attrs, water=water
     )
 
 

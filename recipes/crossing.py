@@ -201,8 +201,7 @@ def _read_insitu(stations: lab.SearchResult) -> pd.DataFrame:
             raise lab.AssetReadError(
                 f"in-situ item {item.id} has no 'parquet' or 'csv' asset; assets: {list(item.assets)}"
             )
-        result = insitu_readers.read(asset.href)
-        tables.append(getattr(result, "data", result))
+        tables.append(insitu_readers.read(asset.href).data)
     return pd.concat(tables, ignore_index=True)
 
 
