@@ -254,43 +254,75 @@ def _index_on_axis(centres: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 
 def _read_boxes(cube, table, variables, candidates, rows, cols, protocol, scl, water):
-    """Slice every candidate box lazily, then compute them all in one call.
+    """Slice the boxes lazily, one selection per station and variable, and compute them at once.
 
-    Dask then reads only the chunks that contain a box. The static water mask is computed
-    once per station box from the SCL time series (or sliced from ``water``).
+    Per station pixel, the SCL box is taken over all times (the static water mask needs its
+    time series) and each variable's box over the station's candidate times only, with one
+    vectorised ``isel`` each. Dask then reads only the chunks that contain a box, at those
+    times, and the graph stays small however many samples a station has.
     """
     import dask
 
     if not candidates:
         return []
     half = protocol.window // 2
-    water_boxes: dict[tuple[int, int], object] = {}
-    lazy = []
+    has_scl = scl in cube.data_vars
+    pixels: dict[tuple[int, int], dict[str, Any]] = {}
+    wanted: dict[tuple[int, int, str], list[int]] = {}
     for i, t in candidates:
-        r, c = int(rows[i]), int(cols[i])
-        window = {"y": slice(r - half, r + half + 1), "x": slice(c - half, c + half + 1)}
-        if (r, c) not in water_boxes:
-            source = (
-                water.isel(**window)
-                if water is not None
-                else _water_from_scl(cube[scl].isel(**window))
-            )
-            water_boxes[(r, c)] = source.data
+        key = (int(rows[i]), int(cols[i]))
         variable = variables[table.at[i, "parameter"]]
-        values = cube[variable].isel(time=t, **window).data
-        scl_box = cube[scl].isel(time=t, **window).data if scl in cube.data_vars else None
-        lazy.append((values, scl_box, water_boxes[(r, c)]))
-    (computed,) = dask.compute(lazy)
-    return computed
+        wanted.setdefault((*key, variable), []).append(t)
+        r, c = key
+        pixels.setdefault(
+            key,
+            {
+                "window": {"y": slice(r - half, r + half + 1), "x": slice(c - half, c + half + 1)},
+                "times": set(),
+            },
+        )["times"].add(t)
+    all_times = list(range(cube.sizes["time"]))
+    lazy_pixels = {}
+    for key, pixel in pixels.items():
+        # A static mask needs the SCL at the candidate times only; the SCL water mask needs
+        # the whole time series of the box.
+        pixel["scl_times"] = all_times if water is None else sorted(pixel["times"])
+        scl_box = (
+            cube[scl].isel(time=pixel["scl_times"], **pixel["window"]).data if has_scl else None
+        )
+        static = None if water is None else water.isel(**pixel["window"]).data
+        lazy_pixels[key] = (scl_box, static)
+    lazy_values = {}
+    for (r, c, variable), times in wanted.items():
+        unique = sorted(set(times))
+        selected = cube[variable].isel(time=unique, **pixels[(r, c)]["window"]).data
+        lazy_values[(r, c, variable)] = (unique, selected)
+    computed_pixels, computed_values = dask.compute(lazy_pixels, lazy_values)
+
+    water_boxes = {
+        key: (np.asarray(static, dtype=bool) if static is not None else _water_from_scl(scl_ts))
+        for key, (scl_ts, static) in computed_pixels.items()
+    }
+    boxes = []
+    for i, t in candidates:
+        key = (int(rows[i]), int(cols[i]))
+        variable = variables[table.at[i, "parameter"]]
+        unique, values = computed_values[(*key, variable)]
+        scl_ts = computed_pixels[key][0]
+        scl_box = None if scl_ts is None else np.asarray(scl_ts[pixels[key]["scl_times"].index(t)])
+        boxes.append((np.asarray(values[unique.index(t)]), scl_box, water_boxes[key]))
+    return boxes
 
 
-def _water_from_scl(scl_box: xr.DataArray) -> xr.DataArray:
+def _water_from_scl(scl_ts: np.ndarray) -> np.ndarray:
     """Water where SCL says water in at least half of the pixel's clear observations.
 
-    A pixel never observed clear is not counted as water (nor in the denominator).
+    ``scl_ts`` is the box's SCL time series ``(time, y, x)``. A pixel never observed clear is
+    not counted as water (nor in the denominator).
     """
-    water_votes = (scl_box == SCL_WATER).sum("time")
-    clear_votes = scl_box.isin(SCL_CLEAR).sum("time")
+    scl_ts = np.asarray(scl_ts)
+    water_votes = (scl_ts == SCL_WATER).sum(axis=0)
+    clear_votes = np.isin(scl_ts, SCL_CLEAR).sum(axis=0)
     return (clear_votes > 0) & (water_votes * 2 >= clear_votes)
 
 

@@ -194,6 +194,27 @@ def test_one_station_reads_exactly_the_chunks_under_its_box() -> None:
         )
 
 
+def test_a_static_water_mask_needs_the_scl_at_the_matched_date_only(
+    insitu: pd.DataFrame,
+) -> None:
+    reads: list = []
+    eager, lazy = counted_cube(reads)
+    water = xr.DataArray(
+        np.broadcast_to(np.arange(N) >= 20, (N, N)),  # columns 20-39 are water
+        dims=("y", "x"),
+        coords={"y": eager["y"], "x": eager["x"]},
+    )
+    assert list(matchup.extract(eager, insitu, water=water)["reason"]) == list(
+        matchup.extract(eager, insitu)["reason"]
+    )
+    one = pd.DataFrame([station("A", 20, 30, "2022-03-01T11:40")])
+    with dask.config.set(scheduler="sync"):
+        result = matchup.extract(lazy, one, water=water)
+    assert list(result["reason"]) == ["kept"] and result["n_water"].iloc[0] == 25
+    # 2 x 2 chunks under the box, on the matched date only: 4 SCL reads and 4 turbidity reads
+    assert len(reads) == 8
+
+
 def test_only_the_chunks_holding_boxes_are_read(insitu: pd.DataFrame) -> None:
     reads: list = []
     eager, lazy = counted_cube(reads)
