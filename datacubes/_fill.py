@@ -22,11 +22,10 @@ import pystac
 import xarray as xr
 from odc.geo.geobox import GeoBox
 
-from datacubes._grid import lonlat_bbox
 from datacubes._manifest import Manifest, Region, Step
 from datacubes._spec import Chunks, CompositeSpec
 from datacubes._steps import iso_time, period_start
-from lab._errors import AssetReadError, ConfigurationError, EarthLabError
+from lab._errors import AssetReadError, EarthLabError
 
 _REDUCERS: dict[str, Callable[..., np.ndarray]] = {
     "median": np.nanmedian,
@@ -213,22 +212,18 @@ def region_geobox(grid: GridRecord, region: Region) -> GeoBox:
 
 
 def compute_region(job: RegionJob) -> xr.Dataset:
-    """Load, mask, (composite) and compute one region's values in memory."""
-    from datacubes._load import load
+    """Load, mask, (composite) and compute one region's values in memory.
+
+    The region's exact pixels are read at once into NumPy arrays (:func:`load_values`): no
+    Dask graph inside a region, whose work is already one task of the build. The cube grid's
+    alignment with the items' pixels is checked once per build, when planning the steps.
+    """
+    from datacubes._load import load_values
 
     box = region_geobox(job.grid, job.region)
-    cube = load(
-        list(job.items),
-        list(job.bands),
-        crs=job.grid.crs,
-        resolution=abs(box.resolution.x),
-        bbox=lonlat_bbox(box),
-        chunks={"time": -1, "y": -1, "x": -1},
-        mask=job.mask,
-        fail_on_error=True,
+    cube = load_values(
+        list(job.items), list(job.bands), geobox=box, mask=job.mask, fail_on_error=True
     )
-    cube = crop(cube, box)
-    cube = cube.compute(scheduler="synchronous")
     if job.composite is not None:
         return _composite(cube, job)
     _check_steps(cube, job.steps, job.region)
@@ -238,40 +233,6 @@ def compute_region(job: RegionJob) -> xr.Dataset:
             for name, dtype in job.variables.items()
         }
     )
-
-
-def crop(cube: xr.Dataset, box: GeoBox) -> xr.Dataset:
-    """The part of a loaded cube on grid ``box`` (same CRS, resolution and pixel edges).
-
-    Raises
-    ------
-    ConfigurationError
-        The loaded grid is not aligned with the cube's (pixel edges differ).
-    """
-    src = cube.odc.geobox
-    res = box.resolution.x
-    col = (box.transform.c - src.transform.c) / res
-    row = (src.transform.f - box.transform.f) / res
-    rows, cols = box.shape
-    aligned = (
-        src.crs == box.crs
-        and math.isclose(src.resolution.x, res)
-        and math.isclose(src.resolution.y, box.resolution.y)
-        and math.isclose(col, round(col), abs_tol=1e-3)
-        and math.isclose(row, round(row), abs_tol=1e-3)
-        and round(col) >= 0
-        and round(row) >= 0
-        and round(row) + rows <= src.shape[0]
-        and round(col) + cols <= src.shape[1]
-    )
-    if not aligned:
-        raise ConfigurationError(
-            f"the items' pixel grid ({src.crs}, origin {src.transform.c:g}, {src.transform.f:g}, "
-            f"pixel {src.resolution.x:g}) does not line up with the cube grid (pixel edges on "
-            f"multiples of {res:g}): choose a resolution the items' grid is aligned with "
-            "(e.g. their native pixel size)"
-        )
-    return cube.isel(y=slice(round(row), round(row) + rows), x=slice(round(col), round(col) + cols))
 
 
 def _check_steps(cube: xr.Dataset, steps: Sequence[Step], region: Region) -> None:

@@ -10,6 +10,7 @@ import math
 from collections.abc import Sequence
 
 import pystac
+import xarray as xr
 from odc.geo.geobox import GeoBox
 
 from datacubes._spec import GridSpec, SpecError, tile_epsg
@@ -221,3 +222,37 @@ def lonlat_bbox(geobox: GeoBox) -> tuple[float, float, float, float]:
     """Lon/lat box enclosing a grid (for searches and loads)."""
     box = geobox.extent.to_crs("EPSG:4326").boundingbox
     return (box.left, box.bottom, box.right, box.top)
+
+
+def crop(cube: xr.Dataset, box: GeoBox) -> xr.Dataset:
+    """The part of a loaded cube on grid ``box`` (same CRS, resolution and pixel edges).
+
+    Raises
+    ------
+    ConfigurationError
+        The loaded grid is not aligned with the cube's (pixel edges differ).
+    """
+    src = cube.odc.geobox
+    res = box.resolution.x
+    col = (box.transform.c - src.transform.c) / res
+    row = (src.transform.f - box.transform.f) / res
+    rows, cols = box.shape
+    aligned = (
+        src.crs == box.crs
+        and math.isclose(src.resolution.x, res)
+        and math.isclose(src.resolution.y, box.resolution.y)
+        and math.isclose(col, round(col), abs_tol=1e-3)
+        and math.isclose(row, round(row), abs_tol=1e-3)
+        and round(col) >= 0
+        and round(row) >= 0
+        and round(row) + rows <= src.shape[0]
+        and round(col) + cols <= src.shape[1]
+    )
+    if not aligned:
+        raise ConfigurationError(
+            f"the items' pixel grid ({src.crs}, origin {src.transform.c:g}, {src.transform.f:g}, "
+            f"pixel {src.resolution.x:g}) does not line up with the cube grid (pixel edges on "
+            f"multiples of {res:g}): choose a resolution the items' grid is aligned with "
+            "(e.g. their native pixel size)"
+        )
+    return cube.isel(y=slice(round(row), round(row) + rows), x=slice(round(col), round(col) + cols))

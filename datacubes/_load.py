@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pystac
 import xarray as xr
+from odc.geo.geobox import GeoBox
 
 from datacubes._bands import available_bands
 from datacubes._io import AssetReadWarning, AssetRef, NamingRioDriver, missing_local
@@ -49,6 +50,7 @@ def load(
     resolution: float | None = None,
     crs: str | int | None = None,
     bbox: Sequence[float] | None = None,
+    geobox: GeoBox | None = None,
     chunks: Mapping[str, int] | None = None,
     mask: MaskSpec = None,
     groupby: str = "solar_day",
@@ -85,6 +87,13 @@ def load(
     bbox : sequence of 4 floats, optional
         ``(min_lon, min_lat, max_lon, max_lat)`` in WGS84 degrees (not in CRS units). Default:
         the union of the items' extents.
+    geobox : odc.geo.geobox.GeoBox, optional
+        The exact output grid (CRS, pixel size, alignment and extent), e.g. ``ds.odc.geobox``
+        of another cube or a slice of one (``gbox[0:512, 0:512]``). Pixels on the items' own
+        grid are copied, others are reprojected (nearest neighbour). Replaces ``crs``,
+        ``resolution`` and ``bbox``: give either it or them. Assets of providers offering
+        several resolutions of a band (CDSE ``_10m/_20m/_60m``) are chosen by its pixel
+        width.
     chunks : mapping, optional
         Dask chunk sizes by dimension (``time``, ``y``, ``x``), merged over the default
         ``{"time": 4, "y": 2048, "x": 2048}`` (64 MB of float32 per chunk).
@@ -121,8 +130,9 @@ def load(
     lab.BandNotFoundError
         A band is not in some item; the message lists the bands the item has.
     lab.ConfigurationError
-        An argument is invalid, a band name is ambiguous, the items span several CRSs without
-        ``crs=``, or items fused into one time step have different scale/offset (load them
+        An argument is invalid (``geobox`` together with ``crs``, ``resolution`` or ``bbox``, or
+        not a GeoBox with a CRS), a band name is ambiguous, the items span several CRSs without
+        ``crs=`` or ``geobox=``, or items fused into one time step have different scale/offset (load them
         with ``groupby="time"`` or ``"id"``).
     lab.AssetReadError
         An asset is missing or unreadable and ``fail_on_error`` is True.
@@ -153,14 +163,76 @@ def load(
     >>> ds = datacubes.load(items, ["red", "nir", "scl"], mask="clouds")
     >>> ndwi = (ds.green - ds.nir) / (ds.green + ds.nir)
     """
+    return _load(
+        items,
+        bands,
+        resolution=resolution,
+        crs=crs,
+        bbox=bbox,
+        geobox=geobox,
+        chunks=chunks,
+        eager=False,
+        mask=mask,
+        groupby=groupby,
+        fail_on_error=fail_on_error,
+    )
+
+
+def load_values(
+    items: Iterable[pystac.Item],
+    bands: str | Sequence[str],
+    *,
+    geobox: GeoBox,
+    mask: MaskSpec = None,
+    fail_on_error: bool = True,
+) -> xr.Dataset:
+    """:func:`load` on an exact grid, read at once into NumPy arrays (no Dask graph).
+
+    For one region of a build, computed inside its worker: the same values, dtypes and
+    attributes as ``load(items, bands, geobox=geobox, mask=mask).compute()``, without the
+    cost of building and scheduling a graph. Reads run one after another in this thread.
+    """
+    return _load(
+        items,
+        bands,
+        resolution=None,
+        crs=None,
+        bbox=None,
+        geobox=geobox,
+        chunks=None,
+        eager=True,
+        mask=mask,
+        groupby="solar_day",
+        fail_on_error=fail_on_error,
+    )
+
+
+def _load(
+    items: Iterable[pystac.Item],
+    bands: str | Sequence[str],
+    *,
+    resolution: float | None,
+    crs: str | int | None,
+    bbox: Sequence[float] | None,
+    geobox: GeoBox | None,
+    chunks: Mapping[str, int] | None,
+    eager: bool,
+    mask: MaskSpec,
+    groupby: str,
+    fail_on_error: bool,
+) -> xr.Dataset:
+    """:func:`load`, or with ``eager`` :func:`load_values`."""
     items = as_items(items)
     requested = as_band_list(bands)
-    chunks = _check_chunks(chunks)
+    dask_chunks = None if eager else _check_chunks(chunks)
     mask_classes, mask_func = _check_mask(mask)
     if groupby not in GROUPBY:
         raise ConfigurationError(f"groupby must be one of {', '.join(GROUPBY)}, got {groupby!r}")
     bbox_t = _check_bbox(bbox)
     res = _check_resolution(resolution)
+    if geobox is not None:
+        _check_geobox(geobox, crs=crs, resolution=resolution, bbox=bbox)
+        res = abs(float(geobox.resolution.x))
 
     plans = plan_items(items, requested, res)
     names = [entry.name for entry in plans[0]]
@@ -170,7 +242,10 @@ def load(
         extra = ["scl"]
         plans = plan_items(items, [*requested, "scl"], res)
 
-    out_crs, gbox, res = _grid(plans, crs, res, bbox_t)
+    if geobox is not None:
+        out_crs, gbox = str(geobox.crs), geobox
+    else:
+        out_crs, gbox, res = _grid(plans, crs, res, bbox_t)
     missing = _check_local_files(plans, fail_on_error)
     _warn_unscaled(plans)
     keys = _group_keys(items, groupby)
@@ -194,7 +269,7 @@ def load(
         resolution=None if gbox is not None else res,
         bbox=None if gbox is not None else bbox_t,
         groupby=lambda _item, _parsed, idx: keys[idx],
-        chunks=dict(chunks),
+        chunks=None if dask_chunks is None else dict(dask_chunks),
         fail_on_error=fail_on_error,
         driver=driver,
     )
@@ -296,6 +371,32 @@ def _check_resolution(resolution: float | None) -> float | None:
     if isinstance(resolution, bool) or not isinstance(resolution, int | float) or resolution <= 0:
         raise ConfigurationError(f"resolution must be a positive number, got {resolution!r}")
     return float(resolution)
+
+
+def _check_geobox(
+    geobox: Any,
+    *,
+    crs: str | int | None,
+    resolution: float | None,
+    bbox: Sequence[float] | None,
+) -> None:
+    pairs = (("crs", crs), ("resolution", resolution), ("bbox", bbox))
+    given = [name for name, value in pairs if value is not None]
+    if given:
+        raise ConfigurationError(
+            f"geobox= is the whole output grid; {', '.join(f'{n}=' for n in given)} cannot be "
+            "given with it: drop them, or drop geobox= and describe the grid with crs=, "
+            "resolution= and bbox="
+        )
+    if not isinstance(geobox, GeoBox):
+        raise ConfigurationError(
+            f"geobox must be an odc.geo GeoBox (e.g. ds.odc.geobox, or "
+            f"odc.geo.geobox.GeoBox.from_bbox(...)), got {type(geobox).__name__}"
+        )
+    if geobox.crs is None:
+        raise ConfigurationError("geobox has no CRS: build it with crs= (e.g. 'EPSG:32631')")
+    if 0 in geobox.shape:
+        raise ConfigurationError(f"geobox has no pixel (shape {tuple(geobox.shape)})")
 
 
 def _grid(

@@ -52,14 +52,21 @@ def _scaling_per_step(
 
 
 def _to_physical(
-    dn: np.ndarray, scale: np.ndarray, offset: np.ndarray, nodata: float
+    dn: np.ndarray, scale: np.ndarray, offset: np.ndarray, *masked: np.ndarray, nodata: float
 ) -> np.ndarray:
-    """DN block (time, y, x) to float32 ``DN * scale + offset``, nodata to NaN."""
+    """DN block (time, y, x) to float32 ``DN * scale + offset``; nodata and masked to NaN.
+
+    One pass per block and band: the cast, scale and offset in place, then NaN where the DN
+    is nodata or ``masked`` (a boolean block, True = masked) is True.
+    """
     out = dn.astype(np.float32)
     out *= scale
     out += offset
+    nan = np.float32(np.nan)
     if not np.isnan(nodata):
-        np.copyto(out, np.float32(np.nan), where=dn == nodata)
+        np.copyto(out, nan, where=dn == nodata)
+    for where in masked:
+        np.copyto(out, nan, where=where)
     return out
 
 
@@ -75,6 +82,7 @@ def finish(
 ) -> xr.Dataset:
     """Turn odc-stac's DN dataset into the output of :func:`datacubes.load`."""
     reference = {e.name: e for plan in plans for e in plan}
+    classes = _class_mask(raw, mask_classes)
     variables: dict[str, xr.DataArray] = {}
     floats: list[str] = []
     for name in [*names, *(str(n) for n in raw.data_vars if n not in names)]:
@@ -82,10 +90,11 @@ def finish(
         if per_step is None:
             variables[name] = raw[name].assign_attrs(_class_attrs(reference[name], raw[name].attrs))
             continue
-        variables[name] = _physical(raw[name], reference[name], *per_step)
+        variables[name] = _physical(raw[name], reference[name], *per_step, classes)
         floats.append(name)
     out = xr.Dataset(variables, coords=_step_coords(items, groups))
-    out = _apply_mask(out, floats, mask_classes, mask_func)
+    if mask_func is not None:
+        out = _apply_mask_func(out, floats, mask_func)
     if mask_classes is not None and "scl" not in names:
         out = out.drop_vars("scl")
     grid_mapping = raw[names[0]].encoding.get("grid_mapping", "spatial_ref")
@@ -101,19 +110,29 @@ def finish(
 
 
 def _physical(
-    dn: xr.DataArray, entry: ItemBand, scale: np.ndarray, offset: np.ndarray
+    dn: xr.DataArray,
+    entry: ItemBand,
+    scale: np.ndarray,
+    offset: np.ndarray,
+    classes: tuple[xr.DataArray, str] | None,
 ) -> xr.DataArray:
     nodata = float(entry.nodata) if entry.nodata is not None else np.nan
+    masked = [classes[0]] if classes is not None else []
+    per_step = [xr.DataArray(v.astype("float32"), dims="time") for v in (scale, offset)]
+    if dn.chunks is not None:  # chunked like the DN along time: Dask has nothing to rechunk
+        per_step = [v.chunk({"time": dn.chunksizes["time"]}) for v in per_step]
     phys = xr.apply_ufunc(
         _to_physical,
         dn,
-        xr.DataArray(scale.astype("float32"), dims="time"),
-        xr.DataArray(offset.astype("float32"), dims="time"),
+        *per_step,
+        *masked,
         kwargs={"nodata": nodata},
         dask="parallelized",
         output_dtypes=[np.float32],
     )
     phys.attrs = _float_attrs(entry, scale, offset)
+    if classes is not None:
+        phys.attrs["mask"] = classes[1]
     return phys
 
 
@@ -132,26 +151,27 @@ def _step_coords(items: list[pystac.Item], groups: list[list[int]]) -> dict[str,
     return coords
 
 
-def _apply_mask(
-    ds: xr.Dataset,
-    floats: list[str],
-    classes: frozenset[int] | None,
-    func: Callable[[xr.Dataset], xr.DataArray] | None,
+def _class_mask(raw: xr.Dataset, classes: frozenset[int] | None) -> tuple[xr.DataArray, str] | None:
+    """Where the SCL is one of ``classes`` (lazy like ``raw``), and the note for the attrs.
+
+    Computed once and applied inside each band's scaling pass (:func:`_to_physical`).
+    """
+    if classes is None:
+        return None
+    masked = raw["scl"].isin(sorted(classes))
+    return masked, f"NaN where SCL is {', '.join(map(str, sorted(classes)))}"
+
+
+def _apply_mask_func(
+    ds: xr.Dataset, floats: list[str], func: Callable[[xr.Dataset], xr.DataArray]
 ) -> xr.Dataset:
-    if classes is None and func is None:
-        return ds
-    if classes is not None:
-        masked = ds["scl"].isin(sorted(classes))
-        note = f"NaN where SCL is {', '.join(map(str, sorted(classes)))}"
-    else:
-        assert func is not None
-        masked = func(ds)
-        if not isinstance(masked, xr.DataArray) or masked.dtype != bool:
-            raise ConfigurationError(
-                "a mask callable must return a boolean xarray.DataArray (True = set to NaN), "
-                f"got {type(masked).__name__} of dtype {getattr(masked, 'dtype', None)}"
-            )
-        note = f"NaN where {getattr(func, '__name__', 'the mask callable')} is True"
+    masked = func(ds)
+    if not isinstance(masked, xr.DataArray) or masked.dtype != bool:
+        raise ConfigurationError(
+            "a mask callable must return a boolean xarray.DataArray (True = set to NaN), "
+            f"got {type(masked).__name__} of dtype {getattr(masked, 'dtype', None)}"
+        )
+    note = f"NaN where {getattr(func, '__name__', 'the mask callable')} is True"
     for name in floats:
         ds[name] = ds[name].where(~masked).assign_attrs({**ds[name].attrs, "mask": note})
     return ds

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pystac
 
-from datacubes._grid import items_of_tile, lonlat_bbox, tile_search_bbox
+from datacubes._grid import crop, items_of_tile, lonlat_bbox, tile_search_bbox
 from datacubes._manifest import Step
 from datacubes._spec import CubeSpec
 from lab._errors import CatalogError, ConfigurationError, EarthLabWarning, NoItemsError
@@ -161,6 +161,12 @@ def plan_steps(spec: CubeSpec, items: Sequence[pystac.Item], geobox: Any) -> Ste
 
     Nothing is read: the lazy load gives the time coordinate, the items of each step and the
     variables' CF attributes.
+
+    Raises
+    ------
+    ConfigurationError
+        The grid the loader makes for these items is not aligned with the cube's (pixel edges
+        differ): regions, loaded on the cube grid, would be resampled.
     """
     from datacubes._load import load
 
@@ -175,6 +181,7 @@ def plan_steps(spec: CubeSpec, items: Sequence[pystac.Item], geobox: Any) -> Ste
             mask=_mask(spec),
             fail_on_error=False,
         )
+    crop(cube, geobox)  # checks the alignment, once for all the regions
     by_id = {item.id: item for item in items}
     times = pd.DatetimeIndex(cube["time"].values)
     groups = [str(v).split(",") for v in cube["source_items"].values]

@@ -27,8 +27,7 @@ import yaml
 
 import datacubes
 import lab
-from datacubes._fill import crop
-from datacubes._grid import spec_geobox
+from datacubes._grid import crop, spec_geobox
 
 ROOT = Path(__file__).resolve().parent.parent
 BOUNDS = [547800, 4802860, 551800, 4806860]  # 200 x 200 pixels over the lagoon

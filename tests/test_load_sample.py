@@ -275,3 +275,99 @@ def test_describe_bands_shows_the_rule(items):
         -0.1 if i.properties["s2:processing_baseline"] == "04.00" else 0.0 for i in items
     ]
     assert set(table[table.band == "scl"].scaling_rule) == {"class band: not scaled"}
+
+
+# --- geobox= : an exact output grid -----------------------------------------------------------
+
+WINDOW = (slice(100, 300), slice(250, 600))  # rows, columns of the 800 x 800 sample grid
+
+
+def _dn_window(item: pystac.Item, key: str) -> np.ndarray:
+    from rasterio.windows import Window
+
+    rows, cols = WINDOW
+    with rasterio.open(item.assets[key].get_absolute_href()) as src:
+        return src.read(
+            1, window=Window.from_slices((rows.start, rows.stop), (cols.start, cols.stop))
+        )
+
+
+@pytest.mark.parametrize("baseline", ["03.01", "04.00"])
+def test_geobox_loads_exactly_its_pixels(items, baseline):
+    full = datacubes.load(items[:1], ["red"]).odc.geobox
+    window = full[WINDOW]
+    item = _by_baseline(items, baseline)
+    ds = datacubes.load([item], ["red", "nir08", "scl"], geobox=window)
+    assert ds.odc.geobox == window
+    assert ds.sizes == {"time": 1, "y": 200, "x": 350}
+    assert tuple(window.transform)[:6] == (
+        20.0,
+        0.0,
+        541800.0 + 250 * 20,
+        0.0,
+        -20.0,
+        4812860.0 - 100 * 20,
+    )
+    offset = -0.1 if baseline == "04.00" else 0.0
+    for band in ("red", "nir08"):
+        dn = _dn_window(item, band)
+        assert np.count_nonzero(dn) > 60_000  # mostly valid pixels
+        expected = np.where(dn == 0, np.nan, dn * 1e-4 + offset)
+        np.testing.assert_allclose(ds[band].values[0], expected, rtol=0, atol=1e-6, equal_nan=True)
+    np.testing.assert_array_equal(ds["scl"].values[0], _dn_window(item, "scl"))
+
+
+def test_geobox_with_cloud_mask_equals_the_full_load_cropped(items):
+    from datacubes._grid import crop
+
+    window = datacubes.load(items[:1], ["red"]).odc.geobox[WINDOW]
+    exact = datacubes.load(items[:4], ["red", "green"], geobox=window, mask="clouds")
+    wider = datacubes.load(items[:4], ["red", "green"], mask="clouds")  # the whole scene
+    ref = crop(wider, window).compute()
+    for name in ("red", "green"):
+        np.testing.assert_array_equal(exact[name].values, ref[name].values)
+        assert exact[name].attrs["mask"] == ref[name].attrs["mask"]
+    scl = np.stack([_dn_window(i, "scl") for i in items[:4]])
+    red = np.stack([_dn_window(i, "red") for i in items[:4]])
+    masked = np.isin(scl, CLOUDY) | (red == 0)
+    np.testing.assert_array_equal(np.isnan(exact["red"].values), masked)
+
+
+def test_load_values_equals_the_lazy_load_computed(items):
+    from datacubes._load import load_values
+
+    window = datacubes.load(items[:1], ["red"]).odc.geobox[WINDOW]
+    bands = ["red", "rededge1", "scl"]
+    lazy = datacubes.load(items[:6], bands, geobox=window, mask="clouds")
+    now = load_values(items[:6], bands, geobox=window, mask="clouds")
+    for name in bands:
+        assert isinstance(now[name].data, np.ndarray), name
+        assert now[name].dtype == lazy[name].dtype
+        np.testing.assert_array_equal(now[name].values, lazy[name].values)
+        assert now[name].attrs.keys() == lazy[name].attrs.keys()
+    np.testing.assert_array_equal(
+        now["red"].attrs["applied_offset"], lazy["red"].attrs["applied_offset"]
+    )
+    assert now.source_items.values.tolist() == lazy.source_items.values.tolist()
+
+
+def test_geobox_at_another_resolution_is_resampled_like_resolution(items):
+    coarse = datacubes.load(items[:2], ["red"], resolution=40)
+    ds = datacubes.load(items[:2], ["red"], geobox=coarse.odc.geobox)
+    assert ds.odc.geobox == coarse.odc.geobox
+    np.testing.assert_array_equal(ds.red.values, coarse.red.values)
+
+
+def test_geobox_arguments_are_checked(items):
+    from odc.geo.geobox import GeoBox
+
+    window = datacubes.load(items[:1], ["red"]).odc.geobox[WINDOW]
+    for extra in ({"crs": "EPSG:32631"}, {"resolution": 20}, {"bbox": (3.5, 43.3, 3.7, 43.5)}):
+        name = next(iter(extra))
+        with pytest.raises(lab.ConfigurationError, match=f"geobox=.*{name}=.*cannot be given"):
+            datacubes.load(items[:1], ["red"], geobox=window, **extra)
+    with pytest.raises(lab.ConfigurationError, match=r"must be an odc\.geo GeoBox.*tuple"):
+        datacubes.load(items[:1], ["red"], geobox=(541800, 4796860, 557800, 4812860))
+    no_crs = GeoBox(window.shape, window.transform, None)
+    with pytest.raises(lab.ConfigurationError, match="no CRS"):
+        datacubes.load(items[:1], ["red"], geobox=no_crs)
