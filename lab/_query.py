@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -34,7 +36,8 @@ class SearchQuery:
     intersects: dict[str, Any] | None = None
     """A GeoJSON geometry the items must intersect."""
     filter: dict[str, Any] | None = None
-    """A CQL2-JSON filter, passed to adapters that support it."""
+    """A CQL2-JSON filter: sent to STAC APIs and geoparquet searches, evaluated client-side on
+    static catalogues and cube stores."""
     limit: int | None = None
     """At most this many items in the merged result (None: all)."""
 
@@ -64,7 +67,8 @@ class SearchQuery:
         intersects
             A GeoJSON geometry.
         filter
-            A CQL2-JSON filter.
+            A CQL2-JSON filter (a dict), e.g.
+            ``{"op": "<", "args": [{"property": "eo:cloud_cover"}, 20]}``.
         limit
             Maximum number of items in the result.
 
@@ -79,7 +83,7 @@ class SearchQuery:
             datetime=_interval(datetime),
             ids=_strings("ids", ids),
             intersects=_geometry(intersects),
-            filter=filter,
+            filter=_filter(filter),
             limit=_limit(limit),
         )
 
@@ -242,3 +246,41 @@ def _iso(value: dt.datetime | None) -> str:
     if value is None:
         return ".."
     return value.strftime("%Y-%m-%dT%H:%M:%S.%f").rstrip("0").rstrip(".") + "Z"
+
+
+def _filter(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ConfigurationError(
+            f"filter must be a CQL2-JSON dict, got {type(value).__name__}; e.g. "
+            '{"op": "<", "args": [{"property": "eo:cloud_cover"}, 20]}'
+        )
+    cql2_expression(value)
+    return value
+
+
+@functools.lru_cache(maxsize=64)
+def _parsed(filter_json: str) -> Any:
+    import cql2
+
+    try:
+        expr = cql2.Expr(json.loads(filter_json))
+        expr.validate()
+    except Exception as exc:  # cql2 raises its own ParseError / ValidationError types
+        raise ConfigurationError(
+            f"filter is not valid CQL2-JSON ({exc}); write it as "
+            '{"op": "<", "args": [{"property": "eo:cloud_cover"}, 20]}'
+        ) from None
+    return expr
+
+
+def cql2_expression(value: dict[str, Any]) -> Any:
+    """The parsed ``cql2.Expr`` of a CQL2-JSON filter (parsed once per distinct filter).
+
+    Raises
+    ------
+    ConfigurationError
+        If the filter is not valid CQL2-JSON.
+    """
+    return _parsed(json.dumps(value, sort_keys=True))

@@ -227,9 +227,18 @@ def test_items_endpoints_get_token_when_item_search_is_not_advertised(
         # a box over part of the page: filtered client-side (the recorded server ignores it)
         box = (140.0, -40.0, 160.0, -20.0)
         boxed = adapter.search(SearchQuery.build(collections="landsat-c2-l2", bbox=box))
+        # a CQL2 filter cannot be sent to /items: it is evaluated on the returned items
+        clear = {"op": "<", "args": [{"property": "eo:cloud_cover"}, 20]}
+        filtered = adapter.search(
+            SearchQuery.build(collections="landsat-c2-l2", datetime="2025-07", filter=clear)
+        )
     assert len(result.items) == 10
     assert {i.id for i in result.items} == {f["id"] for f in page1["features"]}
     assert "no item-search conformance" in result.note
+    expected_clear = {f["id"] for f in page1["features"] if f["properties"]["eo:cloud_cover"] < 20}
+    assert 0 < len(expected_clear) < 10
+    assert {i.id for i in filtered.items} == expected_clear
+    assert "CQL2 filter evaluated client-side" in filtered.note
     assert not any(r["path"].endswith("/search") for r in everything)
     items_requests = [r for r in everything if r["path"] == items_path]
     assert len(items_requests) == 2

@@ -1,4 +1,4 @@
-"""Helpers shared by the adapters: relative hrefs, client-side filtering, restriction messages."""
+"""Helpers shared by the adapters: relative hrefs, client-side filtering (CQL2 included), restriction messages."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import pystac
 import shapely.geometry
+
+from lab._query import cql2_expression
 
 if TYPE_CHECKING:
     from lab._centres import Centre
@@ -62,7 +64,25 @@ def matches(item: pystac.Item, query: SearchQuery) -> bool:
             return False
         if query.intersects and not shape.intersects(shapely.geometry.shape(query.intersects)):
             return False
+    if query.filter:
+        return filter_matches(
+            query.filter, item.to_dict(include_self_link=False, transform_hrefs=False)
+        )
     return True
+
+
+def filter_matches(query_filter: dict[str, Any], document: dict[str, Any]) -> bool:
+    """Evaluate a CQL2-JSON filter on an item document, as a STAC API server would.
+
+    A comparison with a property the item does not have is not true (CQL2's NULL semantics),
+    so the item does not match, as on a server.
+    """
+    try:
+        return bool(cql2_expression(query_filter).matches(document))
+    except Exception as exc:  # cql2 raises a bare Exception when a property is missing
+        if "reduce" in str(exc):
+            return False
+        raise
 
 
 def _in_interval(

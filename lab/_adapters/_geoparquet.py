@@ -9,8 +9,8 @@ Two things rustac 0.9.8's DuckDB search gets wrong are worked around here:
   ``end_datetime`` overlapping it, when the file has those columns) and merges the two, so an
   interval matches what a STAC API matches;
 - an ``or`` (or ``not``) in a CQL2 filter loses its parentheses once combined with anything
-  else, returning items the other conditions exclude: such filters are refused with a message
-  rather than answered wrongly.
+  else, returning items the other conditions exclude: such a filter is not sent to DuckDB but
+  evaluated with ``cql2`` on the items the other conditions select.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import pystac
 
 from lab._adapters import AdapterResult
-from lab._adapters._common import absolute_hrefs
+from lab._adapters._common import absolute_hrefs, filter_matches
 from lab._errors import CatalogError
 
 if TYPE_CHECKING:
@@ -101,13 +101,11 @@ class GeoparquetAdapter:
             kwargs["intersects"] = query.intersects
         if query.limit:
             kwargs["max_items"] = query.limit
-        if query.filter and _has_disjunction(query.filter):
-            raise CatalogError(
-                f"centre {self.centre.name}: CQL2 filters with 'or' or 'not' cannot be searched in "
-                "a stac-geoparquet catalogue (rustac 0.9.8 drops their parentheses and would "
-                "return items the other conditions exclude); split the search into one search "
-                "per alternative"
-            )
+        # rustac would drop the parentheses of an 'or'/'not': such a filter is evaluated here,
+        # on what DuckDB returns for the other conditions.
+        client_side = query.filter if query.filter and _has_disjunction(query.filter) else None
+        if client_side:
+            kwargs.pop("max_items", None)
         filters: list[dict[str, Any] | None] = [None]
         if query.datetime:
             filters = [_instant_filter(query)]
@@ -115,7 +113,7 @@ class GeoparquetAdapter:
                 filters.append(_interval_filter(query))
         found: dict[str, dict[str, Any]] = {}
         for extra in filters:
-            conditions = [c for c in (query.filter, extra) if c]
+            conditions = [c for c in (None if client_side else query.filter, extra) if c]
             if conditions:
                 kwargs["filter"] = (
                     conditions[0] if len(conditions) == 1 else {"op": "and", "args": conditions}
@@ -123,7 +121,9 @@ class GeoparquetAdapter:
             for document in self._search(kwargs):
                 found.setdefault(document["id"], document)
         documents = list(found.values())
-        if len(filters) > 1:
+        if client_side:
+            documents = [d for d in documents if filter_matches(client_side, d)]
+        if len(filters) > 1 or client_side:
             documents.sort(key=_document_time)
             if query.limit:
                 documents = documents[: query.limit]

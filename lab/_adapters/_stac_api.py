@@ -99,11 +99,6 @@ class StacApiAdapter:
         return _collect(search.pages_as_dicts(), query, self.centre)
 
     def _collections_fallback(self, client: Any, query: SearchQuery) -> AdapterResult:
-        if query.filter:
-            raise CatalogError(
-                f"centre {self.centre.name} has no item-search conformance; CQL2 filters cannot be "
-                "applied to its /items endpoints: drop the filter or filter the results yourself"
-            )
         stac_io = client._stac_io
         collections_url = _collections_url(client)
         wanted = query.collections or tuple(
@@ -131,7 +126,8 @@ class StacApiAdapter:
         return AdapterResult(
             items=found,
             matched=matched,
-            note="no item-search conformance: searched each collection's /items",
+            note="no item-search conformance: searched each collection's /items"
+            + (", CQL2 filter evaluated client-side" if query.filter else ""),
         )
 
     def __repr__(self) -> str:
