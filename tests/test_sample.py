@@ -647,7 +647,7 @@ def test_ensure_default_sample_generates_once_under_concurrency(
         th.start()
     for th in threads:
         th.join()
-    assert results == [tmp_path / "sample-v1" / "centres.yaml"] * 4
+    assert results == [tmp_path / "sample-v2" / "centres.yaml"] * 4
     assert len(fake_generate) == 1
 
 
