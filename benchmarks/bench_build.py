@@ -57,6 +57,25 @@ def child_build(centres: str, target: str, workers: int) -> dict:
     }
 
 
+def child_search(centres: str) -> dict:
+    """CPU and wall time of the build's catalogue search alone, in a fresh process."""
+    import resource
+
+    import datacubes
+    from datacubes._grid import lonlat_bbox, spec_geobox
+    from datacubes._steps import search_source
+
+    spec = datacubes.read_spec("thau-lagoon-sample")
+    bbox = lonlat_bbox(spec_geobox(spec.grid))
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    start = time.perf_counter()
+    found = search_source(spec, centres, bbox)
+    seconds = time.perf_counter() - start
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = usage.ru_utime + usage.ru_stime - before.ru_utime - before.ru_stime
+    return {"seconds": seconds, "cpu": cpu, "items": len(found.items)}
+
+
 def child_plain(source: str, target: str) -> dict:
     import resource
     import warnings
@@ -105,11 +124,12 @@ def ensure_sample(path: Path | None, n_dates: int, tmp: Path) -> Path:
 
 
 def measure(sample: Path, workers: int, repeat: int, tmp: Path) -> dict:
-    builds, plains = [], []
+    builds, plains, searches = [], [], []
     for run in range(repeat):
         target = tmp / f"build-{sample.name}-{run}" / "thau-lagoon-sample.zarr"
         builds.append(run_child("build", str(sample / "centres.yaml"), str(target), str(workers)))
         plains.append(run_child("plain", str(target), str(tmp / f"plain-{sample.name}-{run}.zarr")))
+        searches.append(run_child("search", str(sample / "centres.yaml")))
     best_build = min(builds, key=lambda r: r["seconds"])
     best_plain = min(plains, key=lambda r: r["seconds"])
     return {
@@ -124,6 +144,7 @@ def measure(sample: Path, workers: int, repeat: int, tmp: Path) -> dict:
         "plain_rss_mb": max(r["peak_rss"] for r in plains) / 1e6,
         "build_cpu": best_build["cpu"],
         "plain_cpu": best_plain["cpu"],
+        "search_cpu": min(r["cpu"] for r in searches),
     }
 
 
@@ -142,15 +163,16 @@ def section(results: dict[int, dict], workers: int, repeat: int, load: tuple[flo
         f"{platform.python_version()}; load average {load[0]:.1f} at start, {load[1]:.1f} at end.",
         "",
         "| dates | regions | MB of values | build s | build MB/s | build CPU s | build peak RSS MB "
-        "| plain write s | plain MB/s | plain CPU s | build / plain throughput (wall) | (CPU) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| of which catalogue search CPU s | plain write s | plain MB/s | plain CPU s "
+        "| build / plain throughput (wall) | (CPU) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for n in (16, 64):
         r = results[n]
         lines.append(
             f"| {r['steps']} | {r['regions']} | {r['megabytes']:.0f} | {r['build_s']:.2f} | "
             f"{r['build_mbs']:.0f} | {r['build_cpu']:.1f} | {r['build_rss_mb']:.0f} | "
-            f"{r['plain_s']:.2f} | {r['plain_mbs']:.0f} | {r['plain_cpu']:.1f} | "
+            f"{r['search_cpu']:.2f} | {r['plain_s']:.2f} | {r['plain_mbs']:.0f} | {r['plain_cpu']:.1f} | "
             f"{r['build_mbs'] / r['plain_mbs']:.2f} | {r['plain_cpu'] / r['build_cpu']:.2f} |"
         )
     lines += [
@@ -163,6 +185,21 @@ def section(results: dict[int, dict], workers: int, repeat: int, load: tuple[flo
         " and decompressing the COGs, scaling and masking, the region writes and the metadata;"
         " the plain write only encodes and writes. Memory holds one region per worker whatever"
         " the number of dates. On a shared machine wall times are noisy; CPU times less so.",
+        "",
+        "Where a build's CPU goes (cProfile and per-thread CPU of a 16-date build in a fresh"
+        " process, regions run in the main thread): encoding and writing the regions costs what"
+        " the plain write costs (about 0.35 s per region of 4 x 800 x 800 x 8 bands, all in zarr's"
+        " codecs); reading a region costs 0.2-0.23 s, of which 0.1 s is GDAL decompressing the"
+        " 32 COGs and 0.02 s opening them; the fixed part is the catalogue search (the column"
+        " above: almost all of it is creating the DuckDB client of the stac-geoparquet adapter,"
+        " which loads its extensions; a second search in the same process costs 0.04 s), about"
+        " 0.17 s of imports (zarr, odc-stac, rustac, duckdb), and 0.1-0.2 s for planning, the"
+        " template, the manifest and the STAC metadata. Since regions load their exact pixels"
+        " (`datacubes.load(geobox=...)` semantics) straight into NumPy arrays, with the cloud mask"
+        " applied in the scaling pass, a region's read costs 0.2-0.23 s instead of 0.31 s (no Dask"
+        " graph per region, no 812 x 812 box cropped to 800 x 800). The fixed part weighs most"
+        " with few dates: at 16 dates the catalogue client alone is about half the plain write's"
+        " CPU.",
         "",
     ]
     return "\n".join(lines)
@@ -220,6 +257,8 @@ if __name__ == "__main__":
         kind, *rest = sys.argv[2:]
         if kind == "build":
             result = child_build(rest[0], rest[1], int(rest[2]))
+        elif kind == "search":
+            result = child_search(rest[0])
         else:
             result = child_plain(rest[0], rest[1])
         print(json.dumps(result))
