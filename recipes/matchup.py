@@ -21,8 +21,12 @@ Water pixels are found from the cube's own SCL time series: a pixel is water whe
 classified water (6) in at least half of its clear observations (SCL 2, 4, 5, 6, 7, 11).
 Pass ``water=`` (a boolean ``(y, x)`` DataArray) to use another static mask.
 
-On a lazy (dask-backed) cube only the chunks containing the boxes are read: all boxes are
-sliced lazily and computed in one call, so dask culls every other chunk.
+On a lazy (dask-backed) cube only the chunks containing the boxes are read: each station's
+box is selected once per variable (at the station's candidate dates; the SCL over all dates
+for the water mask) and everything is computed in one call, so dask culls every other chunk.
+Load the cube with chunks near the COGs' internal tiles (e.g. ``{"time": 1, "y": 256,
+"x": 256}``) for matchups: with larger chunks each box costs a larger read
+(docs/benchmarks.md, "Matchups").
 
 References
 ----------
