@@ -178,6 +178,7 @@ def plan_steps(spec: CubeSpec, items: Sequence[pystac.Item], geobox: Any) -> Ste
             crs=str(geobox.crs),
             resolution=float(spec.grid.resolution),
             bbox=lonlat_bbox(geobox),
+            chunks={"time": -1, "y": -1, "x": -1},  # never computed: the smallest graph
             mask=_mask(spec),
             fail_on_error=False,
         )
