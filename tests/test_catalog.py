@@ -25,6 +25,15 @@ from lab._centres import read_centres_file
 DAY0 = dt.datetime(2022, 1, 1, 10, 30, tzinfo=dt.UTC)
 
 
+@pytest.fixture(autouse=True, params=["in-memory", "duckdb"])
+def geoparquet_search(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run every test with both ways of searching a stac-geoparquet file: small files are read
+    whole and filtered in Python, large ones searched with DuckDB (forced here)."""
+    if request.param == "duckdb":
+        monkeypatch.setattr("lab._adapters._geoparquet.SMALL_FILE_ITEMS", 0)
+    return str(request.param)
+
+
 def make_item(
     item_id: str, collection: str, day: int, lon: float = 3.6, lat: float = 43.4
 ) -> pystac.Item:
@@ -329,3 +338,19 @@ def test_cli_search_json_and_table(federation: Path, capsys: pytest.CaptureFixtu
 def test_federated_catalog_repr(federation: Path) -> None:
     fed = FederatedCatalog(read_centres_file(federation))
     assert "alpha, mirror, beta, broken" in repr(fed)
+
+
+def test_small_geoparquet_files_are_searched_without_starting_duckdb(
+    federation: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("lab._adapters._geoparquet.SMALL_FILE_ITEMS", 5000)
+    monkeypatch.setattr("lab._adapters._geoparquet._idle_clients", [])
+
+    def no_duckdb(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a DuckDB client was created for a 5-item file")
+
+    monkeypatch.setattr(rustac, "DuckdbClient", no_duckdb)
+    result = lab.catalog(federation).search(collections="s2", datetime="2022-01-03/2022-01-07")
+    assert [i.id for i in result] == ["a1", "a2", "m0", "a3"]
+    assert result.federation["alpha"].matched == 3  # a1, a2, a3 (days 2, 4, 6)
+    assert result.federation["mirror"].matched == 3 and result.federation["mirror"].duplicates == 2
