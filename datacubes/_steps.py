@@ -89,11 +89,13 @@ def search_source(spec: CubeSpec, centres: Any, search_bbox: Sequence[float] | N
         datetime=source.datetime,
         filter=query_filter,
     )
-    if result.missing:
-        detail = "; ".join(f"{name}: {error}" for name, error in result.missing.items())
+    if result.federation_missing:  # did not answer, or refused (restricted)
+        errors = {**result.missing, **result.restricted}
+        detail = "; ".join(f"{name}: {errors[name]}" for name in result.federation_missing)
         raise CatalogError(
             f"the source of cube {spec.name!r} could not be searched completely ({detail}); "
-            "a build needs every centre's answer: re-run when the centres answer"
+            "a build needs every centre's answer: re-run when the centres answer, with the "
+            "access they require, or leave the centre out of the centres file"
         )
     items = list(result)
     notes = []

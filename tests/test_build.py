@@ -696,6 +696,29 @@ def test_missing_centre_answer_stops_the_build(clean, tmp_path):
     assert not (tmp_path / "x.zarr").exists()
 
 
+def test_a_restricted_centre_of_the_source_stops_the_build(clean, tmp_path):
+    """A centre that refuses the search may hold items of the cube: no build from a part."""
+    centres = yaml.safe_load(Path(clean["centres"]).read_text())
+    base = Path(clean["centres"]).parent
+    for centre in centres["centres"]:
+        centre["catalog"]["href"] = str(base / centre["catalog"]["href"])
+    centres["centres"].append(
+        {
+            "name": "vhr",
+            "catalog": {"kind": "stac-static", "href": str(base / "theia" / "catalog.json")},
+            "collections": ["sentinel-2-l2a"],
+            "restricted": {"sentinel-2-l2a": "vhr-users"},
+            "access_url": "https://vhr.example.org/access",
+        }
+    )
+    path = tmp_path / "centres.yaml"
+    path.write_text(yaml.safe_dump(centres))
+    spec = spec_file(tmp_path, source={**SPEC["source"], "centres": ["theia", "vhr"]})
+    with pytest.raises(lab.CatalogError, match=r"vhr: restricted: request access via https://vhr"):
+        datacubes.build(spec, target=str(tmp_path / "x.zarr"), centres=str(path))
+    assert not (tmp_path / "x.zarr").exists()
+
+
 def test_append_interrupted_between_manifest_and_store_is_completed(
     clean, items, tmp_path, monkeypatch
 ):
