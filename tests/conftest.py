@@ -43,7 +43,9 @@ _MISSING = object()
 def reference_dir() -> Path:
     """The shared reference data (real provider files), read in place."""
     if not REFERENCE.is_dir():
-        pytest.fail(f"reference data not found at {REFERENCE}: CI clones the project beside shared/")
+        pytest.fail(
+            f"reference data not found at {REFERENCE}: CI clones the project beside shared/"
+        )
     return REFERENCE
 
 
