@@ -260,61 +260,62 @@ def _index_on_axis(centres: np.ndarray, values: np.ndarray) -> np.ndarray:
 def _read_boxes(cube, table, variables, candidates, rows, cols, protocol, scl, water):
     """Slice the boxes lazily, one selection per station and variable, and compute them at once.
 
-    Per station pixel, the SCL box is taken over all times (the static water mask needs its
-    time series) and each variable's box over the station's candidate times only, with one
-    vectorised ``isel`` each. Dask then reads only the chunks that contain a box, at those
-    times, and the graph stays small however many samples a station has.
+    Per station pixel, the SCL box is taken over all times (the SCL water mask needs its time
+    series; a static ``water`` mask only the candidate times) and each variable's box over the
+    station's candidate times, with one vectorised ``isel`` each. Dask then reads only the
+    chunks that contain a box, at those times, and the graph stays small however many samples
+    a station has.
     """
     import dask
 
     if not candidates:
         return []
     half = protocol.window // 2
-    has_scl = scl in cube.data_vars
-    pixels: dict[tuple[int, int], dict[str, Any]] = {}
-    wanted: dict[tuple[int, int, str], list[int]] = {}
-    for i, t in candidates:
-        key = (int(rows[i]), int(cols[i]))
-        variable = variables[table.at[i, "parameter"]]
-        wanted.setdefault((*key, variable), []).append(t)
-        r, c = key
-        pixels.setdefault(
-            key,
-            {
-                "window": {"y": slice(r - half, r + half + 1), "x": slice(c - half, c + half + 1)},
-                "times": set(),
-            },
-        )["times"].add(t)
-    all_times = list(range(cube.sizes["time"]))
-    lazy_pixels = {}
-    for key, pixel in pixels.items():
-        # A static mask needs the SCL at the candidate times only; the SCL water mask needs
-        # the whole time series of the box.
-        pixel["scl_times"] = all_times if water is None else sorted(pixel["times"])
-        scl_box = (
-            cube[scl].isel(time=pixel["scl_times"], **pixel["window"]).data if has_scl else None
-        )
-        static = None if water is None else water.isel(**pixel["window"]).data
-        lazy_pixels[key] = (scl_box, static)
-    lazy_values = {}
-    for (r, c, variable), times in wanted.items():
-        unique = sorted(set(times))
-        selected = cube[variable].isel(time=unique, **pixels[(r, c)]["window"]).data
-        lazy_values[(r, c, variable)] = (unique, selected)
-    computed_pixels, computed_values = dask.compute(lazy_pixels, lazy_values)
+    needs = [
+        ((int(rows[i]), int(cols[i])), variables[table.at[i, "parameter"]], t)
+        for i, t in candidates
+    ]
+    value_times: dict[tuple[tuple[int, int], str], set[int]] = {}
+    scl_times: dict[tuple[int, int], set[int]] = {}
+    for pixel, variable, t in needs:
+        value_times.setdefault((pixel, variable), set()).add(t)
+        scl_times.setdefault(pixel, set()).add(t)
+    if water is None:  # the SCL water mask needs the box's whole time series
+        every = frozenset(range(cube.sizes["time"]))
+        scl_times = {pixel: set(every) for pixel in scl_times}
 
-    water_boxes = {
-        key: (np.asarray(static, dtype=bool) if static is not None else _water_from_scl(scl_ts))
-        for key, (scl_ts, static) in computed_pixels.items()
+    def window(pixel: tuple[int, int]) -> dict[str, slice]:
+        r, c = pixel
+        return {"y": slice(r - half, r + half + 1), "x": slice(c - half, c + half + 1)}
+
+    def box(variable: str, pixel: tuple[int, int], times: set[int]) -> tuple[dict, Any]:
+        order = sorted(times)
+        selected = cube[variable].isel(time=order, **window(pixel)).data
+        return {t: k for k, t in enumerate(order)}, selected
+
+    lazy_values = {key: box(key[1], key[0], times) for key, times in value_times.items()}
+    lazy_scl = {
+        pixel: box(scl, pixel, times) if scl in cube.data_vars else None
+        for pixel, times in scl_times.items()
     }
+    lazy_water = (
+        {pixel: water.isel(**window(pixel)).data for pixel in scl_times}
+        if water is not None
+        else {}
+    )
+    values, scl_boxes, water_boxes = dask.compute(lazy_values, lazy_scl, lazy_water)
+    if water is None:
+        water_boxes = {pixel: _water_from_scl(scl_boxes[pixel][1]) for pixel in scl_boxes}
+
     boxes = []
-    for i, t in candidates:
-        key = (int(rows[i]), int(cols[i]))
-        variable = variables[table.at[i, "parameter"]]
-        unique, values = computed_values[(*key, variable)]
-        scl_ts = computed_pixels[key][0]
-        scl_box = None if scl_ts is None else np.asarray(scl_ts[pixels[key]["scl_times"].index(t)])
-        boxes.append((np.asarray(values[unique.index(t)]), scl_box, water_boxes[key]))
+    for pixel, variable, t in needs:
+        position, stack = values[(pixel, variable)]
+        scl_box = None
+        if scl_boxes[pixel] is not None:
+            scl_position, scl_stack = scl_boxes[pixel]
+            scl_box = np.asarray(scl_stack[scl_position[t]])
+        water_box = np.asarray(water_boxes[pixel], dtype=bool)
+        boxes.append((np.asarray(stack[position[t]]), scl_box, water_box))
     return boxes
 
 
