@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import posixpath
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pystac
 import shapely.geometry
 
+from lab._adapters import AdapterResult
 from lab._query import cql2_expression
 
 if TYPE_CHECKING:
@@ -69,6 +71,24 @@ def matches(item: pystac.Item, query: SearchQuery) -> bool:
             query.filter, item.to_dict(include_self_link=False, transform_hrefs=False)
         )
     return True
+
+
+def select(items: Iterable[pystac.Item], query: SearchQuery) -> AdapterResult:
+    """The items that match ``query`` (client-side), by time then id, at most ``query.limit``.
+
+    For catalogues that cannot search themselves (static trees, cube stores, small
+    stac-geoparquet files read whole).
+    """
+    found = sorted((item for item in items if matches(item, query)), key=_time_and_id)
+    matched = len(found)
+    if query.limit:
+        found = found[: query.limit]
+    return AdapterResult(items=found, matched=matched)
+
+
+def _time_and_id(item: pystac.Item) -> tuple[dt.datetime, str]:
+    when = item.datetime or item.common_metadata.start_datetime
+    return (when or dt.datetime.min.replace(tzinfo=dt.UTC), item.id)
 
 
 def filter_matches(query_filter: dict[str, Any], document: dict[str, Any]) -> bool:

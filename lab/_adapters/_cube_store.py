@@ -16,7 +16,7 @@ import fsspec
 import pystac
 
 from lab._adapters import AdapterResult
-from lab._adapters._common import matches
+from lab._adapters._common import select
 from lab._errors import CatalogError
 
 if TYPE_CHECKING:
@@ -52,14 +52,8 @@ class CubeStoreAdapter:
             paths = []
         except OSError as exc:
             raise CatalogError(f"cannot list cube store {self.href}: {exc}") from exc
-        found = []
+        items = []
         for path in paths:
             with fs.open(path, "rb") as stream:
-                item = pystac.Item.from_dict(json.loads(stream.read()), preserve_dict=False)
-            if matches(item, query):
-                found.append(item)
-        matched = len(found)
-        found.sort(key=lambda i: (str(i.properties.get("start_datetime")), i.id))
-        if query.limit:
-            found = found[: query.limit]
-        return AdapterResult(items=found, matched=matched)
+                items.append(pystac.Item.from_dict(json.loads(stream.read()), preserve_dict=False))
+        return select(items, query)

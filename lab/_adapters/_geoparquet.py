@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import pystac
 
 from lab._adapters import AdapterResult
-from lab._adapters._common import absolute_hrefs, filter_matches, matches
+from lab._adapters._common import absolute_hrefs, filter_matches, select
 from lab._errors import CatalogError
 
 if TYPE_CHECKING:
@@ -164,18 +164,16 @@ class GeoparquetAdapter:
             documents = rustac.read_sync(self.href, set_self_link=False)["features"]
         except rustac.RustacError as exc:
             raise CatalogError(f"cannot read {self.href}: {str(exc).splitlines()[0]}") from exc
-        items = []
         for document in documents:
             if isinstance(document.get("bbox"), tuple):
                 document["bbox"] = list(document["bbox"])
-            item = pystac.Item.from_dict(absolute_hrefs(document, self.base), preserve_dict=False)
-            if matches(item, query):
-                items.append(item)
-        items.sort(key=lambda i: (str(i.datetime or i.common_metadata.start_datetime), i.id))
-        matched = len(items)
-        if query.limit:
-            items = items[: query.limit]
-        return AdapterResult(items=items, matched=matched)
+        return select(
+            (
+                pystac.Item.from_dict(absolute_hrefs(d, self.base), preserve_dict=False)
+                for d in documents
+            ),
+            query,
+        )
 
     def _search(self, kwargs: dict[str, Any]) -> list[dict[str, Any]]:
         import rustac

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import pystac
 
 from lab._adapters import AdapterResult
-from lab._adapters._common import matches
+from lab._adapters._common import select
 from lab._errors import CatalogError
 
 if TYPE_CHECKING:
@@ -41,9 +42,5 @@ class StaticCatalogAdapter:
 
     def search(self, query: SearchQuery) -> AdapterResult:
         """Filter the catalogue's items; see :class:`lab._adapters.CatalogAdapter`."""
-        found = [item.clone() for item in self._all_items() if matches(item, query)]
-        matched = len(found)
-        if query.limit:
-            found.sort(key=lambda i: (i.datetime or i.common_metadata.start_datetime, i.id))
-            found = found[: query.limit]
-        return AdapterResult(items=found, matched=matched)
+        result = select(self._all_items(), query)
+        return replace(result, items=[item.clone() for item in result.items])  # cache stays as is
