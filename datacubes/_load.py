@@ -17,6 +17,7 @@ from odc.geo.geobox import GeoBox
 from datacubes._bands import available_bands
 from datacubes._io import AssetReadWarning, AssetRef, NamingRioDriver, missing_local
 from datacubes._output import CLOUD_CLASSES, finish
+from datacubes._paste import paste_load
 from datacubes._plan import (
     ItemBand,
     acquired,
@@ -250,34 +251,66 @@ def _load(
     _warn_unscaled(plans)
     keys = _group_keys(items, groupby)
     groups = _groups(items, keys)
-    driver = NamingRioDriver(
-        {
-            e.href: AssetRef(e.item_id, e.asset_key, missing=e.href in missing)
-            for plan in plans
-            for e in plan
-        }
-    )
-
-    import odc.stac
+    refs = {
+        e.href: AssetRef(e.item_id, e.asset_key, missing=e.href in missing)
+        for plan in plans
+        for e in plan
+    }
     import rioxarray  # noqa: F401  (registers the ``.rio`` accessor users read the CRS with)
 
-    raw = odc.stac.load(
-        [_normalised(item, plan) for item, plan in zip(items, plans, strict=True)],
-        bands=[*names, *extra],
-        geobox=gbox,
-        crs=None if gbox is not None else out_crs,
-        resolution=None if gbox is not None else res,
-        bbox=None if gbox is not None else bbox_t,
-        groupby=lambda _item, _parsed, idx: keys[idx],
-        chunks=None if dask_chunks is None else dict(dask_chunks),
-        fail_on_error=fail_on_error,
-        driver=driver,
-    )
+    raw = None
+    if eager and gbox is not None:  # local rasters on the grid: window reads, pasted in place
+        times = [acquired(items[g[0]]).replace(tzinfo=None) for g in groups]  # as odc-stac
+        raw = paste_load(plans, [*names, *extra], gbox, groups, times, refs, fail_on_error)
+    if raw is None:
+        raw = _odc_load(
+            items,
+            plans,
+            [*names, *extra],
+            gbox,
+            out_crs,
+            res,
+            bbox_t,
+            keys,
+            dask_chunks,
+            fail_on_error,
+            refs,
+        )
     if raw.sizes["time"] != len(groups):  # odc-stac grouped differently: a bug, not user input
         raise AssertionError(
             f"expected {len(groups)} time steps, odc-stac made {raw.sizes['time']}"
         )
     return finish(raw, items, plans, groups, names, mask_classes, mask_func, groupby)
+
+
+def _odc_load(
+    items: list[pystac.Item],
+    plans: list[list[ItemBand]],
+    bands: list[str],
+    gbox: GeoBox | None,
+    out_crs: str,
+    res: float | None,
+    bbox: tuple[float, float, float, float] | None,
+    keys: list[Any],
+    dask_chunks: Mapping[str, int] | None,
+    fail_on_error: bool,
+    refs: Mapping[str, AssetRef],
+) -> xr.Dataset:
+    """DN dataset of ``odc.stac.load`` (lazy with ``dask_chunks``, else read now)."""
+    import odc.stac
+
+    return odc.stac.load(
+        [_normalised(item, plan) for item, plan in zip(items, plans, strict=True)],
+        bands=bands,
+        geobox=gbox,
+        crs=None if gbox is not None else out_crs,
+        resolution=None if gbox is not None else res,
+        bbox=None if gbox is not None else bbox,
+        groupby=lambda _item, _parsed, idx: keys[idx],
+        chunks=None if dask_chunks is None else dict(dask_chunks),
+        fail_on_error=fail_on_error,
+        driver=NamingRioDriver(refs),
+    )
 
 
 def describe_bands(
