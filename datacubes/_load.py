@@ -192,6 +192,9 @@ def load_values(
     For one region of a build, computed inside its worker: the same values, dtypes and
     attributes as ``load(items, bands, geobox=geobox, mask=mask).compute()``, without the
     cost of building and scheduling a graph. Reads run one after another in this thread.
+    Local rasters already on ``geobox``'s CRS and pixel size (whole-pixel offsets) are read
+    by window straight into the output arrays (:mod:`datacubes._paste`); any other asset
+    makes the whole call go through odc-stac.
     """
     return _load(
         items,
