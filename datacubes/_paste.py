@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -144,11 +145,18 @@ def _offset(transform: Sequence[float], geobox: GeoBox) -> tuple[int, int] | Non
     return round(row), round(col)
 
 
+@dataclass(frozen=True)
 class _Target:
     """One time step of one band of the output, and what a file must match to be pasted."""
 
-    def __init__(self, plane: np.ndarray, geobox: GeoBox, crs: Any, nodata: float) -> None:
-        self.plane, self.geobox, self.crs, self.nodata = plane, geobox, crs, nodata
+    plane: np.ndarray
+    """The step's (y, x) array of the band, prefilled with nodata."""
+    geobox: GeoBox
+    """The output grid."""
+    crs: Any
+    """The output CRS as rasterio sees it (compared with each file's)."""
+    nodata: float
+    """The band's nodata value."""
 
 
 def _paste(
