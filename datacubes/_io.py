@@ -31,13 +31,14 @@ GDAL_DEFAULTS = {
 }
 """GDAL settings for COG reads, added unless the user's rasterio/odc configuration sets them."""
 
-_READ_ERRORS = (
+READ_ERRORS = (
     rasterio.errors.RasterioError,
     rasterio.errors.RasterioIOError,
     rasterio.errors.RasterBlockError,
     rasterio.errors.WarpOperationError,
     rasterio.errors.WindowEvaluationError,
 )
+"""rasterio errors that mean an asset could not be read (named, retried or left as a gap)."""
 
 
 class AssetReadWarning(EarthLabWarning):
@@ -102,7 +103,7 @@ class _NamingReader(RioReader):
         strict = cfg.patch(fail_on_error=True)
         try:
             return super().read(strict, dst_geobox, dst=dst, selection=selection)
-        except _READ_ERRORS as error:
+        except READ_ERRORS as error:
             message = read_failure(self._ref, self._src.uri, error)
             if cfg.fail_on_error:
                 raise AssetReadError(message) from error

@@ -26,7 +26,7 @@ from odc.geo.geobox import GeoBox
 from odc.geo.xr import xr_coords
 from rasterio.windows import Window
 
-from datacubes._io import _READ_ERRORS, AssetReadWarning, AssetRef, local_path, read_failure
+from datacubes._io import READ_ERRORS, AssetReadWarning, AssetRef, local_path, read_failure
 from datacubes._plan import ItemBand
 from lab._errors import AssetReadError
 
@@ -100,10 +100,10 @@ def paste_load(
     try:
         with rasterio.Env(VSI_CACHE=False):
             for step, group in enumerate(groups):
-                for order, index in enumerate(group):
-                    for position, name in enumerate(bands):
+                for position, name in enumerate(bands):
+                    target = _Target(arrays[name][step], geobox, file_crs, nodatas[name])
+                    for order, index in enumerate(group):
                         entry = plans[index][position]
-                        target = _Target(arrays[name][step], geobox, file_crs, nodatas[name])
                         _paste(entry, target, order == 0, refs.get(entry.href), fail_on_error)
     except _NotOnGridError:
         return None
@@ -188,7 +188,7 @@ def _paste(
                 src.read(1, window=where, out=plane[window])
                 return
             pixels = src.read(1, window=where, out_dtype=plane.dtype)
-    except _READ_ERRORS as error:
+    except READ_ERRORS as error:
         if first and window is not None:
             plane[window] = nodata  # a read that failed half-way leaves nothing behind
         message = read_failure(ref, entry.href, error)
