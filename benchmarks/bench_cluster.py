@@ -35,8 +35,8 @@ import requests
 
 import datacubes
 import lab
-from lab._deploy import Deployment, RunDir, down, up
-from lab._deploy._layout import access_scope, gateway_env_names
+from lab_server.deploy import Deployment, RunDir, down, up
+from lab_server.deploy._layout import access_scope, gateway_env_names
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 SECTION = "## Clusters"

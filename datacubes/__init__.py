@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from datacubes._access import cube_info, list_cubes, open_cube
 from datacubes._build import BuildReport, IncompleteBuildError, TargetConflictError, build
+from datacubes._errors import BandNotFoundError
 from datacubes._intake import intake_catalog, write_intake_catalog
 from datacubes._io import AssetReadWarning
 from datacubes._load import describe_bands, load
@@ -21,6 +22,7 @@ from datacubes._spec_read import read_spec, shipped_specs
 
 __all__ = [
     "AssetReadWarning",
+    "BandNotFoundError",
     "BuildReport",
     "CubeSpec",
     "IncompleteBuildError",

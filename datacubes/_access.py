@@ -11,7 +11,7 @@ import xarray as xr
 
 from datacubes._stac_meta import describe
 from datacubes._store import ITEM, MANIFEST, META_SUFFIX, CubeLocation, resolve_location
-from lab._errors import ConfigurationError
+from lab import ConfigurationError
 
 
 def open_cube(

@@ -16,7 +16,8 @@ from typing import Any, Literal
 
 import pystac
 
-from lab._errors import BandNotFoundError, ConfigurationError
+from datacubes._errors import BandNotFoundError
+from lab import ConfigurationError
 
 BandKind = Literal["reflectance", "classes", "physical"]
 

@@ -53,7 +53,7 @@ from datacubes._zarr import (
     update_attrs,
     write_template,
 )
-from lab._errors import ConfigurationError, EarthLabError
+from lab import ConfigurationError, EarthLabError
 
 _SAVES_PER_RUN = 100  # the manifest is saved after every 1 % of the regions of a run...
 _SAVE_AT_LEAST = 30.0  # ... and at least every 30 s, so a kill loses little and saves stay O(n)

@@ -25,7 +25,7 @@ from odc.geo.geobox import GeoBox
 from datacubes._manifest import Manifest, Region, Step
 from datacubes._spec import Chunks, CompositeSpec
 from datacubes._steps import iso_time, period_start
-from lab._errors import AssetReadError, EarthLabError
+from lab import AssetReadError, EarthLabError
 
 _REDUCERS: dict[str, Callable[..., np.ndarray]] = {
     "median": np.nanmedian,

@@ -14,7 +14,7 @@ import xarray as xr
 from odc.geo.geobox import GeoBox
 
 from datacubes._spec import GridSpec, SpecError, tile_epsg
-from lab._errors import ConfigurationError
+from lab import ConfigurationError
 
 _BANDS = "CDEFGHJKLMNPQRSTUVWX"
 _ROWS = "ABCDEFGHJKLMNPQRSTUV"

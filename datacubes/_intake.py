@@ -12,7 +12,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from lab._errors import ConfigurationError
+from lab import ConfigurationError
 
 DEFAULT_INSITU = ("insitu-water-quality",)
 _PARQUET = "application/vnd.apache.parquet"
@@ -45,7 +45,7 @@ def intake_catalog(
     """
     from intake.readers.entry import Catalog
 
-    from lab._centres import centres as read_centres
+    from lab import centres as read_centres
 
     found = (
         centres
@@ -149,7 +149,7 @@ def _add_insitu(catalog: Any, found: Any, collections: Sequence[str]) -> None:
     from intake.readers.datatypes import Parquet
     from intake.readers.readers import PandasParquet
 
-    from lab._catalog import FederatedCatalog
+    from lab import FederatedCatalog
 
     result = FederatedCatalog(found).search(collections=list(collections))
     by_collection: dict[str, list[Any]] = {}

@@ -20,7 +20,7 @@ import rasterio.errors
 from odc.geo.geobox import GeoBox
 from odc.loader import RasterLoadParams, RasterSource, RioDriver, RioReader
 
-from lab._errors import AssetReadError, EarthLabWarning
+from lab import AssetReadError, EarthLabWarning
 
 GDAL_DEFAULTS = {
     "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",

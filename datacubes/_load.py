@@ -30,7 +30,7 @@ from datacubes._plan import (
     plan_items,
     require_band,
 )
-from lab._errors import AssetReadError, ConfigurationError, EarthLabWarning
+from lab import AssetReadError, ConfigurationError, EarthLabWarning
 
 DEFAULT_CHUNKS: dict[str, int] = {"time": 4, "y": 2048, "x": 2048}
 """Four time steps of up to 2048 x 2048 pixels per Dask chunk (64 MB of float32): large enough

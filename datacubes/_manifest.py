@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from lab._errors import ConfigurationError
+from lab import ConfigurationError
 
 FORMAT = "earthlab-cube-manifest/1"
 _RUNS_KEPT = 50

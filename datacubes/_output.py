@@ -10,7 +10,7 @@ import pystac
 import xarray as xr
 
 from datacubes._plan import ItemBand
-from lab._errors import ConfigurationError
+from lab import ConfigurationError
 
 CLOUD_CLASSES: frozenset[int] = frozenset({0, 1, 3, 8, 9, 10})
 """SCL classes masked by ``mask="clouds"``: no data, saturated/defective, cloud shadows,

@@ -28,7 +28,7 @@ from rasterio.windows import Window
 
 from datacubes._io import READ_ERRORS, AssetReadWarning, AssetRef, local_path, read_failure
 from datacubes._plan import ItemBand
-from lab._errors import AssetReadError
+from lab import AssetReadError
 
 _TOLERANCE = 1e-6
 """Largest difference (in pixels) between a raster's and the output grid's pixel edges."""

@@ -18,8 +18,9 @@ from affine import Affine
 from odc.geo.geobox import GeoBox
 
 from datacubes._bands import BandInfo, Family, asset_resolution, is_level2, resolve_band
+from datacubes._errors import BandNotFoundError
 from datacubes._scaling import Scaling, asset_data_type, asset_nodata, scaling_for
-from lab._errors import BandNotFoundError, ConfigurationError, NoItemsError
+from lab import ConfigurationError, NoItemsError
 
 
 @dataclass(frozen=True)

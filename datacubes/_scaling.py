@@ -38,7 +38,7 @@ from typing import Any
 import pystac
 
 from datacubes._bands import SENTINEL2, ResolvedBand, asset_bands
-from lab._errors import ConfigurationError
+from lab import ConfigurationError
 
 S2_SCALE = 1e-4
 """Sentinel-2 reflectance = DN / 10000 (+ offset)."""

@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from lab._errors import ConfigurationError
+from lab import ConfigurationError
 
 __all__ = [
     "Chunks",
@@ -113,7 +113,7 @@ class SourceSpec:
                 "centres",
                 "must be a non-empty list of centre names",
             )
-        from lab._query import SearchQuery
+        from lab import SearchQuery
 
         for name, kwargs in (
             ("bbox", {"bbox": self.bbox}),
@@ -192,7 +192,7 @@ class GridSpec:
                     "pixel edges of a cube are on multiples of its pixel size",
                 )
         if self.bbox is not None:
-            from lab._query import SearchQuery
+            from lab import SearchQuery
 
             try:
                 SearchQuery.build(bbox=self.bbox)

@@ -21,7 +21,7 @@ import pystac
 from datacubes._grid import crop, items_of_tile, lonlat_bbox, tile_search_bbox
 from datacubes._manifest import Step
 from datacubes._spec import CubeSpec
-from lab._errors import CatalogError, ConfigurationError, EarthLabWarning, NoItemsError
+from lab import CatalogError, ConfigurationError, EarthLabWarning, NoItemsError
 
 _DROPPED_ATTRS = ("applied_scale", "applied_offset", "nodata")
 
@@ -77,7 +77,7 @@ def search_source(spec: CubeSpec, centres: Any, search_bbox: Sequence[float] | N
     NoItemsError
         Nothing matched.
     """
-    from lab._catalog import FederatedCatalog
+    from lab import FederatedCatalog
 
     source = spec.source
     federation = FederatedCatalog(_centre_set(spec, centres))
@@ -119,8 +119,8 @@ def search_source(spec: CubeSpec, centres: Any, search_bbox: Sequence[float] | N
 
 
 def _centre_set(spec: CubeSpec, centres: Any) -> Any:
-    from lab._centres import CatalogSpec, Centre, CentreSet
-    from lab._centres import centres as read_centres
+    from lab import CatalogSpec, Centre, CentreSet
+    from lab import centres as read_centres
 
     inline = spec.source.catalog
     if inline is not None:

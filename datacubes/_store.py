@@ -24,7 +24,7 @@ from typing import Any
 
 import fsspec
 
-from lab._errors import ConfigurationError
+from lab import ConfigurationError
 
 META_SUFFIX = ".meta"
 COG_SUFFIX = ".cog"
@@ -210,7 +210,7 @@ def _under(url: str, root: str) -> bool:
 def _centres(centres: Any, *, required: bool) -> Any:
     if centres is not None and not isinstance(centres, str | os.PathLike):
         return centres
-    from lab._centres import centres as read_centres
+    from lab import centres as read_centres
 
     if centres is not None:
         return read_centres(centres)

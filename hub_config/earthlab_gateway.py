@@ -65,7 +65,10 @@ def load_policy(path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
         if not policy["limits"].get(key, 0) > 0:
             raise ValueError(f"{path}: limits.{key} must be a positive number")
     quotas = (policy.get("restricted") or {}).get("quota_km2_per_year") or {}
-    for group, km2 in quotas.items():  # read by the restricted-data services (lab/_restricted)
+    for (
+        group,
+        km2,
+    ) in quotas.items():  # read by the restricted-data services (lab_server/restricted)
         if not isinstance(km2, int | float) or km2 < 0:
             raise ValueError(f"{path}: restricted.quota_km2_per_year.{group} must be km2 >= 0")
     return policy

@@ -12,7 +12,7 @@
 #   environment (EARTHLAB_CENTRES, EARTHLAB_GATEWAY_<NAME>, EARTHLAB_GATEWAY_PROXY_<NAME>), the
 #   Earth Analytics kernel as their default, and culling of idle kernels and servers;
 # - each centre with restricted collections has a restricted-data service,
-#   `restricted-<centre>` (started by `earthlab hub up`, see lab/_restricted): only members of
+#   `restricted-<centre>` (started by `earthlab hub up`, see lab_server/restricted): only members of
 #   the collections' hub group hold its access scope and that centre's gateway's (a role given
 #   to the group); the groups are created empty: add members with the REST API
 #   (POST /hub/api/groups/<group>/users) or the admin page;
@@ -31,9 +31,9 @@ sys.path.insert(0, str(HERE))
 import earthlab_gateway  # noqa: E402
 import earthlab_hub  # noqa: E402
 
-from lab._centres import read_centres_file  # noqa: E402
-from lab._deploy import RunDir  # noqa: E402
-from lab._deploy._layout import ADMIN_SERVICE  # noqa: E402
+from lab import read_centres_file  # noqa: E402
+from lab_server.deploy import RunDir  # noqa: E402
+from lab_server.deploy._layout import ADMIN_SERVICE  # noqa: E402
 
 run = RunDir(os.environ["EARTHLAB_HUB_RUN_DIR"])
 lab = run.deployment()

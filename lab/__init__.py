@@ -17,14 +17,12 @@ from typing import TYPE_CHECKING
 
 from lab._errors import (
     AssetReadError,
-    BandNotFoundError,
     CatalogError,
     CentresFileError,
     ClusterError,
     ConfigurationError,
     EarthLabError,
     EarthLabWarning,
-    InSituFormatError,
     NoItemsError,
     RestrictedDataError,
     UnknownCentreError,
@@ -32,8 +30,8 @@ from lab._errors import (
 
 __all__ = [
     "AssetReadError",
-    "BandNotFoundError",
     "CatalogError",
+    "CatalogSpec",
     "Centre",
     "CentreReport",
     "CentreSet",
@@ -43,9 +41,9 @@ __all__ = [
     "EarthLabError",
     "EarthLabWarning",
     "FederatedCatalog",
-    "InSituFormatError",
     "NoItemsError",
     "RestrictedDataError",
+    "SearchQuery",
     "SearchResult",
     "UnknownCentreError",
     "catalog",
@@ -53,25 +51,33 @@ __all__ = [
     "cluster",
     "list_clusters",
     "make_sample",
+    "read_catalogue",
+    "read_centres_file",
     "stop_clusters",
 ]
 
 if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers and IDEs
+    from lab._adapters import read_catalogue
     from lab._catalog import CentreReport, FederatedCatalog, SearchResult, catalog
-    from lab._centres import Centre, CentreSet, centres
+    from lab._centres import CatalogSpec, Centre, CentreSet, centres, read_centres_file
     from lab._cluster import cluster, list_clusters, stop_clusters
-    from lab._sample import make_sample
+    from lab._query import SearchQuery
+    from lab.sample import make_sample
 
 # Heavier parts are imported on first use so that ``import lab`` stays fast.
 _LAZY = {
+    "CatalogSpec": "lab._centres",
     "Centre": "lab._centres",
     "CentreSet": "lab._centres",
     "centres": "lab._centres",
+    "read_centres_file": "lab._centres",
+    "read_catalogue": "lab._adapters",
+    "SearchQuery": "lab._query",
     "FederatedCatalog": "lab._catalog",
     "SearchResult": "lab._catalog",
     "CentreReport": "lab._catalog",
     "catalog": "lab._catalog",
-    "make_sample": "lab._sample",
+    "make_sample": "lab.sample",
     "cluster": "lab._cluster",
     "list_clusters": "lab._cluster",
     "stop_clusters": "lab._cluster",

@@ -281,7 +281,7 @@ def centres(path: str | os.PathLike[str] | None = None) -> CentreSet:
         if env:
             path = env
         else:
-            from lab._sample import ensure_default_sample
+            from lab.sample import ensure_default_sample
 
             path = ensure_default_sample()
     return read_centres_file(Path(path))

@@ -1,21 +1,20 @@
-"""One exception tree for the three packages (``lab``, ``datacubes``, ``recipes``).
+"""The root of the one exception tree, and the SDK's own errors.
 
 Every error the lab raises on purpose derives from :class:`EarthLabError`, so a notebook can
-catch them all with one ``except``. Messages say what went wrong *and* what to do about it.
+catch them all with one ``except``; each package defines its own errors below it
+(``datacubes`` and ``recipes`` in their ``_errors`` modules). Messages say what went wrong *and* what to do about it.
 """
 
 from __future__ import annotations
 
 __all__ = [
     "AssetReadError",
-    "BandNotFoundError",
     "CatalogError",
     "CentresFileError",
     "ClusterError",
     "ConfigurationError",
     "EarthLabError",
     "EarthLabWarning",
-    "InSituFormatError",
     "NoItemsError",
     "RestrictedDataError",
     "UnknownCentreError",
@@ -57,19 +56,8 @@ class RestrictedDataError(CatalogError, PermissionError):
     """The data exists but the caller may not read it; the message says how to request access."""
 
 
-class BandNotFoundError(EarthLabError, KeyError):
-    """A band asked for does not exist in the items; the message lists the bands that do."""
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else ""
-
-
 class AssetReadError(EarthLabError, OSError):
     """An asset could not be opened or read; the message names the item and the asset."""
-
-
-class InSituFormatError(EarthLabError, ValueError):
-    """An in-situ file cannot be read as the format asked for; the message says why."""
 
 
 class ClusterError(EarthLabError):

@@ -10,6 +10,13 @@ matchup
     Satellite / in-situ matchups following Bailey & Werdell (2006).
 validation
     Validation statistics and regional recalibration of algorithms.
+crossing
+    The water-quality crossing end to end: search, cube, matchups, validation, report.
+
+Errors
+------
+InSituFormatError
+    An in-situ file cannot be read as the format asked for (a :class:`lab.EarthLabError`).
 """
 
 from __future__ import annotations
@@ -17,11 +24,14 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-__all__ = ["insitu", "matchup", "validation", "water_quality"]
+from recipes._errors import InSituFormatError
+
+_MODULES = ("crossing", "insitu", "matchup", "validation", "water_quality")
+__all__ = ["InSituFormatError", "crossing", "insitu", "matchup", "validation", "water_quality"]
 
 
 def __getattr__(name: str) -> ModuleType:
-    if name in __all__:
+    if name in _MODULES:
         module = importlib.import_module(f"recipes.{name}")
         globals()[name] = module
         return module

@@ -33,7 +33,7 @@ from recipes._stats import (
     ValidationWarning,
     metrics,
 )
-from recipes._wq_recalibration import (
+from recipes.water_quality._recalibration import (
     NdciCalibration,
     NechadCalibration,
     RecalibrationError,

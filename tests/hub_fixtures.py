@@ -20,8 +20,8 @@ from typing import Any
 
 import requests
 
-from lab._deploy import Deployment, RunDir, down, up
-from lab._deploy._layout import access_scope
+from lab_server.deploy import Deployment, RunDir, down, up
+from lab_server.deploy._layout import access_scope
 
 
 @contextlib.contextmanager

@@ -1,12 +1,12 @@
 """Start the lab's catalogue servers for tests: each centre as a live STAC API on loopback.
 
 :func:`stac_servers` does what ``earthlab hub up`` does for catalogues, with the same code
-(``lab._deploy._stac``, ``lab._deploy._procs``): one ``rustac serve`` per centre over its
-items, asset hrefs pointing at one asset server (``lab._deploy._http``), and a centres file
+(``lab_server.deploy._catalogues``, ``lab_server.deploy._procs``): one ``rustac serve`` per centre over its
+items, asset hrefs pointing at one asset server (``lab_server.stac_front``), and a centres file
 where each centre is ``kind: stac-api``. No hub here: every centre, ``dinamis`` included, is
 served openly (``tests/test_restricted.py`` runs the hub and the restricted-data service).
 
-``delays`` puts a proxy (``lab._deploy._http`` with its ``delay`` option) in front of a
+``delays`` puts a proxy (``lab_server.stac_front`` with its ``delay`` option) in front of a
 centre's API, adding that many seconds to every answer. Every process is stopped, by id, when
 the ``with`` block ends.
 """
@@ -22,14 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from lab._centres import read_centres_file
-from lab._deploy._procs import Proc, free_port, http_ready, start, stop, wait_until
-from lab._deploy._stac import (
+from lab_server.deploy._catalogues import (
     centre_root,
     prepare_catalogue,
     rustac_command,
     served_locally,
     write_centres_file,
 )
+from lab_server.deploy._procs import Proc, free_port, http_ready, start, stop, wait_until
 
 IP = "127.0.0.1"
 
@@ -103,7 +103,7 @@ def stac_servers(
             live.urls[centre.name] = f"{front}/stac/{centre.name}/"
         path = directory / "front.json"
         path.write_text(json.dumps(config), encoding="utf-8")
-        command = [sys.executable, "-m", "lab._deploy._http", str(path)]
+        command = [sys.executable, "-m", "lab_server.stac_front", str(path)]
         live.procs["front"] = start("front", command, logs / "front.log", env, directory)
         waiting.append((live.procs["front"], f"{front}/health"))
         for proc, url in waiting:

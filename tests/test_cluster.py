@@ -11,7 +11,7 @@ import pytest
 import lab
 from lab._centres import read_centres_file
 from lab._cluster import _set_options, choose_centre
-from lab._deploy._procs import free_port
+from lab_server.deploy._procs import free_port
 
 HUB_CONFIG = Path(__file__).resolve().parent.parent / "hub_config"
 

@@ -16,9 +16,9 @@ import pytest
 import yaml
 from traitlets.config import Config, PyFileConfigLoader
 
-from lab._deploy import Deployment, GatewayPorts, RunDir
-from lab._deploy._kernels import install_kernel, kernel_spec
-from lab._deploy._layout import SECRET_NAMES, access_scope, gateway_env_names
+from lab_server.deploy import Deployment, GatewayPorts, RunDir
+from lab_server.deploy._kernels import install_kernel, kernel_spec
+from lab_server.deploy._layout import SECRET_NAMES, access_scope, gateway_env_names
 
 ROOT = Path(__file__).resolve().parent.parent
 HUB_CONFIG = ROOT / "hub_config"

@@ -19,7 +19,7 @@ import requests
 from hub_fixtures import Hub, Kernel, running_lab
 
 import lab
-from lab._deploy._layout import access_scope, gateway_env_names
+from lab_server.deploy._layout import access_scope, gateway_env_names
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -218,7 +218,7 @@ def test_hub_command_starts_reports_and_stops_everything(sample_dir, tmp_path, m
 
     import psutil
 
-    from lab._deploy import RunDir, status
+    from lab_server.deploy import RunDir, status
 
     policy = tmp_path / "lab.yaml"
     text = (Path(__file__).parent.parent / "hub_config" / "lab.yaml").read_text()

@@ -15,10 +15,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lab import AssetReadError, ConfigurationError, EarthLabWarning, InSituFormatError
-from recipes import insitu
-from recipes._insitu_hubeau import distance_m, lambert93_to_lonlat
-from recipes._insitu_units import O2_MG_PER_ML, SANDRE_PARAMETERS
+from lab import AssetReadError, ConfigurationError, EarthLabWarning
+from recipes import InSituFormatError, insitu
+from recipes.insitu._hubeau import distance_m, lambert93_to_lonlat
+from recipes.insitu._units import O2_MG_PER_ML, SANDRE_PARAMETERS
 
 DATA = Path(__file__).parent / "data" / "insitu"
 ANALYSES = "hubeau-v1-qualite_rivieres-analyse_pc-05134550-page1.json"
@@ -447,7 +447,7 @@ def test_somlit_every_value_cell_accounted_for(ref, somlit):
 
 
 def insitu_somlit_columns():
-    from recipes._insitu_somlit import COLUMNS
+    from recipes.insitu._somlit import COLUMNS
 
     return list(COLUMNS)
 
@@ -519,7 +519,7 @@ def test_sample_style_parquet_equals_csv(tmp_path):
 
 @pytest.mark.slow
 def test_sample_federation_parquet_equals_csv(request):
-    pytest.importorskip("lab._sample", reason="the sample generator (lab._sample) is not there yet")
+    pytest.importorskip("lab.sample", reason="the sample generator (lab.sample) is not there yet")
     sample_dir = request.getfixturevalue("sample_dir")
     parquets = sorted((sample_dir / "odatis" / "insitu-water-quality").glob("*/*.parquet"))
     assert len(parquets) == 7

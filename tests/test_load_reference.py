@@ -234,7 +234,7 @@ def test_ambiguous_common_name_lists_candidates(reference_dir):
 
 def test_unknown_band_lists_common_names_and_keys(reference_dir):
     item = _item(reference_dir, EXPECTED[0].file)
-    with pytest.raises(lab.BandNotFoundError) as caught:
+    with pytest.raises(datacubes.BandNotFoundError) as caught:
         datacubes.load([item], ["ndvi"])
     assert "red (B04_10m)" in str(caught.value)
     assert "TCI_10m" in str(caught.value)
@@ -242,7 +242,7 @@ def test_unknown_band_lists_common_names_and_keys(reference_dir):
 
 def test_cloud_mask_needs_scl(reference_dir):
     item = _item(reference_dir, EXPECTED[11].file)
-    with pytest.raises(lab.BandNotFoundError, match="scl"):
+    with pytest.raises(datacubes.BandNotFoundError, match="scl"):
         datacubes.load([item], ["red"], mask="clouds")
 
 

@@ -162,7 +162,7 @@ def test_provider_keys_give_common_names(items):
 
 
 def test_unknown_band_lists_the_existing_ones(items):
-    with pytest.raises(lab.BandNotFoundError) as caught:
+    with pytest.raises(datacubes.BandNotFoundError) as caught:
         datacubes.load(items, ["red", "chlorophyll"])
     message = str(caught.value)
     assert "'chlorophyll'" in message

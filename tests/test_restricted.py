@@ -23,12 +23,12 @@ from hub_fixtures import Hub, running_lab
 
 import lab
 from lab._cli import main
-from lab._deploy import status
-from lab._deploy._lab import restart
-from lab._deploy._layout import access_scope
 from lab._errors import ConfigurationError
-from lab._restricted._ledger import QuotaPolicy, UsageLedger, footprint_km2
-from lab._restricted._signing import sign_url, verify
+from lab_server.deploy import status
+from lab_server.deploy._lab import restart
+from lab_server.deploy._layout import access_scope
+from lab_server.restricted._ledger import QuotaPolicy, UsageLedger, footprint_km2
+from lab_server.restricted._signing import sign_url, verify
 
 QUOTA_KM2 = 3.0
 ACCESS_URL = "https://dinamis.data-terra.org/"
@@ -293,9 +293,9 @@ def test_local_hub_and_helm_layer_restrict_dinamis_the_same_way(tmp_path, monkey
     import yaml
     from traitlets.config import PyFileConfigLoader
 
-    from lab._deploy import Deployment, GatewayPorts, RunDir
-    from lab._deploy._layout import SECRET_NAMES
-    from lab._deploy._stac import CatalogueServer
+    from lab_server.deploy import Deployment, GatewayPorts, RunDir
+    from lab_server.deploy._catalogues import CatalogueServer
+    from lab_server.deploy._layout import SECRET_NAMES
 
     hub_config = Path(__file__).resolve().parent.parent / "hub_config"
     centres_file = tmp_path / "centres.yaml"

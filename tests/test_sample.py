@@ -28,9 +28,9 @@ from pyproj import Transformer
 
 import lab
 import lab._cli
-import lab._sample
+import lab.sample
 from lab._errors import ConfigurationError
-from lab._sample import _scenes
+from lab.sample import _scenes
 
 S2 = "sentinel-2-l2a"
 INSITU = "insitu-water-quality"
@@ -586,7 +586,7 @@ def test_more_dates_keep_a_six_month_span_across_the_baseline_change() -> None:
 @pytest.fixture()
 def fake_generate(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     """Replace the (slow) generation by a tiny one; record the directories it wrote."""
-    from lab._sample import _generate
+    from lab.sample import _generate
 
     calls: list[Path] = []
 
@@ -621,7 +621,7 @@ def test_make_sample_overwrites_a_sample_and_leaves_no_temporary(
 
 
 def test_failed_generation_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from lab._sample import _generate
+    from lab.sample import _generate
 
     def broken(root: Path, *args) -> None:
         root.mkdir()
@@ -640,7 +640,7 @@ def test_ensure_default_sample_generates_once_under_concurrency(
     monkeypatch.setenv("EARTHLAB_CACHE_DIR", str(tmp_path))
     results: list[Path] = []
     threads = [
-        threading.Thread(target=lambda: results.append(lab._sample.ensure_default_sample()))
+        threading.Thread(target=lambda: results.append(lab.sample.ensure_default_sample()))
         for _ in range(4)
     ]
     for th in threads:

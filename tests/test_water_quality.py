@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
+import datacubes
 import lab
 from recipes import water_quality as wq
 
@@ -362,7 +363,7 @@ def test_water_mask_errors():
         wq.water_mask(cube, "scl", threshold=0.1)
     with pytest.raises(lab.ConfigurationError, match="unknown water_mask method"):
         wq.water_mask(cube, "otsu")
-    with pytest.raises(lab.BandNotFoundError, match="swir16") as info:
+    with pytest.raises(datacubes.BandNotFoundError, match="swir16") as info:
         wq.water_mask(cube.drop_vars("swir16"), "mndwi")
     assert "green" in str(info.value)  # lists the bands the cube has
 
@@ -422,9 +423,9 @@ def test_add_water_quality_is_lazy():
 
 def test_add_water_quality_errors():
     cube = _cube(chunked=False)
-    with pytest.raises(lab.BandNotFoundError, match="rededge1"):
+    with pytest.raises(datacubes.BandNotFoundError, match="rededge1"):
         wq.add_water_quality(cube.drop_vars("rededge1"))
-    with pytest.raises(lab.BandNotFoundError, match="nir08"):
+    with pytest.raises(datacubes.BandNotFoundError, match="nir08"):
         wq.add_water_quality(cube.drop_vars("nir08"), turbidity="dogliotti2015")
     with pytest.raises(lab.ConfigurationError, match="already has"):
         wq.add_water_quality(wq.add_water_quality(cube))

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from lab._centres import Centre
     from lab._query import SearchQuery
 
-__all__ = ["AdapterResult", "CatalogAdapter", "adapter_for"]
+__all__ = ["AdapterResult", "CatalogAdapter", "adapter_for", "read_catalogue"]
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,27 @@ def adapter_for(centre: Centre) -> CatalogAdapter:
 
         return LocalRestrictedAdapter(centre, adapter)
     return adapter
+
+
+def read_catalogue(centre: Centre) -> list[pystac.Item]:
+    """Return every item of a centre's own catalogue, its access rules not applied.
+
+    For the servers that publish a centre's catalogue (the local lab's STAC APIs), not for
+    users: a search through :func:`lab.catalog` applies the centre's restrictions.
+
+    Parameters
+    ----------
+    centre
+        A centre of a centres file.
+
+    Returns
+    -------
+    list of pystac.Item
+        The catalogue's items, in the adapter's order (time, then id).
+    """
+    from lab._query import SearchQuery
+
+    return list(_plain_adapter(centre).search(SearchQuery()).items)
 
 
 def _plain_adapter(centre: Centre) -> CatalogAdapter:

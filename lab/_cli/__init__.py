@@ -1,56 +1,94 @@
 """The ``earthlab`` command line.
 
-One module per command group (``_sample``, ``_search``, ...). Each exposes
-``register(subparsers)`` which adds its sub-command(s) and sets ``func`` on the parser
-(a callable taking the parsed namespace and returning an exit code).
+Each package contributes its commands through the ``earthlab.commands`` entry-point group
+(``pyproject.toml``): the entry point's name is the command, its value a ``register(subparsers)``
+function that adds the sub-command and sets ``func`` on its parser (a callable taking the parsed
+namespace and returning an exit code). ``lab`` contributes ``sample``, ``search`` and ``quota``;
+``datacubes`` contributes ``cube``; ``recipes`` ``demo``; ``lab_server`` ``hub`` and ``kernels``.
 
-This package is the only place in ``lab`` allowed to import ``datacubes`` and ``recipes``
-(and only inside the command functions, so ``import lab`` stays light).
+This module imports none of them: the bottom package stays below the others. A command whose
+module cannot be imported is an error that names it, never a silently missing sub-command.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any
 
-from lab._errors import EarthLabError
+from lab._errors import ConfigurationError, EarthLabError
 
-# Command-group modules, in the order they appear in ``earthlab --help``.
-_COMMAND_MODULES = (
-    "lab._cli._sample",
-    "lab._cli._search",
-    "lab._cli._quota",
-    "lab._cli._demo",
-    "lab._cli._hub",
-    "lab._cli._kernels",
-    "lab._cli._cube",
-)
+__all__ = ["COMMAND_GROUP", "CommandImportError", "build_parser", "command_entry_points", "main"]
+
+COMMAND_GROUP = "earthlab.commands"
+"""The entry-point group through which packages contribute ``earthlab`` sub-commands."""
+
+
+class CommandImportError(ConfigurationError):
+    """A command's module failed to import (a broken or partial installation)."""
+
+
+def command_entry_points() -> list[EntryPoint]:
+    """Return the ``earthlab.commands`` entry points, one per command name, sorted by name.
+
+    Raises
+    ------
+    ConfigurationError
+        If no command is registered (earthlab is not installed, only on ``sys.path``).
+    """
+    found: dict[str, EntryPoint] = {}
+    for ep in entry_points(group=COMMAND_GROUP):
+        found.setdefault(ep.name, ep)  # the first distribution on sys.path wins, as for imports
+    if not found:
+        raise ConfigurationError(
+            f"no {COMMAND_GROUP!r} entry point is installed: install earthlab "
+            "(`pip install earthlab`, or `pip install -e .` in a checkout) to get its commands"
+        )
+    return [found[name] for name in sorted(found)]
+
+
+def _load_register(ep: EntryPoint) -> Callable[[Any], None]:
+    try:
+        register = ep.load()
+    except Exception as exc:  # any import failure of a command module is reported, not skipped
+        raise CommandImportError(
+            f"the command {ep.name!r} ({ep.value}) failed to import: "
+            f"{type(exc).__name__}: {exc}. Reinstall earthlab with the extras this command "
+            "needs (for example `pip install 'earthlab[hub]'` for `hub` and `kernels`)."
+        ) from exc
+    if not callable(register):
+        raise CommandImportError(f"the entry point {ep.name!r} ({ep.value}) is not callable")
+    return register  # type: ignore[no-any-return]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Build the ``earthlab`` argument parser with every registered command group."""
+    """Build the ``earthlab`` argument parser with every registered command.
+
+    Raises
+    ------
+    CommandImportError
+        If a command's module fails to import; the message names the command.
+    """
     parser = argparse.ArgumentParser(
         prog="earthlab",
         description="Earth Analytics Lab: federated search, datacubes and recipes.",
     )
     parser.add_argument("--version", action="version", version=_version())
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in _COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue  # a command group not written yet
-        module.register(subparsers)
+    for ep in command_entry_points():
+        _load_register(ep)(subparsers)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``earthlab`` command line; return the process exit code."""
-    parser = build_parser()
+    try:
+        parser = build_parser()
+    except EarthLabError as exc:
+        print(f"earthlab: error: {exc}", file=sys.stderr)
+        return 1
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
@@ -72,7 +110,3 @@ def _version() -> str:
         return f"earthlab {version('earthlab')}"
     except PackageNotFoundError:
         return "earthlab (not installed)"
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -9,7 +9,7 @@ from pathlib import Path
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``sample`` command to the ``earthlab`` parser."""
-    from lab._sample import DEFAULT_DATES, DEFAULT_SEED  # light: generation modules load on use
+    from lab.sample import DEFAULT_DATES, DEFAULT_SEED  # light: generation modules load on use
 
     parser = subparsers.add_parser(
         "sample",
@@ -37,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Generate the sample and say how to use it."""
-    from lab._sample import make_sample
+    from lab.sample import make_sample
 
     start = time.perf_counter()
     centres = make_sample(

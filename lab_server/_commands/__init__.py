@@ -1,0 +1,1 @@
+"""The server-side ``earthlab`` commands (``hub``, ``kernels``), registered as entry points."""

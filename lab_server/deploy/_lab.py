@@ -1,0 +1,425 @@
+"""``up``, ``down`` and ``status`` of the local lab (``earthlab hub ...`` and the e2e fixture).
+
+Start order: configurable-http-proxy; each served centre's STAC API (``rustac serve``, on a
+private port), the HTTP front of the open centres (their STAC APIs and files) and the
+restricted-data service of each centre with restricted collections; one dask-gateway-server per centre; then JupyterHub (which registers
+its routes with the running proxy, and the gateways and restricted-data services as its
+services). Stop order is the reverse: the hub first, so that stopping single-user servers can
+still stop their clusters on the gateways.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from lab import ConfigurationError
+from lab_server.deploy._catalogues import (
+    TOKEN_ENV,
+    CatalogueServer,
+    centre_root,
+    prepare_catalogue,
+    rustac_command,
+    served_locally,
+    write_centres_file,
+)
+from lab_server.deploy._kernels import DEFAULT_KERNEL, install_kernel
+from lab_server.deploy._layout import (
+    SECRET_NAMES,
+    Deployment,
+    GatewayPorts,
+    RunDir,
+    current_bin_dir,
+    default_run_dir,
+    hub_config_dir,
+    service_name,
+)
+from lab_server.deploy._procs import Proc, free_port, http_ready, port_free, start, stop, wait_until
+
+__all__ = ["down", "restart", "status", "up"]
+
+RUN_DIR_VAR = "EARTHLAB_HUB_RUN_DIR"
+"""Tells ``hub_config/*.py`` which run directory (``lab.json``, ``secrets/``) to read."""
+CENTRE_VAR = "EARTHLAB_GATEWAY_CENTRE"
+"""Tells ``hub_config/dask_gateway_config.py`` which centre's gateway it configures."""
+
+
+def up(
+    centres_file: str | os.PathLike[str] | None = None,
+    *,
+    run_dir: str | os.PathLike[str] | None = None,
+    port: int = 8000,
+    timeout: float = 90.0,
+    extra_env: dict[str, str] | None = None,
+) -> Deployment:
+    """Start the local lab: proxy, one gateway per centre, JupyterHub.
+
+    Parameters
+    ----------
+    centres_file
+        Centres file (default: ``$EARTHLAB_CENTRES`` or the embedded sample federation). Each
+        centre gets a gateway, and each centre whose catalogue is a local file a STAC API
+        (``rustac serve``); single-user servers get the lab's own centres file, where those
+        catalogues are STAC API URLs, and the gateways' addresses.
+    run_dir
+        Run directory (default: :func:`default_run_dir`).
+    port
+        Public port of the lab (0: any free port).
+    timeout
+        Seconds each server may take to become ready.
+    extra_env
+        More environment for single-user servers (never secrets).
+
+    Returns
+    -------
+    Deployment
+        Where everything listens.
+
+    Raises
+    ------
+    ConfigurationError
+        If a lab already runs from ``run_dir``, a port is taken, the proxy is not installed or
+        a server fails to start (the message quotes its log; everything started is stopped).
+    """
+    from lab import centres
+
+    run = RunDir(run_dir or default_run_dir())
+    running = [p.name for p in _procs(run) if p.alive()]
+    if running:
+        raise ConfigurationError(
+            f"a lab already runs from {run.path} ({', '.join(running)}); "
+            "stop it with `earthlab hub down` or give another --run-dir"
+        )
+    centre_set = centres(centres_file)
+    config = hub_config_dir()
+    chp = config / "node_modules" / "configurable-http-proxy" / "bin" / "configurable-http-proxy"
+    if not chp.is_file():
+        raise ConfigurationError(
+            f"configurable-http-proxy is not installed in {config}: run "
+            "`npm ci --prefix hub_config --no-audit --no-fund` (or `make install-test`)"
+        )
+    if port and not port_free(port):
+        raise ConfigurationError(f"port {port} is taken: pass another --port, or 0 for any")
+    served = [c for c in centre_set.values() if served_locally(c)]
+    catalogues = tuple(
+        CatalogueServer(c.name, free_port(), free_port() if c.restricted else None) for c in served
+    )
+    deployment = Deployment(
+        run_dir=str(run.path),
+        port=port or free_port(),
+        proxy_api_port=free_port(),
+        hub_api_port=free_port(),
+        gateways=tuple(
+            GatewayPorts(name, free_port(), free_port(), free_port()) for name in centre_set
+        ),
+        centres_file=str(run.path / "centres.yaml"),
+        source_centres_file=str(centre_set.source),
+        catalogues=catalogues,
+        front_port=free_port() if any(not s.restricted for s in catalogues) else None,
+        hub_config=str(config),
+        bin_dir=current_bin_dir(),
+        kernel=DEFAULT_KERNEL,
+        cache_dir=os.environ.get("EARTHLAB_CACHE_DIR"),
+        extra_env=dict(extra_env or {}),
+    )
+    run.create()
+    for name in SECRET_NAMES:
+        run.new_secret(name, 8 if name == "password" else 32)
+    for g in deployment.gateways:
+        run.new_secret(f"{g.service}-token")
+    for server in catalogues:
+        if server.restricted:
+            run.new_secret(f"{server.service}-token")
+            run.new_secret(f"{server.service}-key")
+    run.write_deployment(deployment)
+    _write_catalogues(run, deployment, centre_set)
+    install_kernel(deployment.kernel, prefix=str(run.path), quiet=True)  # JUPYTER_PATH: hub
+    started: list[Proc] = []
+    try:
+        _start_all(run, deployment, chp, started, timeout)
+    except BaseException:
+        for proc in reversed(started):
+            stop(proc)
+        _write_state(run, [])
+        raise
+    return deployment
+
+
+def _start_all(run: RunDir, d: Deployment, chp: Path, started: list[Proc], timeout: float) -> None:
+    env = _base_env(d)
+    proxy_env = {**env, "CONFIGPROXY_AUTH_TOKEN": run.secret("proxy-token")}
+    hub_target = f"http://{d.ip}:{d.hub_api_port}"
+    proxy = start(
+        "proxy",
+        [
+            "node",
+            str(chp),
+            "--ip",
+            d.ip,
+            "--port",
+            str(d.port),
+            "--api-ip",
+            d.ip,
+            "--api-port",
+            str(d.proxy_api_port),
+            "--default-target",
+            hub_target,
+            "--error-target",
+            f"{hub_target}/hub/error",
+            "--log-level",
+            "warn",
+        ],
+        run.logs_dir / "proxy.log",
+        proxy_env,
+        run.path,
+        url=d.url,
+    )
+    started.append(proxy)
+    _write_state(run, started)
+    token = {"Authorization": f"token {run.secret('proxy-token')}"}
+    wait_until(proxy, http_ready(f"http://{d.ip}:{d.proxy_api_port}/api/routes", token), timeout)
+    _start_catalogues(run, d, env, started, timeout)
+
+    gateways = []
+    for g in d.gateways:
+        proc = start(
+            f"gateway-{g.centre}",
+            [
+                str(Path(d.bin_dir) / "dask-gateway-server"),
+                "-f",
+                str(Path(d.hub_config) / "dask_gateway_config.py"),
+            ],
+            run.logs_dir / f"{g.service}.log",
+            {**env, CENTRE_VAR: g.centre},
+            run.path / "gateways",
+            url=d.gateway_address(g.centre),
+        )
+        started.append(proc)
+        gateways.append((proc, g))
+    _write_state(run, started)
+    for proc, g in gateways:
+        health = f"http://{d.ip}:{g.http_port}/services/{service_name(g.centre)}/api/health"
+        wait_until(proc, http_ready(health), timeout)
+
+    hub = start(
+        "hub",
+        [
+            str(Path(d.bin_dir) / "jupyterhub"),
+            "-f",
+            str(Path(d.hub_config) / "jupyterhub_config.py"),
+        ],
+        run.logs_dir / "jupyterhub.log",
+        env,
+        run.path / "hub",
+        url=d.url,
+    )
+    started.append(hub)
+    _write_state(run, started)
+    wait_until(hub, _hub_ready(d), timeout)
+
+
+def _write_catalogues(run: RunDir, d: Deployment, centre_set: Any) -> None:
+    """Write what each STAC API serves and the lab's centres file pointing at them."""
+    catalogs = {}
+    for server in d.catalogues:
+        source = centre_set[server.centre]
+        directory = run.path / "stac" / server.centre
+        files = prepare_catalogue(source, directory, d.asset_base(source.name))
+        served = {"files": files, "root": str(centre_root(source).resolve())}
+        (directory / "served.json").write_text(json.dumps(served), encoding="utf-8")
+        catalog: dict[str, Any] = {
+            "kind": "stac-api",
+            "href": d.catalogue_url(server.centre),
+            "timeout": source.catalog.timeout,
+            "retries": source.catalog.retries,
+        }
+        if server.restricted:
+            catalog["token_env"] = TOKEN_ENV
+        catalogs[server.centre] = catalog
+    write_centres_file(Path(d.centres_file), centre_set, catalogs)
+
+
+def _catalogue_commands(run: RunDir, d: Deployment) -> list[tuple[str, list[str], str, str]]:
+    """(name, command, log name, readiness URL) of every catalogue-side server, in start order."""
+    commands = []
+    for server in d.catalogues:
+        commands.append(
+            (
+                f"stac-{server.centre}",
+                rustac_command(d.bin_dir, _served(run, server)["files"], d.ip, server.port),
+                f"stac-{server.centre}.log",
+                f"http://{d.ip}:{server.port}/",
+            )
+        )
+    python = str(Path(d.bin_dir) / "python")
+    if d.front_port is not None:
+        config = {
+            "ip": d.ip,
+            "port": d.front_port,
+            "centres": {
+                s.centre: {"stac": f"http://{d.ip}:{s.port}/", "files": _served(run, s)["root"]}
+                for s in d.catalogues
+                if not s.restricted
+            },
+        }
+        (run.path / "stac" / "front.json").write_text(json.dumps(config), encoding="utf-8")
+        commands.append(
+            (
+                "front",
+                [python, "-m", "lab_server.stac_front", str(run.path / "stac" / "front.json")],
+                "front.log",
+                f"http://{d.ip}:{d.front_port}/health",
+            )
+        )
+    for server in d.catalogues:
+        if server.restricted:
+            commands.append(
+                (
+                    server.service,
+                    [python, "-m", "lab_server.restricted", server.centre],
+                    f"{server.service}.log",
+                    f"http://{d.ip}:{server.service_port}/services/{server.service}/health",
+                )
+            )
+    return commands
+
+
+def _served(run: RunDir, server: CatalogueServer) -> dict[str, Any]:
+    path = run.path / "stac" / server.centre / "served.json"
+    return dict(json.loads(path.read_text(encoding="utf-8")))
+
+
+def _start_catalogues(
+    run: RunDir, d: Deployment, env: dict[str, str], started: list[Proc], timeout: float
+) -> None:
+    waiting = []
+    for name, command, log, ready_url in _catalogue_commands(run, d):
+        proc = start(name, command, run.logs_dir / log, env, run.path, url=ready_url)
+        started.append(proc)
+        waiting.append((proc, ready_url))
+    _write_state(run, started)
+    for proc, ready_url in waiting:
+        wait_until(proc, http_ready(ready_url), timeout)
+
+
+def restart(
+    name: str, run_dir: str | os.PathLike[str] | None = None, timeout: float = 30.0
+) -> Proc:
+    """Stop one catalogue-side server of a running lab and start it again, same command.
+
+    Parameters
+    ----------
+    name
+        ``stac-<centre>``, ``front`` or ``restricted-<centre>`` (see ``earthlab hub status``).
+    run_dir
+        Run directory (default: :func:`default_run_dir`).
+    timeout
+        Seconds it may take to stop, then to become ready again.
+
+    Returns
+    -------
+    Proc
+        The new process.
+
+    Raises
+    ------
+    ConfigurationError
+        If no such server belongs to the lab, or it does not come back.
+    """
+    run = RunDir(run_dir or default_run_dir())
+    d = run.deployment()
+    commands = {c[0]: c for c in _catalogue_commands(run, d)}
+    if name not in commands:
+        raise ConfigurationError(
+            f"{name!r} is not a catalogue server of the lab in {run.path}; "
+            f"restartable: {', '.join(commands) or 'none'}"
+        )
+    procs = _procs(run)
+    for proc in procs:
+        if proc.name == name:
+            stop(proc, timeout)
+    _, command, log, ready_url = commands[name]
+    new = start(name, command, run.logs_dir / log, _base_env(d), run.path, url=ready_url)
+    _write_state(run, [new if p.name == name else p for p in procs])
+    wait_until(new, http_ready(ready_url), timeout)
+    return new
+
+
+def _hub_ready(d: Deployment) -> Any:
+    check = http_ready(f"{d.url}hub/api/")
+
+    def ready() -> bool:
+        import urllib.request
+
+        if not check():
+            return False
+        try:  # through the proxy: the hub's route is in place, not the proxy's error page
+            with urllib.request.urlopen(f"{d.url}hub/api/", timeout=2) as response:
+                return "version" in json.loads(response.read())
+        except (OSError, ValueError):
+            return False
+
+    return ready
+
+
+def _base_env(d: Deployment) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("JUPYTERHUB_", "JPY_", "CONFIGPROXY_", "EARTHLAB_GATEWAY_"))
+    }
+    env["PATH"] = os.pathsep.join([d.bin_dir, env.get("PATH", "/usr/bin:/bin")])
+    env[RUN_DIR_VAR] = d.run_dir
+    return env
+
+
+def down(run_dir: str | os.PathLike[str] | None = None, timeout: float = 20.0) -> list[str]:
+    """Stop every server a previous :func:`up` started from ``run_dir``, by process id.
+
+    Parameters
+    ----------
+    run_dir
+        Run directory (default: :func:`default_run_dir`).
+    timeout
+        Seconds each server gets to exit after SIGTERM before SIGKILL.
+
+    Returns
+    -------
+    list of str
+        Names of the servers that were running and are now stopped.
+    """
+    run = RunDir(run_dir or default_run_dir())
+    stopped = []
+    for proc in reversed(_procs(run)):
+        if stop(proc, timeout):
+            stopped.append(proc.name)
+    _write_state(run, [])
+    return stopped
+
+
+def status(run_dir: str | os.PathLike[str] | None = None) -> list[tuple[Proc, bool]]:
+    """Say which servers of the lab in ``run_dir`` run.
+
+    Returns
+    -------
+    list of (Proc, bool)
+        Each server started by the last :func:`up` and whether it runs.
+    """
+    run = RunDir(run_dir or default_run_dir())
+    return [(p, p.alive()) for p in _procs(run)]
+
+
+def _procs(run: RunDir) -> list[Proc]:
+    if not run.state_json.is_file():
+        return []
+    data = json.loads(run.state_json.read_text(encoding="utf-8"))
+    return [Proc(**{**p, "command": tuple(p["command"])}) for p in data["processes"]]
+
+
+def _write_state(run: RunDir, procs: list[Proc]) -> None:
+    run.state_json.write_text(
+        json.dumps({"processes": [p.to_dict() for p in procs]}, indent=2) + "\n",
+        encoding="utf-8",
+    )

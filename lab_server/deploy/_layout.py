@@ -1,0 +1,316 @@
+"""What a local deployment is: its ports, its run directory and its secrets.
+
+The run directory holds everything one ``earthlab hub up`` made::
+
+    RUN_DIR/
+      lab.json           the Deployment (ports, paths); read by hub_config/*.py
+      state.json         the processes started (pid, start time, command, log)
+      secrets/           0700; one file per token, 0600, never printed
+      logs/              one log per process
+      hub/               JupyterHub's database
+      users/<name>/      home directory of each single-user server
+      share/jupyter/     the Earth Analytics kernelspec the servers use
+      gateways/<centre>/ working directories of that gateway's clusters
+      centres.yaml       the centres file of the deployment (catalogues as STAC APIs)
+      stac/<centre>/     the items (http asset hrefs) each centre's STAC API serves
+      restricted/<centre>/usage.sqlite   usage of a restricted-data service (quotas)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lab import ConfigurationError
+from lab_server.deploy._catalogues import CatalogueServer, restricted_service_name
+
+__all__ = [
+    "Deployment",
+    "GatewayPorts",
+    "RunDir",
+    "access_scope",
+    "default_run_dir",
+    "gateway_env_names",
+    "hub_config_dir",
+    "service_name",
+]
+
+RUN_DIR_ENV = "EARTHLAB_HUB_DIR"
+"""Environment variable naming the default run directory of ``earthlab hub``."""
+LAB_JSON = "lab.json"
+SECRET_NAMES = ("proxy-token", "admin-token", "cookie-secret", "password")
+ADMIN_SERVICE = "earthlab-admin"
+"""Hub service whose token (``secrets/admin-token``) administers users and servers."""
+
+
+def service_name(centre: str) -> str:
+    """Return the JupyterHub service name of a centre's gateway (``dask-gateway-<centre>``)."""
+    return f"dask-gateway-{centre}"
+
+
+def access_scope(centre: str) -> str:
+    """Return the hub scope a token needs to use a centre's gateway."""
+    return f"access:services!service={service_name(centre)}"
+
+
+def gateway_env_names(centre: str) -> tuple[str, str]:
+    """Return the environment variables telling the SDK where a centre's gateway is.
+
+    Returns
+    -------
+    tuple of str
+        ``EARTHLAB_GATEWAY_<NAME>`` (HTTP address) and ``EARTHLAB_GATEWAY_PROXY_<NAME>``
+        (``gateway://host:port``), ``<NAME>`` upper-cased with ``-`` -> ``_``, as read by
+        ``lab.centres()``.
+    """
+    key = centre.upper().replace("-", "_")
+    return f"EARTHLAB_GATEWAY_{key}", f"EARTHLAB_GATEWAY_PROXY_{key}"
+
+
+def default_run_dir() -> Path:
+    """Return the run directory used when none is given.
+
+    Returns
+    -------
+    pathlib.Path
+        ``$EARTHLAB_HUB_DIR`` if set, else ``$XDG_STATE_HOME/earthlab/hub`` (default
+        ``~/.local/state/earthlab/hub``).
+    """
+    if os.environ.get(RUN_DIR_ENV):
+        return Path(os.environ[RUN_DIR_ENV]).expanduser().resolve()
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base).expanduser().resolve() / "earthlab" / "hub"
+
+
+def hub_config_dir() -> Path:
+    """Return the directory of the hub and gateway configuration (``lab_server.hub_config``).
+
+    In a source checkout this is the repository's ``hub_config/`` (also the npm prefix of
+    configurable-http-proxy); in an installed wheel, the package data.
+
+    Raises
+    ------
+    ConfigurationError
+        If the configuration files are missing (a broken installation).
+    """
+    import lab_server.hub_config
+
+    path = Path(lab_server.hub_config.__file__).resolve().parent
+    if not (path / "jupyterhub_config.py").is_file():
+        raise ConfigurationError(
+            f"jupyterhub_config.py not found in {path}: the installation of earthlab is "
+            "incomplete; reinstall it (`pip install --force-reinstall 'earthlab[hub]'`)"
+        )
+    return path
+
+
+@dataclass(frozen=True)
+class GatewayPorts:
+    """The three ports of one centre's Dask Gateway."""
+
+    centre: str
+    """Centre name."""
+    api_port: int
+    """Private API server (the gateway's own process)."""
+    http_port: int
+    """The gateway's HTTP proxy: API and dashboards, behind the hub's proxy."""
+    tcp_port: int
+    """The gateway's TLS scheduler proxy (``gateway://``), reached directly by clients."""
+
+    @property
+    def service(self) -> str:
+        """JupyterHub service name."""
+        return service_name(self.centre)
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """One local lab: where everything listens and which files it uses."""
+
+    run_dir: str
+    """Run directory (see the module docstring)."""
+    port: int
+    """Public port of the hub's proxy: the lab's URL."""
+    proxy_api_port: int
+    """configurable-http-proxy's REST API port."""
+    hub_api_port: int
+    """JupyterHub's own port (behind the proxy)."""
+    gateways: tuple[GatewayPorts, ...]
+    """One gateway per centre, in centres-file order."""
+    centres_file: str
+    """The centres file single-user servers use (``EARTHLAB_CENTRES``)."""
+    hub_config: str
+    """The ``hub_config/`` directory."""
+    bin_dir: str
+    """``bin`` directory of the Python environment every process runs from."""
+    ip: str = "127.0.0.1"
+    """Address everything listens at (loopback)."""
+    kernel: str = "earth-analytics"
+    """Default kernelspec of single-user servers."""
+    cache_dir: str | None = None
+    """``EARTHLAB_CACHE_DIR`` for single-user servers and workers, if set."""
+    extra_env: dict[str, str] = field(default_factory=dict)
+    """More environment for single-user servers (never secrets)."""
+    catalogues: tuple[CatalogueServer, ...] = ()
+    """The STAC API of each centre whose catalogue the lab serves (local files)."""
+    front_port: int | None = None
+    """Port of the HTTP front of the open centres: their STAC APIs (``/stac/<centre>/``) and
+    files (``/assets/<centre>/``); none if every served centre is restricted."""
+    source_centres_file: str | None = None
+    """The centres file the deployment was made from (``centres_file`` is the lab's own)."""
+
+    @property
+    def url(self) -> str:
+        """The lab's URL."""
+        return f"http://{self.ip}:{self.port}/"
+
+    @property
+    def hub_api_url(self) -> str:
+        """JupyterHub's REST API, reached directly (not through the proxy)."""
+        return f"http://{self.ip}:{self.hub_api_port}/hub/api"
+
+    def gateway(self, centre: str) -> GatewayPorts:
+        """Return the ports of a centre's gateway."""
+        for g in self.gateways:
+            if g.centre == centre:
+                return g
+        raise ConfigurationError(
+            f"no gateway for centre {centre!r}; gateways: {', '.join(g.centre for g in self.gateways)}"
+        )
+
+    def gateway_address(self, centre: str) -> str:
+        """HTTP address of a centre's gateway, through the hub's proxy."""
+        return f"{self.url}services/{service_name(centre)}"
+
+    def gateway_proxy_address(self, centre: str) -> str:
+        """``gateway://`` address of a centre's scheduler proxy."""
+        return f"gateway://{self.ip}:{self.gateway(centre).tcp_port}"
+
+    def catalogue(self, centre: str) -> CatalogueServer:
+        """Return the STAC API server of a centre."""
+        for server in self.catalogues:
+            if server.centre == centre:
+                return server
+        raise ConfigurationError(
+            f"the lab serves no catalogue for centre {centre!r}; served: "
+            f"{', '.join(s.centre for s in self.catalogues) or 'none'}"
+        )
+
+    def catalogue_url(self, centre: str) -> str:
+        """The STAC API root of a centre as clients use it (the restricted service's if any)."""
+        server = self.catalogue(centre)
+        if server.restricted:
+            return self.restricted_service_url(centre) + "stac/"
+        return f"http://{self.ip}:{self.front_port}/stac/{centre}/"
+
+    def restricted_service_url(self, centre: str) -> str:
+        """URL of a centre's restricted-data service, through the hub's proxy."""
+        return f"{self.url}services/{restricted_service_name(centre)}/"
+
+    def asset_base(self, centre: str) -> str:
+        """URL prefix of a served centre's asset files."""
+        if self.catalogue(centre).restricted:
+            return self.restricted_service_url(centre) + "assets/"
+        return f"http://{self.ip}:{self.front_port}/assets/{centre}/"
+
+    def user_environment(self) -> dict[str, str]:
+        """Environment of single-user servers: where the centres file and gateways are."""
+        env = {"EARTHLAB_CENTRES": self.centres_file, **self.extra_env}
+        if self.cache_dir:
+            env["EARTHLAB_CACHE_DIR"] = self.cache_dir
+        for g in self.gateways:
+            address_var, proxy_var = gateway_env_names(g.centre)
+            env[address_var] = self.gateway_address(g.centre)
+            env[proxy_var] = self.gateway_proxy_address(g.centre)
+        return env
+
+    def to_json(self) -> str:
+        """Serialise (for ``lab.json``)."""
+        return json.dumps({"version": 1, **asdict(self)}, indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> Deployment:
+        """Read what :meth:`to_json` wrote."""
+        data: dict[str, Any] = json.loads(text)
+        data.pop("version", None)
+        data["gateways"] = tuple(GatewayPorts(**g) for g in data["gateways"])
+        data["catalogues"] = tuple(CatalogueServer(**s) for s in data.get("catalogues", ()))
+        return cls(**data)
+
+
+class RunDir:
+    """The files of one local deployment (see the module docstring).
+
+    Parameters
+    ----------
+    path
+        The run directory.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path).expanduser().resolve()
+
+    lab_json = property(lambda self: self.path / LAB_JSON)
+    state_json = property(lambda self: self.path / "state.json")
+    secrets_dir = property(lambda self: self.path / "secrets")
+    logs_dir = property(lambda self: self.path / "logs")
+
+    def create(self) -> None:
+        """Create the directory tree; ``secrets/`` is private to the current user."""
+        for sub in ("logs", "hub", "users", "share", "gateways", "stac", "restricted"):
+            (self.path / sub).mkdir(parents=True, exist_ok=True)
+        self.secrets_dir.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(self.secrets_dir, 0o700)
+
+    def secret_path(self, name: str) -> Path:
+        """Path of a secret file (``proxy-token``, ``gateway-<centre>-token``...)."""
+        return self.secrets_dir / name
+
+    def secret(self, name: str) -> str:
+        """Read a secret written by :meth:`new_secret`."""
+        path = self.secret_path(name)
+        try:
+            return path.read_text(encoding="ascii").strip()
+        except FileNotFoundError:
+            raise ConfigurationError(
+                f"secret {path} is missing: start the lab with `earthlab hub up`"
+            ) from None
+
+    def new_secret(self, name: str, nbytes: int = 32) -> str:
+        """Generate a random hex secret into ``secrets/<name>`` (mode 0600) and return it."""
+        value = secrets.token_hex(nbytes)
+        path = self.secret_path(name)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as f:
+            f.write(value + "\n")
+        os.chmod(path, 0o600)
+        return value
+
+    def write_deployment(self, deployment: Deployment) -> None:
+        """Write ``lab.json``."""
+        self.lab_json.write_text(deployment.to_json() + "\n", encoding="utf-8")
+
+    def deployment(self) -> Deployment:
+        """Read ``lab.json``.
+
+        Raises
+        ------
+        ConfigurationError
+            If the directory holds no deployment.
+        """
+        if not self.lab_json.is_file():
+            raise ConfigurationError(
+                f"no lab deployment in {self.path}: start one with `earthlab hub up` "
+                "(or pass the --run-dir it used)"
+            )
+        return Deployment.from_json(self.lab_json.read_text(encoding="utf-8"))
+
+
+def current_bin_dir() -> str:
+    """``bin`` directory of the running Python environment."""
+    return str(Path(sys.executable).parent)

@@ -1,0 +1,206 @@
+"""Start, watch and stop the lab's server processes, by process id.
+
+Each server runs in its own session (so that it outlives ``earthlab hub up`` and can be stopped
+as a group), writes to its own log, and is recorded with its start time so that a recycled
+process id is never signalled by mistake.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import psutil
+
+from lab import ConfigurationError
+
+__all__ = ["Proc", "free_port", "http_ready", "port_free", "start", "stop", "wait_until"]
+
+
+@dataclass(frozen=True)
+class Proc:
+    """A server process started by the lab."""
+
+    name: str
+    """What it is (``proxy``, ``hub``, ``gateway-theia``)."""
+    pid: int
+    """Process id (also its process-group id)."""
+    create_time: float
+    """Start time as the OS reports it; guards against recycled ids."""
+    log: str
+    """Its log file."""
+    url: str = ""
+    """Where it answers, for ``hub status``."""
+    command: tuple[str, ...] = ()
+    """The command line."""
+
+    def process(self) -> psutil.Process | None:
+        """Return the live process, or None if it exited (or the id was recycled)."""
+        try:
+            p = psutil.Process(self.pid)
+            if abs(p.create_time() - self.create_time) > 1.0 or p.status() == "zombie":
+                return None
+            return p
+        except psutil.Error:
+            return None
+
+    def alive(self) -> bool:
+        """Say whether the process still runs."""
+        return self.process() is not None
+
+    def to_dict(self) -> dict[str, object]:
+        """Serialise (for ``state.json``)."""
+        return asdict(self)
+
+
+def start(
+    name: str,
+    command: Sequence[str],
+    log: Path,
+    env: Mapping[str, str],
+    cwd: Path,
+    url: str = "",
+) -> Proc:
+    """Start a server in its own session, output appended to ``log``.
+
+    Returns
+    -------
+    Proc
+        The started process.
+    """
+    with open(log, "ab") as out:
+        popen = subprocess.Popen(
+            list(command),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=dict(env),
+            cwd=cwd,
+            start_new_session=True,
+        )
+    try:
+        created = psutil.Process(popen.pid).create_time()
+    except psutil.Error:
+        created = time.time()
+    return Proc(name, popen.pid, created, str(log), url, tuple(command))
+
+
+def stop(proc: Proc, timeout: float = 15.0) -> bool:
+    """Stop a server and every process it started: SIGTERM, then SIGKILL after ``timeout``.
+
+    The server gets the chance to clean up (the hub stops single-user servers, a gateway stops
+    its clusters); whatever of its descendants is left is then ended by id.
+
+    Returns
+    -------
+    bool
+        True if something was running.
+    """
+    main = proc.process()
+    if main is None:
+        return False
+    try:
+        family = [main, *main.children(recursive=True)]
+    except psutil.Error:
+        family = [main]
+    with contextlib.suppress(psutil.Error):
+        main.send_signal(signal.SIGTERM)
+    _, alive = psutil.wait_procs([main], timeout=timeout)
+    with contextlib.suppress(psutil.Error):
+        family += main.children(recursive=True) if main.is_running() else []
+    for p in alive:
+        with contextlib.suppress(psutil.Error):
+            p.kill()
+    leftovers = [p for p in family[1:] if _running(p)]
+    for p in leftovers:
+        with contextlib.suppress(psutil.Error):
+            p.terminate()
+    _, still = psutil.wait_procs(leftovers, timeout=5)
+    for p in still:
+        with contextlib.suppress(psutil.Error):
+            p.kill()
+    psutil.wait_procs([main, *family], timeout=5)
+    with contextlib.suppress(OSError):  # reap our own child, if it is one
+        os.waitpid(proc.pid, os.WNOHANG)
+    return True
+
+
+def _running(p: psutil.Process) -> bool:
+    try:
+        return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def free_port(ip: str = "127.0.0.1") -> int:
+    """Return a TCP port free at the moment on ``ip``."""
+    with socket.socket() as s:
+        s.bind((ip, 0))
+        return int(s.getsockname()[1])
+
+
+def port_free(port: int, ip: str = "127.0.0.1") -> bool:
+    """Say whether ``port`` can be bound on ``ip`` now."""
+    with socket.socket() as s:
+        try:
+            s.bind((ip, port))
+        except OSError:
+            return False
+        return True
+
+
+def http_ready(url: str, headers: Mapping[str, str] | None = None) -> Callable[[], bool]:
+    """Return a check that ``url`` answers with a status below 500."""
+
+    def check() -> bool:
+        request = urllib.request.Request(url, headers=dict(headers or {}))
+        try:
+            with urllib.request.urlopen(request, timeout=2) as response:
+                return bool(response.status < 500)
+        except urllib.error.HTTPError as exc:
+            return exc.code < 500
+        except (OSError, ValueError):
+            return False
+
+    return check
+
+
+def wait_until(proc: Proc, ready: Callable[[], bool], timeout: float) -> None:
+    """Wait until ``ready()`` is true, failing early if the process exits.
+
+    Raises
+    ------
+    ConfigurationError
+        If the process exits or is not ready in time; the message quotes its log.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if ready():
+            return
+        if not proc.alive():
+            raise ConfigurationError(
+                f"{proc.name} exited during start-up; its log {proc.log} ends with:\n"
+                + _tail(proc.log)
+            )
+        time.sleep(0.2)
+    raise ConfigurationError(
+        f"{proc.name} was not ready after {timeout:.0f} s; its log {proc.log} ends with:\n"
+        + _tail(proc.log)
+    )
+
+
+def _tail(path: str, lines: int = 15) -> str:
+    try:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return "(no log)"
+    return "\n".join(text.splitlines()[-lines:])

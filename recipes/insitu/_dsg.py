@@ -1,0 +1,279 @@
+"""Reader of CF discrete-sampling-geometry ``timeSeries`` netCDF files (CF 1.6+, chapter 9).
+
+Layouts: one station (no instance dimension), orthogonal and incomplete multidimensional arrays,
+contiguous ragged arrays (``sample_dimension``) and indexed ragged arrays
+(``instance_dimension``). Times follow CF: a reference time without a zone is UTC.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from recipes._errors import InSituFormatError
+from recipes.insitu._core import (
+    InSituTable,
+    ReadOptions,
+    Report,
+    check_not_empty,
+    choose_variables,
+    finalize,
+)
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+SOURCE = "cf-dsg"
+_METRES = ("m", "meter", "meters", "metre", "metres")
+
+
+def _open(path: Path) -> xr.Dataset:
+    import xarray as xr  # imported on first use: ``import recipes.insitu`` stays light
+
+    errors = []
+    for engine in ("h5netcdf", "netcdf4", "scipy"):
+        try:
+            return xr.open_dataset(path, engine=engine)
+        except Exception as exc:  # each engine fails its own way on files it cannot read
+            errors.append(f"{engine}: {exc}")
+    raise InSituFormatError(f"cannot open {path.name} as netCDF ({'; '.join(errors)})")
+
+
+def _find(ds: xr.Dataset, standard_names: tuple[str, ...], axis: str) -> str | None:
+    for name, var in ds.variables.items():
+        if var.attrs.get("standard_name") in standard_names or var.attrs.get("axis") == axis:
+            return str(name)
+    return None
+
+
+def _with_attr(ds: xr.Dataset, attr: str, value: str | None = None) -> str | None:
+    for name, var in ds.variables.items():
+        if attr in var.attrs and (value is None or var.attrs[attr] == value):
+            return str(name)
+    return None
+
+
+def _strings(values: np.ndarray) -> np.ndarray:
+    """Station identifiers as text (char arrays joined along their last axis)."""
+    if values.dtype.kind == "S" and values.dtype.itemsize == 1 and values.ndim >= 1:
+        rows = values.reshape(-1, values.shape[-1])
+        return np.array([b"".join(r).decode("utf-8", "replace").strip("\0 ") for r in rows])
+    if values.dtype.kind == "S":
+        return np.array([v.decode("utf-8", "replace").strip() for v in values.ravel()])
+    return np.array([str(v).strip() for v in np.atleast_1d(values).ravel()])
+
+
+class _Layout:
+    """Where each observation sits: its station index, and how to flatten variables onto it."""
+
+    def __init__(self, ds: xr.Dataset, time: str, station: str | None, label: str):
+        self.ds, self.label = ds, label
+        ragged = _with_attr(ds, "sample_dimension")
+        indexed = _with_attr(ds, "instance_dimension")
+        time_dims = ds[time].dims
+        if ragged is not None:
+            self.kind, self.obs = "contiguous ragged", ds[ragged].attrs["sample_dimension"]
+            self.instance = ds[ragged].dims[0]
+            sizes = ds[ragged].values.astype(int)
+            if sizes.sum() != ds.sizes[self.obs]:
+                raise InSituFormatError(
+                    f"{label}: {ragged} sums to {sizes.sum()} but dimension {self.obs} has "
+                    f"{ds.sizes[self.obs]} observations"
+                )
+            self.index = np.repeat(np.arange(sizes.size), sizes)
+        elif indexed is not None:
+            self.kind, self.obs = "indexed ragged", ds[indexed].dims[0]
+            self.instance = ds[indexed].attrs["instance_dimension"]
+            self.index = ds[indexed].values.astype(int)
+        else:
+            self.instance = self._instance_dim(station)
+            if len(time_dims) == 2:
+                self.kind = "incomplete multidimensional"
+                self.obs = next(d for d in time_dims if d != self.instance)
+            elif len(time_dims) == 1:
+                self.kind = "orthogonal multidimensional" if self.instance else "single station"
+                self.obs = time_dims[0]
+            else:
+                raise InSituFormatError(f"{label}: time has dimensions {time_dims}")
+            n_instances = ds.sizes[self.instance] if self.instance else 1
+            self.index = np.repeat(np.arange(n_instances), ds.sizes[self.obs])
+        self.grid = self.kind.endswith("multidimensional")
+
+    def _instance_dim(self, station: str | None) -> str | None:
+        if station is None:
+            return None
+        var = self.ds[station]
+        dims = var.dims[:-1] if var.dtype.kind == "S" and var.dtype.itemsize == 1 else var.dims
+        if len(dims) > 1:
+            raise InSituFormatError(f"{self.label}: station variable {station} has dims {dims}")
+        return str(dims[0]) if dims else None
+
+    def fits(self, var: xr.DataArray) -> bool:
+        """Whether a variable holds one value per observation (possibly per station)."""
+        allowed = {self.obs, self.instance} - {None}
+        return self.obs in var.dims and set(var.dims) <= allowed
+
+    def flat(self, var: xr.DataArray) -> np.ndarray:
+        """Values of a variable, one per observation."""
+        n = self.index.size
+        if var.ndim == 0:
+            return np.full(n, var.values[()])
+        if var.dims == (self.instance,):
+            return var.values[self.index]
+        if self.grid and var.dims == (self.obs,):
+            return np.tile(var.values, n // var.size)
+        if var.dims == (self.obs,):
+            return var.values
+        if self.grid and set(var.dims) == {self.instance, self.obs}:
+            return var.transpose(self.instance, self.obs).values.ravel()
+        raise InSituFormatError(
+            f"{self.label}: variable {var.name} has dims {var.dims}, which do not fit the "
+            f"{self.kind} layout (instance {self.instance}, observation {self.obs})"
+        )
+
+
+def read_dsg(
+    path: str | Path,
+    *,
+    variables: Mapping[str, str] | None = None,
+    units: Mapping[str, str] | None = None,
+    station_id: str | None = None,
+    parameters: str | Iterable[str] | None = None,
+    timezone: str | None = None,
+    naive_time: str = "utc",
+    source: str = SOURCE,
+) -> InSituTable:
+    """Read a CF discrete-sampling-geometry ``timeSeries`` netCDF file into the tidy table.
+
+    Parameters
+    ----------
+    path
+        netCDF-4 or netCDF-3 file with ``featureType = "timeSeries"``.
+    variables
+        Variable name -> lab parameter. Default: among the variables that name their
+        ``coordinates`` (all observed variables if none does), those with a common name or CF
+        standard name; the variables left out are listed in ``notes``.
+    units
+        Variable name -> unit, overriding the ``units`` attribute.
+    station_id
+        Station name when no variable has ``cf_role = "timeseries_id"``.
+    parameters
+        Lab parameter name(s) to keep (default all); an unknown name raises
+        :class:`UnknownParameterError` listing the known ones.
+    timezone
+        IANA zone in which times written without a zone were taken (e.g. ``"Europe/Paris"``).
+    naive_time
+        Without ``timezone``: ``"utc"`` reads zone-less times as UTC with a
+        :class:`NaiveTimeWarning`; ``"error"`` raises :class:`~lab.InSituFormatError`.
+    source
+        Value of the ``source`` column.
+
+    Returns
+    -------
+    InSituTable
+        ``data`` in the tidy schema; ``rejected``, ``flagged`` and ``notes`` say what was not
+        read as is, row by row. Times are UTC (CF); ``depth`` comes from the vertical coordinate (altitudes are negated).
+
+    Raises
+    ------
+    lab.InSituFormatError
+        If the file cannot be opened, is not a ``timeSeries``, or its layout is not one of the
+        CF ones (single station, orthogonal or incomplete multidimensional, contiguous or
+        indexed ragged).
+    """
+    options = ReadOptions.make(parameters, timezone, naive_time)
+    path = Path(path)
+    check_not_empty(path)
+    report = Report()
+    with _open(path) as ds:
+        long = _long(ds, path.name, variables, units or {}, station_id, source, report)
+    return finalize(long, report, options, label=path.name)
+
+
+def _long(ds, label, variables, units, station_id, source, report) -> pd.DataFrame:
+    feature = str(ds.attrs.get("featureType", ""))
+    if feature.casefold() != "timeseries":
+        raise InSituFormatError(
+            f"{label}: featureType is {feature or 'missing'!r}; only CF-DSG 'timeSeries' files "
+            "are read (profiles and trajectories are not supported yet)"
+        )
+    time = _find(ds, ("time",), "T")
+    lat, lon = _find(ds, ("latitude",), "Y"), _find(ds, ("longitude",), "X")
+    if time is None or lat is None or lon is None:
+        raise InSituFormatError(
+            f"{label}: time, latitude or longitude variable not found (by standard_name or axis)"
+        )
+    station = _with_attr(ds, "cf_role", "timeseries_id")
+    if station is None and station_id is None:
+        raise InSituFormatError(
+            f"{label}: no variable with cf_role=timeseries_id; pass station_id="
+        )
+    layout = _Layout(ds, time, station, label)
+    names = _strings(ds[station].values) if station else np.array([station_id])
+    times = layout.flat(ds[time])
+    if times.dtype.kind != "M":
+        raise InSituFormatError(f"{label}: times could not be decoded to dates (calendar?)")
+    depth = _depth(ds, layout, report, label)
+    special = {time, lat, lon, station, _find(ds, ("depth", "altitude", "height"), "Z")}
+    special |= {_with_attr(ds, "sample_dimension"), _with_attr(ds, "instance_dimension")}
+    candidates = {
+        str(n): v.attrs.get("standard_name")
+        for n, v in ds.data_vars.items()
+        if n not in special and v.dtype.kind in "fiu" and layout.fits(v) and not _is_flag(v)
+    }
+    with_coordinates = {n: s for n, s in candidates.items() if _has_coordinates(ds[n])}
+    chosen, ignored = choose_variables(with_coordinates or candidates, variables, label)
+    if ignored:
+        report.note(f"{label}: variable(s) not read: {ignored}")
+    base = pd.DataFrame(
+        {
+            "station_id": names[0] if names.size == 1 else names[layout.index],
+            "time": pd.to_datetime(times).tz_localize("UTC"),
+            "lon": layout.flat(ds[lon]).astype(float),
+            "lat": layout.flat(ds[lat]).astype(float),
+            "depth": depth,
+            "source": source,
+        }
+    )
+    base["_row"] = f"{label} obs " + pd.Series(range(len(base))).astype(str)
+    parts = []
+    for name, parameter in chosen.items():
+        values = layout.flat(ds[name]).astype(float)
+        part = base.assign(
+            parameter=parameter,
+            value=values,
+            unit=units.get(name, str(ds[name].attrs.get("units", ""))),
+            _raw=f"{name}=" + pd.Series(values).astype(str) + ", time=" + base["time"].astype(str),
+        )
+        padding = part["time"].isna() & part["value"].isna()
+        parts.append(part[~padding])
+    return pd.concat(parts, ignore_index=True)
+
+
+def _has_coordinates(var: xr.DataArray) -> bool:
+    """Whether a variable names its coordinates (xarray moves the attribute to ``encoding``)."""
+    return "coordinates" in var.attrs or "coordinates" in var.encoding
+
+
+def _is_flag(var: xr.DataArray) -> bool:
+    return "flag_values" in var.attrs or "flag_masks" in var.attrs
+
+
+def _depth(ds: xr.Dataset, layout: _Layout, report: Report, label: str) -> np.ndarray:
+    name = _find(ds, ("depth", "altitude", "height"), "Z")
+    if name is None:
+        return np.full(layout.index.size, np.nan)
+    var = ds[name]
+    if str(var.attrs.get("units", "m")) not in _METRES:
+        report.note(f"{label}: {name} is in {var.attrs.get('units')!r}, not metres: depth not read")
+        return np.full(layout.index.size, np.nan)
+    up = var.attrs.get("positive") == "up" or var.attrs.get("standard_name") in (
+        "altitude",
+        "height",
+    )
+    values = layout.flat(var).astype(float)
+    return -values if up else values

@@ -1,0 +1,190 @@
+"""Reader of SeaDataNet ODV spreadsheet text (tab-separated, ``//`` comment header).
+
+Columns ``Cruise``, ``Station``, ``Type``, ``yyyy-mm-ddThh:mm:ss.sss``, ``Longitude
+[degrees_east]``, ``Latitude [degrees_north]``, ... then each variable ``NAME [units]`` followed by
+its ``QV:SEADATANET`` column (SeaDataNet L20 flags; ``Q``, below the limit of quantification, is
+read as 6). Station metadata written only on the first row of a station carry on to the next
+rows. SeaDataNet times are UT by definition of the format.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import pandas as pd
+
+from recipes._errors import InSituFormatError
+from recipes.insitu._core import (
+    InSituTable,
+    ReadOptions,
+    Report,
+    check_not_empty,
+    choose_variables,
+    finalize,
+)
+from recipes.insitu._units import DEFAULT_VARIABLES
+
+SOURCE = "seadatanet-odv"
+_QV = "QV:SEADATANET"
+_TIME = "yyyy-mm-ddThh:mm:ss.sss"
+_META = ("Cruise", "Station", "Type", _TIME, "LOCAL_CDI_ID", "EDMO_code")
+_HEADER = re.compile(r"^(?P<name>.*?)\s*\[(?P<unit>[^\]]*)\]$")
+_MAPPING = re.compile(r"<subject>SDN:LOCAL:(?P<local>[^<]+)</subject><object>SDN:P01::(?P<p01>\w+)")
+#: BODC P01 codes -> lab parameter (the common water-quality ones).
+P01: Mapping[str, str] = {
+    "TEMPPR01": "water_temperature",
+    "TEMPST01": "water_temperature",
+    "TEMPS901": "water_temperature",
+    "PSALPR01": "salinity",
+    "PSALST01": "salinity",
+    "PSLTZZ01": "salinity",
+    "CPHLZZXX": "chlorophyll_a",
+    "CPHLPR01": "chlorophyll_a",
+    "CPHLHPP1": "chlorophyll_a",
+    "TURBXXXX": "turbidity",
+    "DOXYZZXX": "dissolved_oxygen",
+    "PHXXZZXX": "ph",
+}
+#: SeaDataNet P06 unit labels seen in ODV headers -> the spelling of the lab's unit tables.
+P06_LABELS: Mapping[str, str] = {
+    "degrees celsius": "degC",
+    "milligrams per cubic metre": "mg/m3",
+    "micrograms per litre": "µg/L",
+    "milligrams per litre": "mg/L",
+    "micromoles per litre": "µmol/L",
+    "nephelometric turbidity units": "NTU",
+    "formazin nephelometric units": "FNU",
+    "dimensionless": "1",
+    "metres": "m",
+}
+
+
+def looks_like_odv(lines: list[str]) -> bool:
+    """Whether text lines are a SeaDataNet ODV spreadsheet (``//`` header then the columns)."""
+    header = next((line for line in lines if not line.startswith("//") and line.strip()), "")
+    return header.startswith("Cruise\t") and ("\tStation\t" in header) and (_QV in header)
+
+
+def read_odv(
+    path: str | Path,
+    *,
+    variables: Mapping[str, str] | None = None,
+    units: Mapping[str, str] | None = None,
+    parameters: str | Iterable[str] | None = None,
+    timezone: str | None = None,
+    naive_time: str = "utc",
+    source: str = SOURCE,
+) -> InSituTable:
+    """Read a SeaDataNet ODV spreadsheet text file into the tidy table.
+
+    Parameters
+    ----------
+    path
+        Tab-separated ODV text with its ``//`` header.
+    variables
+        Variable name (header without its ``[units]``) -> lab parameter. Default: names or
+        BODC P01 codes (through ``SDN_parameter_mapping``) of the common parameters.
+    units
+        Variable name -> unit, overriding the header's.
+    parameters
+        Lab parameter name(s) to keep (default all); an unknown name raises
+        :class:`UnknownParameterError` listing the known ones.
+    timezone
+        IANA zone in which times written without a zone were taken (e.g. ``"Europe/Paris"``).
+    naive_time
+        Without ``timezone``: ``"utc"`` reads zone-less times as UTC with a
+        :class:`NaiveTimeWarning`; ``"error"`` raises :class:`~lab.InSituFormatError`.
+    source
+        Value of the ``source`` column.
+
+    Returns
+    -------
+    InSituTable
+        ``data`` in the tidy schema; ``rejected``, ``flagged`` and ``notes`` say what was not
+        read as is, row by row.
+
+    Raises
+    ------
+    lab.InSituFormatError
+        If the file is empty or not ODV text, or lacks positions or times.
+    """
+    options = ReadOptions.make(parameters, timezone, naive_time)
+    path = Path(path)
+    check_not_empty(path)
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    if not looks_like_odv(lines):
+        raise InSituFormatError(
+            f"{path.name} is not SeaDataNet ODV text: expected '//' comments then a tab-separated "
+            f"header starting with Cruise, Station and holding {_QV} columns"
+        )
+    comments = [line for line in lines if line.startswith("//")]
+    body = [line for line in lines if not line.startswith("//") and line.strip()]
+    first_line = len(lines) - len(body) + 2
+    df = pd.read_csv(io.StringIO("\n".join(body)), sep="\t", dtype=str, keep_default_na=False)
+    if not len(df):
+        raise InSituFormatError(f"{path.name} has a header but no data rows")
+    meta = [c for c in _META if c in df]
+    df[meta] = df[meta].replace("", pd.NA).ffill().fillna("")
+    local_p01 = {m["local"]: m["p01"] for m in map(_MAPPING.search, comments) if m}
+    columns = _variables(df.columns)
+    lon, lat = _column(columns, "Longitude"), _column(columns, "Latitude")
+    if lon is None or lat is None:
+        raise InSituFormatError(f"{path.name}: no Longitude/Latitude column")
+    df[[lon, lat]] = df[[lon, lat]].replace("", pd.NA).ffill().fillna("")
+    time_column = _column(columns, "time_ISO8601") or _TIME
+    if time_column not in df:
+        raise InSituFormatError(f"{path.name}: no '{_TIME}' column")
+    depth = _column(columns, "Depth")
+    skip = {lon, lat, depth, time_column, _column(columns, "Bot. Depth")}
+    by_name = {n: c for c, (n, _, _) in columns.items() if c not in skip}
+    available = {n: local_p01.get(n, n) for n in by_name}
+    chosen, ignored = choose_variables(
+        available, variables, path.name, {**DEFAULT_VARIABLES, **P01}
+    )
+    report = Report()
+    if ignored:
+        report.note(f"{path.name}: variable(s) not read: {ignored}")
+    times = df[time_column].str.strip()
+    base = pd.DataFrame(
+        {
+            "station_id": df["Station"] if "Station" in df else df.get("LOCAL_CDI_ID", ""),
+            "time": times.where(times.str.endswith("Z") | (times == ""), times + "Z"),
+            "lon": df[lon],
+            "lat": df[lat],
+            "depth": df[depth] if depth else None,
+            "source": source,
+            "_row": f"{path.name} line " + (df.index + first_line).astype(str),
+        }
+    )
+    parts = []
+    for name, parameter in chosen.items():
+        column = by_name[name]
+        _, unit, qv = columns[column]
+        flag = df[qv].str.strip().replace({"Q": "6"}) if qv else 0
+        unit = (units or {}).get(name, P06_LABELS.get(unit.casefold(), unit))
+        raw = name + "=" + df[column] + (", QV=" + df[qv] if qv else "")
+        parts.append(
+            base.assign(parameter=parameter, value=df[column], unit=unit, qc_flag=flag, _raw=raw)
+        )
+    return finalize(pd.concat(parts, ignore_index=True), report, options, label=path.name)
+
+
+def _variables(columns: Iterable[str]) -> dict[str, tuple[str, str, str | None]]:
+    """Column -> (name, unit, its QV column or None), for columns with a ``[unit]``."""
+    columns = list(columns)
+    out = {}
+    for i, column in enumerate(columns):
+        found = _HEADER.match(column)
+        if found is None:
+            continue
+        following = columns[i + 1] if i + 1 < len(columns) else ""
+        qv = following if following.startswith(_QV) else None
+        out[column] = (found["name"], found["unit"], qv)
+    return out
+
+
+def _column(columns: Mapping[str, tuple[str, str, str | None]], name: str) -> str | None:
+    return next((c for c, (n, _, _) in columns.items() if n == name), None)
