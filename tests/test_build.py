@@ -744,7 +744,7 @@ def test_append_interrupted_between_manifest_and_store_is_completed(
 
 
 def test_regions_filled_on_a_dask_cluster(clean, tmp_path):
-    distributed = pytest.importorskip("distributed")
+    import distributed  # a core dependency: missing it fails the run
     url = tmp_path / "thau-test.zarr"
     with distributed.Client(
         processes=False, n_workers=1, threads_per_worker=2, dashboard_address=None

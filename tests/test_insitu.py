@@ -519,7 +519,6 @@ def test_sample_style_parquet_equals_csv(tmp_path):
 
 @pytest.mark.slow
 def test_sample_federation_parquet_equals_csv(request):
-    pytest.importorskip("lab.sample", reason="the sample generator (lab.sample) is not there yet")
     sample_dir = request.getfixturevalue("sample_dir")
     parquets = sorted((sample_dir / "odatis" / "insitu-water-quality").glob("*/*.parquet"))
     assert len(parquets) == 7
