@@ -8,6 +8,7 @@ import tomllib
 from pathlib import Path
 
 import yaml
+from packaging.specifiers import SpecifierSet
 
 ROOT = Path(__file__).resolve().parent.parent
 _NAME = re.compile(r"^\s*([A-Za-z0-9_.\-]+)(\[[^\]]*\])?\s*(.*)$")
@@ -54,14 +55,28 @@ def test_environment_yml_lists_the_same_dependencies_as_pyproject() -> None:
     assert differing == {}, "version specifiers differ (pyproject, environment.yml)"
 
 
-def test_constraints_pin_every_direct_dependency() -> None:
+def _constraints_pins() -> dict[str, str]:
     pins = {}
     for line in (ROOT / "constraints.txt").read_text().splitlines():
-        if "==" in line:
+        if "==" in line and not line.lstrip().startswith("#"):
             name, version = line.split("==", 1)
-            pins[re.sub(r"[-_.]+", "-", name).lower()] = version
-    missing = sorted(set(_pyproject_requirements()) - set(pins))
+            pins[re.sub(r"[-_.]+", "-", name).lower()] = version.strip()
+    return pins
+
+
+def test_constraints_pin_every_direct_dependency() -> None:
+    missing = sorted(set(_pyproject_requirements()) - set(_constraints_pins()))
     assert missing == [], f"constraints.txt lacks pins for {missing}: regenerate it with pip freeze"
+
+
+def test_constraints_pins_satisfy_the_declared_versions() -> None:
+    pins = _constraints_pins()
+    outside = {
+        name: (f"=={pins[name]}", spec)
+        for name, spec in _pyproject_requirements().items()
+        if name in pins and not SpecifierSet(spec).contains(pins[name], prereleases=True)
+    }
+    assert outside == {}, "constraints.txt pins outside pyproject.toml's specifiers (pin, declared)"
 
 
 def test_readme_starts_with_the_two_commands_and_ci_runs_the_test_one() -> None:
