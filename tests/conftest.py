@@ -1,4 +1,4 @@
-"""Shared fixtures: the reference data of ../shared and the embedded sample federation.
+"""Shared fixtures: the reference data in tests/data/reference and the sample federation.
 
 The sample federation is generated once per test session into a temporary directory
 (about 30 s). To iterate faster locally, point ``EARTHLAB_TEST_SAMPLE`` at a directory made
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-REFERENCE = ROOT.parent / "shared" / "reference"
+REFERENCE = ROOT / "tests" / "data" / "reference"
 
 
 @pytest.fixture(autouse=True)
@@ -41,11 +41,7 @@ _MISSING = object()
 
 @pytest.fixture(scope="session")
 def reference_dir() -> Path:
-    """The shared reference data (real provider files), read in place."""
-    if not REFERENCE.is_dir():
-        pytest.fail(
-            f"reference data not found at {REFERENCE}: CI clones the project beside shared/"
-        )
+    """The reference data (real provider files) kept in the repository, see its SOURCES.md."""
     return REFERENCE
 
 

@@ -1,6 +1,6 @@
 """The STAC API adapter follows real APIs' pagination, replayed from recorded responses.
 
-``../shared/reference/stac-api/`` holds real pages of two public APIs (see its SOURCES.md):
+``tests/data/reference/stac-api/`` holds real pages of two public APIs (see its SOURCES.md):
 Earth Search ``/search`` (POST ``next`` link whose body carries a ``next`` token with
 ``merge: false``), Planetary Computer ``/search`` (POST body ``token``) and Planetary
 Computer ``/collections/{id}/items`` (GET ``?token=``). A tiny HTTP server on 127.0.0.1 serves
