@@ -32,6 +32,14 @@ def register(subparsers: Any) -> None:
     start.set_defaults(func=run_up)
     actions.add_parser("down", help="stop everything `hub up` started").set_defaults(func=run_down)
     actions.add_parser("status", help="say what runs").set_defaults(func=run_status)
+    proxy = actions.add_parser(
+        "install-proxy",
+        help="install configurable-http-proxy (JupyterHub's proxy) with npm for this user",
+        description="Install the configurable-http-proxy version the lab pins, with npm, into "
+        "the lab's npm prefix in your data directory (no global install). Needs node and npm.",
+    )
+    proxy.add_argument("--prefix", help="npm prefix (default: ~/.local/share/earthlab/proxy)")
+    proxy.set_defaults(func=run_install_proxy)
     parser.set_defaults(func=lambda args: parser.print_help() or 2)
 
 
@@ -75,3 +83,14 @@ def run_status(args: argparse.Namespace) -> int:
         state = "running" if alive else "stopped"
         print(f"{proc.name:<20} {state:<8} pid {proc.pid:<8} {proc.url}")
     return 0 if all(alive for _, alive in processes) else 3
+
+
+def run_install_proxy(args: argparse.Namespace) -> int:
+    """Install configurable-http-proxy and say where."""
+    from pathlib import Path
+
+    from lab_server.deploy import install_proxy
+
+    path = install_proxy(Path(args.prefix) if args.prefix else None)
+    print(f"installed configurable-http-proxy: {path}")
+    return 0

@@ -14,6 +14,7 @@ convention); they read the *run directory* written here: ``lab.json`` (ports and
 
 from lab_server.deploy._lab import down, restart, status, up
 from lab_server.deploy._layout import Deployment, GatewayPorts, RunDir, default_run_dir
+from lab_server.deploy._proxy import find_proxy, install_proxy
 
 __all__ = [
     "Deployment",
@@ -21,6 +22,8 @@ __all__ = [
     "RunDir",
     "default_run_dir",
     "down",
+    "find_proxy",
+    "install_proxy",
     "restart",
     "status",
     "up",

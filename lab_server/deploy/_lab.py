@@ -37,6 +37,7 @@ from lab_server.deploy._layout import (
     service_name,
 )
 from lab_server.deploy._procs import Proc, free_port, http_ready, port_free, start, stop, wait_until
+from lab_server.deploy._proxy import find_proxy
 
 __all__ = ["down", "restart", "status", "up"]
 
@@ -94,12 +95,7 @@ def up(
         )
     centre_set = centres(centres_file)
     config = hub_config_dir()
-    chp = config / "node_modules" / "configurable-http-proxy" / "bin" / "configurable-http-proxy"
-    if not chp.is_file():
-        raise ConfigurationError(
-            f"configurable-http-proxy is not installed in {config}: run "
-            "`npm ci --prefix hub_config --no-audit --no-fund` (or `make install-test`)"
-        )
+    chp = find_proxy()
     if port and not port_free(port):
         raise ConfigurationError(f"port {port} is taken: pass another --port, or 0 for any")
     served = [c for c in centre_set.values() if served_locally(c)]
