@@ -89,7 +89,7 @@ def test_api_page_of_lab_covers_its_public_functions() -> None:
     import lab
 
     page = (DOCS / "api" / "lab.md").read_text()
-    documented = set(re.findall(r"^::: lab\._\w+\.(\w+)$", page, flags=re.MULTILINE))
+    documented = set(re.findall(r"^::: lab\.(?:_?\w+)\.(\w+)$", page, flags=re.MULTILINE))
     documented |= {"EarthLabError", "EarthLabWarning"} if "::: lab._errors" in page else set()
     errors = {name for name in lab.__all__ if name.endswith(("Error", "Warning"))}
     expected = set(lab.__all__) - errors
