@@ -102,7 +102,7 @@ def load(
         ``"clouds"`` sets reflectance (and other float bands) to NaN where the Sentinel-2 SCL is
         0, 1, 3, 8, 9 or 10; a set of integers masks those SCL classes instead. SCL is loaded
         for the mask even if not in ``bands`` (and then left out of the output); items without
-        SCL raise :class:`~lab.BandNotFoundError`. A callable receives the scaled dataset and
+        SCL raise :class:`~datacubes.BandNotFoundError`. A callable receives the scaled dataset and
         returns a boolean DataArray, True where pixels must become NaN.
     groupby : {"solar_day", "time", "id"}
         Items of one solar day (UTC time + longitude / 15 h, per item), of one exact time, or
@@ -128,7 +128,7 @@ def load(
     ------
     lab.NoItemsError
         No item was given.
-    lab.BandNotFoundError
+    datacubes.BandNotFoundError
         A band is not in some item; the message lists the bands the item has.
     lab.ConfigurationError
         An argument is invalid (``geobox`` together with ``crs``, ``resolution`` or ``bbox``, or

@@ -257,7 +257,17 @@ def _index_on_axis(centres: np.ndarray, values: np.ndarray) -> np.ndarray:
     return np.where((index >= 0) & (index < centres.size), index, -1)
 
 
-def _read_boxes(cube, table, variables, candidates, rows, cols, protocol, scl, water):
+def _read_boxes(
+    cube: xr.Dataset,
+    table: pd.DataFrame,
+    variables: Mapping[str, str],
+    candidates: list[tuple[int, int]],
+    rows: np.ndarray,
+    cols: np.ndarray,
+    protocol: MatchupProtocol,
+    scl: str,
+    water: xr.DataArray | None,
+) -> list[tuple[np.ndarray, np.ndarray | None, np.ndarray]]:
     """Slice the boxes lazily, one selection per station and variable, and compute them at once.
 
     Per station pixel, the SCL box is taken over all times (the SCL water mask needs its time
@@ -288,9 +298,9 @@ def _read_boxes(cube, table, variables, candidates, rows, cols, protocol, scl, w
         r, c = pixel
         return {"y": slice(r - half, r + half + 1), "x": slice(c - half, c + half + 1)}
 
-    def box(variable: str, pixel: tuple[int, int], times: set[int]) -> tuple[dict, Any]:
+    def box(variable: str, pixel: tuple[int, int], times: set[int]) -> tuple[dict[int, int], Any]:
         order = sorted(times)
-        selected = cube[variable].isel(time=order, **window(pixel)).data
+        selected = cube[variable].isel({"time": order, **window(pixel)}).data
         return {t: k for k, t in enumerate(order)}, selected
 
     lazy_values = {key: box(key[1], key[0], times) for key, times in value_times.items()}
@@ -299,9 +309,7 @@ def _read_boxes(cube, table, variables, candidates, rows, cols, protocol, scl, w
         for pixel, times in scl_times.items()
     }
     lazy_water = (
-        {pixel: water.isel(**window(pixel)).data for pixel in scl_times}
-        if water is not None
-        else {}
+        {pixel: water.isel(window(pixel)).data for pixel in scl_times} if water is not None else {}
     )
     values, scl_boxes, water_boxes = dask.compute(lazy_values, lazy_scl, lazy_water)
     if water is None:
@@ -377,7 +385,7 @@ def _filtered_stats(values: np.ndarray, n_sigma: float) -> dict[str, float | int
     }
 
 
-def _base_record(sample, row: int, col: int) -> dict[str, Any]:
+def _base_record(sample: Any, row: int, col: int) -> dict[str, Any]:
     record: dict[str, Any] = {
         "station_id": sample.station_id,
         "time": sample.time,

@@ -60,7 +60,7 @@ def _load_register(ep: EntryPoint) -> Callable[[Any], None]:
         ) from exc
     if not callable(register):
         raise CommandImportError(f"the entry point {ep.name!r} ({ep.value}) is not callable")
-    return register  # type: ignore[no-any-return]
+    return register
 
 
 def build_parser() -> argparse.ArgumentParser:

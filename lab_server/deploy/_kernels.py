@@ -11,6 +11,7 @@ import logging
 import shutil
 import sys
 import tempfile
+from importlib import resources
 from pathlib import Path
 
 from lab import ConfigurationError
@@ -28,9 +29,7 @@ def kernels_dir() -> Path:
     ConfigurationError
         If the package data is missing (a broken installation).
     """
-    import lab_server.kernels
-
-    path = Path(lab_server.kernels.__file__).resolve().parent
+    path = Path(str(resources.files("lab_server.kernels"))).resolve()
     if not any(path.glob("*/kernel.json")):
         raise ConfigurationError(
             f"no kernelspec in {path}: the installation of earthlab is incomplete; "

@@ -23,6 +23,7 @@ import os
 import secrets
 import sys
 from dataclasses import asdict, dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -98,9 +99,7 @@ def hub_config_dir() -> Path:
     ConfigurationError
         If the configuration files are missing (a broken installation).
     """
-    import lab_server.hub_config
-
-    path = Path(lab_server.hub_config.__file__).resolve().parent
+    path = Path(str(resources.files("lab_server.hub_config"))).resolve()
     if not (path / "jupyterhub_config.py").is_file():
         raise ConfigurationError(
             f"jupyterhub_config.py not found in {path}: the installation of earthlab is "

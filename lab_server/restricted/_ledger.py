@@ -56,7 +56,7 @@ def footprint_km2(geometry: Mapping[str, Any]) -> float:
     """
     import shapely.geometry
 
-    shape = shapely.geometry.shape(geometry)
+    shape = shapely.geometry.shape(dict(geometry))
     if shape.geom_type not in ("Polygon", "MultiPolygon") or shape.is_empty:
         raise ConfigurationError(
             f"a restricted item needs a Polygon footprint to be charged, got {shape.geom_type}"

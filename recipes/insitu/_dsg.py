@@ -168,7 +168,7 @@ def read_dsg(
         IANA zone in which times written without a zone were taken (e.g. ``"Europe/Paris"``).
     naive_time
         Without ``timezone``: ``"utc"`` reads zone-less times as UTC with a
-        :class:`NaiveTimeWarning`; ``"error"`` raises :class:`~lab.InSituFormatError`.
+        :class:`NaiveTimeWarning`; ``"error"`` raises :class:`~recipes.InSituFormatError`.
     source
         Value of the ``source`` column.
 
@@ -180,7 +180,7 @@ def read_dsg(
 
     Raises
     ------
-    lab.InSituFormatError
+    recipes.InSituFormatError
         If the file cannot be opened, is not a ``timeSeries``, or its layout is not one of the
         CF ones (single station, orthogonal or incomplete multidimensional, contiguous or
         indexed ragged).
@@ -194,7 +194,15 @@ def read_dsg(
     return finalize(long, report, options, label=path.name)
 
 
-def _long(ds, label, variables, units, station_id, source, report) -> pd.DataFrame:
+def _long(
+    ds: xr.Dataset,
+    label: str,
+    variables: Mapping[str, str] | None,
+    units: Mapping[str, str],
+    station_id: str | None,
+    source: str,
+    report: Report,
+) -> pd.DataFrame:
     feature = str(ds.attrs.get("featureType", ""))
     if feature.casefold() != "timeseries":
         raise InSituFormatError(

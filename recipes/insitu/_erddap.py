@@ -99,7 +99,7 @@ def read_erddap(
         IANA zone in which times written without a zone were taken (e.g. ``"Europe/Paris"``).
     naive_time
         Without ``timezone``: ``"utc"`` reads zone-less times as UTC with a
-        :class:`NaiveTimeWarning`; ``"error"`` raises :class:`~lab.InSituFormatError`.
+        :class:`NaiveTimeWarning`; ``"error"`` raises :class:`~recipes.InSituFormatError`.
     source
         Value of the ``source`` column.
 
@@ -111,7 +111,7 @@ def read_erddap(
 
     Raises
     ------
-    lab.InSituFormatError
+    recipes.InSituFormatError
         If the file is empty, has no ``time`` column, no position or station (and none given),
         or no column that maps to a lab parameter.
     """

@@ -96,7 +96,7 @@ def read_odv(
         IANA zone in which times written without a zone were taken (e.g. ``"Europe/Paris"``).
     naive_time
         Without ``timezone``: ``"utc"`` reads zone-less times as UTC with a
-        :class:`NaiveTimeWarning`; ``"error"`` raises :class:`~lab.InSituFormatError`.
+        :class:`NaiveTimeWarning`; ``"error"`` raises :class:`~recipes.InSituFormatError`.
     source
         Value of the ``source`` column.
 
@@ -108,7 +108,7 @@ def read_odv(
 
     Raises
     ------
-    lab.InSituFormatError
+    recipes.InSituFormatError
         If the file is empty or not ODV text, or lacks positions or times.
     """
     options = ReadOptions.make(parameters, timezone, naive_time)

@@ -7,6 +7,7 @@ import inspect
 import json
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from lab import ConfigurationError
 from recipes._errors import InSituFormatError
@@ -113,7 +114,7 @@ def _sniff_text(text: str) -> str | None:
 
 
 def read(
-    path_or_paths: PathLike | Iterable[PathLike], format: str | None = None, **kwargs
+    path_or_paths: PathLike | Iterable[PathLike], format: str | None = None, **kwargs: Any
 ) -> InSituTable:
     """Read in-situ files of any supported format into one tidy table.
 
@@ -136,7 +137,7 @@ def read(
 
     Raises
     ------
-    lab.InSituFormatError
+    recipes.InSituFormatError
         If a file is empty or its format cannot be told (pass ``format=``).
     lab.ConfigurationError
         If ``format`` or an option is not valid.

@@ -49,7 +49,7 @@ def read_table(
         IANA zone in which times written without a zone were taken (e.g. ``"Europe/Paris"``).
     naive_time
         Without ``timezone``: ``"utc"`` reads zone-less times as UTC with a
-        :class:`NaiveTimeWarning`; ``"error"`` raises :class:`~lab.InSituFormatError`.
+        :class:`NaiveTimeWarning`; ``"error"`` raises :class:`~recipes.InSituFormatError`.
 
     Returns
     -------
@@ -59,7 +59,7 @@ def read_table(
 
     Raises
     ------
-    lab.InSituFormatError
+    recipes.InSituFormatError
         If a file is empty, unreadable, or lacks columns of the schema (named in the message).
     """
     options = ReadOptions.make(parameters, timezone, naive_time)

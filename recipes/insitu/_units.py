@@ -97,7 +97,14 @@ def _per_litre(written: str, alias: str, molar_mass: float, element: str) -> dic
     }
 
 
-def _p(name, unit, description, units, *, non_negative=True) -> Parameter:
+def _p(
+    name: str,
+    unit: str,
+    description: str,
+    units: Mapping[str, tuple[str, float, float]],
+    *,
+    non_negative: bool = True,
+) -> Parameter:
     return Parameter(name, unit, description, non_negative, units)
 
 

@@ -85,7 +85,7 @@ def add_water_quality(
 
     Raises
     ------
-    lab.BandNotFoundError
+    datacubes.BandNotFoundError
         A band needed is missing; the message lists the bands the cube has.
     lab.ConfigurationError
         Unknown method, or the cube already has one of the output variables.

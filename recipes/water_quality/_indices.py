@@ -227,7 +227,7 @@ def scl_water(scl: Any) -> Any:
 
 
 def require_bands(ds: xr.Dataset, names: Iterable[str], purpose: str) -> None:
-    """Raise :class:`lab.BandNotFoundError` unless every band of ``names`` is in ``ds``."""
+    """Raise :class:`datacubes.BandNotFoundError` unless every band of ``names`` is in ``ds``."""
     if not isinstance(ds, xr.Dataset):
         raise ConfigurationError(
             f"{purpose} needs an xarray Dataset of bands (as returned by datacubes.load), "
@@ -276,7 +276,7 @@ def water_mask(
 
     Raises
     ------
-    lab.BandNotFoundError
+    datacubes.BandNotFoundError
         The cube lacks a band the method needs.
     lab.ConfigurationError
         Unknown method, or a threshold given for ``"scl"``.
