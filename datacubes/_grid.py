@@ -1,7 +1,10 @@
 """The output grid of a cube: from spec bounds, a lon/lat box, or a Sentinel-2 (MGRS) tile.
 
-Pixel edges of a cube are always on multiples of its pixel size (the Sentinel-2 tiles' own
-10, 20 and 60 m grids are), so that a cube built at native resolution copies pixels.
+A cube built at its items' own pixel size and in their CRS copies their pixels, as
+:func:`datacubes.load` does: its pixel edges are those of the items' grid when the items share
+one (:func:`pixel_origins`), such as Landsat's, whose edges are 15 m off the multiples of 30 m.
+Otherwise (another CRS or pixel size, or items on several grids) the pixel edges are on
+multiples of the pixel size, as the Sentinel-2 tiles' own 10, 20 and 60 m grids are.
 """
 
 from __future__ import annotations
@@ -15,6 +18,9 @@ from odc.geo.geobox import GeoBox
 
 from datacubes._spec import GridSpec, SpecError, tile_epsg
 from lab import ConfigurationError
+
+_PIXEL_TOLERANCE = 1e-6
+"""Largest difference, in pixels, between two pixel edges taken as one."""
 
 _BANDS = "CDEFGHJKLMNPQRSTUVWX"
 _ROWS = "ABCDEFGHJKLMNPQRSTUV"
@@ -128,6 +134,7 @@ def items_of_tile(items: Sequence[pystac.Item], tile: str) -> tuple[list[pystac.
 def spec_geobox(
     grid: GridSpec,
     extent: tuple[float, float, float, float] | None = None,
+    origin: tuple[float, float] | None = None,
 ) -> GeoBox:
     """The output grid of a spec.
 
@@ -138,12 +145,18 @@ def spec_geobox(
     extent : tuple of 4 floats, optional
         Bounds in CRS units, required for ``tile`` grids (the tile items' own extent, from
         :func:`items_extent`, or the one a store recorded).
+    origin : tuple of 2 floats, optional
+        A pixel corner ``(x, y)`` of the pixel grid to keep, in CRS units: the items' own (from
+        :func:`pixel_origins`) for a cube that copies their pixels. Default: ``(0, 0)``, pixel
+        edges on multiples of the resolution.
 
     Returns
     -------
     odc.geo.geobox.GeoBox
-        North-up grid with pixel edges on multiples of the resolution.
+        North-up grid whose pixel edges are ``origin`` plus whole pixels, covering the spec's
+        extent widened to those edges.
     """
+    from affine import Affine
     from odc.geo.geom import BoundingBox
 
     crs = str(grid.crs)
@@ -157,11 +170,79 @@ def spec_geobox(
         bounds = extent
     else:
         raise ConfigurationError(f"grid.tile {grid.tile}: the tile's extent is needed")
-    xmin = math.floor(_round(bounds[0] / res)) * res
-    ymin = math.floor(_round(bounds[1] / res)) * res
-    xmax = math.ceil(_round(bounds[2] / res)) * res
-    ymax = math.ceil(_round(bounds[3] / res)) * res
-    return GeoBox.from_bbox((xmin, ymin, xmax, ymax), crs=crs, resolution=res)
+    x0, y0 = origin or (0.0, 0.0)
+    xmin = x0 + math.floor(_round((bounds[0] - x0) / res)) * res
+    ymin = y0 + math.floor(_round((bounds[1] - y0) / res)) * res
+    xmax = x0 + math.ceil(_round((bounds[2] - x0) / res)) * res
+    ymax = y0 + math.ceil(_round((bounds[3] - y0) / res)) * res
+    shape = (round((ymax - ymin) / res), round((xmax - xmin) / res))
+    return GeoBox(shape, Affine(res, 0.0, xmin, 0.0, -res, ymax), crs)
+
+
+def pixel_origins(
+    items: Sequence[pystac.Item], bands: Sequence[str], crs: str, resolution: float
+) -> list[tuple[float, float]]:
+    """The pixel grids of the items' assets whose pixels a cube would copy.
+
+    Only the assets of ``bands`` (chosen as :func:`datacubes.load` chooses them) whose pixels a
+    cube copies count: north-up, in ``crs`` and ``resolution`` pixels (by ``proj:code`` or
+    ``proj:epsg`` and ``proj:transform``). Two assets are on one grid when their pixel edges
+    are whole pixels apart.
+
+    Parameters
+    ----------
+    items : sequence of pystac.Item
+        The cube's items.
+    bands : sequence of str
+        The cube's bands.
+    crs : str
+        The cube's CRS.
+    resolution : float
+        The cube's pixel size, in CRS units.
+
+    Returns
+    -------
+    list of (float, float)
+        Per grid, in item order, the upper-left pixel corner of its first asset: one entry when
+        the items share a grid, none when no asset is in ``crs`` at ``resolution``.
+
+    Raises
+    ------
+    datacubes.BandNotFoundError, lab.ConfigurationError
+        A band is not in some item, or means different things across items (as for ``load``).
+    """
+    from odc.geo import CRS
+
+    from datacubes._plan import plan_items
+
+    wanted = CRS(crs)
+    res = float(resolution)
+    in_crs: dict[str, bool] = {}
+    origins: list[tuple[float, float]] = []
+    for plan in plan_items(items, list(bands), res):
+        for entry in plan:
+            if entry.crs is None or entry.transform is None:
+                continue
+            if entry.crs not in in_crs:
+                in_crs[entry.crs] = CRS(entry.crs) == wanted
+            a, b, c, d, e, f = entry.transform
+            if not in_crs[entry.crs] or b != 0 or d != 0:
+                continue
+            if not (math.isclose(a, res, rel_tol=1e-9) and math.isclose(-e, res, rel_tol=1e-9)):
+                continue
+            if not any(same_grid((c, f), other, res) for other in origins):
+                origins.append((c, f))
+    return origins
+
+
+def same_grid(corner: tuple[float, float], other: tuple[float, float], resolution: float) -> bool:
+    """Whether two pixel corners are whole pixels of ``resolution`` apart (one pixel grid)."""
+    return all(_whole(a - b, resolution) for a, b in zip(corner, other, strict=True))
+
+
+def _whole(distance: float, resolution: float) -> bool:
+    pixels = distance / resolution
+    return abs(pixels - round(pixels)) <= _PIXEL_TOLERANCE
 
 
 def _round(value: float) -> float:
@@ -249,10 +330,17 @@ def crop(cube: xr.Dataset, box: GeoBox) -> xr.Dataset:
         and round(col) + cols <= src.shape[1]
     )
     if not aligned:
+        crs = f"EPSG:{src.crs.epsg}" if src.crs is not None and src.crs.epsg else "its CRS"
         raise ConfigurationError(
-            f"the items' pixel grid ({src.crs}, origin {src.transform.c:g}, {src.transform.f:g}, "
-            f"pixel {src.resolution.x:g}) does not line up with the cube grid (pixel edges on "
-            f"multiples of {res:g}): choose a resolution the items' grid is aligned with "
-            "(e.g. their native pixel size)"
+            f"the items' pixel grid ({crs}, pixel corner {_number(src.transform.c)}, "
+            f"{_number(src.transform.f)}, pixel {_number(src.resolution.x)}) does not line up "
+            f"with the cube grid (pixel corner {_number(box.transform.c)}, "
+            f"{_number(box.transform.f)}, pixel {_number(res)}): their pixels would be "
+            "resampled. Build at the items' own pixel size in their CRS (the cube then keeps "
+            "their grid), from items that all lie on one pixel grid, or in another CRS"
         )
     return cube.isel(y=slice(round(row), round(row) + rows), x=slice(round(col), round(col) + cols))
+
+
+def _number(value: float) -> str:
+    return f"{value:.12g}"
