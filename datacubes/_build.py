@@ -30,12 +30,13 @@ from datacubes._fill import (
     plan_regions,
     run_regions,
 )
-from datacubes._grid import items_extent, spec_geobox
+from datacubes._grid import items_extent, lonlat_bbox, pixel_origins, same_grid, spec_geobox
 from datacubes._manifest import Manifest, Step
 from datacubes._spec import CubeSpec
 from datacubes._spec_read import read_spec
 from datacubes._stac_meta import cube_collection, cube_item, software_versions
 from datacubes._steps import (
+    SourceItems,
     StepPlan,
     compare_steps,
     default_search_bbox,
@@ -231,11 +232,12 @@ class _Run:
     def execute(self, centres: Any, *, cog: bool, overwrite: bool, started: float) -> BuildReport:
         spec, unit = self.spec, self.spec.target.write_unit
         manifest = self._open_target(overwrite)
-        geobox = GridRecord.from_dict(manifest.grid).geobox if manifest else self._spec_geobox()
-        found = search_source(spec, centres, default_search_bbox(spec, geobox) if geobox else None)
+        if manifest is not None:  # the grid the store was built on
+            geobox = GridRecord.from_dict(manifest.grid).geobox
+            found = search_source(spec, centres, default_search_bbox(spec, geobox))
+        else:
+            geobox, found = self._new_grid(centres)
         self.notes += found.notes
-        if geobox is None:
-            geobox = spec_geobox(spec.grid, items_extent(found.items, str(spec.grid.crs)))
         plan = plan_steps(spec, found.items, geobox)
         grid = GridRecord.from_geobox(geobox)
         added = refilled = 0
@@ -324,8 +326,53 @@ class _Run:
                 )
         return None  # nothing there, or a template whose manifest was never written
 
-    def _spec_geobox(self) -> Any:
-        return None if self.spec.grid.tile else spec_geobox(self.spec.grid)
+    def _new_grid(self, centres: Any) -> tuple[Any, SourceItems]:
+        """The grid of a new cube, and the items found for it.
+
+        The spec's extent (its bounds or bbox, or the extent of the tile's items) on the items'
+        own pixel grid when the assets of the cube's bands in its CRS at its resolution all
+        lie on one (:func:`pixel_origins`): the cube copies their pixels, as
+        :func:`datacubes.load` does. Otherwise (no such asset, or assets on several grids) on
+        multiples of the resolution. Moved onto the items' grid, the cube reaches up to a pixel
+        beyond the area first searched: unless the spec gives ``source.bbox``, the source is
+        searched again over it, and the items' grid is kept only if every item found there
+        lies on it too.
+        """
+        spec, grid = self.spec, self.spec.grid
+        snapped = None if grid.tile else spec_geobox(grid)
+        found = search_source(
+            spec, centres, default_search_bbox(spec, snapped) if snapped is not None else None
+        )
+        extent = items_extent(found.items, str(grid.crs)) if grid.tile else None
+        multiples = snapped if snapped is not None else spec_geobox(grid, extent)
+        origin = self._items_origin(found)
+        if origin is None:
+            return multiples, found
+        geobox = spec_geobox(grid, extent, origin)
+        if snapped is None or spec.source.bbox is not None:
+            return geobox, found  # the search area does not depend on the grid
+        wider = search_source(spec, centres, lonlat_bbox(geobox))
+        again = self._items_origin(wider)
+        if again is None or not same_grid(again, origin, grid.resolution):
+            return multiples, found
+        return geobox, wider
+
+    def _items_origin(self, found: SourceItems) -> tuple[float, float] | None:
+        """A pixel corner of the items' common grid, if they share one off the multiples."""
+        grid = self.spec.grid
+        origins = pixel_origins(found.items, self.spec.bands, str(grid.crs), grid.resolution)
+        if len(origins) > 1:
+            corners = ", ".join(f"({x:.12g}, {y:.12g})" for x, y in origins[:3])
+            self.notes.append(
+                f"the items lie on {len(origins)} pixel grids in {grid.crs} at "
+                f"{grid.resolution:g} (pixel corners {corners}"
+                f"{' ...' if len(origins) > 3 else ''}): the cube's pixel edges are on "
+                f"multiples of {grid.resolution:g}, pixels of items off that grid are resampled"
+            )
+            return None
+        if not origins or same_grid(origins[0], (0.0, 0.0), grid.resolution):
+            return None
+        return origins[0]
 
     # -- steps -----------------------------------------------------------------------------
 

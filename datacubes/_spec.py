@@ -136,14 +136,21 @@ class SourceSpec:
 
 @dataclass(frozen=True)
 class GridSpec:
-    """The output pixel grid: CRS, pixel size and extent (exactly one of bbox, bounds, tile)."""
+    """The output pixel grid: CRS, pixel size and extent (exactly one of bbox, bounds, tile).
+
+    The extent is widened to the cube's pixel edges: those of the items' own grid when the
+    cube is in their CRS at their pixel size and they share one grid (the cube then copies
+    their pixels, as :func:`datacubes.load` does), else multiples of the resolution. The build
+    chooses them from its items and records them in the cube's manifest.
+    """
 
     resolution: float
     """Pixel size in CRS units (metres for UTM)."""
     crs: str | None = None
     """Output CRS, e.g. ``EPSG:32631`` (implied by ``tile``)."""
     bounds: tuple[float, float, float, float] | None = None
-    """``(xmin, ymin, xmax, ymax)`` in CRS units, on multiples of ``resolution``."""
+    """``(xmin, ymin, xmax, ymax)`` in CRS units, on multiples of ``resolution`` (widened to
+    the items' pixel edges when the cube keeps their grid, e.g. half a Landsat pixel)."""
     bbox: tuple[float, float, float, float] | None = None
     """``(west, south, east, north)`` in degrees, widened to the enclosing pixel edges."""
     tile: str | None = None
@@ -189,7 +196,7 @@ class GridSpec:
                     _on_grid(value, self.resolution),
                     "bounds",
                     f"{value:g} is not a multiple of the resolution {self.resolution:g}; "
-                    "pixel edges of a cube are on multiples of its pixel size",
+                    "give the bounds of a cube on multiples of its pixel size",
                 )
         if self.bbox is not None:
             from lab import SearchQuery
