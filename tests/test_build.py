@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import queue
 import shutil
 import signal
 import subprocess
 import sys
-import time
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -351,13 +352,53 @@ def test_another_spec_is_refused_unless_overwrite(clean, tmp_path):
 # --- kill, resume, append, failures ---------------------------------------------------------
 
 
+KILL_POINT = """
+import os
+import sys
+
+from datacubes import _build
+from lab._cli import main
+
+save = _build._Run._save
+
+
+def save_then_wait(self, manifest, grid):
+    save(self, manifest, grid)
+    if any(manifest.filled.values()):  # a region is recorded: the test kills the build here
+        print("region recorded", flush=True)
+        sys.stdin.readline()  # the test never writes: wait for SIGKILL
+        os._exit(3)  # the test is gone (stdin closed): do not finish the build
+
+
+_build._Run._save = save_then_wait
+sys.exit(main(sys.argv[1:]))
+"""
+"""``earthlab cube build`` (``lab._cli.main``) that stops at its first manifest save recording
+a filled region, says so on stdout and waits to be killed: a kill at a known state of the
+build, whatever the machine's speed (the region threads keep filling meanwhile)."""
+
+HANG_GUARD = 300.0
+"""Seconds after which a subprocess that never reaches its expected state fails the test: only
+a guard against hangs, never a window the test relies on."""
+
+
+def first_line(stream, timeout: float) -> bytes | None:
+    """The first line a subprocess writes (``b""`` if it ends first), ``None`` after ``timeout``."""
+    lines: queue.Queue[bytes] = queue.Queue()
+    threading.Thread(target=lambda: lines.put(stream.readline()), daemon=True).start()
+    try:
+        return lines.get(timeout=timeout)
+    except queue.Empty:
+        return None
+
+
 def test_sigkill_mid_build_then_resume_gives_the_same_store(clean, tmp_path):
     url = tmp_path / "thau-test.zarr"
     manifest_path = tmp_path / "thau-test.meta" / "manifest.json"
     command = [
         sys.executable,
-        "-m",
-        "lab._cli",
+        "-c",
+        KILL_POINT,
         "cube",
         "build",
         str(clean["spec"]),
@@ -369,24 +410,23 @@ def test_sigkill_mid_build_then_resume_gives_the_same_store(clean, tmp_path):
         str(clean["centres"]),
         "--quiet",
     ]
-    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 180
-    try:
-        while True:
-            if (
-                manifest_path.exists()
-                and filled_regions(json.loads(manifest_path.read_text())) >= 1
-            ):
-                proc.send_signal(signal.SIGKILL)
-                break
-            assert proc.poll() is None, (
-                f"the build ended before it was killed: {proc.communicate()}"
+    errors = tmp_path / "stderr.txt"
+    with errors.open("wb") as stderr:
+        proc = subprocess.Popen(
+            command, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr
+        )
+        try:
+            line = first_line(proc.stdout, HANG_GUARD)
+            assert line is not None, f"no region recorded in {HANG_GUARD:.0f} s (hung build?)"
+            assert line == b"region recorded\n", (
+                f"the build ended before it was killed: {line!r}, {errors.read_text()}"
             )
-            assert time.monotonic() < deadline, "no region was recorded in time"
-            time.sleep(0.01)
-    finally:
-        proc.kill()
-        proc.communicate()
+            proc.send_signal(signal.SIGKILL)
+        finally:
+            proc.kill()
+            proc.wait(timeout=HANG_GUARD)
+            proc.stdin.close()
+            proc.stdout.close()
     assert proc.returncode == -signal.SIGKILL
     killed = json.loads(manifest_path.read_text())
     done = filled_regions(killed)
@@ -745,6 +785,7 @@ def test_append_interrupted_between_manifest_and_store_is_completed(
 
 def test_regions_filled_on_a_dask_cluster(clean, tmp_path):
     import distributed  # a core dependency: missing it fails the run
+
     url = tmp_path / "thau-test.zarr"
     with distributed.Client(
         processes=False, n_workers=1, threads_per_worker=2, dashboard_address=None
