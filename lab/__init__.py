@@ -8,7 +8,8 @@ Quick start
 >>> result.federation               # what each centre answered
 
 Everything works offline on the embedded sample federation (generated on first use);
-point ``EARTHLAB_CENTRES`` at another centres file to use real catalogues.
+point the ``centres`` setting at another centres file to use real catalogues
+(``EARTHLAB_CENTRES``, or ``lab.config``: see docs/configuration.md).
 """
 
 from __future__ import annotations
@@ -41,18 +42,24 @@ __all__ = [
     "EarthLabError",
     "EarthLabWarning",
     "FederatedCatalog",
+    "HttpError",
     "NoItemsError",
     "RestrictedDataError",
+    "RetryPolicy",
     "SearchQuery",
     "SearchResult",
     "UnknownCentreError",
+    "add_request_hook",
     "catalog",
     "centres",
     "cluster",
+    "config",
+    "http_session",
     "list_clusters",
     "make_sample",
     "read_catalogue",
     "read_centres_file",
+    "remove_request_hook",
     "stop_clusters",
 ]
 
@@ -61,6 +68,14 @@ if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers and
     from lab._catalog import CentreReport, FederatedCatalog, SearchResult, catalog
     from lab._centres import CatalogSpec, Centre, CentreSet, centres, read_centres_file
     from lab._cluster import cluster, list_clusters, stop_clusters
+    from lab._config import config
+    from lab._http import (
+        HttpError,
+        RetryPolicy,
+        add_request_hook,
+        http_session,
+        remove_request_hook,
+    )
     from lab._query import SearchQuery
     from lab.sample import make_sample
 
@@ -81,6 +96,12 @@ _LAZY = {
     "cluster": "lab._cluster",
     "list_clusters": "lab._cluster",
     "stop_clusters": "lab._cluster",
+    "config": "lab._config",
+    "HttpError": "lab._http",
+    "RetryPolicy": "lab._http",
+    "http_session": "lab._http",
+    "add_request_hook": "lab._http",
+    "remove_request_hook": "lab._http",
 }
 
 
