@@ -156,7 +156,8 @@ def resolve_location(
     centre : str, optional
         Centre whose storage holds the cube when ``url`` is not given.
     centres : lab.CentreSet, optional
-        The federation, to find storage options (default: ``$EARTHLAB_CENTRES`` when set).
+        The federation, to find storage options (default: the ``centres`` setting,
+        ``EARTHLAB_CENTRES``, when set).
     storage_options : mapping, optional
         fsspec options that take precedence over the centre's.
 
@@ -211,9 +212,10 @@ def _centres(centres: Any, *, required: bool) -> Any:
     if centres is not None and not isinstance(centres, str | os.PathLike):
         return centres
     from lab import centres as read_centres
+    from lab import config
 
     if centres is not None:
         return read_centres(centres)
-    if required or os.environ.get("EARTHLAB_CENTRES"):
+    if required or config.get("centres"):
         return read_centres()
     return None

@@ -1,8 +1,9 @@
 """The federated catalogue: one search over every data centre, in parallel.
 
 Each centre is searched by its adapter in its own thread, with a per-centre timeout and
-bounded retries. A centre that fails is reported in ``result.federation`` and does not sink
-the others. Results are merged, de-duplicated (an item mirrored by two centres is kept once,
+bounded retries (``catalog.retries`` further tries of the whole search, by the lab's HTTP retry
+policy: which failures, how long between tries; see ``lab._http``). A centre that fails is
+reported in ``result.federation`` and does not sink the others. Results are merged, de-duplicated (an item mirrored by two centres is kept once,
 from the preferred centre) and sorted by datetime.
 """
 
@@ -19,7 +20,8 @@ import pystac
 
 from lab._adapters import AdapterResult, adapter_for
 from lab._centres import Centre, CentreSet, centres
-from lab._errors import CatalogError, ConfigurationError, RestrictedDataError
+from lab._errors import ConfigurationError, RestrictedDataError
+from lab._http import RetryPolicy
 from lab._query import DatetimeLike, SearchQuery
 
 __all__ = ["CentreReport", "FederatedCatalog", "SearchResult", "catalog"]
@@ -196,7 +198,7 @@ class FederatedCatalog:
         Raises
         ------
         ConfigurationError
-            If an argument is invalid (the message names it).
+            If an argument or an ``http.*`` setting is invalid (the message names it).
         UnknownCentreError
             If ``centres`` names a centre that is not in the federation.
         """
@@ -206,6 +208,7 @@ class FederatedCatalog:
                 f"timeout must be a positive number of seconds, got {timeout!r}"
             )
         selected = self.centres.select(None if centres is None else list(centres))
+        policy = RetryPolicy.from_config()  # read once, here: a wrong setting fails the search
         answers: dict[str, tuple[AdapterResult | None, CentreReport]] = {}
         to_search = []
         for centre in selected.values():
@@ -222,7 +225,9 @@ class FederatedCatalog:
         )
         try:
             started = time.monotonic()
-            futures = {c.name: pool.submit(self._search_centre, c, query) for c in to_search}
+            futures = {
+                c.name: pool.submit(self._search_centre, c, query, policy) for c in to_search
+            }
             for centre in to_search:
                 limit_s = _total_budget(centre, timeout)
                 remaining = max(0.0, started + limit_s - time.monotonic())
@@ -244,13 +249,13 @@ class FederatedCatalog:
         return _merge(ordered, selected, query)
 
     def _search_centre(
-        self, centre: Centre, query: SearchQuery
+        self, centre: Centre, query: SearchQuery, policy: RetryPolicy
     ) -> tuple[AdapterResult | None, CentreReport]:
         started = time.monotonic()
-        spec = centre.catalog
+        policy = replace(policy, total=centre.catalog.retries)
         attempts = 0
         last_error = ""
-        while attempts <= spec.retries:
+        while attempts <= policy.total:
             attempts += 1
             try:
                 result = self._adapters[centre.name].search(query)
@@ -264,9 +269,9 @@ class FederatedCatalog:
                 )
             except Exception as exc:
                 last_error = f"{type(exc).__name__}: {_first_line(exc)}"
-                if not _transient(exc) or attempts > spec.retries:
+                if not policy.retryable(exc) or attempts > policy.total:
                     break
-                time.sleep(min(2.0, 0.2 * 2 ** (attempts - 1)))
+                time.sleep(policy.backoff(attempts))
                 continue
             for item in result.items:
                 item.properties[CENTRE_PROPERTY] = centre.name
@@ -359,25 +364,6 @@ def _sort_key(item: pystac.Item) -> tuple[str, str, str]:
 def _total_budget(centre: Centre, timeout: float | None) -> float:
     """Wall time allowed for one centre, retries included."""
     return timeout if timeout is not None else centre.catalog.timeout
-
-
-def _transient(exc: BaseException) -> bool:
-    """Errors worth retrying: network trouble and server-side (5xx) failures."""
-    if isinstance(exc, CatalogError):
-        return False
-    if isinstance(exc, ConnectionError | TimeoutError):
-        return True
-    try:
-        import requests
-
-        if isinstance(exc, requests.ConnectionError | requests.Timeout):
-            return True
-    except ImportError:  # pragma: no cover
-        pass
-    status = getattr(exc, "status_code", None) or getattr(
-        getattr(exc, "response", None), "status_code", None
-    )
-    return isinstance(status, int) and status >= 500
 
 
 def _first_line(exc: BaseException) -> str:

@@ -21,9 +21,9 @@ A *centres file* is YAML::
 Secrets never live in the file: storage credentials are read from the environment
 variables the file names (``key_env``, ``secret_env``).
 
-Environment overrides (set by the hub for single-user servers):
-``EARTHLAB_GATEWAY_<NAME>`` replaces a centre's gateway address and
-``EARTHLAB_GATEWAY_PROXY_<NAME>`` its proxy address (``<NAME>`` upper-cased, ``-`` -> ``_``).
+The ``gateways`` setting (``lab.config``) replaces a centre's gateway address and proxy
+address; the hub sets it for single-user servers through ``EARTHLAB_GATEWAY_<NAME>`` and
+``EARTHLAB_GATEWAY_PROXY_<NAME>`` (``<NAME>`` upper-cased, ``-`` -> ``_``).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from typing import Any
 
 import yaml
 
-from lab._config import CENTRES_ENV
+from lab._config import config
 from lab._errors import CentresFileError, UnknownCentreError
 
 __all__ = ["CatalogSpec", "Centre", "CentreSet", "GatewaySpec", "StorageSpec", "centres"]
@@ -263,8 +263,9 @@ def centres(path: str | os.PathLike[str] | None = None) -> CentreSet:
     Parameters
     ----------
     path
-        A centres file. When None, ``$EARTHLAB_CENTRES`` is used, else the embedded sample
-        federation (generated on first use into the lab's cache directory).
+        A centres file. When None, the ``centres`` setting (``EARTHLAB_CENTRES``, see
+        ``lab.config``) is used, else the embedded sample federation (generated on first use
+        into the lab's cache directory).
 
     Returns
     -------
@@ -275,11 +276,13 @@ def centres(path: str | os.PathLike[str] | None = None) -> CentreSet:
     ------
     CentresFileError
         If the file is missing or malformed (the message names the field).
+    ConfigurationError
+        If the lab's configuration is invalid (the message names the setting).
     """
     if path is None:
-        env = os.environ.get(CENTRES_ENV)
-        if env:
-            path = env
+        configured = config.get("centres")
+        if configured:
+            path = configured
         else:
             from lab.sample import ensure_default_sample
 
@@ -292,8 +295,8 @@ def read_centres_file(path: Path) -> CentreSet:
     path = Path(path).expanduser()
     if not path.is_file():
         raise CentresFileError(
-            f"centres file {path} does not exist; create one (see docs) or unset {CENTRES_ENV} "
-            "to use the embedded sample federation"
+            f"centres file {path} does not exist; create one (see docs) or unset the centres "
+            f"setting ({config.env_name('centres')}) to use the embedded sample federation"
         )
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -309,11 +312,14 @@ def read_centres_file(path: Path) -> CentreSet:
     entries = document.get("centres")
     if not isinstance(entries, list):
         raise CentresFileError(f"centres file {path}: 'centres' must be a list of centres")
-    parsed = [_parse_centre(entry, i, path.parent) for i, entry in enumerate(entries)]
+    gateways = config.get("gateways")  # before parsing: its errors name the setting, not a centre
+    parsed = [_parse_centre(entry, i, path.parent, gateways) for i, entry in enumerate(entries)]
     return CentreSet(parsed, source=path)
 
 
-def _parse_centre(entry: Any, index: int, base: Path) -> Centre:
+def _parse_centre(
+    entry: Any, index: int, base: Path, gateways: Mapping[str, Mapping[str, str]]
+) -> Centre:
     where = f"centres[{index}]"
     if not isinstance(entry, dict):
         raise CentresFileError(f"{where} must be a mapping, got {type(entry).__name__}")
@@ -331,7 +337,7 @@ def _parse_centre(entry: Any, index: int, base: Path) -> Centre:
         catalog = _sub(entry, "catalog", CatalogSpec, where, required=True)
         catalog = _resolve_catalog(catalog, base)
         gateway = _sub(entry, "gateway", GatewaySpec, where)
-        gateway = _gateway_from_env(name, gateway)
+        gateway = _configured_gateway(gateways.get(name, {}), gateway)
         storage = _sub(entry, "storage", StorageSpec, where)
         if storage is not None and not _is_url(storage.url):
             storage = replace(storage, url=str((base / storage.url).resolve()))
@@ -395,15 +401,24 @@ def _resolve_catalog(spec: CatalogSpec, base: Path) -> CatalogSpec:
     return replace(spec, href=str((base / spec.href).resolve()))
 
 
-def _gateway_from_env(name: str, gateway: GatewaySpec | None) -> GatewaySpec | None:
-    key = name.upper().replace("-", "_")
-    address = os.environ.get(f"EARTHLAB_GATEWAY_{key}")
-    proxy = os.environ.get(f"EARTHLAB_GATEWAY_PROXY_{key}")
-    if not address:
-        return gateway
+def _configured_gateway(
+    entry: Mapping[str, str], gateway: GatewaySpec | None
+) -> GatewaySpec | None:
+    """A centre's gateway with its entry of the ``gateways`` setting applied.
+
+    An address makes a gateway (keeping the file's proxy address unless one is given); a
+    proxy address alone changes the file's gateway, and is ignored for a centre without one.
+    """
+    address, proxy = entry.get("address"), entry.get("proxy_address")
     if gateway is None:
-        return GatewaySpec(address=address, proxy_address=proxy)
-    return replace(gateway, address=address, proxy_address=proxy or gateway.proxy_address)
+        return GatewaySpec(address=address, proxy_address=proxy) if address else None
+    if not (address or proxy):
+        return gateway
+    return replace(
+        gateway,
+        address=address or gateway.address,
+        proxy_address=proxy or gateway.proxy_address,
+    )
 
 
 def _is_url(href: str) -> bool:

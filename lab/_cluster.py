@@ -11,8 +11,8 @@ Each item says which centre it came from (``item.properties["earthlab:centre"]``
    compare bytes with guesses);
 3. ties go to the centre listed first in the centres file.
 
-If that centre has a gateway (in the centres file, or from ``EARTHLAB_GATEWAY_<NAME>`` set by
-the hub for single-user servers), the cluster is a Gateway cluster there; if it has none (the
+If that centre has a gateway (in the centres file, or in the ``gateways`` setting, which the hub
+sets for single-user servers as ``EARTHLAB_GATEWAY_<NAME>``), the cluster is a Gateway cluster there; if it has none (the
 embedded sample federation's default), it is a :class:`distributed.LocalCluster` on this machine.
 """
 
@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lab._centres import Centre, CentreSet, centres
+from lab._config import config
 from lab._errors import ClusterError, ConfigurationError
 
 __all__ = ["ClusterInfo", "choose_centre", "cluster", "list_clusters", "stop_clusters"]
@@ -229,7 +230,7 @@ def _gateway(place: Centre) -> Any:
 
         token = os.environ.get("JUPYTERHUB_API_TOKEN")
         if not token:
-            address_var = "EARTHLAB_GATEWAY_" + place.name.upper().replace("-", "_")
+            address_var = config.gateway_env_names(place.name)[0]
             raise ClusterError(
                 f"the gateway of centre {place.name!r} authenticates through JupyterHub but "
                 "JUPYTERHUB_API_TOKEN is not set: run this in a notebook of the lab's hub, "

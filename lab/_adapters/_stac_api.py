@@ -9,17 +9,24 @@ it, so that no extra request is made to count.
 
 A 401 or 403 answer raises :class:`~lab._errors.RestrictedDataError` naming where to request
 access: the federation reports the centre ``restricted``, not empty.
+
+Requests go through a lab HTTP session (``lab._http``: User-Agent, request hooks, timeout) that
+makes one try per request: the federation retries the centre's whole search by the same retry
+policy, so that retries do not multiply. An answer with a status of the policy (502, 503...)
+or no answer becomes a ``ConnectionError`` (retried); another status a :class:`CatalogError`.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from lab._adapters import AdapterResult
 from lab._adapters._common import matches, restricted_message
 from lab._errors import CatalogError, RestrictedDataError
+from lab._http import RetryPolicy, http_session
 
 if TYPE_CHECKING:
     import pystac
@@ -61,9 +68,18 @@ class StacApiAdapter:
                     )
                 )
             headers["Authorization"] = f"Bearer {token}"
-        # Retries are handled by the federation (bounded, per centre); one try per request here.
-        stac_io = StacApiIO(headers=headers, timeout=spec.timeout, max_retries=0)
-        return Client.open(spec.href, stac_io=stac_io)
+        # Retries are the federation's (per centre, same policy); one try per request here.
+        stac_io = StacApiIO(max_retries=0)
+        stac_io.session.close()
+        stac_io.session = http_session(
+            retry=replace(RetryPolicy.from_config(), total=0), timeout=spec.timeout
+        )
+        stac_io.update(headers=headers, timeout=spec.timeout)
+        try:
+            return Client.open(spec.href, stac_io=stac_io)
+        except BaseException:
+            stac_io.session.close()
+            raise
 
     def search(self, query: SearchQuery) -> AdapterResult:
         """Search the API; see :class:`lab._adapters.CatalogAdapter`.
@@ -79,11 +95,16 @@ class StacApiAdapter:
 
         try:
             client = self._client()
+        except APIError as exc:
+            raise _api_error(self.centre, exc) from exc
+        try:
             if _conforms_to_item_search(client):
                 return self._item_search(client, query)
             return self._collections_fallback(client, query)
         except APIError as exc:
             raise _api_error(self.centre, exc) from exc
+        finally:
+            client._stac_io.session.close()
 
     def _item_search(self, client: Any, query: SearchQuery) -> AdapterResult:
         search = client.search(
@@ -209,9 +230,10 @@ def _sort_key(item: pystac.Item) -> tuple[str, str]:
 def _api_error(centre: Centre, exc: Exception) -> Exception:
     """Turn pystac-client's ``APIError`` into what the federation reports and retries.
 
-    401/403 -> restricted; other 4xx -> a catalogue error (not retried); 5xx (the server is
-    failing) and no status at all (refused, reset, timed out: no answer) -> ``ConnectionError``
-    (retried).
+    401/403 -> restricted; a status the retry policy retries (502, 503, 504, 429: the server
+    or a gateway in front of it is failing) and no status at all (refused, reset, timed out: no
+    answer) -> ``ConnectionError`` (retried); any other status (4xx, a plain 500: the server
+    refuses this request) -> a catalogue error (not retried).
     """
     status = getattr(exc, "status_code", None)
     detail = _server_detail(str(exc))
@@ -223,7 +245,7 @@ def _api_error(centre: Centre, exc: Exception) -> Exception:
         )
     if status is None:
         return ConnectionError(f"{centre.catalog.href} did not answer: {detail}")
-    if status >= 500:  # the server is there but failing: worth another try
+    if RetryPolicy.from_config().retryable(status):  # failing for now: worth another try
         return ConnectionError(f"{centre.catalog.href} answered {status}: {detail}")
     return CatalogError(f"centre {centre.name}: the STAC API answered {status}: {detail}")
 

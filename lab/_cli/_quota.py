@@ -95,8 +95,11 @@ def quota_url(centre: Any) -> str:
     return href[: -len(STAC_SUFFIX)] + "quota"
 
 
-def usage(centre: Any, token: str, timeout: float = 30.0) -> dict[str, Any]:
+def usage(centre: Any, token: str, timeout: float | None = None) -> dict[str, Any]:
     """Ask a centre's restricted-data service for the token owner's usage this year.
+
+    The request goes through the lab's HTTP session (``lab.http_session``): its retry policy,
+    and ``timeout`` seconds (default: the ``http.timeout`` setting).
 
     Raises
     ------
@@ -107,10 +110,13 @@ def usage(centre: Any, token: str, timeout: float = 30.0) -> dict[str, Any]:
     """
     import requests
 
+    from lab._http import http_session
+
     url = quota_url(centre)
     try:
-        response = requests.get(url, headers={"Authorization": f"token {token}"}, timeout=timeout)
-    except requests.RequestException as exc:
+        with http_session(timeout=timeout) as session:
+            response = session.get(url, headers={"Authorization": f"token {token}"})
+    except requests.RequestException as exc:  # HttpError (no answer) or a malformed URL
         raise ConfigurationError(
             f"centre {centre.name}: cannot reach {url} ({exc}); is the lab running?"
         ) from exc

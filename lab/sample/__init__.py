@@ -89,8 +89,9 @@ def make_sample(
 def ensure_default_sample(*, progress: bool = False) -> Path:
     """Return the default sample's ``centres.yaml``, generating it first if needed.
 
-    The sample lives in ``<cache dir>/sample-v2`` (see ``EARTHLAB_CACHE_DIR``). Concurrent
-    callers (several kernels, dask workers) wait on a file lock; only one generates.
+    The sample lives in ``<cache dir>/sample-v2`` (the ``cache_dir`` setting,
+    ``EARTHLAB_CACHE_DIR``). Concurrent callers (several kernels, dask workers) wait on a file
+    lock; only one generates.
 
     Parameters
     ----------

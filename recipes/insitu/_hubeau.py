@@ -8,18 +8,17 @@ the station is not in the ``station_pc`` pages given, and may give ``resultat`` 
 
 from __future__ import annotations
 
+import contextlib
 import json
-import urllib.error
-import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from lab import AssetReadError, ConfigurationError
+from lab import AssetReadError, ConfigurationError, HttpError, http_session
 from recipes._errors import InSituFormatError
 from recipes.insitu._core import (
     InSituTable,
@@ -36,6 +35,9 @@ from recipes.insitu._units import (
     SANDRE_QUALIFICATION,
     SANDRE_REMARKS,
 )
+
+if TYPE_CHECKING:
+    import requests
 
 SOURCE = "hubeau-naiades"
 LAMBERT93 = "26"  # SANDRE projection code of RGF93 / Lambert-93 (EPSG:2154)
@@ -166,7 +168,7 @@ def read_hubeau(
         IANA zone in which times written without a zone were taken (e.g. ``"Europe/Paris"``).
     naive_time
         Without ``timezone``: ``"utc"`` reads zone-less times as UTC with a
-        :class:`NaiveTimeWarning`; ``"error"`` raises :class:`~lab.InSituFormatError`.
+        :class:`NaiveTimeWarning`; ``"error"`` raises :class:`~recipes.InSituFormatError`.
     tolerance_m
         Largest distance allowed between a station's Lambert-93 and WGS84 positions.
     source
@@ -182,7 +184,7 @@ def read_hubeau(
 
     Raises
     ------
-    lab.InSituFormatError
+    recipes.InSituFormatError
         If a file is empty, not JSON, not a Hub'Eau response, or holds no analysis.
     """
     options = ReadOptions.make(parameters, timezone, naive_time)
@@ -308,18 +310,31 @@ def _value_and_flag(record: Page) -> tuple[Any, int] | str:
     return f"code_remarque {remark or '(none)'} ({meaning}): not a measured value"
 
 
-def urllib_get_json(url: str, timeout: float = 60.0) -> Page:
-    """GET a URL and decode its JSON body (the default ``fetch`` of :func:`fetch_hubeau`)."""
-    request = urllib.request.Request(url, headers={"Accept": "application/json"})
+def http_get_json(session: requests.Session, url: str) -> Page:
+    """GET a URL with a lab HTTP session and decode its JSON body (:func:`fetch_hubeau`'s fetch).
+
+    Raises
+    ------
+    lab.AssetReadError
+        If the server cannot be reached (after the session's retries) or answers an error.
+    recipes.InSituFormatError
+        If the answer is not JSON.
+    """
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            body = response.read()
-    except (urllib.error.URLError, OSError) as exc:
+        response = session.get(url, headers={"Accept": "application/json"})
+    except HttpError as exc:
         raise AssetReadError(f"could not fetch {url}: {exc}") from exc
+    body = response.content
+    if not 200 <= response.status_code < 300:  # Hub'Eau answers 206 when more pages follow
+        raise AssetReadError(
+            f"could not fetch {url}: the server answered {response.status_code} "
+            f"{response.reason}: {body[:200]!r}"
+        )
     try:
-        return json.loads(body)
+        page: Page = json.loads(body)
     except ValueError as exc:
         raise InSituFormatError(f"{url} did not answer JSON: {body[:200]!r}") from exc
+    return page
 
 
 def fetch_pages(url: str, fetch: Fetch, max_pages: int) -> tuple[list[Page], str | None]:
@@ -369,8 +384,9 @@ def fetch_hubeau(
     stations_url
         ``station_pc`` query for the positions of the stations (needed with API v1).
     fetch
-        Function URL -> decoded JSON page (default: a ``urllib`` GET); tests and callers with
-        their own HTTP session (proxy, retries) pass theirs.
+        Function URL -> decoded JSON page (default: a GET through one ``lab.http_session()``
+        for every page: the lab's retry policy, timeout and request hooks); callers with
+        their own HTTP client pass theirs.
     max_pages
         Largest number of pages fetched per query. Reaching it while the server still has a
         ``next`` page issues a :class:`PagingLimitWarning` and records it in ``notes``.
@@ -381,7 +397,7 @@ def fetch_hubeau(
         IANA zone in which times written without a zone were taken (e.g. ``"Europe/Paris"``).
     naive_time
         Without ``timezone``: ``"utc"`` reads zone-less times as UTC with a
-        :class:`NaiveTimeWarning`; ``"error"`` raises :class:`~lab.InSituFormatError`.
+        :class:`NaiveTimeWarning`; ``"error"`` raises :class:`~recipes.InSituFormatError`.
     tolerance_m
         As in :func:`read_hubeau`.
     source
@@ -397,16 +413,18 @@ def fetch_hubeau(
     ------
     lab.AssetReadError
         If a page cannot be downloaded (the message names the URL).
-    lab.InSituFormatError
+    recipes.InSituFormatError
         If an answer is not a Hub'Eau page, or ``next`` links loop.
     """
     ReadOptions.make(parameters, timezone, naive_time)  # fail before any download
-    fetch = fetch or urllib_get_json
-    pages, stopped = fetch_pages(url, fetch, max_pages)
-    stations = None
-    if stations_url is not None:
-        stations, stopped_stations = fetch_pages(stations_url, fetch, max_pages)
-        stopped = stopped or stopped_stations
+    with contextlib.ExitStack() as closing:
+        if fetch is None:
+            fetch = partial(http_get_json, closing.enter_context(http_session()))
+        pages, stopped = fetch_pages(url, fetch, max_pages)
+        stations = None
+        if stations_url is not None:
+            stations, stopped_stations = fetch_pages(stations_url, fetch, max_pages)
+            stopped = stopped or stopped_stations
     if stopped:
         warn(stopped, PagingLimitWarning)
     table = read_hubeau(
