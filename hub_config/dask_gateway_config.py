@@ -24,8 +24,11 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import earthlab_gateway  # noqa: E402
 
-run_dir = Path(os.environ["EARTHLAB_HUB_RUN_DIR"])
-centre = os.environ["EARTHLAB_GATEWAY_CENTRE"]
+from lab import config as lab_config  # noqa: E402
+from lab_server.environment import GATEWAY_CENTRE, HUB_RUN_DIR  # noqa: E402
+
+run_dir = Path(os.environ[HUB_RUN_DIR])
+centre = os.environ[GATEWAY_CENTRE]
 lab = json.loads((run_dir / "lab.json").read_text(encoding="utf-8"))
 ports = next((g for g in lab["gateways"] if g["centre"] == centre), None)
 if ports is None:
@@ -53,7 +56,7 @@ c.ClusterConfig.scheduler_cmd = [str(bin_dir / "dask"), "scheduler"]
 c.ClusterConfig.worker_cmd = [str(bin_dir / "dask"), "worker"]
 c.ClusterConfig.environment = {
     **c.ClusterConfig.environment,
-    "EARTHLAB_CENTRES": lab["centres_file"],
+    lab_config.env_name("centres"): lab["centres_file"],
 }
 clusters_dir = run_dir / "gateways" / centre
 clusters_dir.mkdir(parents=True, exist_ok=True)
@@ -63,8 +66,7 @@ c.LocalBackend.inherited_environment = [
     "VIRTUAL_ENV",
     "LANG",
     "LC_ALL",
-    "EARTHLAB_CACHE_DIR",
-    "EARTHLAB_CENTRES",
+    *lab_config.env_names(),  # the SDK's settings (EARTHLAB_CACHE_DIR...), for the workers
     "PROJ_DATA",
     "GDAL_DATA",
 ]

@@ -29,9 +29,16 @@ from dask_gateway_server.models import ClusterStatus
 from dask_gateway_server.options import Float, Integer, Options
 from traitlets import Integer as IntegerTrait
 
+# The environment variables this file reads and sets, as lab_server.environment names them
+# (POLICY_FILE, KERNELS_DIR, CENTRE; docs/configuration.md). Spelled here because the gateway
+# image holds this file without lab_server; tests/test_config.py checks that they agree.
+POLICY_FILE_ENV = "EARTHLAB_POLICY_FILE"
+KERNELS_DIR_ENV = "EARTHLAB_KERNELS_DIR"
+CENTRE_ENV = "EARTHLAB_CENTRE"
+
 HERE = Path(__file__).resolve().parent
 POLICY_FILE = HERE / "lab.yaml"
-KERNELS_DIR = Path(os.environ.get("EARTHLAB_KERNELS_DIR") or HERE.parent / "kernels")
+KERNELS_DIR = Path(os.environ.get(KERNELS_DIR_ENV) or HERE.parent / "kernels")
 AUTHENTICATOR = "dask_gateway_server.auth.JupyterHubAuthenticator"
 _ACTIVE = (ClusterStatus.PENDING, ClusterStatus.RUNNING)
 _GIB = 2**30
@@ -49,7 +56,7 @@ def access_scope(centre: str) -> str:
 
 def load_policy(path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """Read and check ``lab.yaml``; a wrong value fails the gateway at start, named."""
-    path = Path(path or os.environ.get("EARTHLAB_POLICY_FILE") or POLICY_FILE)
+    path = Path(path or os.environ.get(POLICY_FILE_ENV) or POLICY_FILE)
     policy = yaml.safe_load(path.read_text(encoding="utf-8"))
     for section in ("cluster_options", "limits", "hub"):
         if not isinstance(policy.get(section), dict):
@@ -215,7 +222,7 @@ def configure(c: Any, centre: str, policy: dict[str, Any] | None = None) -> dict
     c.ClusterConfig.cluster_max_workers = int(limits["cluster_max_workers"])
     c.ClusterConfig.environment = {
         **kernel_environment(policy["kernel"]),
-        "EARTHLAB_CENTRE": centre,
+        CENTRE_ENV: centre,
     }
     c.UserLimits.max_clusters_per_user = int(limits["max_clusters_per_user"])
     c.UserLimits.max_workers_per_user = int(limits.get("max_workers_per_user", 0))

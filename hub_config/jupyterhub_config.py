@@ -34,8 +34,9 @@ import earthlab_hub  # noqa: E402
 from lab import read_centres_file  # noqa: E402
 from lab_server.deploy import RunDir  # noqa: E402
 from lab_server.deploy._layout import ADMIN_SERVICE  # noqa: E402
+from lab_server.environment import HUB_RUN_DIR  # noqa: E402
 
-run = RunDir(os.environ["EARTHLAB_HUB_RUN_DIR"])
+run = RunDir(os.environ[HUB_RUN_DIR])
 lab = run.deployment()
 policy = earthlab_gateway.load_policy()
 centres = [g.centre for g in lab.gateways]

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from lab import ConfigurationError
+from lab import config as lab_config
 from lab_server.deploy._catalogues import (
     TOKEN_ENV,
     CatalogueServer,
@@ -38,12 +39,13 @@ from lab_server.deploy._layout import (
 )
 from lab_server.deploy._procs import Proc, free_port, http_ready, port_free, start, stop, wait_until
 from lab_server.deploy._proxy import find_proxy
+from lab_server.environment import GATEWAY_CENTRE, HUB_RUN_DIR
 
 __all__ = ["down", "restart", "status", "up"]
 
-RUN_DIR_VAR = "EARTHLAB_HUB_RUN_DIR"
+RUN_DIR_VAR = HUB_RUN_DIR
 """Tells ``hub_config/*.py`` which run directory (``lab.json``, ``secrets/``) to read."""
-CENTRE_VAR = "EARTHLAB_GATEWAY_CENTRE"
+CENTRE_VAR = GATEWAY_CENTRE
 """Tells ``hub_config/dask_gateway_config.py`` which centre's gateway it configures."""
 
 
@@ -117,7 +119,7 @@ def up(
         hub_config=str(config),
         bin_dir=current_bin_dir(),
         kernel=DEFAULT_KERNEL,
-        cache_dir=os.environ.get("EARTHLAB_CACHE_DIR"),
+        cache_dir=lab_config.get("cache_dir"),
         extra_env=dict(extra_env or {}),
     )
     run.create()
@@ -344,26 +346,15 @@ def restart(
 
 
 def _hub_ready(d: Deployment) -> Any:
-    check = http_ready(f"{d.url}hub/api/")
-
-    def ready() -> bool:
-        import urllib.request
-
-        if not check():
-            return False
-        try:  # through the proxy: the hub's route is in place, not the proxy's error page
-            with urllib.request.urlopen(f"{d.url}hub/api/", timeout=2) as response:
-                return "version" in json.loads(response.read())
-        except (OSError, ValueError):
-            return False
-
-    return ready
+    # through the proxy: the hub's route is in place, not the proxy's error page
+    return http_ready(f"{d.url}hub/api/", accept=lambda response: "version" in response.json())
 
 
 def _base_env(d: Deployment) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
+        # the caller's gateways (EARTHLAB_GATEWAY_<NAME>) are not the lab's: servers get its own
         if not k.startswith(("JUPYTERHUB_", "JPY_", "CONFIGPROXY_", "EARTHLAB_GATEWAY_"))
     }
     env["PATH"] = os.pathsep.join([d.bin_dir, env.get("PATH", "/usr/bin:/bin")])

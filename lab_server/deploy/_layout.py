@@ -27,7 +27,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from lab import ConfigurationError
+from lab import ConfigurationError, config
 from lab_server.deploy._catalogues import CatalogueServer, restricted_service_name
 
 __all__ = [
@@ -41,8 +41,6 @@ __all__ = [
     "service_name",
 ]
 
-RUN_DIR_ENV = "EARTHLAB_HUB_DIR"
-"""Environment variable naming the default run directory of ``earthlab hub``."""
 LAB_JSON = "lab.json"
 SECRET_NAMES = ("proxy-token", "admin-token", "cookie-secret", "password")
 ADMIN_SERVICE = "earthlab-admin"
@@ -66,11 +64,10 @@ def gateway_env_names(centre: str) -> tuple[str, str]:
     -------
     tuple of str
         ``EARTHLAB_GATEWAY_<NAME>`` (HTTP address) and ``EARTHLAB_GATEWAY_PROXY_<NAME>``
-        (``gateway://host:port``), ``<NAME>`` upper-cased with ``-`` -> ``_``, as read by
-        ``lab.centres()``.
+        (``gateway://host:port``), ``<NAME>`` upper-cased with ``-`` -> ``_``: the SDK's
+        ``gateways`` setting (``lab.config``), as read by ``lab.centres()``.
     """
-    key = centre.upper().replace("-", "_")
-    return f"EARTHLAB_GATEWAY_{key}", f"EARTHLAB_GATEWAY_PROXY_{key}"
+    return config.gateway_env_names(centre)
 
 
 def default_run_dir() -> Path:
@@ -79,11 +76,12 @@ def default_run_dir() -> Path:
     Returns
     -------
     pathlib.Path
-        ``$EARTHLAB_HUB_DIR`` if set, else ``$XDG_STATE_HOME/earthlab/hub`` (default
-        ``~/.local/state/earthlab/hub``).
+        The ``hub_dir`` setting (``lab.config``, ``EARTHLAB_HUB_DIR``) if set, else
+        ``$XDG_STATE_HOME/earthlab/hub`` (default ``~/.local/state/earthlab/hub``).
     """
-    if os.environ.get(RUN_DIR_ENV):
-        return Path(os.environ[RUN_DIR_ENV]).expanduser().resolve()
+    configured = config.get("hub_dir")
+    if configured:
+        return Path(configured).expanduser().resolve()
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(base).expanduser().resolve() / "earthlab" / "hub"
 
@@ -142,7 +140,7 @@ class Deployment:
     gateways: tuple[GatewayPorts, ...]
     """One gateway per centre, in centres-file order."""
     centres_file: str
-    """The centres file single-user servers use (``EARTHLAB_CENTRES``)."""
+    """The centres file single-user servers use (their ``centres`` setting)."""
     hub_config: str
     """The ``hub_config/`` directory."""
     bin_dir: str
@@ -152,7 +150,7 @@ class Deployment:
     kernel: str = "earth-analytics"
     """Default kernelspec of single-user servers."""
     cache_dir: str | None = None
-    """``EARTHLAB_CACHE_DIR`` for single-user servers and workers, if set."""
+    """The ``cache_dir`` setting of single-user servers and workers, if set."""
     extra_env: dict[str, str] = field(default_factory=dict)
     """More environment for single-user servers (never secrets)."""
     catalogues: tuple[CatalogueServer, ...] = ()
@@ -219,9 +217,9 @@ class Deployment:
 
     def user_environment(self) -> dict[str, str]:
         """Environment of single-user servers: where the centres file and gateways are."""
-        env = {"EARTHLAB_CENTRES": self.centres_file, **self.extra_env}
+        env = {config.env_name("centres"): self.centres_file, **self.extra_env}
         if self.cache_dir:
-            env["EARTHLAB_CACHE_DIR"] = self.cache_dir
+            env[config.env_name("cache_dir")] = self.cache_dir
         for g in self.gateways:
             address_var, proxy_var = gateway_env_names(g.centre)
             env[address_var] = self.gateway_address(g.centre)

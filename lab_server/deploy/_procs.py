@@ -13,15 +13,14 @@ import signal
 import socket
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import psutil
+import requests
 
-from lab import ConfigurationError
+from lab import ConfigurationError, RetryPolicy, http_session
 
 __all__ = ["Proc", "free_port", "http_ready", "port_free", "start", "stop", "wait_until"]
 
@@ -158,17 +157,31 @@ def port_free(port: int, ip: str = "127.0.0.1") -> bool:
         return True
 
 
-def http_ready(url: str, headers: Mapping[str, str] | None = None) -> Callable[[], bool]:
-    """Return a check that ``url`` answers with a status below 500."""
+READY_TIMEOUT = 2.0
+"""Seconds a readiness check waits for an answer."""
+
+
+def http_ready(
+    url: str,
+    headers: Mapping[str, str] | None = None,
+    accept: Callable[[requests.Response], bool] | None = None,
+) -> Callable[[], bool]:
+    """Return a check that ``url`` answers with a status below 500 (and that ``accept`` likes).
+
+    Each check is one try through a lab HTTP session (``lab.http_session``: its User-Agent and
+    request hooks) without retries: :func:`wait_until` polls it. ``accept(response)`` may
+    raise ``ValueError`` (a body that is not the JSON expected): not ready.
+    """
 
     def check() -> bool:
-        request = urllib.request.Request(url, headers=dict(headers or {}))
+        retry = replace(RetryPolicy.from_config(), total=0)
         try:
-            with urllib.request.urlopen(request, timeout=2) as response:
-                return bool(response.status < 500)
-        except urllib.error.HTTPError as exc:
-            return exc.code < 500
-        except (OSError, ValueError):
+            with http_session(retry=retry, timeout=READY_TIMEOUT) as session:
+                response = session.get(url, headers=dict(headers or {}))
+            if response.status_code >= 500:
+                return False
+            return accept is None or bool(accept(response))
+        except (requests.RequestException, ValueError):  # no answer yet (lab.HttpError)
             return False
 
     return check

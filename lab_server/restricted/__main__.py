@@ -19,6 +19,7 @@ from pathlib import Path
 
 import yaml
 
+from lab_server.environment import HUB_RUN_DIR, POLICY_FILE
 from lab_server.restricted._ledger import QuotaPolicy, footprint_km2
 from lab_server.restricted._service import Footprint, ServiceConfig, make_app
 
@@ -35,9 +36,7 @@ def build_config(run_dir: Path, centre: str) -> tuple[ServiceConfig, int, str]:
         raise SystemExit(f"centre {centre!r} has no restricted collections in {run.lab_json}")
     source_file = deployment.source_centres_file or deployment.centres_file
     source = read_centres_file(Path(source_file))[centre]
-    policy_file = Path(
-        os.environ.get("EARTHLAB_POLICY_FILE") or Path(deployment.hub_config) / "lab.yaml"
-    )
+    policy_file = Path(os.environ.get(POLICY_FILE) or Path(deployment.hub_config) / "lab.yaml")
     policy = QuotaPolicy.from_policy(yaml.safe_load(policy_file.read_text(encoding="utf-8")))
     public = deployment.restricted_service_url(centre)
     items = json.loads((run.path / "stac" / centre / "items.json").read_text(encoding="utf-8"))
@@ -72,10 +71,10 @@ def build_config(run_dir: Path, centre: str) -> tuple[ServiceConfig, int, str]:
 def main(argv: list[str] | None = None) -> None:
     """Serve until terminated."""
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1 or "EARTHLAB_HUB_RUN_DIR" not in os.environ:
-        raise SystemExit("usage: EARTHLAB_HUB_RUN_DIR=RUN python -m lab_server.restricted CENTRE")
+    if len(args) != 1 or HUB_RUN_DIR not in os.environ:
+        raise SystemExit(f"usage: {HUB_RUN_DIR}=RUN python -m lab_server.restricted CENTRE")
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s %(name)s] %(message)s")
-    config, port, ip = build_config(Path(os.environ["EARTHLAB_HUB_RUN_DIR"]), args[0])
+    config, port, ip = build_config(Path(os.environ[HUB_RUN_DIR]), args[0])
 
     async def serve() -> None:
         make_app(config).listen(port, address=ip)
