@@ -28,14 +28,17 @@ from rasterio.windows import Window
 
 from datacubes._io import READ_ERRORS, AssetReadWarning, AssetRef, local_path, read_failure
 from datacubes._plan import ItemBand
-from lab import AssetReadError
+from lab import AssetReadError, EarthLabError
 
 _TOLERANCE = 1e-6
 """Largest difference (in pixels) between a raster's and the output grid's pixel edges."""
 
 
-class _NotOnGridError(Exception):
-    """A file is not where its metadata says: odc-stac must read (and resample) it."""
+class _NotOnGridError(EarthLabError):
+    """A file is not where its metadata says: odc-stac must read (and resample) it.
+
+    Never leaves :func:`paste_load`, which answers ``None`` so that the caller falls back.
+    """
 
 
 def paste_load(

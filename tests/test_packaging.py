@@ -117,14 +117,3 @@ def test_dependencies_flow_recipes_to_datacubes_to_lab() -> None:
             if bad:
                 offenders.append(f"{path.relative_to(ROOT)} imports {sorted(bad)}")
     assert offenders == []
-
-
-def test_one_exception_tree() -> None:
-    import datacubes  # noqa: F401 - the packages must import cleanly
-    import recipes  # noqa: F401
-    from lab import _errors
-
-    for name in _errors.__all__:
-        cls = getattr(_errors, name)
-        base = _errors.EarthLabWarning if name == "EarthLabWarning" else _errors.EarthLabError
-        assert issubclass(cls, base), name

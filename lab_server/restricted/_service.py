@@ -31,6 +31,7 @@ from urllib.parse import quote
 import tornado.httpclient
 import tornado.web
 
+from lab import EarthLabError
 from lab_server.restricted._ledger import QuotaPolicy, UsageLedger
 from lab_server.restricted._signing import sign_url, verify
 from lab_server.stac_front import FilesHandler, StacProxyHandler
@@ -94,8 +95,12 @@ class ServiceConfig:
         return self.public_url + "assets/"
 
 
-class Refusal(tornado.web.HTTPError):
-    """A refusal whose description the caller sees (JSON body)."""
+class RefusalError(EarthLabError, tornado.web.HTTPError):
+    """A refusal whose description the caller sees (JSON body).
+
+    Tornado turns it into the HTTP status; it is also an :class:`~lab.EarthLabError`, like
+    every error the project raises on purpose.
+    """
 
     def __init__(self, status: int, code: str, description: str):
         super().__init__(status, reason=None)
@@ -123,11 +128,11 @@ class Gatekeeper:
         )
         self._groups: dict[str, tuple[float, frozenset[str]]] = {}
 
-    def restricted(self, reason: str) -> Refusal:
+    def restricted(self, reason: str) -> RefusalError:
         """A 403 telling a non-member where to request access."""
         what = ", ".join(sorted(self.config.groups))
         groups = ", ".join(sorted(set(self.config.groups.values())))
-        return Refusal(
+        return RefusalError(
             403,
             "Restricted",
             f"restricted: request access via {self.config.access_url}; {what} is for members "
@@ -139,7 +144,7 @@ class Gatekeeper:
         header = handler.request.headers.get("Authorization", "")
         match = self.hub_auth.auth_header_pat.match(header)
         if not match:
-            raise Refusal(
+            raise RefusalError(
                 401,
                 "Unauthorized",
                 f"restricted: request access via {self.config.access_url}; then send your hub "
@@ -147,11 +152,11 @@ class Gatekeeper:
             )
         model = await self.hub_auth.user_for_token(match.group(1), sync=False)
         if not model or model.get("kind", "user") != "user":
-            raise Refusal(401, "Unauthorized", "the hub does not know this token (expired?)")
+            raise RefusalError(401, "Unauthorized", "the hub does not know this token (expired?)")
         caller = await self.member(model["name"])
         scopes = set(model.get("scopes") or ())
         if not scopes & {"access:services", self.config.access_scope}:
-            raise Refusal(
+            raise RefusalError(
                 403,
                 "Forbidden",
                 f"your token lacks the scope {self.config.access_scope}; your group gives it: "
@@ -170,7 +175,7 @@ class Gatekeeper:
             handler.get_query_argument("signature", ""),
         )
         if why:
-            raise Refusal(403, "Forbidden", f"signed asset URL refused: {why}")
+            raise RefusalError(403, "Forbidden", f"signed asset URL refused: {why}")
         return await self.member(user)
 
     async def member(self, user: str) -> Caller:
@@ -194,7 +199,9 @@ class Gatekeeper:
         if response.code == 404:
             groups: frozenset[str] = frozenset()
         elif response.code != 200:
-            raise Refusal(502, "BadGateway", f"the hub did not say who {user} is ({response.code})")
+            raise RefusalError(
+                502, "BadGateway", f"the hub did not say who {user} is ({response.code})"
+            )
         else:
             groups = frozenset(json.loads(response.body).get("groups") or ())
         self._groups[user] = (time.monotonic(), groups)
@@ -204,7 +211,7 @@ class Gatekeeper:
 class _JsonErrors(tornado.web.RequestHandler):
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None))[1]
-        if isinstance(exc, Refusal):
+        if isinstance(exc, RefusalError):
             body = {"code": exc.code, "description": exc.description}
         else:
             body = {"code": "Error", "description": self._reason}
@@ -276,7 +283,7 @@ class AssetHandler(FilesHandler, _JsonErrors):
         )
         if not charge.allowed:
             remaining = max(quota - charge.used_km2, 0.0)
-            raise Refusal(
+            raise RefusalError(
                 403,
                 "QuotaExceeded",
                 f"quota exceeded: {caller.user} used {charge.used_km2:.3f} km² of a yearly "
