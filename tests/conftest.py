@@ -7,8 +7,12 @@ by ``earthlab sample --out DIR`` and it is reused as is.
 
 from __future__ import annotations
 
+import errno
+import ipaddress
 import json
 import os
+import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -75,3 +79,75 @@ def sample_centres_env(sample_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Pat
     centres_file = sample_dir / "centres.yaml"
     monkeypatch.setenv("EARTHLAB_CENTRES", str(centres_file))
     return centres_file
+
+
+# --- Network guard: tests reach loopback only ---------------------------------------------------
+# Every in-process connection goes through socket.socket.connect / connect_ex (ssl, asyncio,
+# tornado, urllib3 and boto3 included); the guard refuses any INET/INET6 address outside
+# 127.0.0.0/8 and ::1 before anything leaves the machine. AF_UNIX and other families pass.
+# A host name is resolved first (what connect would do) and must resolve to loopback only.
+# The error is a ConnectionRefusedError, so code under test sees a refused connection, as it
+# would offline; its message names the address. Subprocesses are not covered.
+
+
+class NetworkBlockedError(ConnectionRefusedError):
+    """A test tried to connect outside loopback."""
+
+
+def _loopback_address(host: str) -> bool:
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])  # drop an IPv6 zone
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    return address.is_loopback
+
+
+def refuse_outside_loopback(family: int, address: object) -> None:
+    """Raise :class:`NetworkBlockedError` unless ``address`` is on loopback (or not INET)."""
+    if family not in (socket.AF_INET, socket.AF_INET6) or not isinstance(address, tuple):
+        return
+    host = address[0].decode() if isinstance(address[0], bytes) else str(address[0])
+    if _loopback_address(host):
+        return
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+        resolved: list[str] = []
+    except ValueError:  # a name: it may only stand for loopback addresses
+        resolved = sorted({info[4][0] for info in socket.getaddrinfo(host, address[1])})
+        if resolved and all(_loopback_address(a) for a in resolved):
+            return
+    shown = f"{host}:{address[1]}" + (f" ({', '.join(resolved)})" if resolved else "")
+    raise NetworkBlockedError(
+        errno.ECONNREFUSED,
+        f"connection to {shown} refused: tests may only reach loopback (127.0.0.0/8, ::1) "
+        "or AF_UNIX sockets (guard in tests/conftest.py)",
+    )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _network_only_to_loopback() -> Iterator[None]:
+    """Refuse every connection outside loopback for the whole session."""
+    connect, connect_ex = socket.socket.connect, socket.socket.connect_ex
+    create_connection = socket.create_connection
+
+    def guarded_connect(self: socket.socket, address: object) -> None:
+        refuse_outside_loopback(self.family, address)
+        return connect(self, address)
+
+    def guarded_connect_ex(self: socket.socket, address: object) -> int:
+        refuse_outside_loopback(self.family, address)
+        return connect_ex(self, address)
+
+    def guarded_create_connection(address: tuple, *args: object, **kwargs: object):
+        host = address[0]
+        family = socket.AF_INET6 if ":" in str(host) else socket.AF_INET
+        refuse_outside_loopback(family, address)
+        return create_connection(address, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(socket.socket, "connect", guarded_connect)
+        patch.setattr(socket.socket, "connect_ex", guarded_connect_ex)
+        patch.setattr(socket, "create_connection", guarded_create_connection)
+        yield

@@ -12,8 +12,12 @@ from __future__ import annotations
 import ast
 import importlib.metadata
 import re
+import socket
 import tomllib
 from pathlib import Path
+
+import pytest
+from conftest import NetworkBlockedError
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = ROOT / "tests"
@@ -166,3 +170,66 @@ def test_b():
     pass
 """
     assert skip_problems(source, "t.py", declared_names()) == []
+
+
+# --- the network guard of tests/conftest.py --------------------------------------------------
+
+TEST_NET = ("192.0.2.1", 9)  # RFC 5737 documentation address: the guard refuses before sending
+
+
+def test_the_network_guard_is_on_for_the_session() -> None:
+    assert socket.socket.connect.__name__ == "guarded_connect"
+    assert socket.socket.connect_ex.__name__ == "guarded_connect_ex"
+    assert socket.create_connection.__name__ == "guarded_create_connection"
+
+
+def test_a_connection_outside_loopback_is_refused_and_names_the_address() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        with pytest.raises(NetworkBlockedError, match=r"192\.0\.2\.1:9 .*only reach loopback"):
+            sock.connect(TEST_NET)
+        with pytest.raises(NetworkBlockedError, match=r"192\.0\.2\.1:9"):
+            sock.connect_ex(TEST_NET)
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    with udp, pytest.raises(NetworkBlockedError):
+        udp.connect(TEST_NET)  # even a UDP "connection", which sends nothing yet
+    with pytest.raises(NetworkBlockedError, match=r"192\.0\.2\.1:9"):
+        socket.create_connection(TEST_NET, timeout=1)
+    with pytest.raises(NetworkBlockedError, match=r"2001:db8::1:9"):
+        socket.create_connection(("2001:db8::1", 9), timeout=1)
+    with pytest.raises(NetworkBlockedError, match=r"::ffff:192\.0\.2\.1"):
+        socket.create_connection(("::ffff:192.0.2.1", 9), timeout=1)
+    # code under test sees a refused connection, as it would offline
+    assert issubclass(NetworkBlockedError, ConnectionRefusedError)
+
+
+def test_a_name_that_resolves_outside_loopback_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = socket.getaddrinfo
+
+    def resolve(host, port, *args, **kwargs):
+        if host == "centre.example.test":
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("192.0.2.1", port))]
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    expected = r"centre\.example\.test:9 \(192\.0\.2\.1\)"
+    with socket.socket() as sock, pytest.raises(NetworkBlockedError, match=expected):
+        sock.connect(("centre.example.test", 9))
+
+
+def test_loopback_and_unix_sockets_connect(tmp_path) -> None:
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port), timeout=10):
+            pass
+        with socket.create_connection(("localhost", port), timeout=10):
+            pass
+        with socket.socket() as client:
+            assert client.connect_ex(("127.0.0.1", port)) == 0
+    with socket.socket(socket.AF_UNIX) as server:
+        path = str(tmp_path / "s")
+        server.bind(path)
+        server.listen()
+        with socket.socket(socket.AF_UNIX) as client:
+            client.connect(path)
