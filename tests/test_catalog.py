@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import time
+import threading
 from pathlib import Path
 
 import pystac
 import pytest
 import rustac
+import yaml
 
 import lab
 from lab._adapters import AdapterResult
@@ -201,22 +202,67 @@ def test_only_some_centres(federation: Path) -> None:
         lab.catalog(federation).search(centres=["gamma"])
 
 
-def test_slow_centre_times_out_without_sinking_others(federation: Path) -> None:
-    fed = lab.catalog(federation)
+class Blocked:
+    """An adapter whose search blocks until the test releases it, recording that it started and
+    whether it ever returned; ``release.wait``'s timeout only guards against a hang."""
 
-    class Slow:
-        def search(self, query):
-            time.sleep(3)
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.left = threading.Event()
+
+    def search(self, query):
+        self.entered.set()
+        try:
+            self.release.wait(timeout=120)
             return AdapterResult(items=[])
+        finally:
+            self.left.set()
 
-    fed._adapters["beta"] = Slow()
-    started = time.monotonic()
-    result = fed.search(timeout=0.5)
-    elapsed = time.monotonic() - started
-    assert result.federation["beta"].status == "missing"
-    assert "timed out" in result.federation["beta"].error
-    assert elapsed < 1.5  # the 0.5 s budget, not the 3 s sleep
-    assert {i.id for i in result} >= {"a0", "m0"}
+
+def with_catalog_timeouts(federation: Path, timeouts: dict[str, float]) -> Path:
+    """A copy of the centres file with ``catalog.timeout`` set per centre."""
+    document = yaml.safe_load(federation.read_text())
+    for centre in document["centres"]:
+        centre["catalog"]["timeout"] = timeouts[centre["name"]]
+    path = federation.with_name("timeouts.yaml")
+    path.write_text(yaml.safe_dump(document), encoding="utf-8")
+    return path
+
+
+def test_slow_centre_times_out_without_sinking_others(federation: Path) -> None:
+    # beta never answers within its 0.5 s; the others get a budget that only guards against a
+    # hang, so how fast this machine is decides nothing
+    generous = {"alpha": 120.0, "mirror": 120.0, "broken": 120.0, "beta": 0.5}
+    fed = lab.catalog(with_catalog_timeouts(federation, generous))
+    beta = fed._adapters["beta"] = Blocked()
+    try:
+        result = fed.search()
+        # the search came back while beta was still searching: it did not wait for it
+        assert beta.entered.is_set() and not beta.left.is_set()
+    finally:
+        beta.release.set()
+    report = result.federation
+    assert report["beta"].status == "missing"
+    assert report["beta"].error == "timed out after 0.5 s" and report["beta"].seconds >= 0.5
+    assert report["alpha"].status == report["mirror"].status == "ok"
+    assert report["broken"].status == "missing" and "timed out" not in report["broken"].error
+    assert [i.id for i in result] == ["a0", "a1", "a2", "m0", "a3", "a4"]
+    assert beta.left.wait(timeout=120)  # released, the abandoned search ends
+
+
+def test_the_search_timeout_bounds_each_centre(federation: Path) -> None:
+    fed = lab.catalog(federation)  # every centre's own timeout is the default 10 s
+    beta = fed._adapters["beta"] = Blocked()
+    try:
+        result = fed.search(timeout=0.5, centres=["beta"])
+        assert beta.entered.is_set() and not beta.left.is_set()
+    finally:
+        beta.release.set()
+    report = result.federation["beta"]
+    assert report.status == "missing" and report.error == "timed out after 0.5 s"
+    assert report.seconds >= 0.5 and len(result) == 0
+    assert beta.left.wait(timeout=120)
 
 
 def test_transient_failures_are_retried_then_reported(federation: Path) -> None:
