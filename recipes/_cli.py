@@ -27,10 +27,12 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the crossing and print where the report is."""
+    from lab._cli import output_dir
     from recipes.crossing import water_quality_crossing
 
+    out = output_dir(args.out, "--out")  # before minutes of work, not after
     result = water_quality_crossing(
-        args.out, centres=args.centres, max_dt=args.max_dt, window=args.window
+        out, centres=args.centres, max_dt=args.max_dt, window=args.window
     )
     print(result)
     return 0

@@ -37,11 +37,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Generate the sample and say how to use it."""
+    from lab._cli import output_dir
     from lab.sample import make_sample
 
+    out = output_dir(args.out, "--out")
     start = time.perf_counter()
     centres = make_sample(
-        args.out, n_dates=args.dates, seed=args.seed, overwrite=args.overwrite, progress=True
+        out, n_dates=args.dates, seed=args.seed, overwrite=args.overwrite, progress=True
     )
     root = centres.parent
     size = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
