@@ -3,7 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import shlex
+import sys
+from pathlib import Path
 from typing import Any
+
+RUN_DIR_HELP = (
+    "where the lab keeps its state, secrets and logs (default for `up`: $EARTHLAB_HUB_DIR or "
+    "~/.local/state/earthlab/hub; for `down` and `status`: the run directory of the last "
+    "`earthlab hub up`, else that default)"
+)
+
+CURRENT_HUB = "current-hub"
+"""File in ``$XDG_STATE_HOME/earthlab/`` naming the run directory of the last ``hub up``."""
 
 
 def register(subparsers: Any) -> None:
@@ -12,15 +26,20 @@ def register(subparsers: Any) -> None:
         "hub",
         help="start, stop or inspect the local lab (JupyterHub + one Dask Gateway per centre)",
         description="Run the Earth Analytics Lab on this machine: JupyterHub, its proxy and one "
-        "Dask Gateway per data centre, all on 127.0.0.1. See docs/deployment.md.",
+        "Dask Gateway per data centre, all on 127.0.0.1. See docs/deployment.md. "
+        "--run-dir may come before or after the action. `hub up` records its run directory "
+        "(in $XDG_STATE_HOME/earthlab/current-hub) so that `hub status` and `hub down` find "
+        "the lab without --run-dir; `hub down` forgets it.",
     )
-    parser.add_argument(
-        "--run-dir",
-        help="where the lab keeps its state, secrets and logs "
-        "(default: $EARTHLAB_HUB_DIR or ~/.local/state/earthlab/hub)",
-    )
+    parser.add_argument("--run-dir", metavar="RUN_DIR", help=RUN_DIR_HELP)
     actions = parser.add_subparsers(dest="hub_action", metavar="ACTION")
-    start = actions.add_parser("up", help="start the lab and print its URL and how to log in")
+    start = actions.add_parser(
+        "up",
+        help="start the lab and print its URL and how to log in",
+        description="Start the lab and print its URL, how to log in and the command that "
+        "stops it. Exit status: 0 when it runs, 1 if it could not start (everything started "
+        "is stopped again).",
+    )
     start.add_argument(
         "--centres",
         dest="centres_file",
@@ -30,8 +49,31 @@ def register(subparsers: Any) -> None:
         "--port", type=int, default=8000, help="public port (default 8000; 0 for any free port)"
     )
     start.set_defaults(func=run_up)
-    actions.add_parser("down", help="stop everything `hub up` started").set_defaults(func=run_down)
-    actions.add_parser("status", help="say what runs").set_defaults(func=run_status)
+    stop = actions.add_parser(
+        "down",
+        help="stop everything `hub up` started",
+        description="Stop every server `hub up` started, by process id. Exit status: 0 when "
+        "the lab is stopped, including when nothing was running (said on stdout), so that "
+        "`down` can be repeated; 2 if --run-dir is not a lab's run directory.",
+    )
+    stop.set_defaults(func=run_down)
+    report = actions.add_parser(
+        "status",
+        help="say what runs",
+        description="Print each server of the lab and whether it runs. Exit status: 0 when "
+        "every server runs, 3 when some or all are stopped (no lab runs), 2 if --run-dir is "
+        "not a lab's run directory.",
+    )
+    report.set_defaults(func=run_status)
+    for action in (start, stop, report):
+        # the same option after the action; SUPPRESS keeps the one given before it otherwise
+        action.add_argument(
+            "--run-dir",
+            dest="action_run_dir",
+            metavar="RUN_DIR",
+            default=argparse.SUPPRESS,
+            help=RUN_DIR_HELP,
+        )
     proxy = actions.add_parser(
         "install-proxy",
         help="install configurable-http-proxy (JupyterHub's proxy) with npm for this user",
@@ -43,12 +85,120 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=lambda args: parser.print_help() or 2)
 
 
+def given_run_dir(args: argparse.Namespace) -> Path | None:
+    """Return the ``--run-dir`` given before or after the action, if any.
+
+    Raises
+    ------
+    CommandLineError
+        If both are given and differ.
+    """
+    from lab._cli import CommandLineError
+
+    before = getattr(args, "run_dir", None)
+    after = getattr(args, "action_run_dir", None)
+    paths = {Path(p).expanduser().resolve() for p in (before, after) if p}
+    if len(paths) > 1:
+        raise CommandLineError(f"--run-dir is given twice, as {before} and {after}: give it once")
+    return paths.pop() if paths else None
+
+
+def current_hub_file() -> Path:
+    """Return the file recording the run directory of the last ``earthlab hub up``.
+
+    Returns
+    -------
+    pathlib.Path
+        ``$XDG_STATE_HOME/earthlab/current-hub`` (default ``~/.local/state/earthlab/...``).
+    """
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base).expanduser() / "earthlab" / CURRENT_HUB
+
+
+def recorded_run_dir() -> Path | None:
+    """Return the run directory the last ``hub up`` recorded, if it still holds a lab."""
+    try:
+        text = current_hub_file().read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    if not text:
+        return None
+    from lab_server.deploy import RunDir
+
+    run = RunDir(text)
+    return run.path if run.lab_json.is_file() else None
+
+
+def _record(run_dir: Path) -> None:
+    path = current_hub_file()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"{run_dir}\n", encoding="utf-8")
+    except OSError as exc:  # the lab runs; only the shortcut is lost
+        print(
+            f"earthlab: warning: could not record the run directory in {path} "
+            f"({exc.strerror}); pass --run-dir {shlex.quote(str(run_dir))} to `hub down`",
+            file=sys.stderr,
+        )
+
+
+def _forget(run_dir: Path) -> None:
+    """Drop the record of the last ``hub up`` if it names ``run_dir`` or no lab any more."""
+    path = current_hub_file()
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except OSError:
+        return
+    if not text or Path(text).expanduser().resolve() == run_dir or recorded_run_dir() is None:
+        with contextlib.suppress(OSError):
+            path.unlink()
+
+
+def _lab_run_dir(args: argparse.Namespace) -> Path:
+    """The run directory ``down`` and ``status`` act on.
+
+    An explicit ``--run-dir`` must be a lab's run directory; otherwise the one the last
+    ``hub up`` recorded, else the default.
+    """
+    from lab._cli import CommandLineError
+    from lab_server.deploy import RunDir, default_run_dir
+
+    explicit = given_run_dir(args)
+    if explicit is None:
+        return recorded_run_dir() or default_run_dir()
+    if not explicit.is_dir():
+        raise CommandLineError(
+            f"argument --run-dir: {explicit} does not exist: give the run directory "
+            "`earthlab hub up` printed"
+        )
+    if not RunDir(explicit).lab_json.is_file():
+        raise CommandLineError(
+            f"argument --run-dir: {explicit} is not the run directory of a lab (no lab.json): "
+            "give the run directory `earthlab hub up` printed"
+        )
+    return explicit
+
+
+def stop_command(run_dir: Path) -> str:
+    """Return the exact command that stops the lab of ``run_dir``."""
+    from lab_server.deploy import default_run_dir
+
+    if run_dir == default_run_dir():
+        return "earthlab hub down"
+    return f"earthlab hub down --run-dir {shlex.quote(str(run_dir))}"
+
+
 def run_up(args: argparse.Namespace) -> int:
     """Start the lab."""
+    from lab._cli import output_dir
     from lab_server.deploy import RunDir, up
 
-    deployment = up(args.centres_file, run_dir=args.run_dir, port=args.port)
+    run_dir = given_run_dir(args)
+    if run_dir is not None:
+        output_dir(run_dir, "--run-dir")
+    deployment = up(args.centres_file, run_dir=run_dir, port=args.port)
     run = RunDir(deployment.run_dir)
+    _record(run.path)
     print(f"The lab runs at {deployment.url}")
     print(
         f"Log in with any user name and the password in {run.secret_path('password')}\n"
@@ -58,26 +208,34 @@ def run_up(args: argparse.Namespace) -> int:
     for g in deployment.gateways:
         print(f"  {g.service:<28} {deployment.gateway_address(g.centre)}")
     print(f"Centres file of the notebooks: {deployment.centres_file}")
-    print(f"Logs: {run.logs_dir}    Stop with: earthlab hub down")
+    print(f"Run directory: {run.path}")
+    print(f"Logs: {run.logs_dir}")
+    print(f"Stop with: {stop_command(run.path)}")
     return 0
 
 
 def run_down(args: argparse.Namespace) -> int:
-    """Stop the lab."""
+    """Stop the lab; exit 0 also when nothing was running (``down`` can be repeated)."""
     from lab_server.deploy import down
 
-    stopped = down(args.run_dir)
-    print("stopped: " + ", ".join(stopped) if stopped else "nothing was running")
+    run_dir = _lab_run_dir(args)
+    stopped = down(run_dir) if run_dir.is_dir() else []
+    _forget(run_dir)
+    if stopped:
+        print("stopped: " + ", ".join(stopped))
+    else:
+        print(f"nothing to stop: no lab runs from {run_dir}")
     return 0
 
 
 def run_status(args: argparse.Namespace) -> int:
-    """Print what runs; exit 0 only if every server of the lab runs."""
-    from lab_server.deploy import default_run_dir, status
+    """Print what runs; exit 0 only if every server of the lab runs, else 3."""
+    from lab_server.deploy import status
 
-    processes = status(args.run_dir)
+    run_dir = _lab_run_dir(args)
+    processes = status(run_dir)
     if not processes:
-        print(f"no lab runs from {args.run_dir or default_run_dir()}")
+        print(f"no lab runs from {run_dir}")
         return 3
     for proc, alive in processes:
         state = "running" if alive else "stopped"
@@ -87,8 +245,6 @@ def run_status(args: argparse.Namespace) -> int:
 
 def run_install_proxy(args: argparse.Namespace) -> int:
     """Install configurable-http-proxy and say where."""
-    from pathlib import Path
-
     from lab_server.deploy import install_proxy
 
     path = install_proxy(Path(args.prefix) if args.prefix else None)
