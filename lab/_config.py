@@ -103,11 +103,11 @@ class Setting:
         if self.kind == "int":
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ValueError(f"must be an integer{self._bounds()}")
-            return self._bounded(value)
+            return self._bounded(value, "an integer")
         if self.kind == "float":
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise ValueError(f"must be a number{self._bounds()}")
-            return self._bounded(float(value))
+            return self._bounded(float(value), "a number")
         if self.kind == "statuses":
             return _statuses(value)
         return _gateways(value)
@@ -133,13 +133,13 @@ class Setting:
             return self.check(numbers)
         return self.check(text)
 
-    def _bounded(self, value: float) -> Any:
+    def _bounded(self, value: float, what: str) -> Any:
         too_low = self.low is not None and (
             value <= self.low if self.low_open else value < self.low
         )
         too_high = self.high is not None and value > self.high
         if too_low or too_high:
-            raise ValueError(f"must be{self._bounds()}, got {value!r}")
+            raise ValueError(f"must be {what}{self._bounds()}, got {value!r}")
         return value
 
     def _bounds(self) -> str:

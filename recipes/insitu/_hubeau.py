@@ -62,7 +62,7 @@ Fetch = Callable[[str], Page]
 
 
 @lru_cache(maxsize=1)
-def _lambert93_to_wgs84():
+def _lambert93_to_wgs84() -> Any:  # pyproj.Transformer
     from pyproj import Transformer
 
     return Transformer.from_crs("EPSG:2154", "EPSG:4326", always_xy=True)
