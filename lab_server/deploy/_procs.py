@@ -148,10 +148,18 @@ def free_port(ip: str = "127.0.0.1") -> int:
 
 
 def port_free(port: int, ip: str = "127.0.0.1") -> bool:
-    """Say whether ``port`` can be bound on ``ip`` now."""
+    """Say whether a server can listen at ``port`` on ``ip`` now.
+
+    The check binds the way the lab's servers do: with ``SO_REUSEADDR`` (tornado and node set
+    it on POSIX), so that connections of a server just stopped, left in TIME_WAIT for a
+    minute, do not make its port look taken; a socket listening there still does.
+    """
     with socket.socket() as s:
+        if os.name == "posix":  # on Windows SO_REUSEADDR would let it steal a listening port
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((ip, port))
+            s.listen(1)
         except OSError:
             return False
         return True
