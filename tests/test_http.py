@@ -309,9 +309,8 @@ def test_hubeau_and_the_stac_adapter_go_through_the_lab_session(
 
     table = insitu.fetch_hubeau(server.url + "/hubeau")
     spec = CatalogSpec(kind="stac-api", href=server.url + "/stac/", retries=0)
-    result = lab.catalog(CentreSet([Centre(name="remote", title="R", catalog=spec)])).search(
-        collections="x"
-    )
+    remote = Centre(name="remote", title="R", catalog=spec, collections=("x",))
+    result = lab.catalog(CentreSet([remote])).search(collections="x")
 
     assert len(table.data) == 0 and server.count("/hubeau") == 2
     assert result.federation["remote"].status == "ok"
@@ -352,3 +351,20 @@ def test_hubeau_reports_an_unreachable_page_as_an_asset_read_error() -> None:
         insitu.fetch_hubeau(f"http://127.0.0.1:{port}/hubeau")
     assert "Connection refused" in str(info.value)
     assert isinstance(info.value.__cause__, lab.HttpError)
+
+
+def test_the_stac_adapter_session_has_the_centres_timeout_and_no_retries_of_its_own(
+    server: Server,
+) -> None:
+    from lab._adapters._stac_api import StacApiAdapter
+
+    server.bodies["/stac/"] = stac_landing(server.url)
+    spec = CatalogSpec(kind="stac-api", href=server.url + "/stac/", timeout=4.5, retries=2)
+    client = StacApiAdapter(Centre(name="remote", title="R", catalog=spec))._client()
+    stac_io = client._stac_io
+    try:
+        assert stac_io.timeout == 4.5 and stac_io.session.timeout == 4.5
+        assert stac_io.session.retry_policy.total == 0
+        assert stac_io.session.headers["User-Agent"].startswith("earthlab/")
+    finally:
+        stac_io.session.close()

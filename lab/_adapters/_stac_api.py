@@ -74,9 +74,8 @@ class StacApiAdapter:
         stac_io.session = http_session(
             retry=replace(RetryPolicy.from_config(), total=0), timeout=spec.timeout
         )
-        stac_io.update(headers=headers, timeout=spec.timeout)
-        try:
-            return Client.open(spec.href, stac_io=stac_io)
+        try:  # open() updates stac_io with these (a timeout it is not given becomes None)
+            return Client.open(spec.href, headers=headers, stac_io=stac_io, timeout=spec.timeout)
         except BaseException:
             stac_io.session.close()
             raise
