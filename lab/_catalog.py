@@ -12,6 +12,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import os
 import time
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -20,7 +21,7 @@ import pystac
 
 from lab._adapters import AdapterResult, adapter_for
 from lab._centres import Centre, CentreSet, centres
-from lab._errors import ConfigurationError, RestrictedDataError
+from lab._errors import ConfigurationError, EarthLabWarning, RestrictedDataError
 from lab._http import RetryPolicy
 from lab._query import DatetimeLike, SearchQuery
 
@@ -198,7 +199,17 @@ class FederatedCatalog:
         Raises
         ------
         ConfigurationError
-            If an argument or an ``http.*`` setting is invalid (the message names it).
+            If an argument or an ``http.*`` setting is invalid (the message names it), or a
+            collection asked for is declared by no centre (a misspelt id: the message says
+            which centres declare which collections and suggests the closest id). Not raised
+            when a searched centre declares no collections (it may hold any), nor for a
+            declared collection without matching items (an empty result).
+
+        Warns
+        -----
+        EarthLabWarning
+            If nothing is found and a collection asked for is declared by no centre, when a
+            searched centre declares no collections (so it might have held it).
         UnknownCentreError
             If ``centres`` names a centre that is not in the federation.
         """
@@ -208,6 +219,7 @@ class FederatedCatalog:
                 f"timeout must be a positive number of seconds, got {timeout!r}"
             )
         selected = self.centres.select(None if centres is None else list(centres))
+        undeclared = _undeclared_collections(query.collections, self.centres, selected)
         policy = RetryPolicy.from_config()  # read once, here: a wrong setting fails the search
         answers: dict[str, tuple[AdapterResult | None, CentreReport]] = {}
         to_search = []
@@ -246,7 +258,10 @@ class FederatedCatalog:
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
         ordered = {name: answers[name] for name in selected if name in answers}
-        return _merge(ordered, selected, query)
+        result = _merge(ordered, selected, query)
+        if undeclared and not len(result):
+            warnings.warn(undeclared, EarthLabWarning, stacklevel=2)
+        return result
 
     def _search_centre(
         self, centre: Centre, query: SearchQuery, policy: RetryPolicy
@@ -353,6 +368,54 @@ def _merge(
     for name, (_, report) in answers.items():
         federation[name] = replace(report, kept=counts[name], duplicates=duplicates[name])
     return SearchResult(items, federation, query)
+
+
+def _undeclared_collections(
+    asked: tuple[str, ...] | None, federation: CentreSet, selected: CentreSet
+) -> str:
+    """Say which collections asked for no centre declares, so that a typo is not just 0 items.
+
+    Returns
+    -------
+    str
+        The same message when a searched centre declares no collections (it may hold any:
+        the search warns if nothing is found), else an empty string.
+
+    Raises
+    ------
+    ConfigurationError
+        If a collection asked for is declared by no centre and every searched centre declares
+        its collections (so none can hold it).
+    """
+    if not asked:
+        return ""
+    declared = {name for c in federation.values() for name in c.collections}
+    unknown = [name for name in asked if name not in declared]
+    if not unknown:
+        return ""
+    import difflib
+
+    hints = []
+    for name in unknown:
+        close = (
+            difflib.get_close_matches(name, sorted(declared), n=1, cutoff=0.5)
+            or [d for d in sorted(declared) if name.lower() in d.lower()][:1]
+        )
+        if close:
+            hints.append(f"{close[0]!r}" + (f" for {name!r}" if len(unknown) > 1 else ""))
+    which = "; ".join(
+        f"{c.name}: {', '.join(c.collections) or '(any)'}" for c in federation.values()
+    )
+    source = f" (centres file {federation.source})" if federation.source else ""
+    message = (
+        f"no centre declares the collection{'s' if len(unknown) > 1 else ''} "
+        f"{', '.join(repr(n) for n in unknown)}"
+        + (f" (did you mean {', '.join(hints)}?)" if hints else "")
+        + f". Collections by centre{source}: {which}."
+    )
+    if all(c.collections for c in selected.values()):
+        raise ConfigurationError(message)
+    return message
 
 
 def _sort_key(item: pystac.Item) -> tuple[str, str, str]:
