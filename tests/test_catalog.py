@@ -364,7 +364,7 @@ def test_cli_search_json_and_table(federation: Path, capsys: pytest.CaptureFixtu
                 str(federation),
                 "--collections",
                 "s2",
-                "--limit",
+                "--max-items",
                 "2",
                 "--json",
             ]

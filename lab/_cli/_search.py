@@ -22,7 +22,19 @@ def register(subparsers: Any) -> None:
         "--datetime", "-d", help="instant or interval, e.g. 2022-01/2022-03 or 2022-01-15/.."
     )
     parser.add_argument("--ids", help="item id(s), comma-separated")
-    parser.add_argument("--limit", "-n", type=int, help="at most this many items")
+    parser.add_argument(
+        "--max-items",
+        "-n",
+        type=int,
+        help="at most this many items in all (the earliest), as stac-client's --max-items",
+    )
+    parser.add_argument(
+        "--limit",
+        type=int,
+        dest="page_size",
+        metavar="N",
+        help="not supported: in stac-client --limit is the page size, not a total; use --max-items",
+    )
     parser.add_argument(
         "--centre", action="append", dest="only", help="only this centre (repeatable)"
     )
@@ -44,14 +56,21 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the search and print it."""
     from lab._catalog import catalog
+    from lab._cli import CommandLineError
 
+    if args.page_size is not None:
+        raise CommandLineError(
+            "argument --limit: in stac-client --limit is the page size, not the number of "
+            "items; earthlab search pages each centre by itself. Use --max-items "
+            f"{args.page_size} for at most {args.page_size} items in all"
+        )
     federation = catalog(args.centres_file)
     result = federation.search(
         collections=args.collections,
         bbox=args.bbox,
         datetime=args.datetime,
         ids=args.ids,
-        limit=args.limit,
+        limit=args.max_items,
         centres=args.only,
         timeout=args.timeout,
     )
