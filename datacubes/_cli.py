@@ -68,7 +68,7 @@ def _help(parser: argparse.ArgumentParser) -> int:
 def run_build(args: argparse.Namespace) -> int:
     """Build a cube; exit 1 with how to resume when some regions failed."""
     import datacubes
-    from lab._cli import output_parent
+    from lab.cli import output_parent
 
     if args.target:  # the spec's own target is checked by the build, with the spec named
         output_parent(args.target, "--target")
@@ -130,7 +130,7 @@ def run_list(args: argparse.Namespace) -> int:
 def run_catalog(args: argparse.Namespace) -> int:
     """Write the intake catalogue."""
     import datacubes
-    from lab._cli import output_parent
+    from lab.cli import output_parent
 
     output_parent(args.out, "--out")
     path = datacubes.write_intake_catalog(args.out, args.centres, stores=args.store)

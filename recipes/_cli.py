@@ -27,7 +27,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the crossing and print where the report is."""
-    from lab._cli import output_dir
+    from lab.cli import output_dir
     from recipes.crossing import water_quality_crossing
 
     out = output_dir(args.out, "--out")  # before minutes of work, not after

@@ -93,7 +93,7 @@ def given_run_dir(args: argparse.Namespace) -> Path | None:
     CommandLineError
         If both are given and differ.
     """
-    from lab._cli import CommandLineError
+    from lab.cli import CommandLineError
 
     before = getattr(args, "run_dir", None)
     after = getattr(args, "action_run_dir", None)
@@ -160,7 +160,7 @@ def _lab_run_dir(args: argparse.Namespace) -> Path:
     An explicit ``--run-dir`` must be a lab's run directory; otherwise the one the last
     ``hub up`` recorded, else the default.
     """
-    from lab._cli import CommandLineError
+    from lab.cli import CommandLineError
     from lab_server.deploy import RunDir, default_run_dir
 
     explicit = given_run_dir(args)
@@ -190,7 +190,7 @@ def stop_command(run_dir: Path) -> str:
 
 def run_up(args: argparse.Namespace) -> int:
     """Start the lab."""
-    from lab._cli import output_dir
+    from lab.cli import output_dir
     from lab_server.deploy import RunDir, up
 
     run_dir = given_run_dir(args)
