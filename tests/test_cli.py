@@ -170,6 +170,22 @@ def test_an_explicit_run_dir_wins_over_the_record(
     assert (state_home / "earthlab" / "current-hub").is_file()  # another lab's record stays
 
 
+def test_the_hub_dir_setting_wins_over_the_record(
+    state_home: Path,
+    tmp_path: Path,
+    fake_lab: list,
+    sleeper: subprocess.Popen[bytes],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["hub", "up", "--run-dir", str(tmp_path / "recorded")]) == 0
+    chosen = tmp_path / "chosen"
+    monkeypatch.setenv("EARTHLAB_HUB_DIR", str(chosen))
+    capsys.readouterr()
+    assert main(["hub", "status"]) == 3
+    assert capsys.readouterr().out == f"no lab runs from {chosen.resolve()}\n"
+
+
 def test_the_default_run_dir_gets_the_short_stop_command(
     state_home: Path, fake_lab: list, capsys: pytest.CaptureFixture[str]
 ) -> None:

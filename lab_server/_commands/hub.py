@@ -157,14 +157,18 @@ def _forget(run_dir: Path) -> None:
 def _lab_run_dir(args: argparse.Namespace) -> Path:
     """The run directory ``down`` and ``status`` act on.
 
-    An explicit ``--run-dir`` must be a lab's run directory; otherwise the one the last
-    ``hub up`` recorded, else the default.
+    An explicit ``--run-dir`` must be a lab's run directory; otherwise the configured one
+    (``hub_dir``, ``EARTHLAB_HUB_DIR``: a setting the user chose wins over a record), else the
+    one the last ``hub up`` recorded, else the default.
     """
+    from lab import config
     from lab.cli import CommandLineError
     from lab_server.deploy import RunDir, default_run_dir
 
     explicit = given_run_dir(args)
     if explicit is None:
+        if config.get("hub_dir"):
+            return default_run_dir()
         return recorded_run_dir() or default_run_dir()
     if not explicit.is_dir():
         raise CommandLineError(
