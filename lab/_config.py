@@ -39,7 +39,7 @@ import yaml
 
 from lab._errors import ConfigurationError
 
-__all__ = ["CONFIG_ENV", "SETTINGS", "Config", "Setting", "cache_dir", "config"]
+__all__ = ["CONFIG_ENV", "SETTINGS", "Config", "Override", "Setting", "cache_dir", "config"]
 
 ENV_PREFIX = "EARTHLAB_"
 CONFIG_ENV = "EARTHLAB_CONFIG"
