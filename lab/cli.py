@@ -8,6 +8,7 @@ then exits with status 2, as argparse does for its own errors) and check output 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
@@ -22,7 +23,7 @@ class CommandLineError(ConfigurationError):
 
 
 def output_dir(path: str | os.PathLike[str], option: str) -> Path:
-    """Create the output directory ``path`` if needed and check that files can be written in it.
+    """Check that the output directory ``path`` can be created and written, leaving nothing.
 
     Commands call this before any work, so that a wrong ``--out`` fails at once with a clear
     message instead of a traceback after minutes of computing.
@@ -49,6 +50,11 @@ def output_dir(path: str | os.PathLike[str], option: str) -> Path:
         raise CommandLineError(
             f"argument {option}: {directory} exists and is not a directory: give a directory"
         )
+    missing = []  # the directories this check creates, removed again afterwards
+    ancestor = directory
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        missing.append(ancestor)
+        ancestor = ancestor.parent
     try:
         directory.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=directory, prefix=".earthlab-write-test-"):
@@ -59,13 +65,17 @@ def output_dir(path: str | os.PathLike[str], option: str) -> Path:
             f"argument {option}: cannot write to {directory} ({reason}): give a directory you "
             "can write to"
         ) from None
+    finally:
+        for created in missing:  # deepest first: a failed command leaves nothing behind
+            with contextlib.suppress(OSError):
+                created.rmdir()
     return directory
 
 
 def output_parent(path: str | os.PathLike[str], option: str) -> Path:
     """Check that ``path`` (a file or store to be written) can be created: its parent directory.
 
-    The parent is created if needed; ``path`` itself is left alone. URLs (``s3://...``) are not
+    Nothing is created; ``path`` itself is left alone. URLs (``s3://...``) are not
     checked (returned as given).
 
     Raises

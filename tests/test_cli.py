@@ -473,3 +473,14 @@ def test_hub_up_down_up_on_the_same_port(sample_dir: Path, tmp_path: Path) -> No
     again = earthlab("hub", "down", env=env)
     assert again.returncode == 0
     assert again.stdout == f"nothing to stop: no lab runs from {tmp_path / 'state/earthlab/hub'}\n"
+
+
+def test_the_output_check_leaves_nothing_behind(tmp_path: Path) -> None:
+    from lab.cli import output_dir
+
+    target = tmp_path / "a" / "b" / "out"
+    assert output_dir(target, "--out") == target
+    assert not (tmp_path / "a").exists()
+    (tmp_path / "kept").mkdir()
+    output_dir(tmp_path / "kept", "--out")
+    assert list((tmp_path / "kept").iterdir()) == []
