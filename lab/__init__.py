@@ -39,6 +39,7 @@ __all__ = [
     "CentresFileError",
     "ClusterError",
     "ConfigurationError",
+    "ConfigurationWarning",
     "EarthLabError",
     "EarthLabWarning",
     "FederatedCatalog",
@@ -68,7 +69,7 @@ if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers and
     from lab._catalog import CentreReport, FederatedCatalog, SearchResult, catalog
     from lab._centres import CatalogSpec, Centre, CentreSet, centres, read_centres_file
     from lab._cluster import cluster, list_clusters, stop_clusters
-    from lab._config import config
+    from lab._config import ConfigurationWarning, config
     from lab._http import (
         HttpError,
         RetryPolicy,
@@ -97,6 +98,7 @@ _LAZY = {
     "list_clusters": "lab._cluster",
     "stop_clusters": "lab._cluster",
     "config": "lab._config",
+    "ConfigurationWarning": "lab._config",
     "HttpError": "lab._http",
     "RetryPolicy": "lab._http",
     "http_session": "lab._http",

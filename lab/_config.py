@@ -26,9 +26,12 @@ so that a typo is an error rather than a setting nobody reads.
 from __future__ import annotations
 
 import copy
+import difflib
 import os
 import re
+import sys
 import threading
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,9 +40,18 @@ from typing import Any
 
 import yaml
 
-from lab._errors import ConfigurationError
+from lab._errors import ConfigurationError, EarthLabWarning
 
-__all__ = ["CONFIG_ENV", "SETTINGS", "Config", "Override", "Setting", "cache_dir", "config"]
+__all__ = [
+    "CONFIG_ENV",
+    "SETTINGS",
+    "Config",
+    "ConfigurationWarning",
+    "Override",
+    "Setting",
+    "cache_dir",
+    "config",
+]
 
 ENV_PREFIX = "EARTHLAB_"
 CONFIG_ENV = "EARTHLAB_CONFIG"
@@ -47,6 +59,17 @@ CONFIG_ENV = "EARTHLAB_CONFIG"
 GATEWAY_ENV = "EARTHLAB_GATEWAY_"
 GATEWAY_PROXY_ENV = "EARTHLAB_GATEWAY_PROXY_"
 NOT_GATEWAYS = frozenset({"EARTHLAB_GATEWAY_CENTRE"})
+SERVER_ENV = frozenset(
+    {
+        "EARTHLAB_HUB_RUN_DIR",
+        "EARTHLAB_GATEWAY_CENTRE",
+        "EARTHLAB_POLICY_FILE",
+        "EARTHLAB_KERNELS_DIR",
+        "EARTHLAB_CENTRE",
+    }
+)
+"""Variables the lab's servers set for their own processes (``lab_server.environment`` names
+them; a test keeps the two in step): not settings, and never reported as misspelt ones."""
 """``EARTHLAB_GATEWAY_*`` variables that name no gateway: ``EARTHLAB_GATEWAY_CENTRE`` tells a
 gateway *server* which centre it serves (set by ``earthlab hub up``, see
 ``lab_server.environment``)."""
@@ -59,6 +82,13 @@ DEFAULTS = "earthlab.yaml"
 _KINDS = ("path", "int", "float", "statuses", "gateways")
 _CENTRE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 _GATEWAY_FIELDS = ("address", "proxy_address")
+
+
+_WARNED: set[str] = set()  # misspelt variables already warned about in this process
+
+
+class ConfigurationWarning(EarthLabWarning):
+    """A setting looks wrong but the lab goes on (e.g. a misspelt ``EARTHLAB_*`` variable)."""
 
 
 @dataclass(frozen=True)
@@ -554,7 +584,31 @@ class Config:
             names.append(name)
         if gateways:
             out["gateways"] = (gateways, "environment " + ", ".join(names))
+        self._warn_misspelt(environ)
         return out
+
+    def _warn_misspelt(self, environ: Mapping[str, str]) -> None:
+        """Warn once about an ``EARTHLAB_*`` variable that looks like a misspelt setting.
+
+        Variables the SDK does not read are normal (the servers have their own), but one a
+        letter away from a setting's (``EARTHLAB_CENTERS``) would be ignored silently: the lab
+        would quietly use its sample federation instead of the user's centres file.
+        """
+        known = set(self.env_names())
+        for name in environ:
+            if not name.startswith(ENV_PREFIX) or name in known or name in _WARNED:
+                continue
+            if name in SERVER_ENV or name.startswith((GATEWAY_ENV, "EARTHLAB_TEST_")):
+                continue
+            close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.85)
+            if close:
+                _WARNED.add(name)
+                warnings.warn(
+                    f"the environment variable {name} is not a setting of the lab and is "
+                    f"ignored; did you mean {close[0]}? (docs/configuration.md lists them)",
+                    ConfigurationWarning,
+                    stacklevel=_caller_level(),
+                )
 
     def _unknown(self, key: str, where: str) -> ConfigurationError:
         close = [k for k in self._settings if k.split(".")[-1] == key.split(".")[-1]]
@@ -563,6 +617,15 @@ class Config:
             f"{where}: unknown setting {key!r}{hint}; known settings: "
             f"{', '.join(self._settings)} (docs/configuration.md)"
         )
+
+
+def _caller_level() -> int:
+    """The ``stacklevel`` of the first frame outside ``lab``, so warnings point at user code."""
+    frame = sys._getframe(1)
+    level = 1
+    while frame is not None and frame.f_globals.get("__name__", "").split(".")[0] == "lab":
+        frame, level = frame.f_back, level + 1  # type: ignore[assignment]
+    return level
 
 
 def _say(key: str, exc: ValueError) -> str:

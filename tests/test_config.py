@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import os
 import re
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -355,3 +356,34 @@ def test_the_page_lists_every_key_its_variable_and_its_default() -> None:
     assert set(rows) == {s.key for s in lab.config.settings}
     for name in (*lab.config.env_names(), *environment.VARIABLES):
         assert f"`{name}`" in page, name
+
+
+def test_a_misspelt_variable_is_reported_at_the_callers_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from lab import _config
+
+    monkeypatch.setattr(_config, "_WARNED", set())
+    monkeypatch.setenv("EARTHLAB_CENTERS", "/my/centres.yaml")
+    with pytest.warns(lab.ConfigurationWarning, match="did you mean EARTHLAB_CENTRES") as caught:
+        assert lab.config.get("centres") is None
+    assert caught[0].filename == __file__
+    with warnings.catch_warnings():  # once per process, not at every get
+        warnings.simplefilter("error")
+        lab.config.get("centres")
+
+
+def test_the_servers_own_variables_are_never_taken_for_misspelt_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from lab import _config
+
+    names = {v for k, v in vars(environment).items() if k.isupper() and isinstance(v, str)}
+    names = {n for n in names if n.startswith("EARTHLAB_")}
+    assert names == set(_config.SERVER_ENV)
+    monkeypatch.setattr(_config, "_WARNED", set())
+    for name in names:
+        monkeypatch.setenv(name, "x")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        lab.config.get("centres")
