@@ -142,7 +142,7 @@ def water_quality_crossing(
     written = written.rio.write_crs(cube.rio.crs)
 
     say("4/6 reading in-situ data and extracting matchups")
-    table = _read_insitu(stations)
+    table = _read_insitu(stations, federation.centres)
     products_mu = matchup.extract(
         written, table, window=window, max_dt=max_dt, variables=PARAMETERS
     )
@@ -193,7 +193,8 @@ def _write_zarr(dataset: xr.Dataset, path: Path) -> None:
         encoded.to_zarr(path, mode="w", consolidated=False)
 
 
-def _read_insitu(stations: lab.SearchResult) -> pd.DataFrame:
+def _read_insitu(stations: lab.SearchResult, centres: lab.CentreSet) -> pd.DataFrame:
+    """Read each station's asset (a path or a URL: the hub serves them over ``http://``)."""
     tables = []
     for item in stations:
         asset = item.assets.get("parquet") or item.assets.get("csv")
@@ -201,8 +202,22 @@ def _read_insitu(stations: lab.SearchResult) -> pd.DataFrame:
             raise lab.AssetReadError(
                 f"in-situ item {item.id} has no 'parquet' or 'csv' asset; assets: {list(item.assets)}"
             )
-        tables.append(insitu_readers.read(asset.href).data)
+        href = asset.get_absolute_href() or asset.href
+        tables.append(
+            insitu_readers.read(href, storage_options=_storage_options(item, href, centres)).data
+        )
     return pd.concat(tables, ignore_index=True)
+
+
+def _storage_options(item: Any, href: str, centres: lab.CentreSet) -> dict[str, Any] | None:
+    """The fsspec options of the centre holding an ``s3://`` asset (its storage credentials)."""
+    if not href.startswith("s3://"):
+        return None
+    name = item.properties.get("earthlab:centre")
+    centre = centres.get(name) if isinstance(name, str) else None
+    if centre is None or centre.storage is None:
+        return None
+    return centre.storage.storage_options()
 
 
 def _join_calibration(products_mu: pd.DataFrame, bands_mu: pd.DataFrame) -> pd.DataFrame:

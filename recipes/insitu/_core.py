@@ -13,7 +13,6 @@ import warnings
 import zoneinfo
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import FrameType
 
 import numpy as np
@@ -272,18 +271,6 @@ def split(
         report.reject(df[bad], reason[bad] if isinstance(reason, pd.Series) else reason)
         return df[~bad]
     return df
-
-
-def check_not_empty(path: Path) -> None:
-    """Raise :class:`InSituFormatError` if a file is missing or holds nothing but blanks."""
-    if not path.is_file():
-        raise InSituFormatError(f"in-situ file {path} does not exist (check the path)")
-    with path.open("rb") as stream:
-        head = stream.read(4096)
-    if not head.strip():
-        raise InSituFormatError(
-            f"in-situ file {path} is empty: nothing to read (was the download interrupted?)"
-        )
 
 
 def finalize(

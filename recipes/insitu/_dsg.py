@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -19,10 +19,10 @@ from recipes.insitu._core import (
     InSituTable,
     ReadOptions,
     Report,
-    check_not_empty,
     choose_variables,
     finalize,
 )
+from recipes.insitu._source import PathLike, as_source
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -31,7 +31,7 @@ SOURCE = "cf-dsg"
 _METRES = ("m", "meter", "meters", "metre", "metres")
 
 
-def _open(path: Path) -> xr.Dataset:
+def _open(path: Path, label: str) -> xr.Dataset:
     import xarray as xr  # imported on first use: ``import recipes.insitu`` stays light
 
     errors = []
@@ -40,7 +40,7 @@ def _open(path: Path) -> xr.Dataset:
             return xr.open_dataset(path, engine=engine)
         except Exception as exc:  # each engine fails its own way on files it cannot read
             errors.append(f"{engine}: {exc}")
-    raise InSituFormatError(f"cannot open {path.name} as netCDF ({'; '.join(errors)})")
+    raise InSituFormatError(f"cannot open {label} as netCDF ({'; '.join(errors)})")
 
 
 def _find(ds: xr.Dataset, standard_names: tuple[str, ...], axis: str) -> str | None:
@@ -137,7 +137,7 @@ class _Layout:
 
 
 def read_dsg(
-    path: str | Path,
+    path: PathLike,
     *,
     variables: Mapping[str, str] | None = None,
     units: Mapping[str, str] | None = None,
@@ -146,13 +146,15 @@ def read_dsg(
     timezone: str | None = None,
     naive_time: str = "utc",
     source: str = SOURCE,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> InSituTable:
     """Read a CF discrete-sampling-geometry ``timeSeries`` netCDF file into the tidy table.
 
     Parameters
     ----------
     path
-        netCDF-4 or netCDF-3 file with ``featureType = "timeSeries"``.
+        netCDF-4 or netCDF-3 file with ``featureType = "timeSeries"``: a path or a URL
+        (``http(s)://``, ``s3://``, ``file://``; a remote file is copied to a temporary file).
     variables
         Variable name -> lab parameter. Default: among the variables that name their
         ``coordinates`` (all observed variables if none does), those with a common name or CF
@@ -171,6 +173,8 @@ def read_dsg(
         :class:`NaiveTimeWarning`; ``"error"`` raises :class:`~recipes.InSituFormatError`.
     source
         Value of the ``source`` column.
+    storage_options
+        fsspec options for URLs other than ``http(s)`` and ``file`` (e.g. S3 credentials).
 
     Returns
     -------
@@ -186,12 +190,12 @@ def read_dsg(
         indexed ragged).
     """
     options = ReadOptions.make(parameters, timezone, naive_time)
-    path = Path(path)
-    check_not_empty(path)
+    where = as_source(path, storage_options)
+    where.check_not_empty()
     report = Report()
-    with _open(path) as ds:
-        long = _long(ds, path.name, variables, units or {}, station_id, source, report)
-    return finalize(long, report, options, label=path.name)
+    with where.local_path() as local, _open(local, where.label) as ds:
+        long = _long(ds, where.name, variables, units or {}, station_id, source, report)
+    return finalize(long, report, options, label=where.name)
 
 
 def _long(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -13,11 +13,11 @@ from recipes.insitu._core import (
     InSituTable,
     ReadOptions,
     Report,
-    check_not_empty,
     choose_variables,
     finalize,
     raw_text,
 )
+from recipes.insitu._source import PathLike, Source, as_source
 from recipes.insitu._units import QARTOD_FLAGS
 
 SOURCE = "erddap"
@@ -62,7 +62,7 @@ def _find(names: list[str], candidates: Iterable[str]) -> str | None:
 
 
 def read_erddap(
-    path: str | Path,
+    path: PathLike,
     *,
     variables: Mapping[str, str] | None = None,
     units: Mapping[str, str] | None = None,
@@ -74,13 +74,15 @@ def read_erddap(
     timezone: str | None = None,
     naive_time: str = "utc",
     source: str = SOURCE,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> InSituTable:
     """Read an ERDDAP tabledap ``.csv`` or ``.csvp`` response into the tidy table.
 
     Parameters
     ----------
     path
-        A ``.csvp`` file (``name (units)`` headers) or ``.csv`` file (units on line 2).
+        A ``.csvp`` file (``name (units)`` headers) or ``.csv`` file (units on line 2): a path
+        or a URL (``http(s)://``, ``s3://``, ``file://``).
     variables
         Column name -> lab parameter. Default: the columns whose name is a common one
         (``turbidity``, ``chlorophyll``, ``temperature``, ``sea_water_temperature``...); the
@@ -102,6 +104,8 @@ def read_erddap(
         :class:`NaiveTimeWarning`; ``"error"`` raises :class:`~recipes.InSituFormatError`.
     source
         Value of the ``source`` column.
+    storage_options
+        fsspec options for URLs other than ``http(s)`` and ``file`` (e.g. S3 credentials).
 
     Returns
     -------
@@ -116,34 +120,34 @@ def read_erddap(
         or no column that maps to a lab parameter.
     """
     options = ReadOptions.make(parameters, timezone, naive_time)
-    path = Path(path)
-    df, column_units, first_line = _load(path)
+    src = as_source(path, storage_options)
+    df, column_units, first_line = _load(src)
     names = list(df.columns)
     time = _find(names, ("time",))
     if time is None:
-        raise InSituFormatError(f"{path.name} has no 'time' column (columns: {names})")
+        raise InSituFormatError(f"{src.name} has no 'time' column (columns: {names})")
     lon_col, lat_col = _find(names, _LON), _find(names, _LAT)
     if (lon_col is None or lat_col is None) and (lon is None or lat is None):
         raise InSituFormatError(
-            f"{path.name} has no longitude/latitude columns (columns: {names}): ask ERDDAP for "
+            f"{src.name} has no longitude/latitude columns (columns: {names}): ask ERDDAP for "
             "them, or pass lon= and lat= if every row was taken at one fixed place"
         )
     station_col = station_column or _find(names, _STATIONS)
     if station_col is not None and station_col not in names:
-        raise InSituFormatError(f"{path.name} has no column {station_col!r} (columns: {names})")
+        raise InSituFormatError(f"{src.name} has no column {station_col!r} (columns: {names})")
     if station_col is None and station_id is None:
         raise InSituFormatError(
-            f"{path.name} has no station column (one of {_STATIONS}): pass station_id= "
+            f"{src.name} has no station column (one of {_STATIONS}): pass station_id= "
             "(e.g. the ERDDAP dataset id) or station_column="
         )
     depth = _find(names, ("depth",))
     qc = {n for n in names if n.casefold().endswith("_qc")}
     used = {time, lon_col, lat_col, station_col, depth, *qc}
     candidates = {n: None for n in names if n not in used}
-    chosen, ignored = choose_variables(candidates, variables, path.name)
+    chosen, ignored = choose_variables(candidates, variables, src.name)
     report = Report()
     if ignored:
-        report.note(f"{path.name}: column(s) not read: {ignored}")
+        report.note(f"{src.name}: column(s) not read: {ignored}")
     base = pd.DataFrame(
         {
             "station_id": df[station_col] if station_col else station_id,
@@ -152,7 +156,7 @@ def read_erddap(
             "lat": df[lat_col] if lat_col else lat,
             "depth": df[depth] if depth else None,
             "source": source,
-            "_row": f"{path.name} line " + (df.index + first_line).astype(str),
+            "_row": f"{src.name} line " + (df.index + first_line).astype(str),
         },
         index=df.index,
     )
@@ -165,14 +169,14 @@ def read_erddap(
             base.assign(parameter=parameter, value=df[column], unit=unit, qc_flag=flag, _raw=raw)
         )
     long = pd.concat(parts, ignore_index=True)
-    return finalize(long, report, options, label=path.name)
+    return finalize(long, report, options, label=src.name)
 
 
-def _load(path: Path) -> tuple[pd.DataFrame, dict[str, str], int]:
+def _load(path: Source) -> tuple[pd.DataFrame, dict[str, str], int]:
     """Data rows as text, units per column, and the line number of the first data row."""
-    check_not_empty(path)
+    path.check_not_empty()
     try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+        df = pd.read_csv(path.open(), dtype=str, keep_default_na=False)
     except (ValueError, pd.errors.ParserError) as exc:
         raise InSituFormatError(f"cannot read {path.name} as ERDDAP CSV: {exc}") from exc
     split = split_header(df.columns)

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache, partial
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -25,11 +25,11 @@ from recipes.insitu._core import (
     PagingLimitWarning,
     ReadOptions,
     Report,
-    check_not_empty,
     empty_table,
     finalize,
     warn,
 )
+from recipes.insitu._source import PathLike, Source, as_source
 from recipes.insitu._units import (
     SANDRE_PARAMETERS,
     SANDRE_QUALIFICATION,
@@ -105,22 +105,25 @@ def station_lonlat(record: Page, tolerance_m: float) -> tuple[float, float] | st
     return projected if projected is not None else "station has no coordinates"
 
 
-def load_pages(items: Page | str | Path | Iterable[Page | str | Path]) -> list[tuple[str, Page]]:
-    """Hub'Eau responses from files or already-parsed pages, with a label for each."""
-    if isinstance(items, Mapping | str | Path):
+def load_pages(
+    items: Page | PathLike | Source | Iterable[Page | PathLike | Source],
+    storage_options: Mapping[str, Any] | None = None,
+) -> list[tuple[str, Page]]:
+    """Hub'Eau responses from files (paths or URLs) or already-parsed pages, labelled."""
+    if isinstance(items, Mapping | str | os.PathLike | Source):
         items = [items]
     pages = []
     for n, item in enumerate(items, start=1):
         if isinstance(item, Mapping):
             pages.append((f"page {n}", item))
             continue
-        path = Path(item)
-        check_not_empty(path)
+        source = as_source(item, storage_options)
+        source.check_not_empty()
         try:
-            page = json.loads(path.read_text(encoding="utf-8"))
+            page = json.loads(source.read().decode("utf-8"))
         except (ValueError, UnicodeDecodeError) as exc:
-            raise InSituFormatError(f"{path.name} is not valid JSON: {exc}") from exc
-        pages.append((path.name, page))
+            raise InSituFormatError(f"{source.label} is not valid JSON: {exc}") from exc
+        pages.append((source.name, page))
     for label, page in pages:
         if not isinstance(page, Mapping) or not isinstance(page.get("data"), list):
             raise InSituFormatError(
@@ -139,8 +142,8 @@ def _kind(page: Page) -> str | None:
 
 
 def read_hubeau(
-    pages: Page | str | Path | Iterable[Page | str | Path],
-    stations: Page | str | Path | Iterable[Page | str | Path] | None = None,
+    pages: Page | PathLike | Iterable[Page | PathLike],
+    stations: Page | PathLike | Iterable[Page | PathLike] | None = None,
     *,
     parameters: str | Iterable[str] | None = None,
     timezone: str | None = None,
@@ -148,14 +151,15 @@ def read_hubeau(
     tolerance_m: float = 10.0,
     source: str = SOURCE,
     allow_empty: bool = False,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> InSituTable:
     """Read Hub'Eau ``analyse_pc`` pages joined to ``station_pc`` pages into the tidy table.
 
     Parameters
     ----------
     pages
-        Responses (JSON files or already-decoded pages) of ``analyse_pc``; ``station_pc``
-        pages may be mixed in, they are recognised by their fields.
+        Responses (JSON files, as paths or URLs, or already-decoded pages) of ``analyse_pc``;
+        ``station_pc`` pages may be mixed in, they are recognised by their fields.
     stations
         ``station_pc`` responses giving the station positions. Lambert-93 coordinates
         (``code_projection`` 26) are converted with pyproj and checked against
@@ -175,6 +179,8 @@ def read_hubeau(
         Value of the ``source`` column.
     allow_empty
         Return an empty table instead of raising when there is no analysis at all.
+    storage_options
+        fsspec options for URLs other than ``http(s)`` and ``file`` (e.g. S3 credentials).
 
     Returns
     -------
@@ -188,7 +194,9 @@ def read_hubeau(
         If a file is empty, not JSON, not a Hub'Eau response, or holds no analysis.
     """
     options = ReadOptions.make(parameters, timezone, naive_time)
-    loaded = load_pages(pages) + (load_pages(stations) if stations is not None else [])
+    loaded = load_pages(pages, storage_options)
+    if stations is not None:
+        loaded += load_pages(stations, storage_options)
     by_kind: dict[str | None, list[tuple[str, Page]]] = {}
     for label, page in loaded:
         by_kind.setdefault(_kind(page), []).append((label, page))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Iterable, Mapping
-from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -21,10 +21,10 @@ from recipes.insitu._core import (
     InSituTable,
     ReadOptions,
     Report,
-    check_not_empty,
     choose_variables,
     finalize,
 )
+from recipes.insitu._source import PathLike, as_source
 from recipes.insitu._units import DEFAULT_VARIABLES
 
 SOURCE = "seadatanet-odv"
@@ -69,7 +69,7 @@ def looks_like_odv(lines: list[str]) -> bool:
 
 
 def read_odv(
-    path: str | Path,
+    path: PathLike,
     *,
     variables: Mapping[str, str] | None = None,
     units: Mapping[str, str] | None = None,
@@ -77,13 +77,15 @@ def read_odv(
     timezone: str | None = None,
     naive_time: str = "utc",
     source: str = SOURCE,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> InSituTable:
     """Read a SeaDataNet ODV spreadsheet text file into the tidy table.
 
     Parameters
     ----------
     path
-        Tab-separated ODV text with its ``//`` header.
+        Tab-separated ODV text with its ``//`` header: a path or a URL (``http(s)://``,
+        ``s3://``, ``file://``).
     variables
         Variable name (header without its ``[units]``) -> lab parameter. Default: names or
         BODC P01 codes (through ``SDN_parameter_mapping``) of the common parameters.
@@ -99,6 +101,8 @@ def read_odv(
         :class:`NaiveTimeWarning`; ``"error"`` raises :class:`~recipes.InSituFormatError`.
     source
         Value of the ``source`` column.
+    storage_options
+        fsspec options for URLs other than ``http(s)`` and ``file`` (e.g. S3 credentials).
 
     Returns
     -------
@@ -112,12 +116,12 @@ def read_odv(
         If the file is empty or not ODV text, or lacks positions or times.
     """
     options = ReadOptions.make(parameters, timezone, naive_time)
-    path = Path(path)
-    check_not_empty(path)
-    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    src = as_source(path, storage_options)
+    src.check_not_empty()
+    lines = src.text().splitlines()
     if not looks_like_odv(lines):
         raise InSituFormatError(
-            f"{path.name} is not SeaDataNet ODV text: expected '//' comments then a tab-separated "
+            f"{src.name} is not SeaDataNet ODV text: expected '//' comments then a tab-separated "
             f"header starting with Cruise, Station and holding {_QV} columns"
         )
     comments = [line for line in lines if line.startswith("//")]
@@ -125,28 +129,26 @@ def read_odv(
     first_line = len(lines) - len(body) + 2
     df = pd.read_csv(io.StringIO("\n".join(body)), sep="\t", dtype=str, keep_default_na=False)
     if not len(df):
-        raise InSituFormatError(f"{path.name} has a header but no data rows")
+        raise InSituFormatError(f"{src.name} has a header but no data rows")
     meta = [c for c in _META if c in df]
     df[meta] = df[meta].replace("", pd.NA).ffill().fillna("")
     local_p01 = {m["local"]: m["p01"] for m in map(_MAPPING.search, comments) if m}
     columns = _variables(df.columns)
     lon, lat = _column(columns, "Longitude"), _column(columns, "Latitude")
     if lon is None or lat is None:
-        raise InSituFormatError(f"{path.name}: no Longitude/Latitude column")
+        raise InSituFormatError(f"{src.name}: no Longitude/Latitude column")
     df[[lon, lat]] = df[[lon, lat]].replace("", pd.NA).ffill().fillna("")
     time_column = _column(columns, "time_ISO8601") or _TIME
     if time_column not in df:
-        raise InSituFormatError(f"{path.name}: no '{_TIME}' column")
+        raise InSituFormatError(f"{src.name}: no '{_TIME}' column")
     depth = _column(columns, "Depth")
     skip = {lon, lat, depth, time_column, _column(columns, "Bot. Depth")}
     by_name = {n: c for c, (n, _, _) in columns.items() if c not in skip}
     available = {n: local_p01.get(n, n) for n in by_name}
-    chosen, ignored = choose_variables(
-        available, variables, path.name, {**DEFAULT_VARIABLES, **P01}
-    )
+    chosen, ignored = choose_variables(available, variables, src.name, {**DEFAULT_VARIABLES, **P01})
     report = Report()
     if ignored:
-        report.note(f"{path.name}: variable(s) not read: {ignored}")
+        report.note(f"{src.name}: variable(s) not read: {ignored}")
     times = df[time_column].str.strip()
     base = pd.DataFrame(
         {
@@ -156,7 +158,7 @@ def read_odv(
             "lat": df[lat],
             "depth": df[depth] if depth else None,
             "source": source,
-            "_row": f"{path.name} line " + (df.index + first_line).astype(str),
+            "_row": f"{src.name} line " + (df.index + first_line).astype(str),
         }
     )
     parts = []
@@ -169,7 +171,7 @@ def read_odv(
         parts.append(
             base.assign(parameter=parameter, value=df[column], unit=unit, qc_flag=flag, _raw=raw)
         )
-    return finalize(pd.concat(parts, ignore_index=True), report, options, label=path.name)
+    return finalize(pd.concat(parts, ignore_index=True), report, options, label=src.name)
 
 
 def _variables(columns: Iterable[str]) -> dict[str, tuple[str, str, str | None]]:

@@ -5,20 +5,20 @@ from __future__ import annotations
 import csv
 import inspect
 import json
-from collections.abc import Callable, Iterable
-from pathlib import Path
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from lab import ConfigurationError
 from recipes._errors import InSituFormatError
-from recipes.insitu._core import InSituTable, check_not_empty, concat
+from recipes.insitu._core import InSituTable, concat
 from recipes.insitu._dsg import read_dsg
 from recipes.insitu._erddap import is_units_row, read_erddap, split_header
 from recipes.insitu._hubeau import read_hubeau
 from recipes.insitu._odv import looks_like_odv, read_odv
 from recipes.insitu._schema import REQUIRED
 from recipes.insitu._somlit import looks_like_somlit, read_somlit
-from recipes.insitu._table import PathLike, as_paths, read_table
+from recipes.insitu._source import PathLike, Source, as_source
+from recipes.insitu._table import as_sources, read_table
 
 #: Format name -> reader; ``table`` and ``hubeau`` readers take several files at once.
 READERS: dict[str, Callable[..., InSituTable]] = {
@@ -33,13 +33,15 @@ _MULTI = ("table", "hubeau")
 _NETCDF_MAGIC = (b"CDF\x01", b"CDF\x02", b"CDF\x05", b"\x89HDF\r\n\x1a\n")
 
 
-def sniff(path: PathLike) -> str:
+def sniff(path: PathLike | Source, storage_options: Mapping[str, Any] | None = None) -> str:
     """Name the format of an in-situ file from its extension and its first lines.
 
     Parameters
     ----------
     path
-        The file.
+        The file: a path or a URL (``http(s)://``, ``s3://``, ``file://``).
+    storage_options
+        fsspec options for URLs other than ``http(s)`` and ``file`` (e.g. S3 credentials).
 
     Returns
     -------
@@ -51,44 +53,45 @@ def sniff(path: PathLike) -> str:
     ------
     InSituFormatError
         If the file is empty or its format is not recognised.
+    lab.AssetReadError
+        If a remote file cannot be fetched (the message names the URL and the answer).
     """
-    path = Path(path)
-    check_not_empty(path)
-    suffix = path.suffix.lower()
-    with path.open("rb") as stream:
-        head = stream.read(65536)
+    source = as_source(path, storage_options)
+    source.check_not_empty()
+    suffix = source.suffix
+    head = source.head(65536)
     if suffix in (".parquet", ".pq") or head.startswith(b"PAR1"):
         return "table"
     if suffix in (".nc", ".nc4", ".cdf", ".netcdf", ".h5") or head.startswith(_NETCDF_MAGIC):
         return "dsg"
     text = head.decode("utf-8", errors="replace").lstrip("\ufeff")
     if suffix == ".json" or text.lstrip().startswith("{"):
-        return _sniff_json(path)
+        return _sniff_json(source)
     if suffix == ".csvp":
         return "erddap"
     if text.lstrip().startswith("Error {"):
         raise InSituFormatError(
-            f"{path.name} is an ERDDAP error response, not data: {' '.join(text.split())[:300]}"
+            f"{source.name} is an ERDDAP error response, not data: {' '.join(text.split())[:300]}"
         )
     found = _sniff_text(text)
     if found is None:
         raise InSituFormatError(
-            f"cannot tell the in-situ format of {path.name}: it is not a tidy table, Hub'Eau "
+            f"cannot tell the in-situ format of {source.label}: it is not a tidy table, Hub'Eau "
             "JSON, ERDDAP CSV, CF-DSG netCDF, SOMLIT CSV nor SeaDataNet ODV; pass "
             f"format= with one of {sorted(READERS)}"
         )
     return found
 
 
-def _sniff_json(path: Path) -> str:
+def _sniff_json(source: Source) -> str:
     try:
-        page = json.loads(path.read_text(encoding="utf-8"))
+        page = json.loads(source.read().decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
-        raise InSituFormatError(f"{path.name} is not valid JSON: {exc}") from exc
+        raise InSituFormatError(f"{source.label} is not valid JSON: {exc}") from exc
     if isinstance(page, dict) and isinstance(page.get("data"), list):
         return "hubeau"
     raise InSituFormatError(
-        f"{path.name} is JSON but not a Hub'Eau response (no 'data' list); "
+        f"{source.name} is JSON but not a Hub'Eau response (no 'data' list); "
         f"pass format= with one of {sorted(READERS)} if it is another format"
     )
 
@@ -114,18 +117,25 @@ def _sniff_text(text: str) -> str | None:
 
 
 def read(
-    path_or_paths: PathLike | Iterable[PathLike], format: str | None = None, **kwargs: Any
+    path_or_paths: PathLike | Iterable[PathLike],
+    format: str | None = None,
+    *,
+    storage_options: Mapping[str, Any] | None = None,
+    **kwargs: Any,
 ) -> InSituTable:
     """Read in-situ files of any supported format into one tidy table.
 
     Parameters
     ----------
     path_or_paths
-        One file or several, of one format or mixed. Hub'Eau ``analyse_pc`` and ``station_pc``
-        files given together are joined.
+        One file or several, of one format or mixed: paths or URLs (``http(s)://``, fetched
+        with the lab's HTTP session; ``s3://`` and other fsspec URLs; ``file://``). Hub'Eau
+        ``analyse_pc`` and ``station_pc`` files given together are joined.
     format
         ``"table"``, ``"hubeau"``, ``"erddap"``, ``"dsg"``, ``"somlit"`` or ``"odv"``; default:
         sniffed per file from its extension and first lines (:func:`sniff`).
+    storage_options
+        fsspec options for URLs other than ``http(s)`` and ``file`` (e.g. S3 credentials).
     **kwargs
         Options of the readers (``parameters``, ``timezone``, ``naive_time``, ``station_id``...);
         each reader gets those it takes.
@@ -138,16 +148,19 @@ def read(
     Raises
     ------
     recipes.InSituFormatError
-        If a file is empty or its format cannot be told (pass ``format=``).
+        If a file is empty, a local file does not exist, or a format cannot be told (pass
+        ``format=``).
+    lab.AssetReadError
+        If a remote file cannot be fetched (the message names the URL and the answer).
     lab.ConfigurationError
         If ``format`` or an option is not valid.
     """
-    paths = as_paths(path_or_paths)
+    paths = as_sources(path_or_paths, storage_options)
     if not paths:
         raise ConfigurationError("read() needs at least one path")
     if format is not None and format not in READERS:
         raise ConfigurationError(f"format={format!r} is not known: use one of {sorted(READERS)}")
-    groups: dict[str, list[Path]] = {}
+    groups: dict[str, list[Source]] = {}
     for path in paths:
         groups.setdefault(format or sniff(path), []).append(path)
     accepted = {name: set(inspect.signature(READERS[name]).parameters) for name in groups}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterable, Mapping
-from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -18,10 +18,10 @@ from recipes.insitu._core import (
     InSituTable,
     ReadOptions,
     Report,
-    check_not_empty,
     finalize,
     split,
 )
+from recipes.insitu._source import PathLike, as_source
 from recipes.insitu._units import SOMLIT_FLAG_MEANINGS, SOMLIT_FLAGS
 
 SOURCE = "somlit"
@@ -59,13 +59,14 @@ def looks_like_somlit(header: Iterable[str]) -> bool:
 
 
 def read_somlit(
-    path: str | Path,
+    path: PathLike,
     *,
     units: Mapping[str, str] | None = None,
     parameters: str | Iterable[str] | None = None,
     timezone: str | None = None,
     naive_time: str = "utc",
     source: str = SOURCE,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> InSituTable:
     """Read a SOMLIT hydrology CSV export into the tidy table.
 
@@ -74,7 +75,8 @@ def read_somlit(
     path
         CSV (``,`` or ``;``) with the sample columns ``DATE``, ``HEURE``, ``nomSite*``,
         ``gpsLat*``, ``gpsLong*``, ``PROF_NUM`` and value columns each followed by its ``q``
-        flag column (``T``/``qT``, ``CHLA``/``qCHLA``...).
+        flag column (``T``/``qT``, ``CHLA``/``qCHLA``...): a path or a URL (``http(s)://``,
+        ``s3://``, ``file://``).
     units
         SOMLIT column -> unit, overriding the SOMLIT units of :data:`COLUMNS`.
     parameters
@@ -87,6 +89,8 @@ def read_somlit(
         :class:`NaiveTimeWarning`; ``"error"`` raises :class:`~recipes.InSituFormatError`.
     source
         Value of the ``source`` column.
+    storage_options
+        fsspec options for URLs other than ``http(s)`` and ``file`` (e.g. S3 credentials).
 
     Returns
     -------
@@ -100,32 +104,31 @@ def read_somlit(
         If the file is empty or lacks the sample columns.
     """
     options = ReadOptions.make(parameters, timezone, naive_time)
-    path = Path(path)
-    check_not_empty(path)
-    with path.open(encoding="utf-8", errors="replace") as stream:
-        sample = stream.read(4096)
+    src = as_source(path, storage_options)
+    src.check_not_empty()
+    sample = src.head(4096).decode("utf-8", errors="replace")
     delimiter = ";" if sample.count(";") > sample.count(",") else ","
     try:
         df = pd.read_csv(
-            path, sep=delimiter, dtype=str, keep_default_na=False, quoting=csv.QUOTE_MINIMAL
+            src.open(), sep=delimiter, dtype=str, keep_default_na=False, quoting=csv.QUOTE_MINIMAL
         )
     except (ValueError, pd.errors.ParserError) as exc:
-        raise InSituFormatError(f"cannot read {path.name} as SOMLIT CSV: {exc}") from exc
+        raise InSituFormatError(f"cannot read {src.name} as SOMLIT CSV: {exc}") from exc
     names = _columns(df.columns)
     missing = [c for c in _SAMPLE if c not in names]
     if missing:
         raise InSituFormatError(
-            f"{path.name} is not a SOMLIT export: column(s) {missing} missing "
+            f"{src.name} is not a SOMLIT export: column(s) {missing} missing "
             f"(found {list(df.columns)})"
         )
     if not len(df):
-        raise InSituFormatError(f"{path.name} has a header but no data rows")
+        raise InSituFormatError(f"{src.name} has a header but no data rows")
     present = [c for c in COLUMNS if c in names and f"Q{c}" in names]
     used = set(_SAMPLE) | set(present) | {f"Q{c}" for c in present}
     other = [names[c] for c in names if c not in used]
     report = Report()
     if other:
-        report.note(f"{path.name}: column(s) not read: {other}")
+        report.note(f"{src.name}: column(s) not read: {other}")
     base = pd.DataFrame(
         {
             "station_id": df[names["NOMSITE"]].str.strip(),
@@ -136,7 +139,7 @@ def read_somlit(
             "source": source,
         }
     )
-    line = f"{path.name} line " + (df.index + 2).astype(str)
+    line = f"{src.name} line " + (df.index + 2).astype(str)
     parts = []
     for column in present:
         parameter, unit = COLUMNS[column]
@@ -150,7 +153,7 @@ def read_somlit(
             _raw=f"{column}=" + value + f", q{column}=" + flag,
         )
         parts.append(_flags(part, report))
-    return finalize(pd.concat(parts, ignore_index=True), report, options, label=path.name)
+    return finalize(pd.concat(parts, ignore_index=True), report, options, label=src.name)
 
 
 def _flags(part: pd.DataFrame, report: Report) -> pd.DataFrame:

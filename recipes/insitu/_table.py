@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from pathlib import Path
+import os
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import pandas as pd
 
@@ -12,20 +13,21 @@ from recipes.insitu._core import (
     InSituTable,
     ReadOptions,
     Report,
-    check_not_empty,
     finalize,
     raw_text,
 )
 from recipes.insitu._schema import COLUMNS, REQUIRED
+from recipes.insitu._source import PathLike, Source, as_source
 
-PathLike = str | Path
 
-
-def as_paths(path_or_paths: PathLike | Iterable[PathLike]) -> list[Path]:
-    """One path or several, as a list of paths."""
-    if isinstance(path_or_paths, str | Path):
-        return [Path(path_or_paths)]
-    return [Path(p) for p in path_or_paths]
+def as_sources(
+    path_or_paths: PathLike | Source | Iterable[PathLike | Source],
+    storage_options: Mapping[str, Any] | None = None,
+) -> list[Source]:
+    """One path or URL or several, as a list of :class:`Source`."""
+    if isinstance(path_or_paths, str | os.PathLike | Source):
+        return [as_source(path_or_paths, storage_options)]
+    return [as_source(p, storage_options) for p in path_or_paths]
 
 
 def read_table(
@@ -34,14 +36,16 @@ def read_table(
     parameters: str | Iterable[str] | None = None,
     timezone: str | None = None,
     naive_time: str = "utc",
+    storage_options: Mapping[str, Any] | None = None,
 ) -> InSituTable:
     """Read Parquet or CSV files that already follow the tidy schema (the sample's assets).
 
     Parameters
     ----------
     path_or_paths
-        One file or several (``.parquet``/``.pq`` as Parquet, anything else as CSV with a
-        header row and ISO 8601 times).
+        One file or several, paths or URLs (``http(s)://``, ``s3://``, ``file://``);
+        ``.parquet``/``.pq`` (or content starting with ``PAR1``) as Parquet, anything else as
+        CSV with a header row and ISO 8601 times.
     parameters
         Lab parameter name(s) to keep (default all); an unknown name raises
         :class:`UnknownParameterError` listing the known ones.
@@ -50,6 +54,8 @@ def read_table(
     naive_time
         Without ``timezone``: ``"utc"`` reads zone-less times as UTC with a
         :class:`NaiveTimeWarning`; ``"error"`` raises :class:`~recipes.InSituFormatError`.
+    storage_options
+        fsspec options for URLs other than ``http(s)`` and ``file`` (e.g. S3 credentials).
 
     Returns
     -------
@@ -61,33 +67,37 @@ def read_table(
     ------
     recipes.InSituFormatError
         If a file is empty, unreadable, or lacks columns of the schema (named in the message).
+    lab.AssetReadError
+        If a remote file cannot be fetched (the message names the URL and the answer).
     """
     options = ReadOptions.make(parameters, timezone, naive_time)
-    paths = as_paths(path_or_paths)
+    sources = as_sources(path_or_paths, storage_options)
     report = Report()
-    frames = [_load(path) for path in paths]
-    label = ", ".join(p.name for p in paths)
+    frames = [_load(source) for source in sources]
+    label = ", ".join(s.name for s in sources)
     return finalize(pd.concat(frames, ignore_index=True), report, options, label=label)
 
 
-def _load(path: Path) -> pd.DataFrame:
-    check_not_empty(path)
+def _load(source: Source) -> pd.DataFrame:
+    source.check_not_empty()
     try:
-        if path.suffix.lower() in (".parquet", ".pq"):
-            df = pd.read_parquet(path)
+        if source.suffix in (".parquet", ".pq") or source.head(4) == b"PAR1":
+            df = pd.read_parquet(source.open())
             first_line, where = 0, "row"
         else:
-            df = pd.read_csv(path, dtype=str, keep_default_na=False)
+            df = pd.read_csv(source.open(), dtype=str, keep_default_na=False)
             first_line, where = 2, "line"
     except (ValueError, OSError, pd.errors.ParserError) as exc:
-        raise InSituFormatError(f"cannot read {path} as a tidy in-situ table: {exc}") from exc
+        raise InSituFormatError(
+            f"cannot read {source.label} as a tidy in-situ table: {exc}"
+        ) from exc
     missing = [c for c in REQUIRED if c not in df]
     if missing:
         raise InSituFormatError(
-            f"{path.name} is not a tidy in-situ table: column(s) {missing} missing "
+            f"{source.name} is not a tidy in-situ table: column(s) {missing} missing "
             f"(found {list(df.columns)}); pass format= to read it with another reader"
         )
     if not len(df):
-        raise InSituFormatError(f"{path.name} has a header but no data rows")
-    row = f"{path.name} {where} " + pd.Series(range(first_line, first_line + len(df))).astype(str)
+        raise InSituFormatError(f"{source.name} has a header but no data rows")
+    row = f"{source.name} {where} " + pd.Series(range(first_line, first_line + len(df))).astype(str)
     return df.assign(_row=row.to_numpy(), _raw=raw_text(df, COLUMNS).to_numpy())
