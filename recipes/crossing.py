@@ -166,7 +166,17 @@ def water_quality_crossing(
 
     files |= _report.write_maps(written, out)
     files |= _report.write_figures(written, matchups, out)
-    files["report"] = _report.write_html(out, report, matchups, files, scenes.describe())
+    files["report"] = _report.write_html(
+        out,
+        report,
+        matchups,
+        files,
+        scenes.describe(),
+        sample=_report.sample_record(federation.centres),
+        protocol=matchup.MatchupProtocol(window=window, max_dt=max_dt),
+        map_date=_report.latest_clear_date(written),
+        crs=str(written.rio.crs),
+    )
     seconds = time.monotonic() - started
     say(f"done in {seconds:.0f} s: open {files['report']}")
     federation_status = {name: r.status for name, r in scenes.federation.items()}
