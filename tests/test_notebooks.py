@@ -1,9 +1,13 @@
 """The lab's notebooks: one skeleton, cleared outputs, and each one runs in CI within 90 s.
 
-Notebooks are executed with nbclient on this environment's ``python3`` kernel, against the
-sample federation of the ``sample_dir`` fixture (``EARTHLAB_CENTRES`` points the notebooks'
-``lab.catalog()`` default at it, so the sample is generated once per session), in a temporary
-working directory (their ``out/`` files land there).
+Every notebook declares the Earth Analytics kernel (``earth-analytics``), as users get it on
+the hub. They are executed with nbclient on that kernel, installed for the session into a
+temporary prefix on ``JUPYTER_PATH`` (what ``earthlab kernels install --prefix`` does, naming
+this environment's interpreter), against the sample federation of the ``sample_dir`` fixture
+(``EARTHLAB_CENTRES`` points the notebooks' ``lab.catalog()`` default at it, so the sample is
+generated once per session), in a temporary working directory (their ``out/`` files land
+there). tests/test_notebooks_on_hub.py runs the same notebooks inside a user's server on the
+hub.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ LAB_NOTEBOOKS = sorted((ROOT / "docs" / "notebooks").glob("*.ipynb"))
 WORKSHOP_NOTEBOOKS = sorted((ROOT / "docs" / "workshop").glob("*.ipynb"))
 NOTEBOOKS = LAB_NOTEBOOKS + WORKSHOP_NOTEBOOKS
 BUDGET_SECONDS = 90.0
-KERNEL = "python3"
+KERNEL = "earth-analytics"
+KERNELSPEC = {"name": KERNEL, "display_name": "Earth Analytics", "language": "python"}
 SKELETON = ("## Overview", "## Prerequisites", "**Time to learn**", "## Data used", "## Imports")
 CLOSING = ("## Summary", "## What next")
 
@@ -59,7 +64,9 @@ def test_outputs_are_stripped(path: Path) -> None:
     ]
     assert dirty == [], f"{path.name} has committed outputs: clear them before committing"
     nbformat.validate(notebook)
-    assert notebook.metadata["kernelspec"]["name"] == KERNEL
+    assert dict(notebook.metadata["kernelspec"]) == KERNELSPEC, (
+        f"{path.name} must declare the Earth Analytics kernel, the one users have on the hub"
+    )
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
@@ -108,9 +115,20 @@ def test_workshop_exercises_have_hidden_solutions(path: Path) -> None:
     assert len(headings) == len(solutions), "one '### Exercise' statement per solution"
 
 
+@pytest.fixture(scope="session")
+def kernel_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Jupyter data directory holding the Earth Analytics kernelspec of this environment."""
+    from lab_server.deploy._kernels import install_kernel
+
+    prefix = tmp_path_factory.mktemp("kernels")
+    install_kernel(KERNEL, prefix=str(prefix), quiet=True)
+    return prefix / "share" / "jupyter"
+
+
 @pytest.fixture()
-def notebook_env(sample_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def notebook_env(sample_dir: Path, kernel_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The kernel inherits this environment: the session's sample federation, no gateway."""
+    monkeypatch.setenv("JUPYTER_PATH", str(kernel_path))
     monkeypatch.setenv("EARTHLAB_CENTRES", str(sample_dir / "centres.yaml"))
     monkeypatch.delenv("EARTHLAB_GATEWAY_THEIA", raising=False)
     monkeypatch.delenv("EARTHLAB_GATEWAY_ODATIS", raising=False)
@@ -141,3 +159,76 @@ def test_notebook_runs_within_budget(path: Path, notebook_env: None, tmp_path: P
         if output.get("output_type") == "error"
     ]
     assert errors == []
+
+
+def _probe(url: str, path: str) -> int:
+    """Status of a GET of ``path`` sent as is (no client-side normalisation of ``..``)."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    try:
+        connection.request("GET", path)
+        return connection.getresponse().status
+    finally:
+        connection.close()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_accessible_file_server_serves_only_its_copies_and_stops(
+    notebook_env: None, sample_dir: Path, tmp_path: Path
+) -> None:
+    """The Accessible workshop's web server serves a temporary copy of what it reads, refuses
+    anything outside it (the centres file next to the sample, ``..``), and is stopped (its site
+    removed) by the clean-up cell; ``atexit`` would do the same had a cell failed."""
+    import socket
+
+    from nbclient import NotebookClient
+
+    path = ROOT / "docs" / "workshop" / "2-accessible.ipynb"
+    notebook = _read(path)
+    client = NotebookClient(
+        notebook,
+        timeout=BUDGET_SECONDS,
+        kernel_name=KERNEL,
+        resources={"metadata": {"path": str(tmp_path)}},
+    )
+    code = [i for i, cell in enumerate(notebook.cells) if cell.cell_type == "code"]
+    started = next(i for i in code if "serve_forever" in notebook.cells[i].source)
+    with client.setup_kernel():
+        for index in code:
+            client.execute_cell(notebook.cells[index], index)
+            if index == started:
+                probe = nbformat.v4.new_code_cell("print(base_url, site)")
+                client.execute_cell(probe, index)
+                base_url, site = probe.outputs[0]["text"].split()
+                assert Path(site).parent != sample_dir and not Path(site).is_relative_to(sample_dir)
+                assert _probe(base_url, "/odatis/catalog.json") == 200
+                assert _probe(base_url, "/theia/catalog.json") == 200
+                for outside in (
+                    "/centres.yaml",
+                    "/dinamis/catalog.json",
+                    "/../secrets/admin-token",
+                    "/../../secrets/admin-token",
+                    "/%2e%2e/secrets/admin-token",
+                    "/truth/",
+                ):
+                    assert _probe(base_url, outside) in (403, 404), outside
+                served = {p.relative_to(site).parts[0] for p in Path(site).iterdir()}
+                assert served == {"theia", "odatis"}
+                tifs = sorted(p.name for p in Path(site).rglob("*.tif"))
+                assert tifs == ["red.tif"], "one scene's red band, not the whole archive"
+        errors = [
+            output
+            for cell in notebook.cells
+            for output in cell.get("outputs", [])
+            if output.get("output_type") == "error"
+        ]
+        assert errors == []
+        # The clean-up cell ran: nothing listens any more and the copies are gone.
+        host, port = base_url.removeprefix("http://").split(":")
+        with pytest.raises(ConnectionRefusedError), socket.create_connection((host, int(port))):
+            pass
+        assert not Path(site).exists()
