@@ -183,7 +183,9 @@ class FederatedCatalog:
         intersects
             GeoJSON geometry (or an object with ``__geo_interface__``).
         filter
-            CQL2-JSON filter (STAC APIs with the filter extension, stac-geoparquet).
+            CQL2-JSON filter: sent to the STAC APIs that conform to Filter and to stac-geoparquet
+            searches; evaluated client-side for the others (STAC APIs without Filter, static
+            catalogues, cube stores), which the centre's report note says. Never dropped.
         centres
             Only these centres (names); default all.
         timeout

@@ -36,8 +36,8 @@ class SearchQuery:
     intersects: dict[str, Any] | None = None
     """A GeoJSON geometry the items must intersect."""
     filter: dict[str, Any] | None = None
-    """A CQL2-JSON filter: sent to STAC APIs and geoparquet searches, evaluated client-side on
-    static catalogues and cube stores."""
+    """A CQL2-JSON filter: sent to STAC APIs that conform to Filter and to geoparquet searches,
+    evaluated client-side on STAC APIs without Filter, static catalogues and cube stores."""
     limit: int | None = None
     """At most this many items in the merged result (None: all)."""
 

@@ -7,6 +7,13 @@ a POST body ``token`` as the Planetary Computer's ``/search`` does, or a GET lin
 from the first page (``numberMatched`` or the older ``context.matched``) when the API gives
 it, so that no extra request is made to count.
 
+A CQL2 filter is sent to an API that conforms to Filter (the STAC API ``item-search#filter``
+class or OGC API Features part 3 ``filter``); an API with item-search but without Filter would
+ignore it or match nothing, so it is searched with the other criteria only, every matching
+page is read (at most :data:`CLIENT_FILTER_MAX_ITEMS` items, else a :class:`CatalogError` asks
+to narrow the search) and the filter is evaluated client-side with ``cql2``; the centre's
+report says so. A filter is never dropped.
+
 A 401 or 403 answer raises :class:`~lab._errors.RestrictedDataError` naming where to request
 access: the federation reports the centre ``restricted``, not empty.
 
@@ -19,12 +26,13 @@ or no answer becomes a ``ConnectionError`` (retried); another status a :class:`C
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from lab._adapters import AdapterResult
-from lab._adapters._common import matches, restricted_message
+from lab._adapters._common import filter_matches, matches, restricted_message
 from lab._errors import CatalogError, RestrictedDataError
 from lab._http import RetryPolicy, http_session
 
@@ -37,6 +45,14 @@ if TYPE_CHECKING:
 PAGE_SIZE = 100
 """Items asked per page (servers may give fewer)."""
 ITEM_SEARCH = "item-search"
+CLIENT_FILTER_MAX_ITEMS = 10_000
+"""Most items read from an API without Filter to evaluate a CQL2 filter client-side."""
+CLIENT_FILTER_NOTE = "filter evaluated client-side (the API does not conform to Filter)"
+#: Conformance classes saying that an API evaluates CQL2 filters in item-search.
+FILTER_CONFORMANCE = (
+    re.compile(r"^https://api\.stacspec\.org/v1\.0\.0[^/]*/item-search#filter$"),
+    re.compile(r"^http://www\.opengis\.net/spec/ogcapi-features-3/1\.0/conf/(features-)?filter$"),
+)
 
 
 class StacApiAdapter:
@@ -106,6 +122,8 @@ class StacApiAdapter:
             client._stac_io.session.close()
 
     def _item_search(self, client: Any, query: SearchQuery) -> AdapterResult:
+        if query.filter and not _conforms_to_filter(client):
+            return self._item_search_filtered_here(client, query)
         search = client.search(
             collections=list(query.collections) if query.collections else None,
             bbox=list(query.bbox) if query.bbox else None,
@@ -117,6 +135,27 @@ class StacApiAdapter:
             limit=min(PAGE_SIZE, query.limit or PAGE_SIZE),
         )
         return _collect(search.pages_as_dicts(), query, self.centre)
+
+    def _item_search_filtered_here(self, client: Any, query: SearchQuery) -> AdapterResult:
+        """Search without the filter (the API would not apply it), then evaluate it here."""
+        assert query.filter is not None
+        cql2_filter = query.filter
+        search = client.search(
+            collections=list(query.collections) if query.collections else None,
+            bbox=list(query.bbox) if query.bbox else None,
+            datetime=query.datetime_string(),
+            ids=list(query.ids) if query.ids else None,
+            intersects=query.intersects,
+            limit=PAGE_SIZE,
+        )
+        result = _collect(
+            search.pages_as_dicts(),
+            query,
+            self.centre,
+            keep=lambda feature: filter_matches(cql2_filter, feature),
+            max_read=CLIENT_FILTER_MAX_ITEMS,
+        )
+        return replace(result, note=CLIENT_FILTER_NOTE)
 
     def _collections_fallback(self, client: Any, query: SearchQuery) -> AdapterResult:
         stac_io = client._stac_io
@@ -160,6 +199,12 @@ def _conforms_to_item_search(client: Any) -> bool:
     return bool(client.conforms_to(ConformanceClasses.ITEM_SEARCH))
 
 
+def _conforms_to_filter(client: Any) -> bool:
+    """Whether the API's landing page says it evaluates CQL2 filters in item-search."""
+    uris = client.get_conforms_to() if client.has_conforms_to() else []
+    return any(pattern.match(str(uri)) for uri in uris for pattern in FILTER_CONFORMANCE)
+
+
 def _collections_url(client: Any) -> str:
     for link in client.links:
         if link.rel == "data":
@@ -168,32 +213,49 @@ def _collections_url(client: Any) -> str:
 
 
 def _collect(
-    pages: Iterator[dict[str, Any]], query: SearchQuery, centre: Centre | None = None
+    pages: Iterator[dict[str, Any]],
+    query: SearchQuery,
+    centre: Centre | None = None,
+    *,
+    keep: Callable[[dict[str, Any]], bool] | None = None,
+    max_read: int | None = None,
 ) -> AdapterResult:
     """Items of every page (up to the limit) and the match count the first page gives.
+
+    With ``keep`` (a filter evaluated here), only the features it keeps are collected, the
+    server's count is not the number of matches, and at most ``max_read`` features are read.
 
     Raises
     ------
     CatalogError
-        If the API answers the same page again (a broken ``next`` link would loop forever).
+        If the API answers the same page again (a broken ``next`` link would loop forever), or
+        if more than ``max_read`` features would have to be read.
     """
     collected: list[dict[str, Any]] = []
     matched: int | None = None
     exhausted = True
     previous: list[str] = []
+    read = 0
+    where = f"centre {centre.name}" if centre else "the STAC API"
     for number, page in enumerate(pages):
-        if number == 0:
-            matched = _number_matched(page)
+        server_count = _number_matched(page) if number == 0 else None
+        if keep is None and number == 0:
+            matched = server_count
+        if max_read and not query.limit and server_count is not None and server_count > max_read:
+            raise _too_many(where, max_read, f"the API counts {server_count} items")
         ids = [str(f.get("id")) for f in page.get("features", [])]
         if number and ids == previous:
-            where = f"centre {centre.name}" if centre else "the STAC API"
             raise CatalogError(
                 f"{where}: page {number + 1} of the results repeats page {number} (its next "
                 "link does not advance: a server bug); ask its operators, or narrow the search "
                 "so that one page holds it"
             )
         previous = ids
-        collected.extend(page.get("features", []))
+        features = page.get("features", [])
+        read += len(features)
+        if max_read is not None and read > max_read:
+            raise _too_many(where, max_read, f"page {number + 1} brings it to {read}")
+        collected.extend(f for f in features if keep is None or keep(f))
         if query.limit and len(collected) >= query.limit:
             exhausted = False
             break
@@ -202,6 +264,14 @@ def _collect(
     if matched is None and exhausted:
         matched = len(collected)
     return AdapterResult(items=_items([{"features": collected}]), matched=matched)
+
+
+def _too_many(where: str, max_read: int, how_many: str) -> CatalogError:
+    return CatalogError(
+        f"{where}: its STAC API does not conform to Filter, so the CQL2 filter is evaluated "
+        f"client-side over every item the other criteria match, and that is more than "
+        f"{max_read} items ({how_many}); narrow the search with collections, bbox or datetime"
+    )
 
 
 def _number_matched(page: dict[str, Any]) -> int | None:
