@@ -129,7 +129,7 @@ def _synthetic_notice(record: Mapping[str, Any]) -> str:
     span = f" from {dates[0]} to {dates[-1]}" if dates else ""
     coefficients = ", ".join(f"{c:g}" for c in ndci.get("coefficients", []))
     return (
-        '<div class="synthetic" id="synthetic-data"><p><strong>Synthetic data.</strong> '
+        '<div class="notice" id="synthetic-data"><p><strong>Synthetic data.</strong> '
         "These results come from the embedded sample federation "
         f"(<code>{html.escape(SAMPLE_GENERATOR)}</code>, seed {record.get('seed')}, "
         f"{record.get('n_dates', len(dates))} Sentinel-2-like dates{span}, "
@@ -415,9 +415,10 @@ def timeseries_figure(matchups: pd.DataFrame) -> Figure:
 
 
 def _km_axis(ax: Axes, crs_name: str) -> None:
-    from matplotlib.ticker import ScalarFormatter
+    from matplotlib.ticker import MaxNLocator, ScalarFormatter
 
-    for axis in (ax.xaxis, ax.yaxis):
+    for axis in (ax.xaxis, ax.yaxis):  # whole km, written in full: no "1e6", no offset
+        axis.set_major_locator(MaxNLocator(steps=[1, 2, 5, 10], integer=True))
         formatter = ScalarFormatter(useOffset=False)
         formatter.set_scientific(False)
         axis.set_major_formatter(formatter)
@@ -637,7 +638,7 @@ def write_html(
 <style>body{{font-family:sans-serif;max-width:1100px;margin:auto}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #999;padding:3px 6px;text-align:right}}td.rule{{text-align:left}}
 img{{max-width:100%}}figcaption{{font-size:90%;color:#333;margin-top:4px}}
-.synthetic{{border:2px solid #c60;background:#fff4e5;padding:4px 12px;margin:12px 0}}
+.notice{{border:2px solid #c60;background:#fff4e5;padding:4px 12px;margin:12px 0}}
 dt{{font-weight:bold;float:left;clear:left;width:7em}}dd{{margin-left:8em;margin-bottom:4px}}</style></head>
 <body>
 <h1>Water-quality crossing: Sentinel-2 vs in situ</h1>
