@@ -14,12 +14,21 @@ hub mounts this file with ``hub.extraFiles``, see ``helm/jupyterhub.yaml``).
 - :func:`stop_clusters_hook`: a ``Spawner.post_stop_hook`` that stops the user's clusters on
   every gateway when their server stops (whether they stopped it, the culler did, or it died),
   so that no cluster outlives the notebook that started it.
+- :func:`copy_notebooks`, :func:`copy_notebooks_hook`, :func:`welcome_url`,
+  :func:`login_announcement`: a first login lands somewhere useful. Each start of a user's
+  server copies the lab's notebooks and workshop into ``~/earthlab-notebooks/`` (only files that
+  are not there yet: the user's edits are never overwritten) with a welcome page, which
+  JupyterLab opens first; the login page says what the lab is.
 """
 
 from __future__ import annotations
 
+import html
 import json
+import os
+import shutil
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 SERVER_SCOPES = ("users:activity!user", "access:servers!server")
@@ -208,3 +217,162 @@ def _held_scopes(user: Any, scopes: Sequence[str]) -> list[str]:
 
     owner = get_scopes_for(user.orm_user)
     return [s for s in scopes if expand_scopes({s}, owner=user.orm_user) <= owner]
+
+
+NOTEBOOKS_FOLDER = "earthlab-notebooks"
+"""Folder of each user's home that receives the lab's notebooks."""
+WELCOME_NAME = "WELCOME.md"
+"""The welcome page, in :data:`NOTEBOOKS_FOLDER`."""
+
+WELCOME = """\
+# Welcome to the Earth Analytics Lab
+
+This lab searches the catalogues of the Data Terra data centres at once, loads what it finds
+as lazy xarray cubes, crosses satellite images with in-situ measurements and runs Dask
+clusters next to the data centre that holds the data.
+
+## Where to start
+
+- `notebooks/01-getting-started.ipynb`: search every centre at once and read the federation
+  report; then `02` (a datacube), `03` (water quality, satellite against in situ) and `04`
+  (scaling out on a cluster near the data).
+- `workshop/`: the FAIR workshop, one notebook per letter (Findable, Accessible,
+  Interoperable, Reusable), with exercises and hidden solutions.
+
+Open a notebook and run its cells in order (Shift+Enter). Notebooks run on the
+**Earth Analytics** kernel, which already knows the lab's data centres and their gateways:
+`lab.catalog()` and `lab.cluster()` need no configuration.
+
+## Your copies are yours
+
+These files are copies, made when your server first started. Edit them freely: a restart
+never overwrites them, it only puts back files that are missing. To get a fresh copy of a
+notebook, rename (or delete) yours and restart your server (File > Hub Control Panel > Stop
+My Server, then Start My Server): the original comes back next to your renamed one. Rename
+the whole `earthlab-notebooks` folder to get a fresh copy of everything.
+
+## Restricted data
+
+Some collections (DINAMIS very-high-resolution imagery) are for members of a hub group: a
+search reports them as `restricted` with where to request access. `earthlab quota` (in a
+terminal) shows what you have read against your yearly quota.
+"""
+"""Text of the welcome page (Markdown)."""
+
+
+def welcome_url(folder: str = NOTEBOOKS_FOLDER) -> str:
+    """The ``Spawner.default_url`` opening the welcome page in JupyterLab."""
+    return f"/lab/tree/{folder}/{WELCOME_NAME}"
+
+
+def copy_notebooks(
+    home: str | os.PathLike[str],
+    sources: Mapping[str, str | os.PathLike[str]],
+    folder: str = NOTEBOOKS_FOLDER,
+    welcome: str = WELCOME,
+) -> list[Path]:
+    """Copy the lab's notebooks into a user's home, never overwriting a file that is there.
+
+    Parameters
+    ----------
+    home
+        The user's home directory (created if missing).
+    sources
+        ``{sub-folder: directory}``: the ``*.ipynb`` of each directory go to
+        ``HOME/FOLDER/<sub-folder>/``.
+    folder
+        Folder of the home receiving them.
+    welcome
+        Text of ``FOLDER/WELCOME.md``, written if missing.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files written (none when everything was already there).
+
+    Notes
+    -----
+    A file is created exclusively (``open(..., "x")``): a user's file of the same name always
+    wins, even one saved while the copy runs. When run as root (a hub spawning system users),
+    what is created belongs to the owner of ``home``.
+    """
+    home = Path(home)
+    home.mkdir(parents=True, exist_ok=True)
+    owner = home.stat()
+    target = home / folder
+    written: list[Path] = []
+
+    def make_dir(path: Path) -> None:
+        if not path.is_dir():
+            path.mkdir(parents=True, exist_ok=True)
+            _give(path, owner)
+
+    def write(path: Path, data: bytes) -> None:
+        try:
+            with open(path, "xb") as out:
+                out.write(data)
+        except FileExistsError:
+            return
+        _give(path, owner)
+        written.append(path)
+
+    make_dir(target)
+    write(target / WELCOME_NAME, welcome.encode("utf-8"))
+    for sub, directory in sources.items():
+        notebooks = sorted(Path(directory).glob("*.ipynb"))
+        if not notebooks:
+            continue
+        make_dir(target / sub)
+        for notebook in notebooks:
+            write(target / sub / notebook.name, notebook.read_bytes())
+    return written
+
+
+def _give(path: Path, owner: os.stat_result) -> None:
+    """Make ``path`` belong to ``owner``'s user and group when running as root."""
+    if hasattr(os, "geteuid") and os.geteuid() == 0 and owner.st_uid != 0:
+        shutil.chown(path, owner.st_uid, owner.st_gid)
+
+
+def copy_notebooks_hook(
+    sources: Mapping[str, str | os.PathLike[str]], folder: str = NOTEBOOKS_FOLDER
+) -> Callable[[Any], None]:
+    """Make a ``Spawner.pre_spawn_hook`` running :func:`copy_notebooks` on the user's home.
+
+    The home is the spawner's ``home_dir`` (``SimpleLocalProcessSpawner``), else the system
+    user's home (``~name``). A failed copy is logged and the server starts anyway.
+    """
+
+    def copy_to_home(spawner: Any) -> None:
+        home = getattr(spawner, "home_dir", None) or os.path.expanduser(f"~{spawner.user.name}")
+        try:
+            written = copy_notebooks(home, sources, folder)
+        except OSError as exc:
+            spawner.log.warning("Could not copy the lab's notebooks into %s: %s", home, exc)
+            return
+        if written:
+            spawner.log.info("Copied %d file(s) into %s/%s", len(written), home, folder)
+
+    return copy_to_home
+
+
+def login_announcement(centres: Mapping[str, str]) -> str:
+    """HTML shown above the login form: what the lab is and which centres it federates.
+
+    Parameters
+    ----------
+    centres
+        ``{name: title}`` of the lab's data centres, in order.
+    """
+    listed = "".join(
+        f"<li><b>{html.escape(name)}</b>: {html.escape(title)}</li>"
+        for name, title in centres.items()
+    )
+    return (
+        "<p><b>Earth Analytics Lab</b> of Data Terra: a Pangeo notebook environment that "
+        "searches the catalogues of every data centre at once, loads satellite and in-situ "
+        "data as lazy cubes and runs Dask clusters next to the data.</p>"
+        f"<p>Data centres:</p><ul style='text-align:left'>{listed}</ul>"
+        "<p>New here? After signing in, <code>earthlab-notebooks/WELCOME.md</code> shows "
+        "where to start.</p>"
+    )

@@ -11,6 +11,8 @@
 # - single-user servers get the centres file and every gateway's addresses in their
 #   environment (EARTHLAB_CENTRES, EARTHLAB_GATEWAY_<NAME>, EARTHLAB_GATEWAY_PROXY_<NAME>), the
 #   Earth Analytics kernel as their default, and culling of idle kernels and servers;
+# - each start of a server copies the lab's notebooks and workshop into the user's
+#   ~/earthlab-notebooks/ (files not there yet only) with WELCOME.md, which JupyterLab opens;
 # - each centre with restricted collections has a restricted-data service,
 #   `restricted-<centre>` (started by `earthlab hub up`, see lab_server/restricted): only members of
 #   the collections' hub group hold its access scope and that centre's gateway's (a role given
@@ -33,7 +35,7 @@ import earthlab_hub  # noqa: E402
 
 from lab import read_centres_file  # noqa: E402
 from lab_server.deploy import RunDir  # noqa: E402
-from lab_server.deploy._layout import ADMIN_SERVICE  # noqa: E402
+from lab_server.deploy._layout import ADMIN_SERVICE, notebook_sources  # noqa: E402
 from lab_server.environment import HUB_RUN_DIR  # noqa: E402
 
 run = RunDir(os.environ[HUB_RUN_DIR])
@@ -64,7 +66,12 @@ c.JupyterHub.db_url = f"sqlite:///{run.path / 'hub' / 'jupyterhub.sqlite'}"
 c.JupyterHub.cookie_secret = bytes.fromhex(run.secret("cookie-secret"))
 c.JupyterHub.cleanup_servers = True
 
-# Login.
+# Login: the page says what the lab is and which centres it federates.
+c.JupyterHub.template_vars = {
+    "announcement_login": earthlab_hub.login_announcement(
+        {name: centre.title or name for name, centre in source.items()}
+    )
+}
 c.JupyterHub.authenticator_class = "shared-password"
 c.SharedPasswordAuthenticator.user_password = run.secret("password")
 c.Authenticator.allow_all = True
@@ -113,7 +120,7 @@ if restricted_servers:
 c.JupyterHub.spawner_class = "jupyterhub.spawner.SimpleLocalProcessSpawner"
 c.SimpleLocalProcessSpawner.home_dir_template = str(run.path / "users" / "{username}")
 c.Spawner.cmd = [str(bin_dir / "jupyterhub-singleuser")]
-c.Spawner.default_url = "/lab"
+c.Spawner.default_url = earthlab_hub.welcome_url()  # ~/earthlab-notebooks/WELCOME.md
 c.Spawner.start_timeout = 120
 c.Spawner.http_timeout = 120
 c.Spawner.args = [
@@ -129,6 +136,9 @@ c.Spawner.environment = {
     "JUPYTER_PATH": str(run.path / "share" / "jupyter"),
     "DASK_DISTRIBUTED__DASHBOARD__LINK": "{JUPYTERHUB_SERVICE_PREFIX}proxy/{port}/status",
 }
+# First login: the lab's notebooks and workshop in ~/earthlab-notebooks/ (missing files only,
+# at every start: the user's edits are kept) with a welcome page, the default URL above.
+c.Spawner.pre_spawn_hook = earthlab_hub.copy_notebooks_hook(notebook_sources())
 c.Spawner.post_stop_hook = earthlab_hub.stop_clusters_hook(
     {g.centre: f"http://{lab.ip}:{g.http_port}/services/{g.service}" for g in lab.gateways}
 )

@@ -325,3 +325,58 @@ def test_kernels_install_command(tmp_path, capsys):
     assert main(["kernels", "install", "--prefix", str(tmp_path)]) == 0
     assert (tmp_path / "share/jupyter/kernels/earth-analytics/kernel.json").is_file()
     assert "installed kernel 'earth-analytics'" in capsys.readouterr().out
+
+
+def test_local_hub_first_login_settings(run_dir, monkeypatch):
+    c = local_hub(run_dir, monkeypatch)
+    assert c.Spawner.default_url == "/lab/tree/earthlab-notebooks/WELCOME.md"
+    announcement = c.JupyterHub.template_vars["announcement_login"]
+    assert "Earth Analytics Lab" in announcement
+    assert all(f"<b>{centre}</b>" in announcement for centre in CENTRES)
+    sources = inspect.getclosurevars(c.Spawner.pre_spawn_hook).nonlocals["sources"]
+    assert sources == {"notebooks": ROOT / "docs/notebooks", "workshop": ROOT / "docs/workshop"}
+
+
+def test_copy_notebooks_copies_missing_files_only(tmp_path, policy_modules):
+    _, earthlab_hub = policy_modules
+    sources = {"notebooks": ROOT / "docs/notebooks", "workshop": ROOT / "docs/workshop"}
+    home = tmp_path / "home" / "nora"
+    written = earthlab_hub.copy_notebooks(home, sources)
+    folder = home / "earthlab-notebooks"
+    shipped = sorted(
+        f"{sub}/{p.name}" for sub, d in sources.items() for p in Path(d).glob("*.ipynb")
+    )
+    assert len(shipped) == 8
+    assert sorted(str(p.relative_to(folder)) for p in written) == sorted(["WELCOME.md", *shipped])
+    for name in shipped:
+        sub, file = name.split("/")
+        assert (folder / name).read_bytes() == (sources[sub] / file).read_bytes()
+    # The user's edits survive; a deleted file comes back; nothing else is written.
+    (folder / "notebooks/01-getting-started.ipynb").write_text("my edits")
+    (folder / "WELCOME.md").write_text("my welcome")
+    (folder / "workshop/2-accessible.ipynb").unlink()
+    again = earthlab_hub.copy_notebooks(home, sources)
+    assert again == [folder / "workshop/2-accessible.ipynb"]
+    assert (folder / "notebooks/01-getting-started.ipynb").read_text() == "my edits"
+    assert (folder / "WELCOME.md").read_text() == "my welcome"
+    assert earthlab_hub.copy_notebooks(home, sources) == []
+
+
+def test_pre_spawn_hook_copies_into_the_spawners_home(tmp_path, policy_modules):
+    import logging
+    from types import SimpleNamespace
+
+    _, earthlab_hub = policy_modules
+    hook = earthlab_hub.copy_notebooks_hook({"workshop": ROOT / "docs/workshop"})
+    spawner = SimpleNamespace(
+        home_dir=str(tmp_path / "nora"),
+        user=SimpleNamespace(name="nora"),
+        log=logging.getLogger("test"),
+    )
+    hook(spawner)
+    assert sorted(p.name for p in (tmp_path / "nora/earthlab-notebooks/workshop").iterdir()) == [
+        "1-findable.ipynb",
+        "2-accessible.ipynb",
+        "3-interoperable.ipynb",
+        "4-reusable.ipynb",
+    ]

@@ -8,7 +8,8 @@ The run directory holds everything one ``earthlab hub up`` made::
       secrets/           0700; one file per token, 0600, never printed
       logs/              one log per process
       hub/               JupyterHub's database
-      users/<name>/      home directory of each single-user server
+      users/<name>/      home directory of each single-user server (the lab's notebooks are
+                         copied into its earthlab-notebooks/ at every start, missing files only)
       share/jupyter/     the Earth Analytics kernelspec the servers use
       gateways/<centre>/ working directories of that gateway's clusters
       centres.yaml       the centres file of the deployment (catalogues as STAC APIs)
@@ -38,6 +39,7 @@ __all__ = [
     "default_run_dir",
     "gateway_env_names",
     "hub_config_dir",
+    "notebook_sources",
     "service_name",
 ]
 
@@ -68,6 +70,21 @@ def gateway_env_names(centre: str) -> tuple[str, str]:
         ``gateways`` setting (``lab.config``), as read by ``lab.centres()``.
     """
     return config.gateway_env_names(centre)
+
+
+def notebook_sources() -> dict[str, Path]:
+    """Return the lab's notebooks as shipped, for users' homes (``{sub-folder: directory}``).
+
+    Returns
+    -------
+    dict of str to pathlib.Path
+        ``notebooks`` and ``workshop``: the repository's ``docs/notebooks`` and
+        ``docs/workshop`` next to the installed packages (a source checkout or an editable
+        install); empty when they are not there (a wheel: the ``docs/`` tree is not in it).
+    """
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    found = {sub: docs / sub for sub in ("notebooks", "workshop")}
+    return {sub: path for sub, path in found.items() if any(path.glob("*.ipynb"))}
 
 
 def default_run_dir() -> Path:
