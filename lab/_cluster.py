@@ -14,6 +14,15 @@ Each item says which centre it came from (``item.properties["earthlab:centre"]``
 If that centre has a gateway (in the centres file, or in the ``gateways`` setting, which the hub
 sets for single-user servers as ``EARTHLAB_GATEWAY_<NAME>``), the cluster is a Gateway cluster there; if it has none (the
 embedded sample federation's default), it is a :class:`distributed.LocalCluster` on this machine.
+
+Listing and stopping, gateway by gateway
+----------------------------------------
+:func:`list_clusters` and :func:`stop_clusters` ask every centre's gateway in turn. A gateway
+that refuses the user's token (a centre restricted to a hub group refuses the others), cannot
+be reached or fails is reported (``result.gateways``, one :class:`GatewayReport` per centre,
+and a :class:`GatewayWarning`) and the others are still listed and stopped, as a federated
+search reports each centre. Stopping raises only for clusters asked for by name that could
+not be stopped.
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import warnings
 import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -28,9 +38,19 @@ from typing import Any
 
 from lab._centres import Centre, CentreSet, centres
 from lab._config import config
-from lab._errors import ClusterError, ConfigurationError
+from lab._errors import ClusterError, ConfigurationError, EarthLabWarning
 
-__all__ = ["ClusterInfo", "choose_centre", "cluster", "list_clusters", "stop_clusters"]
+__all__ = [
+    "ClusterInfo",
+    "ClusterList",
+    "GatewayReport",
+    "GatewayWarning",
+    "StoppedClusters",
+    "choose_centre",
+    "cluster",
+    "list_clusters",
+    "stop_clusters",
+]
 
 CENTRE_PROPERTY = "earthlab:centre"
 LOCAL_OPTIONS = {"worker_cores": (int, 1, 1, os.cpu_count() or 1), "worker_memory": (float, 2.0)}
@@ -58,6 +78,70 @@ class ClusterInfo:
     """Where the Dask dashboard is."""
     options: Mapping[str, Any] = field(default_factory=dict)
     """Options the cluster was started with."""
+
+
+GATEWAY_STATUSES = ("ok", "refused", "unreachable", "error")
+
+
+@dataclass(frozen=True)
+class GatewayReport:
+    """What one centre's gateway answered when the user's clusters were listed."""
+
+    centre: str
+    """Centre name."""
+    address: str
+    """The gateway's API address."""
+    status: str
+    """``ok``; ``refused`` (the token is not accepted: 401/403, or no hub token here);
+    ``unreachable`` (no answer); ``error`` (any other failure)."""
+    clusters: int = 0
+    """The user's clusters listed there."""
+    error: str = ""
+    """The gateway's answer when it is not ``ok``."""
+
+    def __post_init__(self) -> None:
+        if self.status not in GATEWAY_STATUSES:
+            raise ConfigurationError(
+                f"GatewayReport.status must be one of {GATEWAY_STATUSES}, got {self.status!r}"
+            )
+
+
+class GatewayWarning(EarthLabWarning):
+    """A gateway refused, could not be reached or failed; the other gateways were still used.
+
+    Its clusters were not listed or stopped (``result.gateways`` says which gateway answered
+    what).
+    """
+
+
+class ClusterList(list[ClusterInfo]):
+    """The user's clusters (a list of :class:`ClusterInfo`) and each gateway's report."""
+
+    def __init__(self, clusters: Iterable[ClusterInfo], gateways: Mapping[str, GatewayReport]):
+        super().__init__(clusters)
+        self.gateways: dict[str, GatewayReport] = dict(gateways)
+        """One :class:`GatewayReport` per centre with a gateway, by centre name."""
+
+    @property
+    def failed(self) -> dict[str, GatewayReport]:
+        """The gateways whose clusters could not be listed."""
+        return {n: r for n, r in self.gateways.items() if r.status != "ok"}
+
+
+class StoppedClusters(list[str]):
+    """Names of the clusters stopped, with what could not be stopped and each gateway's report."""
+
+    def __init__(
+        self,
+        names: Iterable[str],
+        gateways: Mapping[str, GatewayReport],
+        not_stopped: Mapping[str, str],
+    ):
+        super().__init__(names)
+        self.gateways: dict[str, GatewayReport] = dict(gateways)
+        """One :class:`GatewayReport` per centre with a gateway (the listing), by centre name."""
+        self.not_stopped: dict[str, str] = dict(not_stopped)
+        """Clusters listed but not stopped, by name: the gateway's answer."""
 
 
 def choose_centre(items: Iterable[Any], federation: CentreSet) -> str:
@@ -321,25 +405,53 @@ def _gateway_errors(place: Centre) -> Any:
     try:
         yield
     except (GatewayClusterError, GatewayServerError, ValueError) as exc:
-        raise ClusterError(f"{where} refused: {exc}") from None
+        raise _tagged(ClusterError(f"{where} refused: {exc}"), "error") from None
     except Exception as exc:
         status = getattr(exc, "status", None)
         if status in (401, 403):
-            raise ClusterError(
-                f"{where} refused the token (HTTP {status}): it needs the hub scope "
-                f"access:services!service=dask-gateway-{place.name}; ask the lab's admins"
+            raise _tagged(
+                ClusterError(
+                    f"{where} refused the token (HTTP {status}): it needs the hub scope "
+                    f"access:services!service=dask-gateway-{place.name}; ask the lab's admins"
+                ),
+                "refused",
             ) from None
+        if isinstance(status, int):
+            raise _tagged(ClusterError(f"{where} answered HTTP {status}: {exc}"), "error") from None
         if isinstance(exc, OSError) or type(exc).__module__.startswith("aiohttp"):
-            raise ClusterError(
-                f"cannot reach {where}: {exc}. Check that the lab runs (`earthlab hub status`)"
+            raise _tagged(
+                ClusterError(
+                    f"cannot reach {where}: {exc}. Check that the lab runs (`earthlab hub status`)"
+                ),
+                "unreachable",
             ) from None
         raise
 
 
+def _tagged(error: ClusterError, status: str) -> ClusterError:
+    """A gateway's ClusterError, with the :class:`GatewayReport` status it stands for."""
+    error.gateway_status = status  # type: ignore[attr-defined]
+    return error
+
+
+def _failure(place: Centre, exc: Exception) -> GatewayReport:
+    """The report of a gateway that could not list or stop clusters."""
+    assert place.gateway is not None
+    status = getattr(exc, "gateway_status", None)
+    if status is None:  # no hub token here (raised by _gateway), or an unexpected failure
+        status = "refused" if isinstance(exc, ClusterError) else "error"
+    text = str(exc) if isinstance(exc, ClusterError) else f"{type(exc).__name__}: {exc}"
+    return GatewayReport(place.name, place.gateway.address, status, error=text)
+
+
 def list_clusters(
     centres_file: str | os.PathLike[str] | CentreSet | None = None,
-) -> list[ClusterInfo]:
+) -> ClusterList:
     """List the current user's clusters on every centre's gateway, and local ones.
+
+    Each gateway is asked in turn; one that refuses the token (a centre restricted to a hub
+    group the user is not in), cannot be reached or fails does not stop the others: it is
+    reported in ``result.gateways`` and by a :class:`GatewayWarning`.
 
     Parameters
     ----------
@@ -348,26 +460,41 @@ def list_clusters(
 
     Returns
     -------
-    list of ClusterInfo
-        Pending and running gateway clusters (only the user's own: a gateway shows nobody
-        else's), then the local clusters this process started.
+    ClusterList
+        A list of :class:`ClusterInfo`: pending and running gateway clusters (only the user's
+        own: a gateway shows nobody else's), then the local clusters this process started.
+        ``result.gateways`` holds one :class:`GatewayReport` per centre with a gateway.
 
-    Raises
-    ------
-    ClusterError
-        If a gateway cannot be reached or refuses the token.
+    Warns
+    -----
+    GatewayWarning
+        If a gateway refused, could not be reached or failed (its clusters are not listed).
     """
     federation = centres_file if isinstance(centres_file, CentreSet) else centres(centres_file)
+    found = _list(federation)
+    _warn_failed(found.gateways, "listed", stacklevel=3)
+    return found
+
+
+def _list(federation: CentreSet) -> ClusterList:
     found: list[ClusterInfo] = []
+    gateways: dict[str, GatewayReport] = {}
     for place in federation.values():
         if place.gateway is None:
             continue
-        gateway = _gateway(place)
         try:
-            with _gateway_errors(place):
-                reports = gateway.list_clusters()
-        finally:
-            _close(gateway)
+            gateway = _gateway(place)
+            try:
+                with _gateway_errors(place):
+                    reports = gateway.list_clusters()
+            finally:
+                _close(gateway)
+        except Exception as exc:  # reported; the other gateways are still asked
+            gateways[place.name] = _failure(place, exc)
+            continue
+        gateways[place.name] = GatewayReport(
+            place.name, place.gateway.address, "ok", clusters=len(reports)
+        )
         found.extend(
             ClusterInfo(
                 name=r.name,
@@ -382,15 +509,38 @@ def list_clusters(
     for name, local in _local.items():
         status = getattr(local.status, "name", str(local.status))
         found.append(ClusterInfo(name, None, "local", status, local.dashboard_link))
-    return found
+    return ClusterList(found, gateways)
+
+
+def _warn_failed(
+    gateways: Mapping[str, GatewayReport], what: str, stacklevel: int, extra: str = ""
+) -> None:
+    failed = [r for r in gateways.values() if r.status != "ok"]
+    if not failed and not extra:
+        return
+    lines = [f"{r.centre} ({r.status}): {r.error}" for r in failed]
+    head = (
+        f"the clusters on the gateway(s) of {', '.join(r.centre for r in failed)} were not "
+        f"{what}; the other gateways' were (see result.gateways)"
+        if failed
+        else ""
+    )
+    message = "; ".join(part for part in (head, extra) if part)
+    if lines:
+        message += ":\n  " + "\n  ".join(lines)
+    warnings.warn(message, GatewayWarning, stacklevel=stacklevel)
 
 
 def stop_clusters(
     names: Iterable[str] | None = None,
     *,
     centres_file: str | os.PathLike[str] | CentreSet | None = None,
-) -> list[str]:
+) -> StoppedClusters:
     """Stop the current user's clusters: all of them, or those named.
+
+    Gateway by gateway: one that refuses the token, cannot be reached or fails does not keep
+    the others' clusters running. Without ``names``, what can be stopped is stopped and the
+    rest reported (``result.not_stopped``, ``result.gateways`` and a :class:`GatewayWarning`).
 
     Parameters
     ----------
@@ -401,42 +551,88 @@ def stop_clusters(
 
     Returns
     -------
-    list of str
-        Names of the clusters stopped.
+    StoppedClusters
+        The names of the clusters stopped (a list of str); ``result.not_stopped`` maps the
+        clusters listed but not stopped to the gateway's answer, ``result.gateways`` holds each
+        gateway's :class:`GatewayReport`.
 
     Raises
     ------
     ClusterError
-        If a name is not one of the user's clusters (the message lists them).
+        Only for clusters asked for by name: a name that is none of the user's clusters (the
+        message lists them, and the gateways that could not be asked), or a named cluster
+        that could not be stopped (the message gives the gateway's answer). The others named
+        are stopped first.
+
+    Warns
+    -----
+    GatewayWarning
+        Without ``names``: if a gateway could not be asked or a cluster could not be stopped.
     """
     federation = centres_file if isinstance(centres_file, CentreSet) else centres(centres_file)
-    clusters = list_clusters(federation)
+    clusters = _list(federation)
     wanted = None if names is None else set(names)
+    missing: list[str] = []
     if wanted is not None:
         missing = sorted(wanted - {c.name for c in clusters})
-        if missing:
+        if missing and not clusters.failed:  # nothing hidden: a wrong name, stop nothing
             raise ClusterError(
                 f"no cluster named {', '.join(missing)} among yours: "
                 f"{', '.join(c.name for c in clusters) or 'none'}"
             )
-    stopped = []
+    stopped: list[str] = []
+    not_stopped: dict[str, str] = {}
     for info in clusters:
         if wanted is not None and info.name not in wanted:
             continue
-        if info.kind == "local":
-            _local.pop(info.name).close()
-        elif (owned := _gateway_owned.pop(info.name, None)) is not None:
-            place = federation[info.centre or ""]
-            with _gateway_errors(place):
-                owned.shutdown()
-        else:
-            assert info.centre is not None
-            place = federation[info.centre]
-            gateway = _gateway(place)
-            try:
-                with _gateway_errors(place):
-                    gateway.stop_cluster(info.name)
-            finally:
-                _close(gateway)
+        try:
+            _stop(info, federation)
+        except Exception as exc:  # reported; the other clusters are still stopped
+            text = str(exc) if isinstance(exc, ClusterError) else f"{type(exc).__name__}: {exc}"
+            not_stopped[info.name] = text
+            continue
         stopped.append(info.name)
-    return stopped
+    result = StoppedClusters(stopped, clusters.gateways, not_stopped)
+    if wanted is not None:
+        if missing or not_stopped:
+            raise ClusterError(_not_stopped_message(missing, not_stopped, clusters, stopped))
+        return result
+    extra = "; ".join(f"cluster {n} not stopped: {why}" for n, why in not_stopped.items())
+    _warn_failed(clusters.gateways, "stopped", stacklevel=3, extra=extra)
+    return result
+
+
+def _stop(info: ClusterInfo, federation: CentreSet) -> None:
+    if info.kind == "local":
+        _local.pop(info.name).close()
+        return
+    assert info.centre is not None
+    place = federation[info.centre]
+    owned = _gateway_owned.pop(info.name, None)
+    if owned is not None:
+        with _gateway_errors(place):
+            owned.shutdown()
+        return
+    gateway = _gateway(place)
+    try:
+        with _gateway_errors(place):
+            gateway.stop_cluster(info.name)
+    finally:
+        _close(gateway)
+
+
+def _not_stopped_message(
+    missing: list[str], not_stopped: dict[str, str], clusters: ClusterList, stopped: list[str]
+) -> str:
+    parts = []
+    if missing:
+        asked = "; ".join(f"{r.centre} ({r.status}): {r.error}" for r in clusters.failed.values())
+        parts.append(
+            f"cluster(s) {', '.join(missing)} not found among yours "
+            f"({', '.join(c.name for c in clusters) or 'none'}) and not stopped: they may be "
+            f"on a gateway that could not be asked: {asked}"
+        )
+    parts += [f"cluster {name} not stopped: {why}" for name, why in not_stopped.items()]
+    if stopped:
+        parts.append(f"stopped: {', '.join(stopped)}")
+    return "; ".join(parts)

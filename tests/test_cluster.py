@@ -10,7 +10,7 @@ import pytest
 
 import lab
 from lab._centres import read_centres_file
-from lab._cluster import _set_options, choose_centre
+from lab._cluster import GatewayWarning, _set_options, choose_centre
 from lab_server.deploy._procs import free_port
 
 HUB_CONFIG = Path(__file__).resolve().parent.parent / "hub_config"
@@ -175,5 +175,11 @@ def test_unreachable_gateway_is_a_cluster_error(tmp_path, no_gateway_env, monkey
         lab.ClusterError, match=r"cannot reach the gateway of centre 'theia'.*hub status"
     ):
         lab.cluster(centre="theia", centres_file=federation)
-    with pytest.raises(lab.ClusterError, match=r"cannot reach"):
-        lab.list_clusters(federation)
+    # listing reports the gateway instead of raising: the other gateways would still be listed
+    with pytest.warns(GatewayWarning, match=r"theia \(unreachable\): cannot reach"):
+        listed = lab.list_clusters(federation)
+    assert listed == [] and listed.gateways["theia"].status == "unreachable"
+    with pytest.warns(GatewayWarning, match=r"not stopped"):
+        assert lab.stop_clusters(centres_file=federation) == []
+    with pytest.raises(lab.ClusterError, match=r"some-cluster not found.*theia \(unreachable\)"):
+        lab.stop_clusters(["some-cluster"], centres_file=federation)
