@@ -26,8 +26,8 @@ def open_cube(
     Parameters
     ----------
     target : str or pystac.Item
-        URL or path of the Zarr store, or the cube's STAC Item (from :func:`list_cubes` or
-        ``lab.catalog().search(...)``).
+        URL (``s3://``, ``http(s)://``, ``file://``) or path of the Zarr store, or the cube's
+        STAC Item (from :func:`list_cubes` or ``lab.catalog().search(...)``).
     centres : lab.CentreSet or str, optional
         The federation whose storage credentials to use for ``s3://`` URLs (default:
         ``$EARTHLAB_CENTRES`` when set).
@@ -43,7 +43,7 @@ def open_cube(
     """
     url = target.assets["zarr"].href if isinstance(target, pystac.Item) else str(target)
     location = _location(url, centres, storage_options)
-    if not location.zarr_exists():
+    if not _zarr_found(location):
         raise ConfigurationError(f"no cube at {location.url}: check the URL or build it first")
     return xr.open_zarr(
         location.url,
@@ -128,6 +128,22 @@ def cube_info(
         )
     manifest = location.read_meta(MANIFEST)
     return item, manifest, describe(item, manifest)
+
+
+_ZARR_METADATA = ("zarr.json", ".zmetadata", ".zgroup")
+
+
+def _zarr_found(location: CubeLocation) -> bool:
+    """Whether a cube is stored at ``location``.
+
+    Over HTTP, its metadata files say so: a file server need not answer for the directory.
+    """
+    if location.zarr_exists():
+        return True
+    if not location.url.startswith(("http://", "https://")):
+        return False
+    fs = location.fs
+    return any(fs.exists(f"{location.url}/{name}") for name in _ZARR_METADATA)
 
 
 def _location(url: str, centres: Any, storage_options: Mapping[str, Any] | None) -> CubeLocation:

@@ -18,6 +18,7 @@ import pytest
 from s3_server import s3_bucket, s3_server  # noqa: F401
 from test_insitu import DSG, GLIDER, SOMLIT, _write_sample_parquet
 
+import lab
 from lab import AssetReadError
 from lab._http import user_agent
 from recipes import InSituFormatError, insitu
@@ -183,3 +184,49 @@ def test_crossing_reads_station_assets_served_over_http(served, server):
     item.add_asset("parquet", pystac.Asset(f"{server.url}/THAU01.parquet"))
     table = _read_insitu([item], centres=None)  # type: ignore[arg-type]
     pd.testing.assert_frame_equal(table, _read(served / "THAU01.parquet").data)
+
+
+def test_open_cube_over_http_from_a_server_without_directory_answers(tmp_path):
+    """``datacubes.open_cube`` takes an http URL, also from a file server (like the hub's
+    asset front) that answers 404 for the store's directory itself."""
+    import numpy as np
+    import xarray as xr
+
+    import datacubes
+
+    cube = xr.Dataset({"turbidity": (("y", "x"), np.arange(12.0).reshape(3, 4))})
+    cube.to_zarr(tmp_path / "c.zarr", consolidated=True)
+
+    class FilesOnly(SimpleHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if (tmp_path / self.path.lstrip("/")).is_dir():
+                self.send_error(404)
+                return
+            super().do_GET()
+
+        def do_HEAD(self) -> None:
+            if (tmp_path / self.path.lstrip("/")).is_dir():
+                self.send_error(404)
+                return
+            super().do_HEAD()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(FilesOnly, directory=tmp_path))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # zarr: consolidated metadata is not in Zarr v3
+            opened = datacubes.open_cube(f"{url}/c.zarr")
+            np.testing.assert_array_equal(opened["turbidity"].values, cube["turbidity"].values)
+        with pytest.raises(
+            lab.ConfigurationError, match=r"no cube at http://127\.0\.0\.1:\d+/none"
+        ):
+            datacubes.open_cube(f"{url}/none.zarr")
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(30)
