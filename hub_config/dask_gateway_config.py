@@ -8,7 +8,8 @@
 #
 # The gateway is the JupyterHub service `dask-gateway-<centre>`: users authenticate with their
 # hub token, which must hold `access:services!service=dask-gateway-<centre>`. Its API and
-# dashboards are reached through the hub's proxy at /services/dask-gateway-<centre>/; scheduler
+# dashboards are reached through the hub's proxy at /services/dask-gateway-<centre>/ (dashboards
+# only by the cluster's owner: earthlab_dashboards.py); scheduler
 # traffic is TLS through the gateway's own TCP proxy (`gateway://127.0.0.1:<tcp_port>`).
 #
 # The policy (options, limits, environment) comes from earthlab_gateway.py and lab.yaml, shared
@@ -17,6 +18,7 @@
 # ruff: noqa: F821  (`c` is given by traitlets)
 import json
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -38,9 +40,15 @@ service = earthlab_gateway.service_name(centre)
 
 earthlab_gateway.configure(c, centre)
 
-# Where the gateway listens: private API, HTTP proxy (behind the hub's proxy), TLS TCP proxy.
+# Where the gateway listens: private API; the dashboards' front at the HTTP port the hub's
+# proxy routes to (a cluster's dashboard for its owner only, the API forwarded as is); the
+# gateway's own HTTP proxy behind it, private (chosen now: clusters reach the API through it);
+# the TLS TCP proxy (scheduler traffic, reached directly by clients).
 c.DaskGateway.address = f"{ip}:{ports['api_port']}"
-c.Proxy.address = f"{ip}:{ports['http_port']}"
+c.DashboardFront.front_address = f"{ip}:{ports['http_port']}"
+with socket.socket() as sock:
+    sock.bind((ip, 0))
+    c.Proxy.address = f"{ip}:{sock.getsockname()[1]}"
 c.Proxy.tcp_address = f"{ip}:{ports['tcp_port']}"
 
 # Authentication through the hub (the service token checks users' tokens).

@@ -13,7 +13,10 @@ What it sets, from ``lab.yaml``:
 - the idle timeout and the per-cluster worker cap;
 - per-user caps on clusters and workers (:class:`UserLimits`, which dask-gateway lacks);
 - the scheduler and worker environment: the Earth Analytics kernel's GDAL and Dask settings,
-  so that workers read cloud-optimised files the way the notebook does.
+  so that workers read cloud-optimised files the way the notebook does;
+- the dashboards' front (:class:`DashboardFront`, ``earthlab_dashboards.py``, which needs
+  tornado and JupyterHub's service authentication): a cluster's dashboard opens for its owner
+  only.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from dask_gateway_server.backends.base import Backend, PublicException
 from dask_gateway_server.models import ClusterStatus
 from dask_gateway_server.options import Float, Integer, Options
 from traitlets import Integer as IntegerTrait
+from traitlets import Unicode
 
 # The environment variables this file reads and sets, as lab_server.environment names them
 # (POLICY_FILE, KERNELS_DIR, CENTRE; docs/configuration.md). Spelled here because the gateway
@@ -191,18 +195,86 @@ class UserLimits(Backend):
         return total
 
 
+class DashboardFront(Backend):
+    """The gateway's public HTTP address: dashboards for their owner only, mixed into a backend.
+
+    dask-gateway's proxy serves a cluster's dashboard to anyone who knows the cluster's name.
+    With :attr:`address` set, the gateway also runs the front of ``earthlab_dashboards`` (in
+    its own process and event loop) at that address: it lets a dashboard request through only
+    for the cluster's owner, as the hub identifies the caller (token or the service's OAuth
+    cookie), and forwards the API unchanged. The gateway's proxy then listens at a private
+    address (``Proxy.address``) that only the front and the clusters reach.
+    """
+
+    front_address = Unicode(
+        "",
+        help="host:port of the authenticating front (the address the hub's proxy routes "
+        "/services/dask-gateway-<centre>/ to); empty: no front.",
+        config=True,
+    )
+    front_upstream = Unicode(
+        "",
+        help="URL of the gateway's HTTP proxy the front forwards to (default: "
+        "http://<Proxy.address>, the local proxy).",
+        config=True,
+    )
+
+    async def setup(self, app: Any) -> None:
+        """Start the backend, then the front."""
+        await super().setup(app)
+        if not self.front_address:
+            return
+        import earthlab_dashboards  # type: ignore[import-not-found]  # beside this file
+
+        auth = app["authenticator"]
+        upstream = self.front_upstream or f"http://{self.proxy.address}"
+        front = earthlab_dashboards.make_app(
+            service_name=auth.jupyterhub_service_name,
+            upstream=upstream,
+            lookup=self._cluster_record,
+            hub_api_url=auth.jupyterhub_api_url,
+            api_token=auth.jupyterhub_api_token,
+            access_scopes={f"access:services!service={auth.jupyterhub_service_name}"},
+        )
+        host, port = self.front_address.rsplit(":", 1)
+        self._front = front.listen(int(port), address=host or None, xheaders=True)
+        self.log.info("Dashboard front listening at http://%s -> %s", self.front_address, upstream)
+
+    async def cleanup(self) -> None:
+        """Stop the front, then the backend."""
+        front = getattr(self, "_front", None)
+        if front is not None:
+            front.stop()
+        await super().cleanup()
+
+    async def _cluster_record(self, name: str) -> tuple[str, str] | None:
+        cluster = await self.get_cluster(name)
+        if cluster is None:
+            return None
+        return str(cluster.username), ClusterStatus(cluster.status).name
+
+
 def local_backend_class() -> type:
-    """``UnsafeLocalBackend`` with :class:`UserLimits` (processes as the gateway's user)."""
+    """``UnsafeLocalBackend`` with :class:`UserLimits` and :class:`DashboardFront`.
+
+    Schedulers and workers run as local processes of the gateway's user.
+    """
     from dask_gateway_server.backends.local import UnsafeLocalBackend
 
-    return type("EarthLabLocalBackend", (UserLimits, UnsafeLocalBackend), {"__module__": __name__})
+    return type(
+        "EarthLabLocalBackend",
+        (UserLimits, DashboardFront, UnsafeLocalBackend),
+        {"__module__": __name__},
+    )
 
 
 def kubernetes_backend_class() -> type:
-    """``KubeBackend`` with :class:`UserLimits` (one pod per scheduler and worker)."""
+    """``KubeBackend`` with :class:`UserLimits` and :class:`DashboardFront` (one pod each)."""
     from dask_gateway_server.backends.kubernetes import KubeBackend
 
-    return type("EarthLabKubeBackend", (UserLimits, KubeBackend), {"__module__": __name__})
+    return type(
+        "EarthLabKubeBackend", (UserLimits, DashboardFront, KubeBackend), {"__module__": __name__}
+    )
 
 
 def configure(c: Any, centre: str, policy: dict[str, Any] | None = None) -> dict[str, Any]:

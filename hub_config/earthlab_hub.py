@@ -46,12 +46,19 @@ def access_scope(centre: str) -> str:
 
 
 def gateway_service(centre: str, url: str, api_token: str) -> dict[str, Any]:
-    """The ``c.JupyterHub.services`` entry of a centre's gateway (routed at /services/<name>/)."""
+    """The ``c.JupyterHub.services`` entry of a centre's gateway (routed at /services/<name>/).
+
+    The gateway is also the hub OAuth client ``service-<name>`` (the hub makes one for every
+    service with a URL): a browser opening a cluster's dashboard logs in through the hub, with
+    no confirmation page (the gateway is part of the lab), and the gateway's front lets only
+    the cluster's owner in.
+    """
     return {
         "name": service_name(centre),
         "url": url,
         "api_token": api_token,
         "display": False,
+        "oauth_no_confirm": True,
     }
 
 

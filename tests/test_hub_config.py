@@ -127,6 +127,10 @@ def test_local_gateway_is_the_hub_service_with_the_policy(
     )
     assert c.Proxy.prefix == f"/services/dask-gateway-{centre}"
     assert c.Proxy.tcp_address == f"127.0.0.1:{ports.tcp_port}"
+    # the hub routes to the dashboards' front; dask-gateway's own proxy is private behind it
+    assert c.DashboardFront.front_address == f"127.0.0.1:{ports.http_port}"
+    assert c.Proxy.address.startswith("127.0.0.1:")
+    assert c.Proxy.address not in (c.DashboardFront.front_address, c.DaskGateway.address)
     assert c.DaskGateway.backend_class.__name__ == "EarthLabLocalBackend"
     assert [Path(c.ClusterConfig.scheduler_cmd[0]).name, c.ClusterConfig.scheduler_cmd[1]] == [
         "dask",
@@ -210,6 +214,20 @@ def test_helm_gateway_release_agrees_with_the_local_gateway(
     assert values["gateway"]["auth"]["type"] == "jupyterhub"
     assert "apiToken" not in values["gateway"]["auth"]["jupyterhub"]  # given at install time
     assert helm.DaskGateway.backend_class == "KubeBackend+limits"
+    # dashboards for their owner only: the front runs, and Traefik asks it about every request
+    assert helm.DashboardFront.front_address.endswith(":8001")
+    front = yaml.safe_load_all((HELM / "dashboards-forward-auth.yaml").read_text())
+    middleware = next(d for d in front if d["kind"] == "Middleware")
+    name = middleware["metadata"]["name"].replace("CENTRE", centre)
+    assert (
+        f"--entrypoints.web.http.middlewares={name}@kubernetescrd"
+        in (values["traefik"]["additionalArguments"])
+    )
+    assert (
+        middleware["spec"]["forwardAuth"]["address"]
+        .replace("CENTRE", centre)
+        .endswith(f":8001{local.Proxy.prefix}/dashboard-auth")
+    )
     for section, key in [
         ("DaskGateway", "authenticator_class"),
         ("JupyterHubAuthenticator", "jupyterhub_service_name"),
@@ -242,6 +260,9 @@ def test_helm_hub_agrees_with_the_local_hub(run_dir, monkeypatch, policy_modules
         s["name"] for s in local.JupyterHub.services if s["name"].startswith("dask-gateway-")
     }
     assert set(hub["services"]) == gateway_services
+    for name in gateway_services:  # the gateways' OAuth login for dashboards, no confirmation
+        local_service = next(s for s in local.JupyterHub.services if s["name"] == name)
+        assert hub["services"][name]["oauth_no_confirm"] is local_service["oauth_no_confirm"]
     assert all("apiToken" not in s for s in hub["services"].values())  # given at install time
     user_role = next(r for r in local.JupyterHub.load_roles if r["name"] == "user")
     assert hub["loadRoles"]["user"]["scopes"] == user_role["scopes"]
