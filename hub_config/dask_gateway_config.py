@@ -77,4 +77,5 @@ c.LocalBackend.inherited_environment = [
     *lab_config.env_names(),  # the SDK's settings (EARTHLAB_CACHE_DIR...), for the workers
     "PROJ_DATA",
     "GDAL_DATA",
+    HUB_RUN_DIR,  # marks schedulers and workers as the run's (`hub down` ends them all)
 ]

@@ -267,7 +267,8 @@ def test_helm_hub_agrees_with_the_local_hub(run_dir, monkeypatch, policy_modules
     user_role = next(r for r in local.JupyterHub.load_roles if r["name"] == "user")
     assert hub["loadRoles"]["user"]["scopes"] == user_role["scopes"]
     assert hub["config"]["Spawner"]["server_token_scopes"] == local.Spawner.server_token_scopes
-    local_env = set(local.Spawner.environment) - {"JUPYTER_PATH"}  # local kernelspec location
+    # local only: the kernelspec location, and the run directory marking the local processes
+    local_env = set(local.Spawner.environment) - {"JUPYTER_PATH", "EARTHLAB_HUB_RUN_DIR"}
     assert set(values["singleuser"]["extraEnv"]) == local_env
     # each server reaches each centre's gateway through the hub, scheduler traffic to its TCP port
     env = values["singleuser"]["extraEnv"]

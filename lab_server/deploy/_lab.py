@@ -37,7 +37,17 @@ from lab_server.deploy._layout import (
     hub_config_dir,
     service_name,
 )
-from lab_server.deploy._procs import Proc, free_port, http_ready, port_free, start, stop, wait_until
+from lab_server.deploy._procs import (
+    Proc,
+    end_processes,
+    free_port,
+    http_ready,
+    port_free,
+    run_processes,
+    start,
+    stop,
+    wait_until,
+)
 from lab_server.deploy._proxy import find_proxy
 from lab_server.environment import GATEWAY_CENTRE, HUB_RUN_DIR
 
@@ -372,16 +382,28 @@ def down(run_dir: str | os.PathLike[str] | None = None, timeout: float = 20.0) -
     timeout
         Seconds each server gets to exit after SIGTERM before SIGKILL.
 
+    Processes of the run left behind by a server that was killed (users' servers and
+    kernels of a hub killed with SIGKILL, schedulers and workers of a killed gateway) are
+    found by the run directory in their environment or working directory and ended too.
+
     Returns
     -------
     list of str
-        Names of the servers that were running and are now stopped.
+        Names of the servers that were running and are now stopped, then
+        ``"<n> orphaned process(es)"`` if such leftovers were ended.
     """
     run = RunDir(run_dir or default_run_dir())
     stopped = []
     for proc in reversed(_procs(run)):
         if stop(proc, timeout):
             stopped.append(proc.name)
+    # What a server killed without cleaning up left behind (a hub killed with SIGKILL leaves
+    # its users' servers and kernels, a gateway its schedulers and workers): every process
+    # marked with the run directory, or working inside it.
+    if run.path.is_dir():
+        orphans = end_processes(run_processes(run.path, RUN_DIR_VAR))
+        if orphans:
+            stopped.append(f"{len(orphans)} orphaned process(es)")
     _write_state(run, [])
     return stopped
 

@@ -30,6 +30,7 @@ from typing import Any
 
 from lab import ConfigurationError, config
 from lab_server.deploy._catalogues import CatalogueServer, restricted_service_name
+from lab_server.environment import HUB_RUN_DIR as RUN_MARKER
 
 __all__ = [
     "Deployment",
@@ -235,6 +236,9 @@ class Deployment:
     def user_environment(self) -> dict[str, str]:
         """Environment of single-user servers: where the centres file and gateways are."""
         env = {config.env_name("centres"): self.centres_file, **self.extra_env}
+        # marks the servers and their kernels as the run's: `hub down` finds them by it even
+        # when the hub that started them was killed
+        env[RUN_MARKER] = self.run_dir
         if self.cache_dir:
             env[config.env_name("cache_dir")] = self.cache_dir
         for g in self.gateways:

@@ -22,7 +22,17 @@ import requests
 
 from lab import ConfigurationError, RetryPolicy, http_session
 
-__all__ = ["Proc", "free_port", "http_ready", "port_free", "start", "stop", "wait_until"]
+__all__ = [
+    "Proc",
+    "end_processes",
+    "free_port",
+    "http_ready",
+    "port_free",
+    "run_processes",
+    "start",
+    "stop",
+    "wait_until",
+]
 
 
 @dataclass(frozen=True)
@@ -131,6 +141,63 @@ def stop(proc: Proc, timeout: float = 15.0) -> bool:
     with contextlib.suppress(OSError):  # reap our own child, if it is one
         os.waitpid(proc.pid, os.WNOHANG)
     return True
+
+
+def run_processes(run_dir: Path, marker: str) -> list[psutil.Process]:
+    """Every process that belongs to the lab of ``run_dir``, whoever started it.
+
+    A process belongs to the run when its environment has ``marker=<run_dir>`` (every server
+    the lab starts, the single-user servers and their kernels, the gateways' schedulers and
+    workers: the variable is passed down) or when its working directory is inside the run
+    directory (users' homes, clusters' directories). This finds what a killed hub or gateway
+    left behind, whose parent is gone. The calling process and its ancestors are never part
+    of it (a shell sitting in the run directory).
+    """
+    run_dir = run_dir.resolve()
+    me = psutil.Process()
+    spared = {me.pid, *(p.pid for p in me.parents())}
+    found = []
+    for p in psutil.process_iter(["pid"]):
+        if p.pid in spared or not _running(p):
+            continue
+        try:
+            mine = p.environ().get(marker) == str(run_dir)
+            if not mine:
+                cwd = Path(p.cwd())
+                mine = cwd == run_dir or run_dir in cwd.parents
+        except (psutil.Error, OSError):
+            continue
+        if mine:
+            found.append(p)
+    return found
+
+
+def end_processes(procs: Sequence[psutil.Process], timeout: float = 5.0) -> list[psutil.Process]:
+    """End processes and their descendants: SIGTERM, then SIGKILL after ``timeout``.
+
+    Returns
+    -------
+    list of psutil.Process
+        Those that were running.
+    """
+    family: dict[int, psutil.Process] = {}
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            for q in [p, *p.children(recursive=True)]:
+                family.setdefault(q.pid, q)
+    running = [p for p in family.values() if _running(p)]
+    for p in running:
+        with contextlib.suppress(psutil.Error):
+            p.terminate()
+    _, alive = psutil.wait_procs(running, timeout=timeout)
+    for p in alive:
+        with contextlib.suppress(psutil.Error):
+            p.kill()
+    psutil.wait_procs(alive, timeout=timeout)
+    for p in running:  # reap our own children, if any
+        with contextlib.suppress(OSError):
+            os.waitpid(p.pid, os.WNOHANG)
+    return running
 
 
 def _running(p: psutil.Process) -> bool:
