@@ -85,9 +85,13 @@ def test_start_hands_over_to_the_notebook_server() -> None:
 
 
 def test_launch_link_opens_the_getting_started_notebook() -> None:
+    """docs/users/newcomer.md links to ``binder:<notebook>``, which the docs hook turns into the
+    launch URL built from mkdocs.yml's repo_url (tests/test_docs.py checks the built page)."""
     assert (ROOT / LAUNCH_NOTEBOOK).is_file()
     newcomer = (ROOT / "docs" / "users" / "newcomer.md").read_text()
-    assert f"urlpath=lab/tree/{LAUNCH_NOTEBOOK}" in newcomer
+    docs_path = LAUNCH_NOTEBOOK.removeprefix("docs/")
+    assert f"](binder:{docs_path})" in newcomer
+    assert f"urlpath=lab/tree/{LAUNCH_NOTEBOOK}" in newcomer  # the form, for forks
 
 
 def _repo2docker() -> str:

@@ -163,17 +163,60 @@ def test_docs_extra_has_exactly_what_the_site_needs() -> None:
     )
 
 
+def test_notebook_pages_link_to_their_source_and_binder_from_the_one_repo_url() -> None:
+    hook = _hook_module("notebook_links")
+    repo_url = _mkdocs_config()["repo_url"]
+    account, name = hook.repository(repo_url)
+    assert repo_url == f"https://github.com/{account}/{name}"
+    path = "docs/notebooks/01-getting-started.ipynb"
+    assert hook.binder_url(repo_url, path) == (
+        f"https://mybinder.org/v2/gh/{account}/{name}/HEAD?urlpath=lab/tree/{path}"
+    )
+    assert (
+        hook.source_url(repo_url, path) == f"https://github.com/{account}/{name}/blob/HEAD/{path}"
+    )
+    other = hook.notebook_links_html("https://github.com/someone/fork", path)
+    assert "v2/gh/someone/fork/HEAD" in other and "github.com/someone/fork/blob/HEAD" in other
+    for wrong in (None, "https://gitlab.com/a/b", "https://github.com/a"):
+        with pytest.raises(Exception, match="repo_url"):
+            hook.repository(wrong)
+    # nowhere else: the address appears in mkdocs.yml only, the pages use the binder: link
+    for page in DOCS.rglob("*.md"):
+        assert f"{account}/{name}" not in page.read_text(encoding="utf-8"), page
+    assert "](binder:notebooks/01-getting-started.ipynb)" in (
+        DOCS / "users" / "newcomer.md"
+    ).read_text(encoding="utf-8")
+
+
+def test_the_build_executes_the_notebooks_without_errors() -> None:
+    plugins = {
+        name: options
+        for entry in _mkdocs_config()["plugins"]
+        for name, options in (entry.items() if isinstance(entry, dict) else [(entry, {})])
+    }
+    options = plugins["mkdocs-jupyter"]
+    assert options["execute"] is True and options["allow_errors"] is False
+    assert options["kernel_name"] == "python3"
+
+
+_IMAGE = re.compile(r"<img[^>]+src=\"data:image/png;base64,")
+
+
 @pytest.mark.slow
-@pytest.mark.timeout(600)
-def test_site_builds_strictly(tmp_path: Path) -> None:
+@pytest.mark.timeout(900)
+def test_site_builds_strictly(tmp_path: Path, sample_dir: Path) -> None:
+    """The whole site, notebooks executed on the session's sample (a few minutes)."""
     site = tmp_path / "site"
+    before = sorted(p for p in DOCS.rglob("*") if "hooks" not in p.parts)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EARTHLAB_GATEWAY_")}
     run = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=540,
-        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+        timeout=840,
+        env=env
+        | {"NO_MKDOCS_2_WARNING": "1", "EARTHLAB_CENTRES": str(sample_dir / "centres.yaml")},
     )
     log = run.stdout + run.stderr
     warnings = [line for line in log.splitlines() if line.startswith(("WARNING", "ERROR"))]
@@ -191,3 +234,27 @@ def test_site_builds_strictly(tmp_path: Path) -> None:
         assert (site / "users" / group / "index.html").is_file()
     first = (site / "notebooks" / "01-getting-started" / "index.html").read_text()
     assert 'href="../02-building-a-datacube/"' in first and 'href="../../cli/"' in first
+
+    # executed notebooks: figures and tables on their pages, nothing left in the docs
+    assert sorted(p for p in DOCS.rglob("*") if "hooks" not in p.parts) == before
+    hook = _hook_module("notebook_links")
+    repo_url = _mkdocs_config()["repo_url"]
+    pages = {
+        notebook: (site / notebook.with_suffix("") / "index.html").read_text(encoding="utf-8")
+        for notebook in (Path(p.parent.name) / p.name for p in DOCS.glob("*/*.ipynb"))
+    }
+    assert len(pages) == 8
+    for notebook, html in pages.items():
+        path = f"docs/{notebook.as_posix()}"
+        assert f'href="{hook.source_url(repo_url, path)}"' in html, notebook
+        assert f'href="{hook.binder_url(repo_url, path)}"' in html, notebook
+        assert 'class="jp-OutputArea-child' in html, f"{notebook} was not executed"
+        assert "Traceback" not in html, notebook
+    # the lab notebooks' figures (inline PNG) and tables (pandas) are on their pages
+    lab_notebooks = {Path("notebooks") / p.name for p in (DOCS / "notebooks").glob("0[1-3]*")}
+    assert len(lab_notebooks) == 3
+    assert lab_notebooks <= {n for n, html in pages.items() if _IMAGE.search(html)}
+    assert lab_notebooks <= {n for n, html in pages.items() if 'class="dataframe' in html}
+    newcomer = (site / "users" / "newcomer" / "index.html").read_text(encoding="utf-8")
+    launch = hook.binder_url(repo_url, "docs/notebooks/01-getting-started.ipynb")
+    assert f'href="{launch}"' in newcomer and "binder:" not in newcomer
