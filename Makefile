@@ -7,7 +7,7 @@ PIP     = $(PY) -m pip
 OUT    ?= out/demo
 PYTEST_ARGS ?=
 
-.PHONY: demo test install install-test lint typecheck docs benchmarks clean
+.PHONY: demo test install install-test system-packages lint typecheck docs benchmarks clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +18,27 @@ $(VENV)/.core-installed: $(VENV)/bin/python pyproject.toml constraints.txt
 	$(PIP) install --quiet -c constraints.txt -e .
 	touch $@
 
-# Test install: core + hub + test + docs extras (the tests build the docs site), and the npm
-# pieces the hub needs.
+# System packages the tests need (Debian names): a headless Chromium and its WebDriver for
+# tests/test_browser.py. Installed with apt-get when running as root (CI); otherwise the exact
+# command is printed and the browser tests fail until they are installed.
+SYSTEM_PACKAGES = chromium chromium-driver
+system-packages:
+	@missing=""; for pkg in $(SYSTEM_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$pkg 2>/dev/null | grep -q "install ok installed" \
+	    || missing="$$missing $$pkg"; \
+	done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing system packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -qq --no-install-recommends $$missing; \
+	else \
+	  echo "missing system packages (the browser tests fail without them); install with:"; \
+	  echo "  sudo apt-get update && sudo apt-get install -y --no-install-recommends$$missing"; \
+	fi
+
+# Test install: core + hub + test + docs extras (the tests build the docs site), the npm
+# pieces the hub needs, and the system packages (above).
 $(VENV)/.test-installed: $(VENV)/.core-installed
 	$(PIP) install --quiet -c constraints.txt -e ".[hub,test,docs]"
 	npm ci --prefix hub_config --no-audit --no-fund
@@ -32,7 +51,7 @@ $(VENV)/.docs-installed: $(VENV)/.core-installed binder/requirements.txt
 	touch $@
 
 install: $(VENV)/.core-installed
-install-test: $(VENV)/.test-installed
+install-test: $(VENV)/.test-installed system-packages
 
 ## make demo: install and run the main job on the embedded sample federation.
 demo: install
