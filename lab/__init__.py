@@ -38,17 +38,22 @@ __all__ = [
     "CentreSet",
     "CentresFileError",
     "ClusterError",
+    "ClusterInfo",
+    "ClusterList",
     "ConfigurationError",
     "ConfigurationWarning",
     "EarthLabError",
     "EarthLabWarning",
     "FederatedCatalog",
+    "GatewayReport",
+    "GatewayWarning",
     "HttpError",
     "NoItemsError",
     "RestrictedDataError",
     "RetryPolicy",
     "SearchQuery",
     "SearchResult",
+    "StoppedClusters",
     "UnknownCentreError",
     "add_request_hook",
     "catalog",
@@ -68,7 +73,16 @@ if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers and
     from lab._adapters import read_catalogue
     from lab._catalog import CentreReport, FederatedCatalog, SearchResult, catalog
     from lab._centres import CatalogSpec, Centre, CentreSet, centres, read_centres_file
-    from lab._cluster import cluster, list_clusters, stop_clusters
+    from lab._cluster import (
+        ClusterInfo,
+        ClusterList,
+        GatewayReport,
+        GatewayWarning,
+        StoppedClusters,
+        cluster,
+        list_clusters,
+        stop_clusters,
+    )
     from lab._config import ConfigurationWarning, config
     from lab._http import (
         HttpError,
@@ -95,6 +109,11 @@ _LAZY = {
     "catalog": "lab._catalog",
     "make_sample": "lab.sample",
     "cluster": "lab._cluster",
+    "ClusterInfo": "lab._cluster",
+    "ClusterList": "lab._cluster",
+    "GatewayReport": "lab._cluster",
+    "GatewayWarning": "lab._cluster",
+    "StoppedClusters": "lab._cluster",
     "list_clusters": "lab._cluster",
     "stop_clusters": "lab._cluster",
     "config": "lab._config",
