@@ -84,6 +84,30 @@ class Hub:
             time.sleep(0.5)
         raise TimeoutError(f"server of {user} not ready after {timeout} s")
 
+    def contents(self, server_url: str, token: str, path: str) -> requests.Response:
+        """GET a file or directory of the user's server through the Jupyter contents API."""
+        return requests.get(
+            server_url.rstrip("/") + f"/api/contents/{path}",
+            headers={"Authorization": f"token {token}"},
+            params={"content": 1},
+            timeout=30,
+        )
+
+    def upload(self, server_url: str, token: str, path: str, model: dict[str, Any]) -> None:
+        """PUT a contents-API model (``{"type": "notebook", "content": ...}``) at ``path``,
+        creating its parent directories."""
+        headers = {"Authorization": f"token {token}"}
+        base = server_url.rstrip("/") + "/api/contents/"
+        parts = path.split("/")
+        for depth in range(1, len(parts)):
+            directory = "/".join(parts[:depth])
+            response = requests.put(
+                base + directory, headers=headers, json={"type": "directory"}, timeout=30
+            )
+            assert response.status_code in (200, 201), response.text
+        response = requests.put(base + path, headers=headers, json=model, timeout=60)
+        assert response.status_code in (200, 201), response.text
+
     def stop_server(self, user: str, timeout: float = 60) -> None:
         """Stop the user's server and wait until the hub says it stopped."""
         response = self.request("DELETE", f"/users/{user}/server")
@@ -123,16 +147,42 @@ class Output:
         return [json.loads(line) for line in self.stdout.splitlines() if line.startswith("{")]
 
 
-class Kernel:
-    """A kernel of a user's server, driven over REST and its WebSocket channels."""
+@dataclass
+class CellError:
+    """A notebook cell that failed: its index in the notebook, source and error."""
 
-    def __init__(self, server_url: str, token: str):
+    index: int
+    source: str
+    error: str
+
+    def __str__(self) -> str:
+        return f"cell {self.index}:\n{self.source}\n-> {self.error}"
+
+
+class Kernel:
+    """A kernel of a user's server, driven over REST and its WebSocket channels.
+
+    Parameters
+    ----------
+    server_url, token
+        The user's server and a token that may access it.
+    name
+        Kernelspec to start (default: the server's default kernel).
+    path
+        Path, relative to the server's root, of the notebook the kernel is for: the kernel
+        starts in its directory.
+    """
+
+    def __init__(
+        self, server_url: str, token: str, name: str | None = None, path: str | None = None
+    ):
         import websocket
 
         self.base = server_url.rstrip("/") + "/"
         self.headers = {"Authorization": f"token {token}"}
+        model = {k: v for k, v in {"name": name, "path": path}.items() if v is not None}
         response = requests.post(
-            self.base + "api/kernels", headers=self.headers, json={}, timeout=60
+            self.base + "api/kernels", headers=self.headers, json=model, timeout=60
         )
         assert response.status_code == 201, response.text
         self.id = response.json()["id"]
@@ -191,6 +241,23 @@ class Kernel:
             elif kind == "status" and content["execution_state"] == "idle":
                 return Output("".join(stdout), error)
         raise TimeoutError(f"cell did not finish in {timeout} s; stdout so far: {stdout}")
+
+    def run_notebook(self, notebook: dict[str, Any], timeout: float = 300) -> list[CellError]:
+        """Run a notebook's code cells in order, as "Run All" does: stop at the first error.
+
+        Returns
+        -------
+        list of CellError
+            Empty when every cell ran; else the failing cell (index in ``notebook["cells"]``).
+        """
+        for index, cell in enumerate(notebook["cells"]):
+            if cell["cell_type"] != "code":
+                continue
+            source = "".join(cell["source"])
+            output = self.execute(source, timeout=timeout)
+            if output.error is not None:
+                return [CellError(index, source, output.error)]
+        return []
 
     def close(self) -> None:
         """Close the channels and shut the kernel down."""
