@@ -212,6 +212,14 @@ SETTINGS: tuple[Setting, ...] = (
         "file's; the hub sets them for single-user servers.",
     ),
     Setting(
+        "catalog.client_filter_max_items",
+        "int",
+        "Most items read from a STAC API that does not conform to Filter to evaluate a CQL2 "
+        "filter client-side; more is an error asking to narrow the search.",
+        low=1,
+        high=10_000_000,
+    ),
+    Setting(
         "http.timeout",
         "float",
         "Seconds an HTTP request waits for a connection or for the next bytes of an answer "

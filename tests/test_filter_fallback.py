@@ -84,7 +84,7 @@ def test_live_api_without_filter_evaluates_it_client_side(live, sample_dir: Path
 
 @pytest.mark.integration
 def test_live_client_side_filter_is_bounded(live, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_stac_api, "CLIENT_FILTER_MAX_ITEMS", 5)
+    monkeypatch.setenv("EARTHLAB_CATALOG__CLIENT_FILTER_MAX_ITEMS", "5")
     monkeypatch.setattr(_stac_api, "PAGE_SIZE", 3)
     result = lab.catalog(live.centres_file).search(
         collections="sentinel-2-l2a", filter=CLEAR, centres=["theia"]

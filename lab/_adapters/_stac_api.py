@@ -10,9 +10,9 @@ it, so that no extra request is made to count.
 A CQL2 filter is sent to an API that conforms to Filter (the STAC API ``item-search#filter``
 class or OGC API Features part 3 ``filter``); an API with item-search but without Filter would
 ignore it or match nothing, so it is searched with the other criteria only, every matching
-page is read (at most :data:`CLIENT_FILTER_MAX_ITEMS` items, else a :class:`CatalogError` asks
-to narrow the search) and the filter is evaluated client-side with ``cql2``; the centre's
-report says so. A filter is never dropped.
+page is read (at most ``lab.config`` ``catalog.client_filter_max_items`` items, else a
+:class:`CatalogError` asks to narrow the search) and the filter is evaluated client-side with
+``cql2``; the centre's report says so. A filter is never dropped.
 
 A 401 or 403 answer raises :class:`~lab._errors.RestrictedDataError` naming where to request
 access: the federation reports the centre ``restricted``, not empty.
@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from lab._adapters import AdapterResult
 from lab._adapters._common import filter_matches, matches, restricted_message
+from lab._config import config
 from lab._errors import CatalogError, RestrictedDataError
 from lab._http import RetryPolicy, http_session
 
@@ -45,8 +46,6 @@ if TYPE_CHECKING:
 PAGE_SIZE = 100
 """Items asked per page (servers may give fewer)."""
 ITEM_SEARCH = "item-search"
-CLIENT_FILTER_MAX_ITEMS = 10_000
-"""Most items read from an API without Filter to evaluate a CQL2 filter client-side."""
 CLIENT_FILTER_NOTE = "filter evaluated client-side (the API does not conform to Filter)"
 #: Conformance classes saying that an API evaluates CQL2 filters in item-search.
 FILTER_CONFORMANCE = (
@@ -153,7 +152,7 @@ class StacApiAdapter:
             query,
             self.centre,
             keep=lambda feature: filter_matches(cql2_filter, feature),
-            max_read=CLIENT_FILTER_MAX_ITEMS,
+            max_read=int(config.get("catalog.client_filter_max_items")),
         )
         return replace(result, note=CLIENT_FILTER_NOTE)
 
