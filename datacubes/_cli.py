@@ -7,6 +7,8 @@ import json
 import sys
 from typing import Any
 
+from lab.cli import non_negative_int, positive_int
+
 
 def register(subparsers: Any) -> None:
     """Add the ``cube`` command group (build, info, list, catalog)."""
@@ -26,13 +28,17 @@ def register(subparsers: Any) -> None:
     )
     build.add_argument("spec", help="spec file (YAML) or name of a shipped spec")
     build.add_argument("--target", help="Zarr URL or path (.zarr) overriding the spec's")
-    build.add_argument("--workers", type=int, help="regions filled at once (default: CPUs, max 4)")
+    build.add_argument(
+        "--workers", type=positive_int, help="regions filled at once (default: CPUs, max 4)"
+    )
     build.add_argument("--cog", action="store_true", help="also export a COG per band and step")
     build.add_argument(
         "--overwrite", action="store_true", help="replace a target built from another spec"
     )
     build.add_argument("--centres", help="centres file (default: $EARTHLAB_CENTRES or the sample)")
-    build.add_argument("--retries", type=int, default=2, help="retries of a failing region")
+    build.add_argument(
+        "--retries", type=non_negative_int, default=2, help="retries of a failing region"
+    )
     build.add_argument("--quiet", action="store_true", help="no progress bar")
     build.set_defaults(func=run_build)
 
@@ -42,7 +48,13 @@ def register(subparsers: Any) -> None:
     info.add_argument("--json", action="store_true", help="print the cube's STAC Item")
     info.set_defaults(func=run_info)
 
-    listing = commands.add_parser("list", help="list the cubes of a store or of a centre")
+    listing = commands.add_parser(
+        "list",
+        help="list the cubes of a store or of a centre",
+        description="List the cubes of a store or of a centre's storage. A local STORE that "
+        "does not exist, or is not a directory, is a bad argument (exit status 2); a centre's "
+        "storage not created yet lists no cube.",
+    )
     where = listing.add_mutually_exclusive_group(required=True)
     where.add_argument("store", nargs="?", help="directory or s3:// prefix holding cubes")
     where.add_argument("--centre", help="list the storage of this centre")
@@ -104,8 +116,20 @@ def run_info(args: argparse.Namespace) -> int:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    """Print the cubes of a store."""
+    """Print the cubes of a store (exit 2 when a local store is not a directory)."""
+    import os
+
     import datacubes
+    from lab.cli import CommandLineError
+
+    if args.store is not None and "://" not in args.store:
+        folder = os.path.expanduser(args.store)
+        if not os.path.isdir(folder):
+            what = "is not a directory" if os.path.exists(folder) else "does not exist"
+            raise CommandLineError(
+                f"argument store: {args.store} {what}: give the directory holding the cubes "
+                "(<name>.zarr beside <name>.meta/), or --centre NAME for a centre's storage"
+            )
 
     items = datacubes.list_cubes(args.store, centre=args.centre, centres=args.centres)
     rows = [("name", "status", "steps", "start", "end", "url")]

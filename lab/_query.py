@@ -128,9 +128,9 @@ def _strings(name: str, value: str | Iterable[str] | None) -> tuple[str, ...] | 
 def _bbox(value: Sequence[float] | None) -> tuple[float, float, float, float] | None:
     if value is None:
         return None
-    if isinstance(value, str):
-        value = [float(v) for v in value.split(",")]
     try:
+        if isinstance(value, str):
+            value = [float(v) for v in value.split(",")]
         west, south, east, north = (float(v) for v in value)
     except (TypeError, ValueError):
         raise ConfigurationError(

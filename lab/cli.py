@@ -8,14 +8,27 @@ then exits with status 2, as argparse does for its own errors) and check output 
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import math
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from lab._errors import ConfigurationError
 
-__all__ = ["CommandLineError", "output_dir", "output_parent"]
+__all__ = [
+    "CommandLineError",
+    "bbox",
+    "datetime_interval",
+    "int_range",
+    "non_negative_int",
+    "output_dir",
+    "output_parent",
+    "positive_float",
+    "positive_int",
+]
 
 
 class CommandLineError(ConfigurationError):
@@ -89,3 +102,81 @@ def output_parent(path: str | os.PathLike[str], option: str) -> Path:
     target = Path(text).expanduser()
     output_dir(target.parent, option)
     return target
+
+
+# --- argparse type= functions: a bad value is argparse's error (exit 2), never a traceback ---
+
+
+def int_range(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse ``type=`` accepting an integer in ``low..high`` (no upper bound if None).
+
+    Examples
+    --------
+    >>> int_range(16, 113)("20")
+    20
+    """
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text.strip())
+        except (AttributeError, ValueError):
+            raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+        if value < low or (high is not None and value > high):
+            wanted = f">= {low}" if high is None else f"from {low} to {high}"
+            raise argparse.ArgumentTypeError(f"must be an integer {wanted}, got {text!r}")
+        return value
+
+    parse.__name__ = "integer"  # argparse names the type in its messages
+    return parse
+
+
+positive_int = int_range(1)
+"""argparse ``type=``: an integer >= 1 (``--workers``, ``--max-items``)."""
+
+non_negative_int = int_range(0)
+"""argparse ``type=``: an integer >= 0 (``--retries``)."""
+
+
+def positive_float(text: str) -> float:
+    """Check a finite number > 0 (argparse ``type=`` for ``--timeout`` in seconds)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
+    return value
+
+
+def bbox(text: str) -> tuple[float, float, float, float]:
+    """Check ``west,south,east,north`` in degrees, west < east, south < north (``type=``)."""
+    from lab._query import SearchQuery
+
+    try:
+        box = SearchQuery.build(bbox=text).bbox
+    except ConfigurationError as exc:
+        raise argparse.ArgumentTypeError(
+            f"{exc} (give west,south,east,north in degrees, e.g. 3.5,43.3,3.8,43.5)"
+        ) from None
+    assert box is not None
+    west, south, east, north = box
+    if not (west < east and south < north):
+        raise argparse.ArgumentTypeError(
+            f"bbox {text!r} is empty: west must be < east and south < north "
+            "(give west,south,east,north in degrees, e.g. 3.5,43.3,3.8,43.5)"
+        )
+    return box
+
+
+def datetime_interval(text: str) -> str:
+    """Check an RFC 3339 instant or interval, ``2022-01/2022-03`` or ``2022-01-15/..`` (``type=``).
+
+    Returns the text as given, once checked.
+    """
+    from lab._query import SearchQuery
+
+    try:
+        SearchQuery.build(datetime=text)
+    except ConfigurationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text

@@ -18,11 +18,38 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--out", default="out/demo", help="output directory (default: out/demo)")
     parser.add_argument("--centres", help="centres file (default: $EARTHLAB_CENTRES or the sample)")
-    parser.add_argument("--max-dt", default="3h", help="matchup time window (default: 3h)")
     parser.add_argument(
-        "--window", type=int, default=5, help="matchup box size in pixels (default: 5)"
+        "--max-dt", default="3h", type=_max_dt, help="matchup time window (default: 3h)"
+    )
+    parser.add_argument(
+        "--window",
+        type=_window,
+        default=5,
+        help="matchup box size in pixels, odd, 3 to 11 (default: 5)",
     )
     parser.set_defaults(func=run)
+
+
+def _protocol_value(field: str, value: Any) -> Any:
+    """``value`` checked by the matchup protocol (argparse's error when it refuses it)."""
+    from lab import ConfigurationError
+    from recipes.matchup import MatchupProtocol
+
+    try:
+        return getattr(MatchupProtocol(**{field: value}), field)
+    except ConfigurationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _window(text: str) -> int:
+    from lab.cli import int_range
+
+    return int(_protocol_value("window", int_range(3, 11)(text)))
+
+
+def _max_dt(text: str) -> str:
+    _protocol_value("max_dt", text)
+    return text
 
 
 def run(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``sample`` command to the ``earthlab`` parser."""
+    from lab.cli import int_range
     from lab.sample import DEFAULT_DATES, DEFAULT_SEED  # light: generation modules load on use
 
     parser = subparsers.add_parser(
@@ -22,12 +23,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", required=True, type=Path, help="target directory (new or empty)")
     parser.add_argument(
         "--dates",
-        type=int,
+        type=int_range(16, 113),
         default=DEFAULT_DATES,
         help=f"number of acquisition dates, 16 to 113 (default {DEFAULT_DATES})",
     )
     parser.add_argument(
-        "--seed", type=int, default=DEFAULT_SEED, help=f"random seed (default {DEFAULT_SEED})"
+        "--seed",
+        type=int_range(0),
+        default=DEFAULT_SEED,
+        help=f"random seed (default {DEFAULT_SEED})",
     )
     parser.add_argument(
         "--overwrite", action="store_true", help="replace a sample federation already in --out"

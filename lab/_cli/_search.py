@@ -7,6 +7,8 @@ import json
 import sys
 from typing import Any
 
+from lab.cli import bbox, datetime_interval, positive_float, positive_int
+
 
 def register(subparsers: Any) -> None:
     """Add the ``search`` command."""
@@ -17,15 +19,18 @@ def register(subparsers: Any) -> None:
         "and what each centre answered.",
     )
     parser.add_argument("--collections", "-c", help="collection id(s), comma-separated")
-    parser.add_argument("--bbox", help="west,south,east,north in degrees (lon/lat)")
+    parser.add_argument("--bbox", type=bbox, help="west,south,east,north in degrees (lon/lat)")
     parser.add_argument(
-        "--datetime", "-d", help="instant or interval, e.g. 2022-01/2022-03 or 2022-01-15/.."
+        "--datetime",
+        "-d",
+        type=datetime_interval,
+        help="instant or interval, e.g. 2022-01/2022-03 or 2022-01-15/..",
     )
     parser.add_argument("--ids", help="item id(s), comma-separated")
     parser.add_argument(
         "--max-items",
         "-n",
-        type=int,
+        type=positive_int,
         help="at most this many items in all (the earliest), as stac-client's --max-items",
     )
     parser.add_argument(
@@ -43,7 +48,7 @@ def register(subparsers: Any) -> None:
         dest="centres_file",
         help="centres file (default: $EARTHLAB_CENTRES or the sample)",
     )
-    parser.add_argument("--timeout", type=float, help="seconds allowed per centre")
+    parser.add_argument("--timeout", type=positive_float, help="seconds allowed per centre")
     parser.add_argument(
         "--json",
         action="store_true",
