@@ -107,8 +107,9 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
 def test_the_packages_come_from_the_wheel_not_the_checkout(installed: Installed) -> None:
     code = (
         "import json, lab, datacubes, recipes, lab_server, lab_server.hub_config, "
-        "lab_server.kernels; print(json.dumps({m.__name__: m.__file__ for m in "
-        "(lab, datacubes, recipes, lab_server, lab_server.hub_config, lab_server.kernels)}))"
+        "lab_server.kernels, lab_server.notebooks; print(json.dumps({m.__name__: m.__file__ "
+        "for m in (lab, datacubes, recipes, lab_server, lab_server.hub_config, "
+        "lab_server.kernels, lab_server.notebooks)}))"
     )
     done = subprocess.run(
         [str(installed.python), "-c", code],
@@ -128,6 +129,10 @@ def test_the_packages_come_from_the_wheel_not_the_checkout(installed: Installed)
         assert (config / shipped).is_file()
     assert not (config / "node_modules").exists(), "the npm prefix must not be in the wheel"
     assert (Path(files["lab_server.kernels"]).parent / "earth-analytics" / "kernel.json").is_file()
+    shipped = Path(files["lab_server.notebooks"]).parent
+    for folder in ("notebooks", "workshop"):
+        expected = sorted(p.name for p in (ROOT / "docs" / folder).glob("*.ipynb"))
+        assert sorted(p.name for p in (shipped / folder).glob("*.ipynb")) == expected
     for package in ("lab", "datacubes", "recipes", "lab_server"):
         assert (Path(files[package]).parent / "py.typed").is_file()
 
@@ -138,7 +143,11 @@ def test_the_package_list_holds_every_package_of_the_tree() -> None:
     listed = set(
         tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
     )
-    mapped = {"lab_server.hub_config": ROOT / "hub_config", "lab_server.kernels": ROOT / "kernels"}
+    mapped = {
+        "lab_server.hub_config": ROOT / "hub_config",
+        "lab_server.kernels": ROOT / "kernels",
+        "lab_server.notebooks": ROOT / "docs",
+    }
     found = set(mapped)
     for top in ("lab", "datacubes", "recipes", "lab_server"):
         for init in (ROOT / top).rglob("__init__.py"):

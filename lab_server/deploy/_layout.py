@@ -79,11 +79,11 @@ def notebook_sources() -> dict[str, Path]:
     Returns
     -------
     dict of str to pathlib.Path
-        ``notebooks`` and ``workshop``: the repository's ``docs/notebooks`` and
-        ``docs/workshop`` next to the installed packages (a source checkout or an editable
-        install); empty when they are not there (a wheel: the ``docs/`` tree is not in it).
+        ``notebooks`` and ``workshop``: the package data ``lab_server.notebooks`` (the
+        repository's ``docs/notebooks`` and ``docs/workshop``, installed from a wheel or a
+        checkout alike); a folder holding no notebook is left out.
     """
-    docs = Path(__file__).resolve().parents[2] / "docs"
+    docs = Path(str(resources.files("lab_server.notebooks"))).resolve()
     found = {sub: docs / sub for sub in ("notebooks", "workshop")}
     return {sub: path for sub, path in found.items() if any(path.glob("*.ipynb"))}
 
