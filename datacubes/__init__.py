@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from datacubes._access import cube_info, list_cubes, open_cube
 from datacubes._build import BuildReport, IncompleteBuildError, TargetConflictError, build
-from datacubes._errors import BandNotFoundError
+from datacubes._errors import AssetMetadataError, BandNotFoundError, EmptyLoadError
 from datacubes._intake import intake_catalog, write_intake_catalog
 from datacubes._io import AssetReadWarning
 from datacubes._load import describe_bands, load
@@ -21,10 +21,12 @@ from datacubes._spec import CubeSpec, SpecError
 from datacubes._spec_read import read_spec, shipped_specs
 
 __all__ = [
+    "AssetMetadataError",
     "AssetReadWarning",
     "BandNotFoundError",
     "BuildReport",
     "CubeSpec",
+    "EmptyLoadError",
     "IncompleteBuildError",
     "SpecError",
     "TargetConflictError",

@@ -106,7 +106,11 @@ class Family:
         object.__setattr__(self, "_index", index)
 
     def lookup(self, name: str) -> BandInfo | None:
-        """Band of this family called ``name`` (common name or provider key, any case)."""
+        """Band of this family called ``name`` (common name or provider key, any case).
+
+        A file extension left in an asset key (``SR_B4.TIF``) is ignored.
+        """
+        name = key_stem(name)
         found = self._index.get(name.lower())
         if found is None and self.resolution_suffixes:
             found = self._index.get(_strip_suffix(name).lower())
@@ -228,11 +232,18 @@ LANDSAT_TM = Family(
 )
 
 _SUFFIX = re.compile(r"^(.*)_(\d+)m$")
+_EXTENSION = re.compile(r"\.(tiff?|jp2|img|nc|hdf)$", re.IGNORECASE)
+"""File extensions some providers leave in asset keys (USGS LandsatLook: ``SR_B4.TIF``)."""
 
 
 def _strip_suffix(key: str) -> str:
     match = _SUFFIX.match(key)
     return match.group(1) if match else key
+
+
+def key_stem(key: str) -> str:
+    """Asset key without a file extension: ``SR_B4.TIF`` -> ``SR_B4``."""
+    return _EXTENSION.sub("", key)
 
 
 def _norm(text: object) -> str:
@@ -310,7 +321,7 @@ def is_single_band_data(asset: pystac.Asset, key: str = "") -> bool:
     roles = set(asset.roles or ["data"])
     if roles & {"visual", "thumbnail", "overview", "metadata", "tiles"}:
         return False
-    if _strip_suffix(key).lower() in _PREVIEW_KEYS:
+    if _strip_suffix(key_stem(key)).lower() in _PREVIEW_KEYS:
         return False
     media = (asset.media_type or "").lower()
     if media and not any(kind in media for kind in ("tiff", "jp2")):
@@ -336,7 +347,7 @@ def asset_resolution(item: pystac.Item, key: str) -> float | None:
     raster_bands = asset.extra_fields.get("raster:bands") or [{}]
     if raster_bands[0].get("spatial_resolution"):
         return float(raster_bands[0]["spatial_resolution"])
-    match = _SUFFIX.match(key)
+    match = _SUFFIX.match(key_stem(key))
     if match:
         return float(match.group(2))
     gsd = asset.extra_fields.get("gsd") or item.properties.get("gsd")
@@ -379,7 +390,7 @@ def _band_identity(key: str, asset: pystac.Asset, family: Family | None) -> str:
     bands = asset_bands(asset)
     name = str(bands[0].get("name", "")) if bands else ""
     info = family.lookup(key) if family else None
-    return info.name if info else (name or _strip_suffix(key)).lower()
+    return info.name if info else (name or _strip_suffix(key_stem(key))).lower()
 
 
 def resolve_band(
@@ -416,14 +427,14 @@ def resolve_band(
         return common == name.lower() or band_name in wanted | provider
 
     def by_provider_key(key: str) -> bool:
-        low = key.lower()
+        low = key_stem(key).lower()
         if low in provider:
             return True
         return bool(family and family.resolution_suffixes and _strip_suffix(low) in provider)
 
     levels = (
         [k for k in data if k == requested],
-        [k for k in data if k.lower() in wanted],
+        [k for k in data if k.lower() in wanted or key_stem(k).lower() in wanted],
         [k for k in data if by_provider_key(k)],
         [k for k, a in data.items() if by_band_metadata(a)],
     )
@@ -493,7 +504,7 @@ def available_bands(item: pystac.Item) -> dict[str, str]:
             continue
         info = _lookup_asset(family, key, asset) if family else None
         bands = asset_bands(asset)
-        name = info.name if info else (_common_name(bands[0]) if bands else None) or key
+        name = info.name if info else (_common_name(bands[0]) if bands else None) or key_stem(key)
         found.setdefault(name, key)
     return dict(sorted(found.items()))
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from lab import EarthLabError
+from lab import AssetReadError, EarthLabError
 
-__all__ = ["BandNotFoundError"]
+__all__ = ["AssetMetadataError", "BandNotFoundError", "EmptyLoadError"]
 
 
 class BandNotFoundError(EarthLabError, KeyError):
@@ -12,3 +12,15 @@ class BandNotFoundError(EarthLabError, KeyError):
 
     def __str__(self) -> str:  # KeyError would otherwise repr() the message
         return str(self.args[0]) if self.args else ""
+
+
+class EmptyLoadError(EarthLabError, ValueError):
+    """The load asked for would hold no data (a bbox or grid outside every item)."""
+
+
+class AssetMetadataError(AssetReadError):
+    """A file contradicts its STAC metadata (data type, grid, CRS) or lacks a CRS.
+
+    Loading it would give nodata, shifted or garbage pixels; the message names the item, the
+    asset, what the metadata says and what the file holds.
+    """

@@ -20,6 +20,7 @@ import rasterio.errors
 from odc.geo.geobox import GeoBox
 from odc.loader import RasterLoadParams, RasterSource, RioDriver, RioReader
 
+from datacubes._errors import AssetMetadataError
 from lab import AssetReadError, EarthLabWarning
 
 GDAL_DEFAULTS = {
@@ -55,6 +56,12 @@ class AssetRef:
     """Asset key in the original item."""
     missing: bool = False
     """Known missing when the cube was set up (already reported): read as a gap."""
+    crs: str | None = None
+    """CRS the metadata declares, checked against the file's when it is first read."""
+    data_type: str | None = None
+    """Data type the metadata declares, checked against the file's."""
+    shape: tuple[int, int] | None = None
+    """``proj:shape`` the metadata declares, checked against the file's."""
 
 
 def local_path(href: str) -> str | None:
@@ -83,6 +90,109 @@ def read_failure(ref: AssetRef | None, uri: str, error: Exception) -> str:
     )
 
 
+@dataclass(frozen=True)
+class FileHeader:
+    """What a raster file itself says of its first band and grid."""
+
+    dtype: str
+    """Data type of band 1."""
+    nodata: float | None
+    """Nodata value of band 1 (GeoTIFF tag), if any."""
+    crs: Any
+    """rasterio CRS, ``None`` when the file has no georeferencing."""
+    shape: tuple[int, int]
+    """(rows, columns)."""
+    transform: tuple[float, ...]
+    """First six terms of the affine transform."""
+
+
+_HEADERS: dict[tuple[str, int, int], FileHeader] = {}
+_CHECKED: set[str] = set()
+"""Hrefs whose header the reader has checked in this process."""
+
+
+def file_header(href: str) -> FileHeader:
+    """Header of a raster, cached (local files by path, size and modification time)."""
+    path = local_path(href)
+    if path is not None:
+        stat = os.stat(path)
+        key = (path, stat.st_mtime_ns, stat.st_size)
+    else:
+        key = (href, 0, 0)
+    found = _HEADERS.get(key)
+    if found is None:
+        with rasterio.open(path or href, sharing=False) as src:
+            found = FileHeader(
+                dtype=str(src.dtypes[0]),
+                nodata=src.nodatavals[0],
+                crs=src.crs,
+                shape=(src.height, src.width),
+                transform=tuple(src.transform)[:6],
+            )
+        if len(_HEADERS) > 4096:
+            _HEADERS.clear()
+        _HEADERS[key] = found
+    return found
+
+
+def check_file(
+    item_id: str,
+    asset_key: str,
+    href: str,
+    *,
+    crs: str | None,
+    data_type: str | None,
+    shape: tuple[int, int] | None,
+) -> None:
+    """Check that a file holds what its STAC metadata says, before its pixels are read.
+
+    Only the header is read (once per file and process). :func:`datacubes.load_values` checks
+    every file up front; lazy loads when each file is first read.
+
+    Raises
+    ------
+    AssetMetadataError
+        The file has no CRS, or its CRS, data type or shape contradict the metadata: the load
+        would give nodata, garbage pixels or a truncated grid.
+    """
+    path = local_path(href)
+    if path is not None and not os.path.isfile(path):
+        return
+    where = f"item {item_id!r} asset {asset_key!r} ({href})"
+    try:
+        header = file_header(href)
+    except READ_ERRORS:
+        return  # unreadable: the read reports it (an error, or a gap with fail_on_error=False)
+    fix = "fix the item's metadata or the file, or leave the item out"
+    if header.crs is None:
+        raise AssetMetadataError(
+            f"{where}: the file has no CRS (a raster without georeferencing), so its pixels "
+            f"cannot be placed; {fix} (write the CRS into the file, e.g. rio edit-info --crs)"
+        )
+    if crs is not None:
+        try:
+            declared = rasterio.crs.CRS.from_user_input(crs)
+        except rasterio.errors.CRSError:
+            raise AssetMetadataError(f"{where}: proj:code {crs!r} is not a CRS; {fix}") from None
+        if declared != header.crs:
+            raise AssetMetadataError(
+                f"{where}: the metadata says CRS {crs} but the file is in "
+                f"{header.crs.to_string()}; {fix}"
+            )
+    if data_type is not None and np.dtype(data_type) != np.dtype(header.dtype):
+        raise AssetMetadataError(
+            f"{where}: the metadata (raster:bands data_type) says {data_type} but the file "
+            f"holds {header.dtype} pixels, which would load as garbage or nodata; {fix}"
+        )
+    if shape is not None and tuple(shape) != header.shape:
+        raise AssetMetadataError(
+            f"{where}: proj:shape says {list(shape)} (rows, columns) but the file has "
+            f"{list(header.shape)}; the load would cover the wrong part of the scene; {fix}"
+        )
+    # A transform off the metadata's is not an error: the reader places the file by its own
+    # georeferencing (resampling it onto the output grid when needed).
+
+
 class _NamingReader(RioReader):
     """odc-stac rasterio reader that turns read failures into lab errors or warnings."""
 
@@ -101,6 +211,17 @@ class _NamingReader(RioReader):
         if self._ref is not None and self._ref.missing:
             return self._gap(cfg, dst)
         strict = cfg.patch(fail_on_error=True)
+        ref = self._ref
+        if ref is not None and self._src.uri not in _CHECKED:
+            check_file(
+                ref.item_id,
+                ref.asset_key,
+                self._src.uri,
+                crs=ref.crs,
+                data_type=ref.data_type,
+                shape=ref.shape,
+            )
+            _CHECKED.add(self._src.uri)
         try:
             return super().read(strict, dst_geobox, dst=dst, selection=selection)
         except READ_ERRORS as error:
@@ -108,6 +229,15 @@ class _NamingReader(RioReader):
             if cfg.fail_on_error:
                 raise AssetReadError(message) from error
             warnings.warn(message, AssetReadWarning, stacklevel=2)
+        except (AssertionError, AttributeError) as error:  # odc-loader on a file without CRS,
+            where = (  # or whose CRS contradicts its metadata
+                f"item {self._ref.item_id!r} asset {self._ref.asset_key!r}" if self._ref else ""
+            )
+            raise AssetMetadataError(
+                f"could not place {where} at {self._src.uri}: the file's georeferencing (CRS, "
+                f"transform) is missing or contradicts its STAC metadata ({error!r}); fix the "
+                "item's proj: fields or the file, or leave the item out"
+            ) from error
         return self._gap(cfg, dst)
 
     @staticmethod

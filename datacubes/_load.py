@@ -15,7 +15,8 @@ import xarray as xr
 from odc.geo.geobox import GeoBox
 
 from datacubes._bands import available_bands
-from datacubes._io import AssetReadWarning, AssetRef, NamingRioDriver, missing_local
+from datacubes._errors import EmptyLoadError
+from datacubes._io import AssetReadWarning, AssetRef, NamingRioDriver, check_file, missing_local
 from datacubes._output import CLOUD_CLASSES, finish
 from datacubes._paste import paste_load
 from datacubes._plan import (
@@ -24,6 +25,7 @@ from datacubes._plan import (
     as_band_list,
     as_items,
     describe_plan,
+    finest_pixel,
     finest_resolution,
     native_crs,
     native_geobox,
@@ -251,11 +253,29 @@ def _load(
     else:
         out_crs, gbox, res = _grid(plans, crs, res, bbox_t)
     missing = _check_local_files(plans, fail_on_error)
+    _check_overlap(items, bbox_t, geobox)
+    checked = plans if eager else []  # a lazy load checks each file when it is first read
+    for entry in (e for plan in checked for e in plan if e.href not in missing):
+        check_file(
+            entry.item_id,
+            entry.asset_key,
+            entry.href,
+            crs=entry.crs,
+            data_type=entry.data_type,
+            shape=entry.shape,
+        )
     _warn_unscaled(plans)
     keys = _group_keys(items, groupby)
     groups = _groups(items, keys)
     refs = {
-        e.href: AssetRef(e.item_id, e.asset_key, missing=e.href in missing)
+        e.href: AssetRef(
+            e.item_id,
+            e.asset_key,
+            missing=e.href in missing,
+            crs=e.crs,
+            data_type=e.data_type,
+            shape=e.shape,
+        )
         for plan in plans
         for e in plan
     }
@@ -456,8 +476,11 @@ def _grid(
             raise
     if crs is None or wanted == native:
         out = native
+        # Without resolution=, the finest asset's own pixel, as an (x, y) pair: lat/lon grids
+        # (Copernicus DEM tiles at high latitude) have pixels taller than wide.
+        pixel = (res, res) if res is not None else finest_pixel(plans)
         res = res if res is not None else finest_resolution(plans)
-        gbox = native_geobox(plans, str(out), res, bbox)
+        gbox = native_geobox(plans, str(out), pixel, bbox)
         if gbox is None and bbox is None:
             return str(out), None, res
         return str(out), gbox, res
@@ -484,6 +507,44 @@ def _check_local_files(plans: list[list[ItemBand]], fail_on_error: bool) -> set[
             warnings.warn(message, AssetReadWarning, stacklevel=3)
             missing.add(entry.href)
     return missing
+
+
+def _check_overlap(
+    items: list[pystac.Item],
+    bbox: tuple[float, float, float, float] | None,
+    geobox: GeoBox | None,
+) -> None:
+    """An error when the requested area touches no item: the cube would be all nodata."""
+    if bbox is not None:
+        area, what = bbox, f"bbox {list(bbox)}"
+    elif geobox is not None:
+        try:
+            west, south, east, north = geobox.extent.to_crs("EPSG:4326").boundingbox
+        except Exception:  # a grid that does not project to lon/lat: nothing to compare
+            return
+        area, what = (west, south, east, north), "the geobox"
+    else:
+        return
+    boxes = [item.bbox for item in items if item.bbox and len(item.bbox) >= 4]
+    if len(boxes) < len(items):
+        return  # some item does not say where it is
+    w, s, e, n = area
+    for box in boxes:
+        bw, bs, be, bn = box[0], box[1], box[-2], box[-1]
+        if bw > be or (bw < e and w < be and bs < n and s < bn):
+            return  # across the antimeridian (not checked), or overlapping
+    union = [
+        min(b[0] for b in boxes),
+        min(b[1] for b in boxes),
+        max(b[-2] for b in boxes),
+        max(b[-1] for b in boxes),
+    ]
+    raise EmptyLoadError(
+        f"{what} ({w:g}, {s:g}, {e:g}, {n:g} in lon/lat degrees) lies outside every item "
+        f"(the {len(items)} items cover {', '.join(f'{v:g}' for v in union)}): the cube would "
+        "be entirely nodata. Give a bbox inside the items (lon/lat, not CRS units), or search "
+        "items over your area."
+    )
 
 
 def _warn_unscaled(plans: list[list[ItemBand]]) -> None:
@@ -548,6 +609,11 @@ def _normalised(item: pystac.Item, plan: list[ItemBand]) -> pystac.Item:
             band["data_type"] = entry.data_type
         if entry.nodata is not None:
             band["nodata"] = entry.nodata
+        elif entry.scaling is not None:
+            # The metadata does not say the nodata value: read the DN as float32 and let the
+            # reader turn each file's own nodata (GeoTIFF tag; MODIS fill -28672, DEA -999)
+            # into NaN, item by item.
+            band["data_type"], band["nodata"] = "float32", "nan"
         if band:
             fields["raster:bands"] = [band]
         copy.add_asset(

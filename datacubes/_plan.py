@@ -42,7 +42,10 @@ class ItemBand:
     transform: tuple[float, ...] | None
     """First six terms of ``proj:transform``, when the item says."""
     resolution: float | None
-    """Native pixel size, when known."""
+    """Native pixel width, when known."""
+    pixel_size: tuple[float, float] | None
+    """Native pixel width and height ``(x, y)``, positive, when known: they differ on
+    latitude/longitude grids (Copernicus DEM tiles beyond 50 degrees of latitude)."""
     data_type: str | None
     """Pixel data type of the asset, when known."""
     nodata: float | None
@@ -140,6 +143,12 @@ def plan_item(item: pystac.Item, bands: Sequence[str], resolution: float | None)
         shape: Any = _proj(item, asset, "proj:shape")
         transform: Any = _proj(item, asset, "proj:transform")
         info = band.info
+        resolution = asset_resolution(item, band.asset_key)
+        pixel_size = None
+        if transform:
+            pixel_size = (abs(float(transform[0])), abs(float(transform[4])))
+        elif resolution:
+            pixel_size = (resolution, resolution)
         plan.append(
             ItemBand(
                 item_id=item.id,
@@ -149,7 +158,8 @@ def plan_item(item: pystac.Item, bands: Sequence[str], resolution: float | None)
                 crs=_crs(item, asset),
                 shape=(int(shape[0]), int(shape[1])) if shape else None,
                 transform=tuple(float(v) for v in transform[:6]) if transform else None,
-                resolution=asset_resolution(item, band.asset_key),
+                resolution=resolution,
+                pixel_size=pixel_size,
                 data_type=asset_data_type(asset, info.data_type if info else None),
                 nodata=asset_nodata(asset, info.nodata if info else None),
                 scaling=scaling_for(item, band),
@@ -230,10 +240,20 @@ def finest_resolution(plans: Sequence[Sequence[ItemBand]]) -> float:
     return min(sizes)
 
 
+def finest_pixel(plans: Sequence[Sequence[ItemBand]]) -> tuple[float, float]:
+    """``(x, y)`` pixel size of the finest planned asset (by width, then height)."""
+    sizes = [entry.pixel_size for plan in plans for entry in plan if entry.pixel_size]
+    if not sizes:
+        raise ConfigurationError(
+            "the items do not say their pixel size (proj:transform, gsd): pass resolution="
+        )
+    return min(sizes)
+
+
 def native_geobox(
     plans: Sequence[Sequence[ItemBand]],
     crs: str,
-    resolution: float,
+    resolution: float | tuple[float, float],
     bbox: tuple[float, float, float, float] | None,
 ) -> GeoBox | None:
     """Output grid in the items' own CRS, aligned on their pixel grid.
@@ -243,8 +263,10 @@ def native_geobox(
     native resolution copies pixels without resampling. ``None`` when the items lack
     ``proj:shape``/``proj:transform`` (odc-stac then works from the footprints).
     """
-    from odc.geo import xy_
+    from odc.geo import resxy_, xy_
     from odc.geo.geom import BoundingBox, bbox_union
+
+    res_x, res_y = resolution if isinstance(resolution, tuple) else (resolution, resolution)
 
     boxes = [entry.geobox for plan in plans for entry in plan]
     if any(box is None for box in boxes):
@@ -253,16 +275,16 @@ def native_geobox(
     reference = min(grids, key=lambda box: abs(box.resolution.x))
     transform = reference.transform
 
-    def fraction(origin: float) -> float:
-        value = (origin / resolution) % 1.0
+    def fraction(origin: float, size: float) -> float:
+        value = (origin / size) % 1.0
         return 0.0 if math.isclose(value, 0.0, abs_tol=1e-6) or math.isclose(value, 1.0) else value
 
-    anchor = xy_(fraction(transform.c), fraction(transform.f))
+    anchor = xy_(fraction(transform.c, res_x), fraction(transform.f, res_y))
     if bbox is None:
         extent = bbox_union(box.boundingbox for box in grids)
     else:
         extent = BoundingBox(*bbox, crs="EPSG:4326").to_crs(crs)
-    return GeoBox.from_bbox(extent, crs=crs, resolution=resolution, anchor=anchor)
+    return GeoBox.from_bbox(extent, crs=crs, resolution=resxy_(res_x, -res_y), anchor=anchor)
 
 
 def acquired(item: pystac.Item) -> datetime:

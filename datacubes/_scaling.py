@@ -6,7 +6,9 @@ of one item:
 
 1. Class bands (``scl``, ``qa_pixel``) are not scaled.
 2. Sentinel-2 reflectance (B01..B12, B8A). The scale is the raster extension's, else 1e-4
-   (quantification value 10000). The offset:
+   (quantification value 10000). Multi-date products (mosaics, composites: see
+   :func:`s2_composite`) take the raster extension's offset, else 0: the baseline rules below
+   belong to ESA's single-scene L1C/L2A products only. The offset of a scene:
 
    a. Earth Search ``earthsearch:boa_offset_applied`` (or the older
       ``sentinel:boa_offset_applied``) present: ``true`` means Element84 already removed the
@@ -157,6 +159,38 @@ def s2_offset(item: pystac.Item) -> tuple[float, str]:
     return 0.0, f"no processing baseline, acquired {day} < 2022-01-25: no offset"
 
 
+_SCENE_TYPES = ("S2MSI1C", "S2MSI2A", "S2MSI2AP", "S2MSI2B")
+_COMPOSITE_WORDS = ("mosaic", "composite", "median", "l3", "quarterly", "annual")
+
+
+def s2_composite(item: pystac.Item) -> str | None:
+    """What makes an item a Sentinel-2 multi-date product rather than an ESA L1C/L2A scene.
+
+    The processing-baseline offset (BOA_ADD_OFFSET, RADIO_ADD_OFFSET) belongs to ESA's
+    single-scene L1C and L2A products; mosaics and composites (CDSE
+    ``sentinel-2-global-mosaics``, product type ``S2MSI_L3__MCQ``: reflectance x 10000 with no
+    offset, per the CDSE Sentinel-2 mosaic documentation) hold their own values. Decided by
+    ``product:type``/``s2:product_type``, ``processing:level`` and the collection id, never by
+    band names. ``None`` for a scene (or an item that says nothing of its product).
+    """
+    props = item.properties
+    for key in ("product:type", "s2:product_type"):
+        value = str(props.get(key) or "").upper()
+        if value in _SCENE_TYPES:
+            return None
+        if value and ("L3" in value or "MOSAIC" in value or value.startswith("S2MSI_L3")):
+            return f"{key} {value}"
+    level = str(props.get("processing:level") or "").upper()
+    if level.startswith(("L3", "L4")):
+        return f"processing:level {level}"
+    collection = (item.collection_id or "").lower()
+    if any(word in re.split(r"[^a-z0-9]+", collection) for word in _COMPOSITE_WORDS):
+        return f"collection {collection}"
+    if "mosaic" in collection or "composite" in collection:
+        return f"collection {collection}"
+    return None
+
+
 def _earthsearch_flag(item: pystac.Item) -> tuple[bool, str] | None:
     for key in _FLAG_KEYS:
         value = item.properties.get(key)
@@ -175,6 +209,11 @@ def scaling_for(item: pystac.Item, band: ResolvedBand) -> Scaling | None:
     r_scale, r_offset = raster_scaling(asset, where)
     if band.family is SENTINEL2 and info is not None and info.kind == "reflectance":
         scale = r_scale if r_scale is not None else S2_SCALE
+        product = s2_composite(item)
+        if product is not None:
+            offset = r_offset if r_offset is not None else 0.0
+            source = "raster extension" if r_offset is not None else "no BOA offset"
+            return Scaling(scale, offset, f"Sentinel-2 composite ({product}): {source}")
         flag = _earthsearch_flag(item)
         if flag is not None and flag[0]:
             ignored = f" (item's raster offset {r_offset:g} ignored)" if r_offset else ""
