@@ -6,11 +6,21 @@ Server-side code of the local lab. ``earthlab hub up`` starts it as
 """
 
 from lab_server.stac_front._app import (
+    BadRequestError,
     FilesHandler,
+    JsonErrorsMixin,
     StacProxyHandler,
     main,
     make_app,
     rewrite_links,
 )
 
-__all__ = ["FilesHandler", "StacProxyHandler", "main", "make_app", "rewrite_links"]
+__all__ = [
+    "BadRequestError",
+    "FilesHandler",
+    "JsonErrorsMixin",
+    "StacProxyHandler",
+    "main",
+    "make_app",
+    "rewrite_links",
+]

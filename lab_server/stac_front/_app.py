@@ -13,6 +13,12 @@ configuration (``{"ip", "port", "centres": {name: {"stac", "files", "delay"}}}``
 - ``delay``: seconds added before every STAC answer of that centre (tests and benchmarks slow
   a centre down with it; zero in the lab).
 
+A bad request gets a 4xx with a reason, never a 500: the front checks what it knows of a search
+(``limit``, ``skip``, ``bbox``, the JSON body, ``sortby`` and ``fields``, which ``rustac serve``
+cannot take in a GET and answers with a 500) before forwarding, passes the API's own 4xx on
+with its reason, and every error of its own is JSON ``{"code", "description"}``, as STAC APIs
+answer them.
+
 The restricted-data service (``lab_server.restricted``) builds on the same handlers.
 """
 
@@ -28,10 +34,24 @@ from typing import Any
 import tornado.httpclient
 import tornado.web
 
-__all__ = ["FilesHandler", "StacProxyHandler", "make_app", "rewrite_links"]
+from lab import EarthLabError
+
+__all__ = [
+    "BadRequestError",
+    "FilesHandler",
+    "JsonErrorsMixin",
+    "StacProxyHandler",
+    "check_query",
+    "check_search_body",
+    "make_app",
+    "rewrite_links",
+    "search_body_from_query",
+]
 
 JSON_TYPES = ("application/json", "application/geo+json")
 DEFAULT_PAGE = 10  # rustac serve's page size when a request gives no limit
+MAX_LIMIT = 10_000  # the STAC API's OpenAPI bound of ``limit``
+MAX_URL = 8_192  # characters of a request's path and query
 _HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
 
 
@@ -69,15 +89,74 @@ def rewrite_links(document: Any, old: str, new: str) -> Any:
     return document
 
 
-class FilesHandler(tornado.web.StaticFileHandler):
+class BadRequestError(EarthLabError, tornado.web.HTTPError):
+    """A request the front refuses (or the API refused): status and the reason clients see."""
+
+    def __init__(self, description: str, status: int = 400, code: str = "BadRequest"):
+        super().__init__(status)
+        self.code = code
+        self.description = description
+
+
+_CODES = {
+    400: "BadRequest",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "NotFound",
+    405: "MethodNotAllowed",
+    413: "PayloadTooLarge",
+    414: "URITooLong",
+    415: "UnsupportedMediaType",
+}
+
+
+class JsonErrorsMixin(tornado.web.RequestHandler):
+    """Errors as JSON ``{"code", "description"}`` (STAC APIs' form), never an HTML page."""
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """Say why, in JSON."""
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        code = getattr(exc, "code", None)
+        description = getattr(exc, "description", None)
+        if not isinstance(code, str) or not isinstance(description, str):
+            code = _CODES.get(status_code, "Error")
+            description = self._reason
+            if status_code == 405:
+                description = f"{self.request.method} is not allowed on {self.request.path}"
+            elif isinstance(exc, tornado.web.HTTPError) and exc.log_message:
+                description = exc.log_message % exc.args if exc.args else exc.log_message
+        self.clear_header("Content-Encoding")
+        self.clear_header("Content-Range")
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"code": code, "description": description}))
+
+
+class FilesHandler(JsonErrorsMixin, tornado.web.StaticFileHandler):
     """Files of one directory, with HEAD and byte ranges; nothing listed, nothing cached."""
 
     def set_extra_headers(self, path: str) -> None:
         """Ask clients not to cache (access may change)."""
         self.set_header("Cache-Control", "no-store")
 
+    def validate_absolute_path(self, root: str, absolute_path: str) -> str | None:
+        """Refuse, with a reason, what is not a file under the root (``..``, NUL, folders)."""
+        if "\0" in absolute_path:
+            raise tornado.web.HTTPError(400, "an asset path may not contain a NUL byte")
+        try:
+            return super().validate_absolute_path(root, absolute_path)
+        except tornado.web.HTTPError as exc:
+            if exc.status_code == 403:
+                raise tornado.web.HTTPError(
+                    403, "not an asset: only files under the centre's asset root are served"
+                ) from None
+            if exc.status_code == 404:
+                raise tornado.web.HTTPError(404, "no such asset: %s", self.path_args[0]) from None
+            raise
+        except (OSError, ValueError) as exc:
+            raise tornado.web.HTTPError(400, "not an asset path: %s", exc) from None
 
-class StacProxyHandler(tornado.web.RequestHandler):
+
+class StacProxyHandler(JsonErrorsMixin, tornado.web.RequestHandler):
     """Forward GET and POST to a STAC API, rewriting its links to this proxy's address.
 
     ``initialize`` arguments: ``upstream`` (the API's root URL, ending in ``/``), ``public``
@@ -106,17 +185,36 @@ class StacProxyHandler(tornado.web.RequestHandler):
         await self._forward("POST", path)
 
     async def _forward(self, method: str, path: str) -> None:
+        if len(self.request.uri or "") > MAX_URL:
+            raise BadRequestError(
+                f"the URL is longer than {MAX_URL} characters: use POST /search with a JSON "
+                "body for long queries",
+                414,
+                "URITooLong",
+            )
+        raw = self.request.body
+        if path.endswith("/items"):
+            check_query(self.request.query_arguments, get=method == "GET")
+        elif path == "search" and method == "GET":
+            # rustac serve answers a GET search with bbox, sortby or fields with a 500: the
+            # front asks it the same search as a POST
+            raw = json.dumps(search_body_from_query(self.request.query_arguments)).encode()
+            method = "POST"
         if self.delay:
             await asyncio.sleep(self.delay)
         url = self.upstream + path
-        if self.request.query:
+        if self.request.query and not (path == "search" and method == "POST"):
             url += "?" + self.request.query
         headers = {"Accept": self.request.headers.get("Accept", "application/json")}
-        body = self.request.body if method == "POST" else None
+        body = raw if method == "POST" else None
         paging = None
         if method == "POST" and path == "search":
             headers["Content-Type"] = "application/json"
-            body, paging = _page_for_upstream(self.request.body)
+            body, paging = _page_for_upstream(raw)
+        elif method == "POST":
+            raise BadRequestError(
+                f"POST is not allowed on {self.request.path}: only /search takes POST", 405
+            )
         try:
             response = await tornado.httpclient.AsyncHTTPClient().fetch(
                 url,
@@ -141,8 +239,22 @@ class StacProxyHandler(tornado.web.RequestHandler):
                 }
             )
             return
-        self.set_status(response.code)
         kind = response.headers.get("Content-Type", "")
+        if 400 <= response.code < 500 and kind.split(";")[0].strip() not in JSON_TYPES:
+            text = (response.body or b"").decode("utf-8", "replace").strip()
+            raise BadRequestError(
+                f"the STAC API refused the request: {text or response.reason}",
+                response.code,
+                _CODES.get(response.code, "Error"),
+            )
+        if response.code >= 500:
+            text = (response.body or b"").decode("utf-8", "replace").strip()[:500]
+            raise BadRequestError(
+                f"the STAC API failed on this request ({response.code}: {text})",
+                502,
+                "BadGateway",
+            )
+        self.set_status(response.code)
         if kind.split(";")[0].strip() in JSON_TYPES and response.body:
             document = json.loads(response.body)
             rewrite_links(document, self.upstream, self.public)
@@ -159,15 +271,175 @@ class StacProxyHandler(tornado.web.RequestHandler):
         self.finish(response.body or b"")
 
 
-def _page_for_upstream(raw: bytes) -> tuple[bytes, dict[str, Any] | None]:
-    """A POST search body for rustac: ``skip`` folded into ``limit`` (it ignores ``skip``)."""
+def _integer(name: str, value: Any, low: int, high: int | None = None) -> int:
+    """``value`` as an integer in ``[low, high]``, or a 400 saying what is expected."""
+    bound = f"between {low} and {high}" if high is not None else f"of at least {low}"
+    try:
+        number = int(value)
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            raise ValueError(value)
+    except (TypeError, ValueError, OverflowError):
+        raise BadRequestError(f"{name} must be an integer {bound}, not {value!r}") from None
+    if number < low or (high is not None and number > high):
+        raise BadRequestError(f"{name} must be an integer {bound}, not {number}")
+    return number
+
+
+def _bbox(value: Any) -> None:
+    """A 400 unless ``value`` is 4 or 6 numbers, west <= east... as the STAC API asks."""
+    numbers = value
+    if isinstance(value, str):
+        numbers = value.split(",")
+    try:
+        floats = [float(v) for v in numbers] if isinstance(numbers, list) else []
+    except (TypeError, ValueError):
+        floats = []
+    if len(floats) not in (4, 6) or any(f != f or abs(f) == float("inf") for f in floats):
+        raise BadRequestError(f"bbox must be 4 (or 6) numbers west,south,east,north, not {value!r}")
+    half = len(floats) // 2
+    if floats[1] > floats[half + 1]:
+        raise BadRequestError(f"bbox: south ({floats[1]}) is above north ({floats[half + 1]})")
+
+
+def check_query(arguments: dict[str, list[bytes]], *, get: bool) -> None:
+    """Refuse, with a reason, search parameters of a query string the API would fail on.
+
+    Parameters
+    ----------
+    arguments
+        The request's query arguments (``tornado``'s ``query_arguments``).
+    get
+        Whether the request is a GET of a collection's items (``rustac serve`` answers one
+        with ``bbox``, ``sortby`` or ``fields`` with a 500).
+    """
+
+    def one(name: str) -> str | None:
+        values = arguments.get(name)
+        return values[-1].decode("utf-8", "replace") if values else None
+
+    if (limit := one("limit")) is not None:
+        _integer("limit", limit, 1, MAX_LIMIT)
+    if (skip := one("skip")) is not None:
+        _integer("skip", skip, 0)
+    if (bbox := one("bbox")) is not None:
+        _bbox(bbox)
+    if get:
+        for name in ("bbox", "sortby", "fields"):
+            if name in arguments:
+                raise BadRequestError(
+                    f"{name} is not supported on a collection's items by this catalogue: "
+                    f"search instead (GET /search?collections=...&{name}=..., or POST /search "
+                    f'with {{"collections": [...], "{name}": ...}})'
+                )
+
+
+def search_body_from_query(arguments: dict[str, list[bytes]]) -> dict[str, Any]:
+    """The POST search body of a GET search's query string (STAC API item search, GET form).
+
+    Parameters
+    ----------
+    arguments
+        The request's query arguments (``tornado``'s ``query_arguments``).
+
+    Returns
+    -------
+    dict
+        ``limit``, ``skip``, ``bbox``, ``datetime``, ``collections``, ``ids``, ``intersects``,
+        ``filter`` (and ``filter-lang``), ``sortby``, ``fields`` and ``query`` as the POST
+        form has them; a 400 names a value that cannot be read.
+    """
+
+    def one(name: str) -> str | None:
+        values = arguments.get(name)
+        return values[-1].decode("utf-8", "replace") if values else None
+
+    def listed(text: str) -> list[str]:
+        return [part.strip() for part in text.split(",") if part.strip()]
+
+    def decoded(name: str, text: str) -> Any:
+        try:
+            return json.loads(text)
+        except ValueError as exc:
+            raise BadRequestError(f"{name} must be JSON: {exc}") from None
+
+    check_query(arguments, get=False)
+    body: dict[str, Any] = {}
+    if (limit := one("limit")) is not None:
+        body["limit"] = int(limit)
+    if (skip := one("skip")) is not None:
+        body["skip"] = int(skip)
+    if (bbox := one("bbox")) is not None:
+        body["bbox"] = [float(v) for v in bbox.split(",")]
+    for name in ("datetime", "filter-lang", "filter-crs"):
+        if (value := one(name)) is not None:
+            body[name] = value
+    for name in ("collections", "ids"):
+        if (value := one(name)) is not None:
+            body[name] = listed(value)
+    for name in ("intersects", "query"):
+        if (value := one(name)) is not None:
+            body[name] = decoded(name, value)
+    if (text := one("filter")) is not None:
+        json_filter = body.get("filter-lang") == "cql2-json" or text.lstrip().startswith("{")
+        body["filter"] = decoded("filter", text) if json_filter else text
+        body.setdefault("filter-lang", "cql2-json" if json_filter else "cql2-text")
+    if (sortby := one("sortby")) is not None:
+        fields = listed(sortby)
+        if not fields or any(not f.lstrip("+-") for f in fields):
+            raise BadRequestError(
+                f"sortby must be comma-separated field names, each with an optional + or -, "
+                f"not {sortby!r}"
+            )
+        body["sortby"] = [
+            {"field": f.lstrip("+-"), "direction": "desc" if f.startswith("-") else "asc"}
+            for f in fields
+        ]
+    if (fields_ := one("fields")) is not None:
+        names = listed(fields_)
+        body["fields"] = {
+            "include": [n.lstrip("+") for n in names if not n.startswith("-")],
+            "exclude": [n[1:] for n in names if n.startswith("-")],
+        }
+    return check_search_body(json.dumps(body).encode())
+
+
+def check_search_body(raw: bytes) -> dict[str, Any]:
+    """The decoded POST search body, or a 400 saying what is wrong with it."""
     try:
         body = json.loads(raw or b"{}")
-    except ValueError:
-        return raw, None
-    skip = body.pop("skip", None) if isinstance(body, dict) else None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequestError(f"the search body is not JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise BadRequestError(f"the search body must be a JSON object, not {type(body).__name__}")
+    if body.get("limit") is not None:
+        _integer("limit", body["limit"], 1, MAX_LIMIT)
+    if body.get("skip") is not None:
+        _integer("skip", body["skip"], 0)
+    if body.get("bbox") is not None:
+        _bbox(body["bbox"])
+    sortby = body.get("sortby")
+    if sortby is not None and not (
+        isinstance(sortby, list)
+        and all(
+            isinstance(s, dict)
+            and isinstance(s.get("field"), str)
+            and s.get("direction", "asc") in ("asc", "desc")
+            for s in sortby
+        )
+    ):
+        raise BadRequestError(
+            'sortby must be a list of {"field": name, "direction": "asc" | "desc"}, '
+            f"not {sortby!r}"
+        )
+    return body
+
+
+def _page_for_upstream(raw: bytes) -> tuple[bytes, dict[str, Any] | None]:
+    """A POST search body for rustac: ``skip`` folded into ``limit`` (it ignores ``skip``)."""
+    body = check_search_body(raw)
+    skip = body.pop("skip", None)
     if not skip:
-        return raw, None
+        return json.dumps(body).encode(), None
     limit = int(body.get("limit") or DEFAULT_PAGE)
     return json.dumps({**body, "limit": int(skip) + limit}).encode(), {
         "skip": int(skip),
@@ -224,12 +496,25 @@ def make_app(config: dict[str, Any]) -> tornado.web.Application:
         if centre.get("files"):
             routes.append((rf"/assets/{name}/(.*)", FilesHandler, {"path": centre["files"]}))
     routes.append((r"/health", _Health))
-    return tornado.web.Application(routes)
+    return tornado.web.Application(routes, default_handler_class=NotFoundHandler)
 
 
 class _Health(tornado.web.RequestHandler):
     def get(self) -> None:
         self.finish({"status": "ok"})
+
+
+class NotFoundHandler(JsonErrorsMixin):
+    """Any route the front does not serve: a 404 naming what it serves."""
+
+    def prepare(self) -> None:
+        """Refuse."""
+        raise BadRequestError(
+            f"no such route: {self.request.path} (the front serves /stac/<centre>/, "
+            "/assets/<centre>/ and /health)",
+            404,
+            "NotFound",
+        )
 
 
 def main(argv: list[str] | None = None) -> None:
