@@ -28,10 +28,11 @@ address; the hub sets it for single-user servers through ``EARTHLAB_GATEWAY_<NAM
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import MISSING, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -291,7 +292,13 @@ def centres(path: str | os.PathLike[str] | None = None) -> CentreSet:
 
 
 def read_centres_file(path: Path) -> CentreSet:
-    """Parse and validate a centres file (see the module docstring for the format)."""
+    """Parse and validate a centres file (see the module docstring for the format).
+
+    Every field is checked for its type before any object is made: an error names the file
+    and the field's path (``centre 'theia': catalog.href: expected a URL or path, got 42
+    (int)``); a key given twice in one mapping, at any level, is an error (YAML parsers
+    otherwise keep the last one silently).
+    """
     path = Path(path).expanduser()
     if not path.is_file():
         raise CentresFileError(
@@ -299,22 +306,147 @@ def read_centres_file(path: Path) -> CentreSet:
             f"setting ({config.env_name('centres')}) to use the embedded sample federation"
         )
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise CentresFileError(
+            f"centres file {path} cannot be read ({reason}): give a readable UTF-8 YAML file"
+        ) from None
+    try:
+        _reject_duplicate_keys(yaml.compose(text, Loader=yaml.SafeLoader), "")
+        document = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise CentresFileError(f"centres file {path} is not valid YAML: {exc}") from exc
+        raise CentresFileError(f"centres file {path} is not valid YAML: {exc}") from None
+    except CentresFileError as exc:
+        raise CentresFileError(f"centres file {path}: {exc}") from None
     if not isinstance(document, dict):
         raise CentresFileError(
             f"centres file {path}: expected a mapping with 'version' and 'centres'"
         )
+    unknown = sorted(str(k) for k in set(document) - {"version", "centres"})
+    if unknown:
+        raise CentresFileError(
+            f"centres file {path}: unknown field(s) {', '.join(unknown)} at the top level; "
+            "known: centres, version"
+        )
     version = document.get("version", 1)
-    if version not in _SUPPORTED_VERSIONS:
+    if isinstance(version, bool) or version not in _SUPPORTED_VERSIONS:
         raise CentresFileError(f"centres file {path}: version {version!r} is not supported (use 1)")
     entries = document.get("centres")
     if not isinstance(entries, list):
         raise CentresFileError(f"centres file {path}: 'centres' must be a list of centres")
     gateways = config.get("gateways")  # before parsing: its errors name the setting, not a centre
-    parsed = [_parse_centre(entry, i, path.parent, gateways) for i, entry in enumerate(entries)]
-    return CentreSet(parsed, source=path)
+    try:
+        parsed = [_parse_centre(entry, i, path.parent, gateways) for i, entry in enumerate(entries)]
+        return CentreSet(parsed, source=path)
+    except CentresFileError as exc:
+        raise CentresFileError(f"centres file {path}: {exc}") from None
+
+
+def _reject_duplicate_keys(node: Any, where: str) -> None:
+    """Raise on a key given twice in a mapping of the YAML node tree ``node`` (any depth)."""
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[Any, int] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise CentresFileError(
+                    f"{where or 'the top level'}: a key must be text, got a "
+                    f"{'list' if isinstance(key_node, yaml.SequenceNode) else 'mapping'} "
+                    f"(line {key_node.start_mark.line + 1})"
+                )
+            key = key_node.value
+            child = f"{where}.{key}" if where else str(key)
+            if key in seen:
+                raise CentresFileError(
+                    f"{child}: the key {key!r} is given twice (lines {seen[key] + 1} and "
+                    f"{key_node.start_mark.line + 1}); keep one: YAML would silently keep "
+                    "the last"
+                )
+            seen[key] = key_node.start_mark.line
+            _reject_duplicate_keys(value_node, child)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _reject_duplicate_keys(item, f"{where}[{index}]")
+
+
+# The type each field of the file must have: text, href (URL or path), url (http(s)), integer,
+# number, strings (a list of text), mapping of text to text, or a nested section.
+_CENTRE_FIELDS = {
+    "name": "text",
+    "title": "text",
+    "description": "text",
+    "catalog": "section",
+    "collections": "strings",
+    "static_catalog": "href",
+    "priority": "integer",
+    "gateway": "section",
+    "storage": "section",
+    "restricted": "text-map",
+    "access_url": "url",
+}
+_SECTION_FIELDS: dict[str, dict[str, str]] = {
+    "catalog": {
+        "kind": "text",
+        "href": "href",
+        "timeout": "number",
+        "retries": "integer",
+        "headers": "text-map",
+        "token_env": "text",
+    },
+    "gateway": {"address": "url", "proxy_address": "href", "auth": "text"},
+    "storage": {
+        "url": "href",
+        "endpoint_url": "url",
+        "key_env": "text",
+        "secret_env": "text",
+        "region": "text",
+    },
+}
+_EXPECTED = {
+    "text": "text",
+    "href": "a URL or path",
+    "url": "an http(s) URL",
+    "integer": "an integer",
+    "number": "a number",
+    "strings": "a list of text",
+    "text-map": "a mapping of text to text",
+    "section": "a mapping",
+}
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return f"{text[:60]}..." if len(text) > 60 else text
+
+
+def _check_type(value: Any, kind: str, where: str) -> None:
+    """Raise unless ``value`` has the type ``kind`` of :data:`_CENTRE_FIELDS` (None passes)."""
+    if value is None:
+        return
+    ok: bool
+    if kind in ("text", "href"):
+        ok = isinstance(value, str) and (kind == "text" or bool(value.strip()))
+    elif kind == "url":
+        ok = isinstance(value, str) and value.startswith(("http://", "https://"))
+    elif kind == "integer":
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif kind == "number":
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    elif kind == "strings":
+        ok = isinstance(value, list) and all(isinstance(v, str) and v for v in value)
+    elif kind == "text-map":
+        ok = isinstance(value, dict) and all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        )
+    else:
+        ok = isinstance(value, dict)
+    if not ok:
+        quote = kind in ("text", "href") and isinstance(value, int | float | bool)
+        hint = " (quote it in the YAML)" if quote else ""
+        raise CentresFileError(
+            f"{where}: expected {_EXPECTED[kind]}, got {_shown(value)} "
+            f"({type(value).__name__}){hint}"
+        )
 
 
 def _parse_centre(
@@ -322,77 +454,73 @@ def _parse_centre(
 ) -> Centre:
     where = f"centres[{index}]"
     if not isinstance(entry, dict):
-        raise CentresFileError(f"{where} must be a mapping, got {type(entry).__name__}")
+        raise CentresFileError(f"{where}: expected a mapping, got {type(entry).__name__}")
     name = entry.get("name")
     if not isinstance(name, str):
-        raise CentresFileError(f"{where}.name is missing or not a string")
-    where = f"centre {name!r}"
-    known = {f.name for f in Centre.__dataclass_fields__.values()}
-    unknown = sorted(set(entry) - known)
-    if unknown:
         raise CentresFileError(
-            f"{where}: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            f"{where}.name: "
+            + ("is required" if name is None else f"expected text, got {_shown(name)}")
         )
+    where = f"centre {name!r}"
     try:
-        catalog = _sub(entry, "catalog", CatalogSpec, where, required=True)
+        unknown = sorted(str(k) for k in entry if k not in _CENTRE_FIELDS)
+        if unknown:
+            raise CentresFileError(
+                f"unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(_CENTRE_FIELDS))}"
+            )
+        for key, kind in _CENTRE_FIELDS.items():
+            _check_type(entry.get(key), kind, key)
+        catalog = _sub(entry, "catalog", CatalogSpec, required=True)
         catalog = _resolve_catalog(catalog, base)
-        gateway = _sub(entry, "gateway", GatewaySpec, where)
+        gateway = _sub(entry, "gateway", GatewaySpec)
         gateway = _configured_gateway(gateways.get(name, {}), gateway)
-        storage = _sub(entry, "storage", StorageSpec, where)
+        storage = _sub(entry, "storage", StorageSpec)
         if storage is not None and not _is_url(storage.url):
             storage = replace(storage, url=str((base / storage.url).resolve()))
-        collections = entry.get("collections") or ()
-        if not isinstance(collections, list | tuple) or not all(
-            isinstance(c, str) for c in collections
-        ):
-            raise CentresFileError(f"{where}.collections must be a list of collection ids")
         static = entry.get("static_catalog")
         if static is not None and not _is_url(static):
             static = str((base / static).resolve())
-        restricted = entry.get("restricted") or {}
-        if not isinstance(restricted, dict):
-            raise CentresFileError(f"{where}.restricted must map collection ids to hub groups")
         return Centre(
             name=name,
-            title=str(entry.get("title") or name),
-            description=str(entry.get("description") or ""),
+            title=entry.get("title") or name,
+            description=entry.get("description") or "",
             catalog=catalog,
-            collections=tuple(collections),
+            collections=tuple(entry.get("collections") or ()),
             static_catalog=static,
-            priority=int(entry.get("priority", 100)),
+            priority=entry.get("priority", 100),
             gateway=gateway,
             storage=storage,
-            restricted=dict(restricted),
+            restricted=dict(entry.get("restricted") or {}),
             access_url=entry.get("access_url"),
         )
     except CentresFileError as exc:
         if str(exc).startswith(where):
             raise
         raise CentresFileError(f"{where}: {exc}") from None
-    except (TypeError, ValueError) as exc:
-        raise CentresFileError(f"{where}: {exc}") from None
 
 
-def _sub(entry: dict[str, Any], key: str, cls: Any, where: str, required: bool = False) -> Any:
+def _sub(entry: dict[str, Any], key: str, cls: Any, required: bool = False) -> Any:
     value = entry.get(key)
     if value is None:
         if required:
-            raise CentresFileError(f"{where}: field '{key}' is required")
+            raise CentresFileError(f"field '{key}' is required")
         return None
-    if not isinstance(value, dict):
-        raise CentresFileError(f"{where}.{key} must be a mapping")
-    fields = set(cls.__dataclass_fields__)
-    unknown = sorted(set(value) - fields)
+    schema = _SECTION_FIELDS[key]
+    unknown = sorted(str(k) for k in value if k not in schema)
     if unknown:
         raise CentresFileError(
-            f"{where}.{key}: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(fields))}"
+            f"{key}: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(schema))}"
         )
-    try:
-        return cls(**value)
-    except TypeError as exc:
-        raise CentresFileError(f"{where}.{key}: {exc}") from None
-    except CentresFileError as exc:
-        raise CentresFileError(f"{where}.{key}: {exc}") from None
+    for name, kind in schema.items():
+        _check_type(value.get(name), kind, f"{key}.{name}")
+    missing = [
+        f.name
+        for f in cls.__dataclass_fields__.values()
+        if f.default is MISSING and f.default_factory is MISSING and f.name not in value
+    ]
+    if missing:
+        raise CentresFileError(f"{key}.{missing[0]}: is required")
+    return cls(**value)
 
 
 def _resolve_catalog(spec: CatalogSpec, base: Path) -> CatalogSpec:

@@ -152,18 +152,20 @@ def bbox(text: str) -> tuple[float, float, float, float]:
     """Check ``west,south,east,north`` in degrees, west < east, south < north (``type=``)."""
     from lab._query import SearchQuery
 
+    example = "give west,south,east,north in degrees, e.g. 3.5,43.3,3.8,43.5"
     try:
-        box = SearchQuery.build(bbox=text).bbox
+        numbers = [float(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not four numbers ({example})") from None
+    try:
+        box = SearchQuery.build(bbox=numbers).bbox
     except ConfigurationError as exc:
-        raise argparse.ArgumentTypeError(
-            f"{exc} (give west,south,east,north in degrees, e.g. 3.5,43.3,3.8,43.5)"
-        ) from None
+        raise argparse.ArgumentTypeError(f"{exc} ({example})") from None
     assert box is not None
     west, south, east, north = box
     if not (west < east and south < north):
         raise argparse.ArgumentTypeError(
-            f"bbox {text!r} is empty: west must be < east and south < north "
-            "(give west,south,east,north in degrees, e.g. 3.5,43.3,3.8,43.5)"
+            f"bbox {text!r} is empty: west must be < east and south < north ({example})"
         )
     return box
 

@@ -377,8 +377,10 @@ def test_cli_search_json_and_table(federation: Path, capsys: pytest.CaptureFixtu
     assert main(["search", "--centres", str(federation), "--datetime", "2022-01-02"]) == 0
     out = capsys.readouterr().out
     assert "b0" in out and "beta" in out and "broken" in out and "missing" in out
-    assert main(["search", "--centres", str(federation), "--bbox", "1,2,3"]) == 1
-    assert "bbox must be four numbers" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exited:  # a bad argument is argparse's error: status 2
+        main(["search", "--centres", str(federation), "--bbox", "1,2,3"])
+    assert exited.value.code == 2
+    assert "argument --bbox: bbox must be four numbers" in capsys.readouterr().err
 
 
 def test_federated_catalog_repr(federation: Path) -> None:
