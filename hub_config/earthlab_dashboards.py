@@ -145,6 +145,13 @@ class _Forwarder(_JsonErrors):
             raise web.HTTPError(
                 502, "the gateway's proxy did not answer: %s", response.error
             ) from None
+        replaced = self._answer(response.code, response.reason or "", response.body or b"")
+        if replaced is not None:
+            code, reason, body = replaced
+            self.set_status(code, reason)
+            self.set_header("Content-Type", "application/json")
+            await self.finish(body)
+            return
         self.set_status(response.code, response.reason or "Unknown")
         self._headers = httputil.HTTPHeaders()
         for name, value in response.headers.get_all():
@@ -154,11 +161,62 @@ class _Forwarder(_JsonErrors):
             self.write(response.body)
         await self.finish()
 
+    def _answer(self, code: int, reason: str, body: bytes) -> tuple[int, str, bytes] | None:
+        """An answer of the front's own instead of the proxy's (``None``: the proxy's)."""
+        return None
+
     get = head = post = put = delete = patch = options = forward
 
 
 class GatewayHandler(_Forwarder):
-    """The gateway's API and anything that is not a dashboard: forwarded as is."""
+    """The gateway's API and anything that is not a dashboard: forwarded as is.
+
+    Except what dask-gateway-server would answer with a 500: an ``Authorization`` header that
+    is not ``jupyterhub <token>`` (401), a token the hub does not know (the gateway's
+    authenticator reports the hub's refusal as a 500; the front answers 401) and an API body
+    that is not a JSON object (400).
+    """
+
+    API_AUTH = re.compile(r"^jupyterhub \S+$")
+
+    async def forward(self) -> None:
+        """Check what the gateway would fail on, then forward."""
+        path = self.request.path
+        api = "/api/" in path and not path.endswith("/api/health")
+        if api:
+            header = self.request.headers.get("Authorization")
+            if header is not None and not self.API_AUTH.match(header):
+                raise web.HTTPError(
+                    401,
+                    "send your hub token as 'Authorization: jupyterhub <token>' (in the lab, "
+                    "$JUPYTERHUB_API_TOKEN; lab.cluster() does it)",
+                )
+            if self.request.method in ("POST", "PUT", "PATCH") and self.request.body:
+                try:
+                    body = json.loads(self.request.body)
+                except (ValueError, UnicodeDecodeError) as exc:
+                    raise web.HTTPError(400, "the request body is not JSON: %s", exc) from None
+                if not isinstance(body, dict):
+                    raise web.HTTPError(
+                        400, "the request body must be a JSON object, not %s", type(body).__name__
+                    )
+        await super().forward()
+
+    get = head = post = put = delete = patch = options = forward
+
+    def _answer(self, code: int, reason: str, body: bytes) -> tuple[int, str, bytes] | None:
+        if code == 500 and b"verifying user's JupyterHub API token" in body:
+            return (
+                401,
+                "Unauthorized",
+                json.dumps(
+                    {
+                        "error": "the hub refused this token (unknown or expired): log in "
+                        "again, or use a fresh $JUPYTERHUB_API_TOKEN"
+                    }
+                ).encode(),
+            )
+        return None
 
 
 class DashboardHandler(HubOAuthenticated, websocket.WebSocketHandler, _Forwarder):
