@@ -32,6 +32,12 @@ from datacubes._fill import (
 )
 from datacubes._grid import items_extent, lonlat_bbox, pixel_origins, same_grid, spec_geobox
 from datacubes._manifest import Manifest, Step
+from datacubes._resources import (
+    check_resources,
+    check_target_writable,
+    dates_per_region,
+    estimate,
+)
 from datacubes._spec import CubeSpec
 from datacubes._spec_read import read_spec
 from datacubes._stac_meta import cube_collection, cube_item, software_versions
@@ -192,8 +198,21 @@ def build(
     """
     started = time.monotonic()
     spec = read_spec(spec)
-    if retries < 0:
-        raise ConfigurationError(f"retries must be >= 0, got {retries}")
+    if not (isinstance(retries, int) and not isinstance(retries, bool) and retries >= 0):
+        raise ConfigurationError(f"retries must be an integer >= 0, got {retries!r}")
+    if workers is not None and not (
+        isinstance(workers, int) and not isinstance(workers, bool) and workers >= 1
+    ):
+        raise ConfigurationError(
+            f"workers must be an integer >= 1 (regions filled at once), got {workers!r}"
+        )
+    if target is not None:
+        if not isinstance(target, str | os.PathLike):
+            raise ConfigurationError(
+                f"target must be a path or URL ending in .zarr, got {target!r} "
+                f"({type(target).__name__})"
+            )
+        target = os.fspath(target)
     location = resolve_location(
         target or spec.target.url,
         name=spec.name,
@@ -201,7 +220,18 @@ def build(
         centres=centres,
         storage_options=storage_options,
     )
-    run = _Run(spec, location, workers or min(4, os.cpu_count() or 1), client, retries, progress)
+    check_target_writable(location.url, "target" if target else "target.url")
+    workers = workers or min(4, os.cpu_count() or 1)
+    if not spec.grid.tile:  # the grid is known before searching: refuse a cube too big at once
+        shape = spec_geobox(spec.grid).shape
+        check_resources(
+            spec,
+            estimate(spec, (shape[0], shape[1]), 1),
+            location.url,
+            workers,
+            local_fill=client is None,
+        )
+    run = _Run(spec, location, workers, client, retries, progress)
     return run.execute(centres, cog=cog, overwrite=overwrite, started=started)
 
 
@@ -226,6 +256,31 @@ class _Run:
         self.writes = 0
         self.notes: list[str] = []
         self.software = software_versions()
+        self.replace = False  # overwrite: remove the old cube before writing the new one
+
+    def _check_resources(self, plan: StepPlan, grid: GridRecord, manifest: Manifest | None) -> None:
+        """Refuse (SpecError) a cube whose regions or new steps cannot fit; note what wasn't checked."""
+        spec = self.spec
+        new_steps = len(plan.steps) - (len(manifest.steps) if manifest is not None else 0)
+        stored = encoding(spec, plan.variables)
+        dtypes = {name: str(stored[name]["dtype"]) for name in plan.variables}
+        dates = [  # a composite loads every date of its periods; a step of dates loads one
+            len({str(plan.items[i].datetime) for i in step.items if i in plan.items}) or 1
+            if spec.composite is not None
+            else 1
+            for step in plan.steps
+        ]
+        figures = estimate(
+            spec,
+            (grid.shape[0], grid.shape[1]),
+            max(new_steps, 0),
+            dates_per_region=dates_per_region(plan.steps, spec.target.write_unit.time, dates)
+            or None,
+            stored_dtypes=dtypes,
+        )
+        self.notes += check_resources(
+            spec, figures, self.location.url, self.workers, local_fill=self.client is None
+        )
 
     # -- the whole run ---------------------------------------------------------------------
 
@@ -240,8 +295,11 @@ class _Run:
         self.notes += found.notes
         plan = plan_steps(spec, found.items, geobox)
         grid = GridRecord.from_geobox(geobox)
+        self._check_resources(plan, grid, manifest)  # before anything is written (or removed)
         added = refilled = 0
         if manifest is None:
+            if self.replace:
+                self.location.remove()
             manifest = self._create(plan, grid)
             added = len(plan.steps)
         else:
@@ -292,9 +350,8 @@ class _Run:
         location = self.location
         document = location.read_meta(MANIFEST)
         exists = location.zarr_exists()
-        if overwrite:
-            if exists or document is not None:
-                location.remove()
+        if overwrite:  # removed once the new cube is known to fit (_check_resources)
+            self.replace = exists or document is not None
             return None
         if document is not None:
             manifest = Manifest(document)

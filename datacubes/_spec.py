@@ -159,9 +159,9 @@ class GridSpec:
 
     def __post_init__(self) -> None:
         _check(
-            _is_number(self.resolution) and self.resolution > 0,
+            _is_number(self.resolution) and math.isfinite(self.resolution) and self.resolution > 0,
             "resolution",
-            "must be a positive number (pixel size in CRS units)",
+            f"must be a positive number (pixel size in CRS units), got {self.resolution!r}",
         )
         object.__setattr__(self, "resolution", float(self.resolution))
         given = [n for n in ("bounds", "bbox", "tile") if getattr(self, n) is not None]

@@ -7,6 +7,7 @@ Every error names the file and the field, with the dotted path of the field in t
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import fields
@@ -78,13 +79,44 @@ def read_spec(spec: str | os.PathLike[str] | Mapping[str, Any] | CubeSpec) -> Cu
         path = _spec_path(spec)
         where = str(path)
         try:
-            document = yaml.safe_load(path.read_text(encoding="utf-8"))
+            text = path.read_text(encoding="utf-8")
+            _reject_duplicate_keys(yaml.compose(text, Loader=yaml.SafeLoader), "")
+            document = yaml.safe_load(text)
         except yaml.YAMLError as exc:
             raise SpecError(f"{where}: not valid YAML: {exc}") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise SpecError(f"{where}: cannot be read ({reason}): give a UTF-8 YAML file") from None
+        except SpecError as exc:
+            raise SpecError(f"{where}: {exc}") from None
     try:
         return _parse(document, str(path) if path else None)
     except SpecError as exc:
         raise SpecError(f"{where}: {exc}") from None
+
+
+def _reject_duplicate_keys(node: Any, where: str) -> None:
+    """Raise on a key given twice in one mapping (YAML would silently keep the last)."""
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise SpecError(
+                    f"{where or 'the spec'}: a key must be text "
+                    f"(line {key_node.start_mark.line + 1})"
+                )
+            key = str(key_node.value)
+            child = f"{where}.{key}" if where else key
+            if key in seen:
+                raise SpecError(
+                    f"{child}: the key {key!r} is given twice (lines {seen[key] + 1} and "
+                    f"{key_node.start_mark.line + 1}); keep one"
+                )
+            seen[key] = key_node.start_mark.line
+            _reject_duplicate_keys(value_node, child)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _reject_duplicate_keys(item, f"{where}[{index}]")
 
 
 def _spec_path(spec: str | os.PathLike[str]) -> Path:
@@ -191,8 +223,8 @@ def _build(cls: type, doc: dict[str, Any], where: str, tuples: Sequence[str] = (
     for key in tuples:
         if doc.get(key) is not None:
             values = _tuple(doc[key], f"{where}.{key}")
-            if len(values) != 4 or not all(_is_number(v) for v in values):
-                raise SpecError(f"{where}.{key}: must be four numbers, got {doc[key]!r}")
+            if len(values) != 4 or not all(_is_number(v) and math.isfinite(v) for v in values):
+                raise SpecError(f"{where}.{key}: must be four finite numbers, got {doc[key]!r}")
             doc[key] = tuple(float(v) for v in values)
     try:
         return cls(**doc)
