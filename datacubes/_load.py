@@ -267,6 +267,15 @@ def _load(
     _warn_unscaled(plans)
     keys = _group_keys(items, groupby)
     groups = _groups(items, keys)
+    read_keys, read_groups = keys, groups
+    if mask_classes is not None and any(len(group) > 1 for group in groups):
+        # A cloud mask belongs to its item: read every item as its own step, mask it, then
+        # fuse the steps (a cloudy pixel of the first item must not hide a clear one of the
+        # second).
+        order = [index for group in groups for index in group]
+        rank = {index: position for position, index in enumerate(order)}
+        read_keys = [rank[index] for index in range(len(items))]
+        read_groups = [[index] for index in order]
     refs = {
         e.href: AssetRef(
             e.item_id,
@@ -283,8 +292,8 @@ def _load(
 
     raw = None
     if eager and gbox is not None:  # local rasters on the grid: window reads, pasted in place
-        times = [acquired(items[g[0]]).replace(tzinfo=None) for g in groups]  # as odc-stac
-        raw = paste_load(plans, [*names, *extra], gbox, groups, times, refs, fail_on_error)
+        times = [acquired(items[g[0]]).replace(tzinfo=None) for g in read_groups]  # as odc
+        raw = paste_load(plans, [*names, *extra], gbox, read_groups, times, refs, fail_on_error)
     if raw is None:
         raw = _odc_load(
             items,
@@ -294,16 +303,16 @@ def _load(
             out_crs,
             res,
             bbox_t,
-            keys,
+            read_keys,
             dask_chunks,
             fail_on_error,
             refs,
         )
-    if raw.sizes["time"] != len(groups):  # odc-stac grouped differently: a bug, not user input
+    if raw.sizes["time"] != len(read_groups):  # odc-stac grouped differently: a bug
         raise AssertionError(
-            f"expected {len(groups)} time steps, odc-stac made {raw.sizes['time']}"
+            f"expected {len(read_groups)} time steps, odc-stac made {raw.sizes['time']}"
         )
-    return finish(raw, items, plans, groups, names, mask_classes, mask_func, groupby)
+    return finish(raw, items, plans, groups, names, mask_classes, mask_func, groupby, read_groups)
 
 
 def _odc_load(

@@ -87,19 +87,30 @@ def finish(
     mask_classes: frozenset[int] | None,
     mask_func: Callable[[xr.Dataset], xr.DataArray] | None,
     groupby: str,
+    read_groups: list[list[int]] | None = None,
 ) -> xr.Dataset:
-    """Turn odc-stac's DN dataset into the output of :func:`datacubes.load`."""
+    """Turn odc-stac's DN dataset into the output of :func:`datacubes.load`.
+
+    ``read_groups`` are the items of each step of ``raw`` when they differ from ``groups``
+    (one item per step, for per-item cloud masks): the masked steps are then fused into
+    ``groups``, first valid pixel wins, in the order odc-stac fuses.
+    """
+    read_groups = groups if read_groups is None else read_groups
     reference = {e.name: e for plan in plans for e in plan}
     classes = _class_mask(raw, mask_classes)
     variables: dict[str, xr.DataArray] = {}
     floats: list[str] = []
     for name in [*names, *(str(n) for n in raw.data_vars if n not in names)]:
-        per_step = _scaling_per_step(name, plans, groups, items)
+        per_step = _scaling_per_step(name, plans, groups, items)  # also checks fused steps
+        if read_groups is not groups:
+            per_step = _scaling_per_step(name, plans, read_groups, items)
         if per_step is None:
             variables[name] = raw[name].assign_attrs(_class_attrs(reference[name], raw[name].attrs))
             continue
         variables[name] = _physical(raw[name], reference[name], *per_step, classes)
         floats.append(name)
+    if read_groups is not groups:
+        variables = _fuse(variables, items, groups, read_groups)
     out = xr.Dataset(variables, coords=_step_coords(items, groups))
     if mask_func is not None:
         out = _apply_mask_func(out, floats, mask_func)
@@ -115,6 +126,32 @@ def finish(
         "history": f"datacubes.load of {len(items)} STAC items",
     }
     return out
+
+
+def _fuse(
+    variables: dict[str, xr.DataArray],
+    items: list[pystac.Item],
+    groups: list[list[int]],
+    read_groups: list[list[int]],
+) -> dict[str, xr.DataArray]:
+    """Fuse one-item steps into ``groups``: the first valid (non-NaN, non-nodata) value wins."""
+    position = {group[0]: step for step, group in enumerate(read_groups)}
+    fused: dict[str, xr.DataArray] = {}
+    for name, var in variables.items():
+        nodata = var.attrs.get("nodata")
+        steps = []
+        for group in groups:
+            out = var.isel(time=position[group[0]])
+            for index in group[1:]:
+                other = var.isel(time=position[index])
+                if var.dtype.kind == "f":
+                    out = out.fillna(other)
+                elif nodata is not None:
+                    out = out.where(out != nodata, other)
+            steps.append(out)
+        fused[name] = xr.concat(steps, dim="time").assign_attrs(var.attrs)
+        fused[name].encoding = dict(var.encoding)
+    return fused
 
 
 def _physical(

@@ -1,0 +1,308 @@
+"""datacubes.load on real STAC items of other providers and products (tests/data/stac-real/).
+
+Per item: which asset each band resolves to, the scale/offset and nodata used, checked against
+each provider's documentation; pixel values on small synthetic COGs written with the data
+type, nodata, transform and CRS the real item declares (its ``proj:shape`` shrunk to a few
+pixels); and one test per defect class found on these items (a: provider rules applied to the
+wrong product, b: asset keys with file extensions, c: the file's own nodata, d: non-square
+pixels, e: cloud masks before same-day fusion, f: loads that would be empty, g: files
+contradicting their metadata).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pystac
+import pytest
+import rasterio
+from affine import Affine
+
+import datacubes
+import lab
+
+HERE = Path(__file__).parent / "data" / "stac-real"
+REFERENCE = Path(__file__).parent / "data" / "reference" / "stac"
+
+
+def _item(name: str) -> pystac.Item:
+    path = next(HERE.glob(f"{name}*.json"))
+    item = pystac.Item.from_dict(json.loads(path.read_text()))
+    item.set_self_href(None)  # the hrefs the tests set are local paths, not under the API's
+    return item
+
+
+def _cog(
+    path: Path,
+    data: np.ndarray,
+    *,
+    crs: Any,
+    transform: Any,
+    nodata: float | None = None,
+) -> str:
+    """A GeoTIFF holding ``data`` (its dtype), with the grid and nodata given."""
+    profile = {
+        "driver": "GTiff",
+        "height": data.shape[0],
+        "width": data.shape[1],
+        "count": 1,
+        "dtype": data.dtype.name,
+        "transform": transform,
+        "tiled": True,
+        "blockxsize": 16,
+        "blockysize": 16,
+    }
+    if crs is not None:
+        profile["crs"] = crs
+    if nodata is not None:
+        profile["nodata"] = nodata
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data, 1)
+    return str(path)
+
+
+def _point(item: pystac.Item, key: str, href: str, shape: tuple[int, int]) -> None:
+    """Point an asset at a local file and shrink the declared grid to ``shape``."""
+    asset = item.assets[key]
+    asset.href = href
+    for owner in (asset.extra_fields, item.properties):
+        if "proj:shape" in owner:
+            owner["proj:shape"] = list(shape)
+    if "proj:shape" not in asset.extra_fields and "proj:shape" not in item.properties:
+        asset.extra_fields["proj:shape"] = list(shape)
+
+
+def _grid(item: pystac.Item, key: str) -> tuple[Any, Affine]:
+    asset = item.assets[key]
+    transform = asset.extra_fields.get("proj:transform") or item.properties["proj:transform"]
+    props = {**item.properties, **asset.extra_fields}
+    code = props.get("proj:code") or (props.get("proj:epsg") and f"EPSG:{props['proj:epsg']}")
+    crs = rasterio.crs.CRS.from_user_input(code or props["proj:wkt2"])
+    return crs, Affine(*transform[:6])
+
+
+def _load(items: list[pystac.Item], bands: list[str], **kwargs: Any) -> Any:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", lab.EarthLabWarning)
+        return datacubes.load(items, bands, **kwargs).compute()
+
+
+# -- band mapping, scale/offset and nodata, item by item (metadata only) ---------------------
+
+# (file prefix, requested band, asset key, scale, offset, nodata): the values each provider
+# documents.
+MAPPING = [
+    # USGS Landsat C2 L2 SR: DN * 0.0000275 - 0.2 (USGS Landsat 8-9 C2 L2 Science Product
+    # Guide, LSDS-1619); LandsatLook keys carry the file extension (defect b).
+    ("usgs-landsatlook-LC08_L2SR", "red", "SR_B4.TIF", 2.75e-05, -0.2, 0.0),
+    ("usgs-landsatlook-LC08_L2SR", "nir08", "SR_B5.TIF", 2.75e-05, -0.2, 0.0),
+    ("usgs-landsatlook-LC08_L2SR", "SR_B4", "SR_B4.TIF", 2.75e-05, -0.2, 0.0),
+    ("usgs-landsatlook-LC08_L2SR", "qa_pixel", "QA_PIXEL.TIF", None, None, 1.0),
+    # Landsat 7 ETM+: red is band 3 (LSDS-1618), same scale/offset
+    ("usgs-landsatlook-LE07", "red", "red", 2.75e-05, -0.2, 0.0),
+    ("usgs-landsatlook-LE07", "nir08", "nir08", 2.75e-05, -0.2, 0.0),
+    # Landsat C2 L1 MSS radiance: the item's raster:bands (from the MTL file)
+    ("planetarycomputer-landsat-c2-l1", "red", "red", 0.66024, 2.03976, 0.0),
+    # CDSE Sentinel-2 quarterly mosaic: reflectance x 10000, no offset, nodata -32768 (CDSE
+    # "Sentinel-2 Global Mosaics" documentation); not the L2A baseline offset (defect a)
+    ("cdse-Sentinel-2_mosaic_2024_Q1_17RLM", "red", "B04", 1e-4, 0.0, -32768.0),
+    ("cdse-Sentinel-2_mosaic_2024_Q1_53UNV", "nir", "B08", 1e-4, 0.0, -32768.0),
+    # MODIS MOD09A1/MYD09A1 surface reflectance: scale 0.0001 (MOD09 user guide v6.1); the
+    # fill value -28672 is not in STAC: the file's own is used (defect c)
+    ("planetarycomputer-modis-09A1", "red", "sur_refl_b01", 1e-4, 0.0, None),
+    ("planetarycomputer-modis-09A1", "nir08", "sur_refl_b02", 1e-4, 0.0, None),
+    ("planetarycomputer-modis-09Q1", "red", "sur_refl_b01", 1e-4, 0.0, None),
+    ("planetarycomputer-modis-13Q1", "250m_16_days_NDVI", "250m_16_days_NDVI", 1e-4, 0.0, None),
+    # MODIS LST: Kelvin = DN * 0.02 (MOD11 user guide)
+    ("planetarycomputer-modis-11A1", "LST_Day_1km", "LST_Day_1km", 0.02, 0.0, None),
+    ("planetarycomputer-modis-43A4", "red", "Nadir_Reflectance_Band1", 1e-4, 0.0, None),
+    # Sentinel-1 RTC: float32 gamma0, nodata -32768 in raster:bands
+    ("planetarycomputer-sentinel-1-rtc", "vv", "vv", 1.0, 0.0, -32768.0),
+    # ESA WorldCover: uint8 classes, 0 = no data (product user manual)
+    ("planetarycomputer-esa-worldcover", "map", "map", 1.0, 0.0, 0.0),
+    ("planetarycomputer-io-lulc-60W", "data", "data", 1.0, 0.0, 0.0),
+    ("planetarycomputer-io-lulc-9-class", "data", "data", 1.0, 0.0, 0.0),
+    # DEMs: metres as stored; nodata from the file
+    ("planetarycomputer-cop-dem-glo-30", "data", "data", 1.0, 0.0, None),
+    ("planetarycomputer-cop-dem-glo-90", "data", "data", 1.0, 0.0, None),
+    ("planetarycomputer-alos-dem", "data", "data", 1.0, 0.0, None),
+    ("planetarycomputer-nasadem", "elevation", "elevation", 1.0, 0.0, None),
+    ("cdse-Copernicus_DSM_COG_10", "data", "data", 1.0, 0.0, None),
+    ("planetarycomputer-chloris-biomass", "biomass", "biomass", 1.0, 0.0, 2147483647.0),
+    ("planetarycomputer-alos-fnf-mosaic", "C", "C", 1.0, 0.0, 0.0),
+    ("planetarycomputer-jrc-gsw", "occurrence", "occurrence", 1.0, 0.0, None),
+    # DEA ARD: no raster extension; nbart nodata -999 is the file's (defect c)
+    ("dea-ga_ls8c_ard", "nbart_red", "nbart_red", 1.0, 0.0, None),
+    ("ga-lidar_dem", "dem", "dem", 1.0, 0.0, None),
+]
+
+
+@pytest.mark.parametrize(("name", "band", "key", "scale", "offset", "nodata"), MAPPING)
+def test_band_mapping_scaling_and_nodata(name, band, key, scale, offset, nodata) -> None:
+    row = datacubes.describe_bands([_item(name)], [band]).iloc[0]
+    assert row.asset_key == key
+    if scale is None:
+        assert row.scale is None or np.isnan(row.scale)
+    else:
+        assert row.scale == pytest.approx(scale, rel=1e-12)
+        assert row.offset == pytest.approx(offset, abs=1e-12)
+    if nodata is None:
+        assert row.nodata is None or np.isnan(row.nodata)
+    else:
+        assert row.nodata == nodata
+
+
+def test_every_collected_item_is_listed_in_sources() -> None:
+    files = sorted(p.name for p in HERE.glob("*.json"))
+    sources = (HERE / "SOURCES.md").read_text()
+    assert len(files) >= 20
+    assert all(f"`{name}`" in sources for name in files)
+
+
+# -- pixels ----------------------------------------------------------------------------------
+
+
+def test_a_sentinel2_mosaic_gets_no_baseline_offset(tmp_path) -> None:
+    """Defect a: CDSE quarterly mosaic, int16 reflectance x 10000, nodata -32768."""
+    item = _item("cdse-Sentinel-2_mosaic_2024_Q1_17RLM")
+    crs = rasterio.crs.CRS.from_epsg(32617)
+    transform = Affine(10.0, 0, 300290.0, 0, -10.0, 3199340.0)
+    item.assets["B04"].extra_fields["proj:transform"] = list(transform)[:6]
+    dn = np.arange(64, dtype="int16").reshape(8, 8) * 100
+    dn[0, 0] = -32768
+    _point(item, "B04", _cog(tmp_path / "B04.tif", dn, crs=crs, transform=transform), dn.shape)
+    red = _load([item], ["red"]).red.values[0]
+    expected = np.where(dn == -32768, np.nan, dn / 10000.0)
+    np.testing.assert_allclose(red, expected, atol=1e-6, equal_nan=True)
+
+
+def test_usgs_keys_with_tif_extension_load(tmp_path) -> None:
+    """Defect b: SR_B4.TIF resolves `red`; DN 10000 -> 10000 * 2.75e-05 - 0.2 = 0.075."""
+    item = _item("usgs-landsatlook-LC08_L2SR")
+    crs, transform = _grid(item, "SR_B4.TIF")
+    dn = np.full((6, 6), 10000, dtype="uint16")
+    dn[2, 3] = 0
+    _point(item, "SR_B4.TIF", _cog(tmp_path / "b4.tif", dn, crs=crs, transform=transform), (6, 6))
+    red = _load([item], ["red"]).red.values[0]
+    assert np.isnan(red[2, 3])
+    assert np.nanmax(np.abs(red - 0.075)) < 1e-6
+
+
+@pytest.mark.parametrize(
+    ("name", "band", "key", "dtype", "fill", "scale"),
+    [
+        # MODIS MOD09 _FillValue -28672 (MOD09 user guide), STAC has no nodata
+        ("planetarycomputer-modis-09A1", "red", "sur_refl_b01", "int16", -28672, 1e-4),
+        # DEA ARD nbart: int16, nodata -999 (DEA Surface Reflectance product page)
+        ("dea-ga_ls8c_ard", "nbart_red", "nbart_red", "int16", -999, 1.0),
+    ],
+)
+def test_the_files_own_nodata_becomes_nan(tmp_path, name, band, key, dtype, fill, scale) -> None:
+    """Defect c: the file's declared nodata, when STAC has none, is NaN, not a number."""
+    item = _item(name)
+    crs, transform = _grid(item, key)
+    dn = (np.arange(100).reshape(10, 10) * 10).astype(dtype)
+    dn[:3, :] = fill
+    _point(
+        item,
+        key,
+        _cog(tmp_path / f"{key}.tif", dn, crs=crs, transform=transform, nodata=fill),
+        (10, 10),
+    )
+    values = _load([item], [band])[band].values[0]
+    assert np.isnan(values[:3]).all()
+    np.testing.assert_allclose(values[3:], dn[3:] * scale, rtol=1e-6)
+
+
+def test_non_square_pixels_keep_their_shape(tmp_path) -> None:
+    """Defect d: Copernicus DEM at 89 deg S, pixels 10 times wider than tall: 64 x 64 stays."""
+    item = _item("planetarycomputer-cop-dem-glo-30")
+    crs, transform = _grid(item, "data")
+    assert transform.a == pytest.approx(10 * -transform.e)
+    dem = np.linspace(0, 3000, 64 * 64, dtype="float32").reshape(64, 64)
+    _point(item, "data", _cog(tmp_path / "dem.tif", dem, crs=crs, transform=transform), (64, 64))
+    ds = _load([item], ["data"])
+    assert ds.data.shape == (1, 64, 64)  # dims latitude, longitude
+    np.testing.assert_array_equal(ds.data.values[0], dem)
+
+
+def test_cloud_mask_applies_per_item_before_same_day_fusion(tmp_path) -> None:
+    """Defect e: a cloudy pixel of the first item must not hide a clear one of the second."""
+    base = pystac.Item.from_file(
+        str(
+            REFERENCE
+            / "planetarycomputer-S2B_MSIL2A_20220612T182919_R027_T24XWR_20220613T123251.json"
+        )
+    )
+    crs = rasterio.crs.CRS.from_epsg(32624)
+    transform = Affine(*base.assets["B04"].extra_fields["proj:transform"][:6])
+    items = []
+    for n, (scl, dn) in enumerate([(9, 2000), (4, 3000)]):
+        item = copy.deepcopy(base)
+        item.id = f"{base.id}-{n}"
+        item.datetime = base.datetime.replace(minute=n)  # same solar day, first one first
+        for key, data in (
+            ("B04", np.full((8, 8), dn, "uint16")),
+            ("SCL", np.full((8, 8), scl, "uint8")),
+        ):
+            path = _cog(tmp_path / f"{key}-{n}.tif", data, crs=crs, transform=transform)
+            item.assets[key].href = path
+            item.assets[key].extra_fields["proj:shape"] = [8, 8]
+            item.assets[key].extra_fields["proj:transform"] = list(transform)[:6]
+            item.properties.pop("proj:shape", None)
+        items.append(item)
+    ds = _load(items, ["red"], mask="clouds")
+    assert ds.sizes["time"] == 1
+    # baseline 04.00: 3000 * 1e-4 - 0.1 = 0.2 everywhere (the second item's clear pixels)
+    np.testing.assert_allclose(ds.red.values[0], 0.2, atol=1e-6)
+    eager = datacubes._load.load_values(items, ["red"], geobox=ds.odc.geobox, mask="clouds")
+    np.testing.assert_allclose(eager.red.values[0], 0.2, atol=1e-6)
+
+
+def _mosaic(tmp_path: Path, data: np.ndarray, crs: Any = "EPSG:32617") -> pystac.Item:
+    item = _item("cdse-Sentinel-2_mosaic_2024_Q1_17RLM")
+    transform = Affine(10.0, 0, 300290.0, 0, -10.0, 3199340.0)
+    item.assets["B04"].extra_fields["proj:transform"] = list(transform)[:6]
+    path = _cog(tmp_path / "B04.tif", data, crs=crs, transform=transform)
+    _point(item, "B04", path, (8, 8))
+    return item
+
+
+def test_a_bbox_outside_every_item_is_an_error(tmp_path) -> None:
+    """Defect f: a bbox the items do not reach."""
+    item = _mosaic(tmp_path, np.ones((8, 8), "int16"))
+    with pytest.raises(datacubes.EmptyLoadError, match="outside every item") as caught:
+        datacubes.load([item], ["red"], bbox=(2.0, 43.0, 2.1, 43.1))
+    assert isinstance(caught.value, lab.EarthLabError)
+
+
+@pytest.mark.parametrize("eager", [False, True])
+def test_a_file_contradicting_its_metadata_is_a_named_error(tmp_path, eager) -> None:
+    """Defects f and g: dtype, proj:shape, proj:code contradicting the file; a file without CRS."""
+    cases = {
+        "float32": (np.ones((8, 8), "float32"), "EPSG:32617", None, "holds float32"),
+        "shape": (np.ones((8, 8), "int16"), "EPSG:32617", [16, 16], "proj:shape"),
+        "crs": (np.ones((8, 8), "int16"), "EPSG:32631", None, "the file is in"),
+        "no-crs": (np.ones((8, 8), "int16"), None, None, "no CRS"),
+    }
+    for label, (data, crs, shape, message) in cases.items():
+        folder = tmp_path / f"{label}-{eager}"
+        folder.mkdir()
+        item = _mosaic(folder, data, crs=crs)
+        if shape:
+            item.assets["B04"].extra_fields["proj:shape"] = shape
+        with pytest.raises(datacubes.AssetMetadataError, match=message) as caught:
+            if eager:
+                from odc.geo.geobox import GeoBox
+
+                gbox = GeoBox((8, 8), Affine(10.0, 0, 300290.0, 0, -10.0, 3199340.0), "EPSG:32617")
+                datacubes._load.load_values([item], ["red"], geobox=gbox)
+            else:
+                _load([item], ["red"])
+        assert item.id in str(caught.value) and "'B04'" in str(caught.value)
+        assert isinstance(caught.value, lab.EarthLabError)
