@@ -101,11 +101,18 @@ class Cell:
         return [s for s in self.stderr if "Traceback" in s]
 
 
-_CELLS_JS = """
+# the notebook on screen: its cells, in order (all in the DOM: JupyterLab's default windowing
+# mode, contentVisibility, only skips painting the cells out of view)
+_PANEL_CELLS_JS = """
 const panel = [...document.querySelectorAll('.jp-NotebookPanel')]
     .find(p => !p.classList.contains('lm-mod-hidden') && p.offsetParent !== null);
-if (!panel) { return null; }
-return [...panel.querySelectorAll('.jp-Notebook .jp-Cell')].map((c, i) => ({
+const cells = panel ? [...panel.querySelectorAll('.jp-Notebook .jp-Cell')] : null;
+"""
+_CELLS_JS = (
+    _PANEL_CELLS_JS
+    + """
+if (!cells) { return null; }
+return cells.map((c, i) => ({
     index: i,
     code: c.classList.contains('jp-CodeCell'),
     prompt: ((c.querySelector('.jp-InputPrompt') || {}).textContent || '').trim(),
@@ -118,6 +125,7 @@ return [...panel.querySelectorAll('.jp-Notebook .jp-Cell')].map((c, i) => ({
         .filter(img => img.complete && img.naturalWidth > 0).map(img => img.src),
 }));
 """
+)
 
 
 class Browser:
@@ -273,19 +281,22 @@ class Browser:
         self.wait(f"menu item {top} > {item}", menu_item, 10)[0].click()
 
     def select_cell(self, index: int) -> None:
-        """Click cell ``index``'s prompt area: the cell becomes the active one."""
-        cell = self.visible(".jp-NotebookPanel .jp-Notebook .jp-Cell")[index]
-        self.driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", cell)
-        cell.find_element("css selector", ".jp-InputPrompt").click()
+        """Scroll to cell ``index`` and click its prompt area: the cell becomes the active one."""
+        script = _PANEL_CELLS_JS + "return cells && cells[arguments[0]];"
+
+        def prompt() -> Any:
+            cell = self.driver.execute_script(script, index)
+            if cell is None:
+                return None
+            self.driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", cell)
+            found = cell.find_elements("css selector", ".jp-InputPrompt")
+            return found[0] if found and found[0].is_displayed() else None
+
+        self.wait(f"cell {index} on screen", prompt, 30).click()
         self.wait(
             f"cell {index} active",
             lambda: (
-                "jp-mod-active"
-                in (
-                    self.visible(".jp-NotebookPanel .jp-Notebook .jp-Cell")[index].get_attribute(
-                        "class"
-                    )
-                )
+                "jp-mod-active" in self.driver.execute_script(script, index).get_attribute("class")
             ),
             10,
         )
