@@ -139,15 +139,25 @@ def load(
         with ``groupby="time"`` or ``"id"``).
     lab.AssetReadError
         An asset is missing or unreadable and ``fail_on_error`` is True.
+    datacubes.AssetMetadataError
+        A file has no CRS, or its CRS, data type or ``proj:shape`` contradict its metadata
+        (checked when each file is first read; by :func:`load_values` up front).
+    datacubes.EmptyLoadError
+        ``bbox`` (or ``geobox``) lies outside every item: the cube would be all nodata.
 
     Notes
     -----
     Scale and offset are chosen per item and per band, then applied lazily per time step
-    (``DN * scale + offset``); nodata DN become NaN first. The rules:
+    (``DN * scale + offset``); nodata DN become NaN first (when the metadata gives no nodata,
+    each file's own nodata value). Cloud masks apply to each item before items of one time
+    step are fused. Native pixel sizes are kept as (x, y) pairs (lat/lon grids). The rules:
 
     - Raster extension (``raster:bands[0].scale/offset`` or STAC 1.1 ``raster:scale`` /
       ``raster:offset`` on the asset) when present, except for the Earth Search flag below.
-    - Sentinel-2 reflectance without raster offset: processing baseline
+    - Sentinel-2 multi-date products (mosaics, composites: ``product:type`` ``S2MSI_L3__MCQ``,
+      ``processing:level`` L3, collection ids with ``mosaic``/``composite``): the raster
+      offset, else 0 (reflectance x 10000); the baseline rules below are for L1C/L2A scenes.
+    - Sentinel-2 scene reflectance without raster offset: processing baseline
       (``s2:processing_baseline`` or ``processing:version``) >= 04.00 gives -0.1, below gives
       0; with no baseline at all, acquisitions from 2022-01-25 (first day of baseline 04.00)
       get -0.1, earlier ones 0. Scale 1e-4 when absent.
