@@ -27,7 +27,13 @@ from recipes.insitu._schema import (
     known_parameters,
     validate,
 )
-from recipes.insitu._units import DEFAULT_VARIABLES, L20_FLAGS, PARAMETERS, SANDRE_UNMAPPED
+from recipes.insitu._units import (
+    DEFAULT_VARIABLES,
+    L20_FLAGS,
+    PARAMETERS,
+    SANDRE_UNMAPPED,
+    STANDARD_NAMES,
+)
 
 REPORT_COLUMNS = ("row", "reason", "raw")
 TIME_DTYPE = "datetime64[us, UTC]"
@@ -111,11 +117,14 @@ def choose_variables(
     variables: Mapping[str, str] | None,
     label: str,
     defaults: Mapping[str, str] = DEFAULT_VARIABLES,
+    meanings: Mapping[str, str] = STANDARD_NAMES,
 ) -> tuple[dict[str, str], list[str]]:
-    """Map source variables (name -> CF standard name) to lab parameters.
+    """Map source variables (name -> standard name or None) to lab parameters.
 
-    With ``variables`` (source name -> lab parameter) only those are read; otherwise the
-    ``defaults`` apply, by name then standard name (as written, then case-folded).
+    With ``variables`` (source name -> lab parameter) only those are read. Otherwise a variable
+    with a standard name (CF ``standard_name``, SeaDataNet P01 code) is read only if ``meanings``
+    maps it (as written, then case-folded): ``temperature`` with ``standard_name =
+    air_temperature`` is not read. A variable without one is read if ``defaults`` maps its name.
     Returns the mapping and the names of the variables left out.
     """
     if variables is not None:
@@ -133,15 +142,20 @@ def choose_variables(
         chosen = dict(variables)
     else:
         chosen = {}
-        for name, standard_name in available.items():
-            keys = (name, name.casefold(), str(standard_name), str(standard_name).casefold())
-            found = next((defaults[k] for k in keys if k in defaults), None)
+        for name, meaning in available.items():
+            # a standard name (CF standard_name, SeaDataNet P01 code) decides; the variable's
+            # name is only a hint, used when nothing says what it means
+            if meaning:
+                found = meanings.get(str(meaning), meanings.get(str(meaning).casefold()))
+            else:
+                found = defaults.get(name, defaults.get(name.casefold()))
             if found:
                 chosen[name] = found
     if not chosen:
+        described = [f"{n} ({m})" if m else n for n, m in available.items()]
         raise InSituFormatError(
-            f"no variable of {label} is a known parameter by default (variables: "
-            f"{list(available)}); pass variables={{'<variable>': '<parameter>'}} with "
+            f"no variable of {label} is a known parameter by default (variables, with their "
+            f"standard name: {described}); pass variables={{'<variable>': '<parameter>'}} with "
             f"parameters among: {known_parameters()}"
         )
     return chosen, [name for name in available if name not in chosen]
@@ -290,6 +304,7 @@ def finalize(
         df = step(df, report)
     df = _times(df, report, options, label)
     df = _negatives(df, report)
+    df = _implausible(df, report)
     df = _duplicates(df, report)
     rejected, flagged = report.frames()
     return InSituTable(_typed(df), rejected, flagged, label, tuple(report.notes))
@@ -384,6 +399,10 @@ def _coordinates(df: pd.DataFrame, report: Report) -> pd.DataFrame:
     lat = pd.to_numeric(df["lat"], errors="coerce")
     df = df.assign(lon=lon, lat=lat, depth=pd.to_numeric(df["depth"], errors="coerce"))
     df = split(df, lon.isna() | lat.isna(), report, "missing coordinates (lon/lat)")
+    east = (df["lon"] > 180) & (df["lon"] <= 360)
+    if east.any():  # CF allows 0..360 and ERDDAP serves it: the table uses -180..180
+        report.note(f"{int(east.sum())} longitude(s) in 0..360 moved to -180..180")
+        df = df.assign(lon=df["lon"].where(~east, df["lon"] - 360.0))
     outside = (df["lon"].abs() > 180) | (df["lat"].abs() > 90)
     reason = (
         "coordinates outside WGS84 range: lon "
@@ -458,6 +477,40 @@ def _negatives(df: pd.DataFrame, report: Report) -> pd.DataFrame:
         reason = "negative " + df["parameter"][bad] + " is impossible: qc_flag set to 4 (bad)"
         report.flag(df[bad], reason)
         df = df.assign(qc_flag=df["qc_flag"].where(~bad, 4).astype("int8"))
+    return df
+
+
+def _implausible(df: pd.DataFrame, report: Report) -> pd.DataFrame:
+    """Flag 4 (bad) values outside their parameter's plausible range, and future times."""
+    if df.empty:
+        return df
+    low = df["parameter"].map(
+        lambda p: PARAMETERS[p].valid_range[0] if p in PARAMETERS else -np.inf
+    )
+    high = df["parameter"].map(
+        lambda p: PARAMETERS[p].valid_range[1] if p in PARAMETERS else np.inf
+    )
+    outside = ((df["value"] < low) | (df["value"] > high)) & (df["qc_flag"] != 4)
+    if outside.any():
+        reason = (
+            df["parameter"][outside]
+            + " "
+            + df["value"][outside].astype(str)
+            + " "
+            + df["unit"][outside]
+            + " is outside the plausible range ["
+            + low[outside].astype(str)
+            + ", "
+            + high[outside].astype(str)
+            + "] (insitu.PARAMETERS[...].valid_range): qc_flag set to 4 (bad)"
+        )
+        report.flag(df[outside], reason)
+        df = df.assign(qc_flag=df["qc_flag"].where(~outside, 4).astype("int8"))
+    future = (df["time"] > pd.Timestamp.now(tz="UTC") + pd.Timedelta(days=1)) & (df["qc_flag"] != 4)
+    if future.any():
+        reason = "time " + df["time"][future].astype(str) + " is in the future: qc_flag set to 4"
+        report.flag(df[future], reason)
+        df = df.assign(qc_flag=df["qc_flag"].where(~future, 4).astype("int8"))
     return df
 
 

@@ -7,6 +7,7 @@ contiguous ragged arrays (``sample_dimension``) and indexed ragged arrays
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,13 +35,45 @@ _METRES = ("m", "meter", "meters", "metre", "metres")
 def _open(path: Path, label: str) -> xr.Dataset:
     import xarray as xr  # imported on first use: ``import recipes.insitu`` stays light
 
+    _check_whole(path, label)
     errors = []
     for engine in ("h5netcdf", "netcdf4", "scipy"):
         try:
-            return xr.open_dataset(path, engine=engine)
+            # times are decoded here (CF rules, offsets in the reference time), not by xarray
+            return xr.open_dataset(path, engine=engine, decode_times=False)
         except Exception as exc:  # each engine fails its own way on files it cannot read
             errors.append(f"{engine}: {exc}")
-    raise InSituFormatError(f"cannot open {label} as netCDF ({'; '.join(errors)})")
+    raise InSituFormatError(
+        f"cannot open {label} as netCDF ({'; '.join(errors)}); if it was downloaded, the copy "
+        "may be incomplete: download it again"
+    )
+
+
+def _check_whole(path: Path, label: str) -> None:
+    """Raise if a netCDF file is shorter than its header says (an interrupted download).
+
+    netCDF-3 libraries read the missing part of a truncated file as zeros (rows at the time
+    origin), so the size the header announces is checked here; HDF5 (netCDF-4) files carry
+    their size, which h5py checks on opening.
+    """
+    with path.open("rb") as stream:
+        head = stream.read(8)
+    if head[:4] not in (b"CDF\x01", b"CDF\x02"):
+        return
+    from scipy.io import netcdf_file
+
+    try:
+        with netcdf_file(path, "r", mmap=False) as nc:
+            del nc  # reading the header reads every variable: a short file fails here
+    except ValueError as exc:  # numpy: "cannot reshape array of size 30 into shape (100,)"
+        if any(word in str(exc) for word in ("reshape", "smaller", "size")):
+            raise InSituFormatError(
+                f"{label} is truncated or corrupt: its variables are shorter than its netCDF "
+                f"header says ({exc}; file of {path.stat().st_size} bytes). Was the download "
+                "interrupted? Download it again"
+            ) from exc
+    except Exception:  # a header scipy does not read: the netCDF engines decide
+        return
 
 
 def _find(ds: xr.Dataset, standard_names: tuple[str, ...], axis: str) -> str | None:
@@ -208,10 +241,26 @@ def _long(
     report: Report,
 ) -> pd.DataFrame:
     feature = str(ds.attrs.get("featureType", ""))
-    if feature.casefold() != "timeseries":
+    has_stations = _with_attr(ds, "cf_role", "timeseries_id") is not None
+    if not feature and has_stations:
+        report.note(
+            f"{label}: no global featureType attribute; read as a timeSeries because a variable "
+            "has cf_role = 'timeseries_id'"
+        )
+    elif not feature:
         raise InSituFormatError(
-            f"{label}: featureType is {feature or 'missing'!r}; only CF-DSG 'timeSeries' files "
-            "are read (profiles and trajectories are not supported yet)"
+            f"{label} has no global featureType attribute (and no variable with cf_role = "
+            "'timeseries_id'), so it is not a CF discrete-sampling-geometry file and stations "
+            "cannot be told from observations. If it holds time series, set the attribute "
+            "featureType = 'timeSeries' and cf_role = 'timeseries_id' on the station variable "
+            "(or pass station_id= for one station); otherwise read it with xarray and give "
+            "insitu.read_table a tidy table"
+        )
+    elif feature.casefold() != "timeseries":
+        raise InSituFormatError(
+            f"{label}: featureType is {feature!r}; only CF-DSG 'timeSeries' files are read "
+            "(profiles, trajectories and timeSeriesProfile are not supported yet): read it with "
+            "xarray and give insitu.read_table a tidy table"
         )
     time = _find(ds, ("time",), "T")
     lat, lon = _find(ds, ("latitude",), "Y"), _find(ds, ("longitude",), "X")
@@ -226,9 +275,7 @@ def _long(
         )
     layout = _Layout(ds, time, station, label)
     names = _strings(ds[station].values) if station else np.array([station_id])
-    times = layout.flat(ds[time])
-    if times.dtype.kind != "M":
-        raise InSituFormatError(f"{label}: times could not be decoded to dates (calendar?)")
+    times = _decode_times(layout.flat(_masked(ds[time])), ds[time], label)
     depth = _depth(ds, layout, report, label)
     special = {time, lat, lon, station, _find(ds, ("depth", "altitude", "height"), "Z")}
     special |= {_with_attr(ds, "sample_dimension"), _with_attr(ds, "instance_dimension")}
@@ -245,8 +292,8 @@ def _long(
         {
             "station_id": names[0] if names.size == 1 else names[layout.index],
             "time": pd.to_datetime(times).tz_localize("UTC"),
-            "lon": layout.flat(ds[lon]).astype(float),
-            "lat": layout.flat(ds[lat]).astype(float),
+            "lon": layout.flat(_masked(ds[lon])),
+            "lat": layout.flat(_masked(ds[lat])),
             "depth": depth,
             "source": source,
         }
@@ -254,7 +301,7 @@ def _long(
     base["_row"] = f"{label} obs " + pd.Series(range(len(base))).astype(str)
     parts = []
     for name, parameter in chosen.items():
-        values = layout.flat(ds[name]).astype(float)
+        values = layout.flat(_masked(ds[name]))
         part = base.assign(
             parameter=parameter,
             value=values,
@@ -287,5 +334,105 @@ def _depth(ds: xr.Dataset, layout: _Layout, report: Report, label: str) -> np.nd
         "altitude",
         "height",
     )
-    values = layout.flat(var).astype(float)
+    values = layout.flat(_masked(var))
     return -values if up else values
+
+
+#: netCDF default fill values (netcdf.h ``NC_FILL_*``), by numpy dtype kind and size: what a
+#: netCDF library writes in unwritten cells (padding) of a variable without ``_FillValue``.
+_DEFAULT_FILL = {
+    ("i", 1): -127,
+    ("u", 1): 255,
+    ("i", 2): -32767,
+    ("u", 2): 65535,
+    ("i", 4): -2147483647,
+    ("u", 4): 4294967295,
+    ("i", 8): -9223372036854775806,
+    ("u", 8): 18446744073709551614,
+    ("f", 4): 9.9692099683868690e36,
+    ("f", 8): 9.9692099683868690e36,
+}
+
+
+def _masked(var: xr.DataArray) -> xr.DataArray:
+    """A variable's values as floats, NaN where CF says there is no value.
+
+    xarray applies ``_FillValue``, ``missing_value``, ``scale_factor`` and ``add_offset``; this
+    adds the netCDF default fill value when the variable has no ``_FillValue`` (padding of
+    incomplete multidimensional files) and ``valid_min``/``valid_max``/``valid_range``.
+    """
+    values = var.astype(float)
+    dtype = np.dtype(var.encoding.get("dtype", var.dtype))
+    if "_FillValue" not in var.encoding and "_FillValue" not in var.attrs:
+        fill = _DEFAULT_FILL.get((dtype.kind, dtype.itemsize))
+        if fill is not None and dtype.kind == "f":
+            values = values.where(~(np.abs(values) >= 9.9e36))
+        elif fill is not None:
+            values = values.where(values != float(fill))
+    low, high = var.attrs.get("valid_min"), var.attrs.get("valid_max")
+    if "valid_range" in var.attrs:
+        low, high = np.ravel(var.attrs["valid_range"])[:2]
+    if low is not None:
+        values = values.where(~(values < float(low)))
+    if high is not None:
+        values = values.where(~(values > float(high)))
+    return values
+
+
+_SINCE = re.compile(r"^\s*(?P<unit>\w+)\s+since\s+(?P<origin>.+?)\s*$", re.IGNORECASE)
+_OFFSET = re.compile(r"\s*(?:UTC|GMT|Z)?\s*(?P<sign>[+-])(?P<h>\d{1,2})(?::?(?P<m>\d{2}))?$")
+_SECONDS = {
+    **dict.fromkeys(("seconds", "second", "secs", "sec", "s"), 1.0),
+    **dict.fromkeys(("minutes", "minute", "mins", "min"), 60.0),
+    **dict.fromkeys(("hours", "hour", "hrs", "hr", "h"), 3600.0),
+    **dict.fromkeys(("days", "day", "d"), 86400.0),
+    **dict.fromkeys(("milliseconds", "millisecond", "msec", "ms"), 1e-3),
+    **dict.fromkeys(("microseconds", "microsecond", "usec", "us"), 1e-6),
+}
+_CALENDARS = ("standard", "gregorian", "proleptic_gregorian")
+
+
+def _decode_times(values: np.ndarray, var: xr.DataArray, label: str) -> np.ndarray:
+    """CF times (``<unit> since <origin>[ offset]``) as UTC ``datetime64[ns]``, NaT if missing.
+
+    The origin may carry a UTC offset (``days since 1858-11-17 00:00:00 +0:00``); an origin
+    without one is UTC (CF).
+    """
+    units = str(var.attrs.get("units", ""))
+    found = _SINCE.match(units)
+    if found is None or found["unit"].casefold() not in _SECONDS:
+        raise InSituFormatError(
+            f"{label}: time variable {var.name} has units {units!r}, not CF '<unit> since "
+            "<date>' (e.g. 'seconds since 1970-01-01'); fix the units attribute"
+        )
+    calendar = str(var.attrs.get("calendar", "standard")).casefold()
+    if calendar not in _CALENDARS:
+        raise InSituFormatError(
+            f"{label}: time variable {var.name} uses calendar {calendar!r}; only the standard "
+            f"(Gregorian) calendars {_CALENDARS} are read, in-situ times are real dates"
+        )
+    origin_text = found["origin"].replace("UTC", "").strip()
+    offset = (
+        _OFFSET.search(origin_text) if re.search(r"\d[ T]\d|\d\s*[+-]\d", origin_text) else None
+    )
+    minutes = 0
+    if offset is not None:
+        minutes = int(offset["h"]) * 60 + int(offset["m"] or 0)
+        minutes = -minutes if offset["sign"] == "-" else minutes
+        origin_text = origin_text[: offset.start()]
+    try:
+        origin = pd.Timestamp(origin_text.strip().rstrip("Z"))
+    except ValueError as exc:
+        raise InSituFormatError(
+            f"{label}: time variable {var.name}: origin {found['origin']!r} of units {units!r} "
+            "is not a date"
+        ) from exc
+    if origin.tzinfo is not None:
+        origin = origin.tz_convert("UTC").tz_localize(None)
+    origin = origin - pd.Timedelta(minutes=minutes)
+    seconds = values * _SECONDS[found["unit"].casefold()]
+    finite = np.isfinite(seconds)
+    out = np.full(values.shape, np.datetime64("NaT"), dtype="datetime64[ns]")
+    ns = np.round(seconds[finite] * 1e9).astype("int64")
+    out[finite] = np.datetime64(origin.to_datetime64(), "ns") + ns.astype("timedelta64[ns]")
+    return out

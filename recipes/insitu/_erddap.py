@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -75,6 +76,7 @@ def read_erddap(
     naive_time: str = "utc",
     source: str = SOURCE,
     storage_options: Mapping[str, Any] | None = None,
+    encoding: str | None = None,
 ) -> InSituTable:
     """Read an ERDDAP tabledap ``.csv`` or ``.csvp`` response into the tidy table.
 
@@ -106,6 +108,9 @@ def read_erddap(
         Value of the ``source`` column.
     storage_options
         fsspec options for URLs other than ``http(s)`` and ``file`` (e.g. S3 credentials).
+    encoding
+        Text encoding; default: UTF-8, or ISO-8859-1 (what ERDDAP serves CSV in) if the bytes
+        are not UTF-8, with a note.
 
     Returns
     -------
@@ -121,7 +126,7 @@ def read_erddap(
     """
     options = ReadOptions.make(parameters, timezone, naive_time)
     src = as_source(path, storage_options)
-    df, column_units, first_line = _load(src)
+    df, column_units, first_line, guessed = _load(src, encoding)
     names = list(df.columns)
     time = _find(names, ("time",))
     if time is None:
@@ -146,6 +151,8 @@ def read_erddap(
     candidates = {n: None for n in names if n not in used}
     chosen, ignored = choose_variables(candidates, variables, src.name)
     report = Report()
+    if guessed:
+        report.note(guessed)
     if ignored:
         report.note(f"{src.name}: column(s) not read: {ignored}")
     base = pd.DataFrame(
@@ -172,11 +179,14 @@ def read_erddap(
     return finalize(long, report, options, label=src.name)
 
 
-def _load(path: Source) -> tuple[pd.DataFrame, dict[str, str], int]:
-    """Data rows as text, units per column, and the line number of the first data row."""
+def _load(
+    path: Source, encoding: str | None = None
+) -> tuple[pd.DataFrame, dict[str, str], int, str | None]:
+    """Data rows as text, units per column, the first data row's line, the encoding note."""
     path.check_not_empty()
+    text, guessed = path.decode(encoding)
     try:
-        df = pd.read_csv(path.open(), dtype=str, keep_default_na=False)
+        df = pd.read_csv(io.StringIO(text.lstrip("\ufeff")), dtype=str, keep_default_na=False)
     except (ValueError, pd.errors.ParserError) as exc:
         raise InSituFormatError(f"cannot read {path.name} as ERDDAP CSV: {exc}") from exc
     split = split_header(df.columns)
@@ -196,7 +206,7 @@ def _load(path: Source) -> tuple[pd.DataFrame, dict[str, str], int]:
     if not len(df):
         raise InSituFormatError(f"{path.name} has a header but no data rows")
     df = df.reset_index(drop=True)
-    return df, dict(zip(names, units, strict=True)), first_line
+    return df, dict(zip(names, units, strict=True)), first_line, guessed
 
 
 def _qc(df: pd.DataFrame, column: str, qc: set[str]) -> pd.Series | int:

@@ -146,6 +146,49 @@ class Source:
         """The file decoded as UTF-8 (undecodable bytes replaced)."""
         return self.read().decode("utf-8", errors="replace")
 
+    def decode(self, encoding: str | None = None) -> tuple[str, str | None]:
+        """The file as text, and a note when its encoding was guessed.
+
+        With ``encoding`` the bytes are decoded with it (an error says which byte failed).
+        Without: a byte-order mark decides; otherwise UTF-8, and if the bytes are not UTF-8,
+        ISO-8859-1 (Latin-1, what ERDDAP serves CSV in and many ODV exports are written in),
+        with a note saying so.
+
+        Raises
+        ------
+        recipes.InSituFormatError
+            If ``encoding`` is not known or does not decode the file.
+        """
+        data = self.read()
+        if encoding is not None:
+            try:
+                return data.decode(encoding), None
+            except LookupError as exc:
+                raise InSituFormatError(
+                    f"encoding={encoding!r} is not a known text encoding (examples: 'utf-8', "
+                    "'latin-1', 'cp1252')"
+                ) from exc
+            except UnicodeDecodeError as exc:
+                raise InSituFormatError(
+                    f"{self.label} is not {encoding} text (byte {exc.start}: {exc.reason}); "
+                    "pass the file's encoding= (e.g. 'latin-1') or leave it out to detect it"
+                ) from exc
+        for bom, name in (
+            (b"\xef\xbb\xbf", "utf-8-sig"),
+            (b"\xff\xfe", "utf-16"),
+            (b"\xfe\xff", "utf-16"),
+        ):
+            if data.startswith(bom):
+                return data.decode(name), None
+        try:
+            return data.decode("utf-8"), None
+        except UnicodeDecodeError as exc:
+            note = (
+                f"{self.name} is not UTF-8 (byte {exc.start}): read as ISO-8859-1 (Latin-1); "
+                "pass encoding= if it is another one"
+            )
+            return data.decode("latin-1"), note
+
     def open(self) -> IO[bytes]:
         """A binary file object on the bytes (for pandas)."""
         return io.BytesIO(self.read())

@@ -6,10 +6,12 @@ public documentation of these tables is the docstring of :mod:`recipes.insitu`; 
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
 
 # --- molar masses (g/mol, IUPAC standard atomic weights) used by the nutrient conversions ---
 _M = {"N": 14.0067, "O": 15.9994, "H": 1.00794, "P": 30.973762, "Si": 28.0855}
@@ -42,15 +44,43 @@ class Parameter:
     non_negative: bool
     """Negative values are physically impossible (they get flag 4 and are reported)."""
     units: Mapping[str, tuple[str, float, float]] = field(repr=False)
-    """Accepted spelling -> (unit written in the table, factor, offset): out = in * factor + offset."""
+    """Spellings that are not UDUNITS (FNU, PSU, pH...) or carry a chemical basis (mg(N)/L) ->
+    (unit written in the table, factor, offset): out = in * factor + offset."""
+    valid_range: tuple[float, float] = (-float("inf"), float("inf"))
+    """Physically plausible values in ``unit``: others get flag 4 (bad) and are reported."""
+    quantity: str | None = None
+    """The canonical unit as a UDUNITS string: any unit pint converts to it is accepted."""
+    molar_mass: float | None = None
+    """g/mol of the measured species: amount concentrations (µmol/L, mmol m-3) convert to mass."""
 
     def __post_init__(self) -> None:
         keyed = {unit_key(k): v for k, v in self.units.items()}
         object.__setattr__(self, "units", MappingProxyType(keyed))
 
     def normalise(self, unit: str) -> tuple[str, float, float] | None:
-        """Return (written unit, factor, offset) for a unit spelling, or None if not accepted."""
-        return self.units.get(unit_key(unit))
+        """Return (written unit, factor, offset) for a unit, or None if not accepted.
+
+        The unit is looked up as written, then as its UDUNITS form (a SeaDataNet P06 code or
+        label, see :data:`P06_UNITS` and :data:`SDN_UNIT_LABELS`), then converted with pint to
+        the canonical unit (:attr:`quantity`) or, through :attr:`molar_mass`, from an amount
+        concentration.
+        """
+        found = self.units.get(unit_key(unit))
+        if found is not None:
+            return found
+        udunits = as_udunits(unit)
+        found = self.units.get(unit_key(udunits))
+        if found is not None:
+            return found
+        if self.quantity is not None:
+            scale = convert(udunits, self.quantity)
+            if scale is not None:
+                return (self.unit, *scale)
+        if self.molar_mass is not None:
+            scale = convert(udunits, "umol/L")
+            if scale is not None and scale[1] == 0.0:
+                return (self.unit, scale[0] * self.molar_mass / 1000.0, 0.0)
+        return None
 
     @property
     def accepted(self) -> list[str]:
@@ -104,8 +134,13 @@ def _p(
     units: Mapping[str, tuple[str, float, float]],
     *,
     non_negative: bool = True,
+    valid_range: tuple[float, float] = (-float("inf"), float("inf")),
+    quantity: str | None = None,
+    molar_mass: float | None = None,
 ) -> Parameter:
-    return Parameter(name, unit, description, non_negative, units)
+    return Parameter(
+        name, unit, description, non_negative, units, valid_range, quantity, molar_mass
+    )
 
 
 _PARAMETER_LIST = (
@@ -114,9 +149,24 @@ _PARAMETER_LIST = (
         "FNU",
         "Turbidity (ISO 7027 FNU; NTU is kept as NTU, never converted)",
         {**_same("FNU", "NFU", "fnu"), **_same("NTU")},
+        valid_range=(0.0, 4000.0),
     ),
-    _p("chlorophyll_a", _UG_L, "Chlorophyll-a concentration", _MICROGRAM_PER_LITRE),
-    _p("suspended_matter", _MG_L, "Suspended particulate matter (SPM, MES)", _MILLIGRAM_PER_LITRE),
+    _p(
+        "chlorophyll_a",
+        _UG_L,
+        "Chlorophyll-a concentration",
+        _MICROGRAM_PER_LITRE,
+        valid_range=(0.0, 1000.0),
+        quantity="ug/L",
+    ),
+    _p(
+        "suspended_matter",
+        _MG_L,
+        "Suspended particulate matter (SPM, MES)",
+        _MILLIGRAM_PER_LITRE,
+        valid_range=(0.0, 50000.0),
+        quantity="mg/L",
+    ),
     _p(
         "water_temperature",
         "degC",
@@ -127,6 +177,8 @@ _PARAMETER_LIST = (
             **_conv("degC", "K", "kelvin", offset=-273.15),
         },
         non_negative=False,
+        valid_range=(-3.0, 45.0),
+        quantity="degC",
     ),
     _p(
         "dissolved_oxygen",
@@ -134,17 +186,40 @@ _PARAMETER_LIST = (
         "Dissolved oxygen (O2) mass concentration",
         {
             **_same(_MG_O2_L, "mg O2/L", "mgO2/L", "mg/L O2", "mg/L", "mg L-1", "g m-3", "g/m3"),
-            **_conv(_MG_O2_L, "kg m-3", factor=1e6),
             **_conv(_MG_O2_L, "mL/L", "ml/l", "mL L-1", "ml l-1", factor=O2_MG_PER_ML),
             **_conv(_MG_O2_L, *_UMOL, factor=_M_O2 / 1000.0),
         },
+        valid_range=(0.0, 40.0),
+        quantity="mg/L",
+        molar_mass=_M_O2,
     ),
-    _p("oxygen_saturation", "%", "Dissolved oxygen saturation", _same("%", "percent", "% sat")),
+    _p(
+        "oxygen_saturation",
+        "%",
+        "Dissolved oxygen saturation",
+        _same("%", "percent", "% sat"),
+        valid_range=(0.0, 400.0),
+    ),
     _p(
         "salinity",
         "1",
         "Practical salinity (PSS-78)",
-        _same("1", *_DIMENSIONLESS, "PSU", "PSS-78", "PSS78"),
+        # practical salinity is written 35, whatever the label: 1e-3 (CF), ppt, P.S.U. are the
+        # same numbers, not a factor
+        _same(
+            "1",
+            *_DIMENSIONLESS,
+            "PSU",
+            "PSS-78",
+            "PSS78",
+            "P.S.U.",
+            "1e-3",
+            "0.001",
+            "ppt",
+            "per mille",
+            "‰",
+        ),
+        valid_range=(0.0, 70.0),
     ),
     _p(
         "ph",
@@ -152,6 +227,7 @@ _PARAMETER_LIST = (
         "pH",
         _same("1", *_DIMENSIONLESS, "pH", "unité pH", "pH units", "pH unit"),
         non_negative=False,
+        valid_range=(0.0, 14.0),
     ),
     _p(
         "conductivity_25c",
@@ -162,30 +238,40 @@ _PARAMETER_LIST = (
             **_conv("µS/cm", "mS/cm", "mS cm-1", factor=1000.0),
             **_conv("µS/cm", "S/m", "S m-1", factor=1e4),
         },
+        valid_range=(0.0, 100000.0),
+        quantity="uS/cm",
     ),
     _p(
         "nitrate",
         "mg(NO3)/L",
         "Nitrate, as NO3",
         _per_litre("mg(NO3)/L", "mg NO3/L", _M_NO3, "N"),
+        valid_range=(0.0, 1000.0),
+        molar_mass=_M_NO3,
     ),
     _p(
         "nitrite",
         "mg(NO2)/L",
         "Nitrite, as NO2",
         _per_litre("mg(NO2)/L", "mg NO2/L", _M_NO2, "N"),
+        valid_range=(0.0, 100.0),
+        molar_mass=_M_NO2,
     ),
     _p(
         "ammonium",
         "mg(NH4)/L",
         "Ammonium, as NH4",
         _per_litre("mg(NH4)/L", "mg NH4/L", _M_NH4, "N"),
+        valid_range=(0.0, 500.0),
+        molar_mass=_M_NH4,
     ),
     _p(
         "orthophosphate",
         "mg(PO4)/L",
         "Orthophosphate, as PO4",
         _per_litre("mg(PO4)/L", "mg PO4/L", _M_PO4, "P"),
+        valid_range=(0.0, 100.0),
+        molar_mass=_M_PO4,
     ),
     _p(
         "silicate",
@@ -196,6 +282,8 @@ _PARAMETER_LIST = (
             **_conv(_UMOL_L, "mg(SiO2)/L", factor=1000.0 / _M_SIO2),
             **_conv(_UMOL_L, "mg(Si)/L", factor=1000.0 / _M["Si"]),
         },
+        valid_range=(0.0, 2000.0),
+        quantity="umol/L",
     ),
     _p("total_phosphorus", "mg(P)/L", "Total phosphorus, as P", _same("mg(P)/L", "mg P/L")),
     _p("kjeldahl_nitrogen", "mg(N)/L", "Kjeldahl nitrogen, as N", _same("mg(N)/L", "mg N/L")),
@@ -342,3 +430,118 @@ DEFAULT_VARIABLES: Mapping[str, str] = MappingProxyType(
         "mass_concentration_of_suspended_matter_in_sea_water": "suspended_matter",
     }
 )
+
+#: CF standard names (https://cfconventions.org/standard-names.html) -> lab parameter. When a
+#: variable has a ``standard_name``, it alone decides: ``temperature`` with
+#: ``standard_name = air_temperature`` is not water temperature.
+STANDARD_NAMES: Mapping[str, str] = MappingProxyType(
+    {
+        "sea_water_temperature": "water_temperature",
+        "sea_surface_temperature": "water_temperature",
+        "sea_water_turbidity": "turbidity",
+        "mass_concentration_of_chlorophyll_a_in_sea_water": "chlorophyll_a",
+        "sea_water_practical_salinity": "salinity",
+        "sea_water_salinity": "salinity",
+        "sea_water_ph_reported_on_total_scale": "ph",
+        "mass_concentration_of_oxygen_in_sea_water": "dissolved_oxygen",
+        "mole_concentration_of_dissolved_molecular_oxygen_in_sea_water": "dissolved_oxygen",
+        "fractional_saturation_of_oxygen_in_sea_water": "oxygen_saturation",
+        "mass_concentration_of_suspended_matter_in_sea_water": "suspended_matter",
+        "mole_concentration_of_nitrate_in_sea_water": "nitrate",
+        "mole_concentration_of_nitrite_in_sea_water": "nitrite",
+        "mole_concentration_of_ammonium_in_sea_water": "ammonium",
+        "mole_concentration_of_phosphate_in_sea_water": "orthophosphate",
+        "mole_concentration_of_silicate_in_sea_water": "silicate",
+        # not CF, written by the Ocean Observatories Initiative (OOI) for its pH sensors
+        "seawater_ph": "ph",
+    }
+)
+
+#: SeaDataNet P06 unit codes (NERC Vocabulary Server collection P06, "BODC data storage units",
+#: https://vocab.nerc.ac.uk/collection/P06/current/) -> UDUNITS string. Only the codes of the
+#: lab's parameters and of depth; pint converts the UDUNITS string.
+P06_UNITS: Mapping[str, str] = MappingProxyType(
+    {
+        "UPAA": "degC",  # Degrees Celsius
+        "ULAA": "m",  # Metres
+        "UPDB": "dbar",  # Decibars
+        "UGPL": "ug/L",  # Micrograms per litre
+        "UMGL": "mg/L",  # Milligrams per litre
+        "UMMC": "mg/m3",  # Milligrams per cubic metre
+        "KGUM": "kg/m3",  # Kilograms per cubic metre
+        "UPOX": "umol/L",  # Micromoles per litre
+        "UMLL": "mL/L",  # Millilitres per litre
+        "UPCT": "%",  # Percent
+        "UPPT": "ppt",  # Parts per thousand
+        "UUUU": "1",  # Dimensionless
+        "UUPH": "pH",  # pH units
+    }
+)
+
+#: Unit labels written by SeaDataNet and ODV exports that are not UDUNITS -> UDUNITS string.
+SDN_UNIT_LABELS: Mapping[str, str] = MappingProxyType(
+    {
+        "celsius degree": "degC",
+        "degrees celsius": "degC",
+        "degree celsius": "degC",
+        "deg c": "degC",
+        "degrees c": "degC",
+        "c": "degC",
+        "p.s.u.": "PSU",
+        "psu": "PSU",
+        "milligrams per cubic metre": "mg/m3",
+        "micrograms per litre": "ug/L",
+        "milligrams per litre": "mg/L",
+        "micromoles per litre": "umol/L",
+        "millimole/m3": "mmol/m3",
+        "nephelometric turbidity units": "NTU",
+        "formazin nephelometric units": "FNU",
+        "dimensionless": "1",
+        "metres": "m",
+    }
+)
+_P06 = re.compile(r"^(?:SDN:P06::)?(?P<code>[A-Z]{4})$")
+_EXPONENT = re.compile(r"(?<=[A-Za-zµ])(-?\d+)")
+
+
+def as_udunits(unit: str) -> str:
+    """A unit as UDUNITS text: a P06 code or SeaDataNet label translated, otherwise as given."""
+    text = unit.strip()
+    found = _P06.match(text)
+    if found and found["code"] in P06_UNITS:
+        return P06_UNITS[found["code"]]
+    return SDN_UNIT_LABELS.get(" ".join(text.casefold().split()), text)
+
+
+@functools.cache
+def _registry() -> Any:
+    import pint  # imported on first use: ``import recipes.insitu`` stays light
+
+    registry: Any = pint.UnitRegistry(autoconvert_offset_to_baseunit=True)
+    registry.define("degree_Celsius_alias = degC = Celsius")
+    return registry
+
+
+def _pint_text(unit: str) -> str:
+    """UDUNITS spelling made readable by pint: ``kg m-3`` -> ``kg m**-3``, ``mg.m-3``."""
+    text = unit.replace("µ", "u").replace("μ", "u").replace("³", "3").replace("⁻", "-")
+    text = re.sub(r"(?<=[A-Za-z])\.(?=[A-Za-z])", " ", text)
+    text = text.replace("^", "**")
+    return _EXPONENT.sub(r"**\1", text)
+
+
+@functools.cache
+def convert(unit: str, target: str) -> tuple[float, float] | None:
+    """(factor, offset) turning values in ``unit`` into ``target`` with pint, None if it can't.
+
+    Both are UDUNITS strings (``kg m-3``, ``mmol/m3``, ``degC``, ``K``).
+    """
+    if not unit.strip() or unit.strip() in ("1", "%", "PSU", "pH", "NTU", "FNU", "ppt"):
+        return None
+    registry = _registry()
+    try:
+        zero = registry.Quantity(0.0, _pint_text(unit)).to(_pint_text(target)).magnitude
+        one = registry.Quantity(1.0, _pint_text(unit)).to(_pint_text(target)).magnitude
+    except Exception:  # pint raises many kinds (undefined, dimensionality, syntax)
+        return None
+    return float(f"{one - zero:.12g}"), float(f"{zero:.12g}")

@@ -1,0 +1,305 @@
+"""The in-situ readers on real files of other producers (tests/data/insitu-real/, SOURCES.md).
+
+Every expected value was read by hand in the file (text lines, or netCDF variables) and is
+written literally here with where it comes from. Files the lab does not read are refused with a
+message that says what to do. Where a defect needs a damaged file (truncated download, default
+fill padding, a UTC offset in time units, Latin-1 text), the damage is made here, at run time, on
+a copy of a real file.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import warnings
+from pathlib import Path
+from typing import Any
+
+import netCDF4
+import numpy as np
+import pandas as pd
+import pytest
+
+from recipes import InSituFormatError, insitu
+from recipes.insitu._units import P06_UNITS, PARAMETERS, as_udunits, convert
+
+REAL = Path(__file__).parent / "data" / "insitu-real"
+SOURCES = REAL / "SOURCES.md"
+ROW = re.compile(r"^\| `(?P<file>[^`]+)` \|(?P<cells>.*)\|$")
+
+
+def _read(name: str, **kwargs: Any) -> insitu.InSituTable:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", insitu.NaiveTimeWarning)
+        return insitu.read(REAL / name, **kwargs)
+
+
+def _row(table: insitu.InSituTable, **where: object) -> pd.Series:
+    data = table.data
+    mask = np.ones(len(data), dtype=bool)
+    for column, value in where.items():
+        mask &= data[column] == value
+    assert mask.sum() == 1, (where, data[mask])
+    return data[mask].iloc[0]
+
+
+# -- SOURCES.md --------------------------------------------------------------------------
+
+
+def test_every_file_is_listed_with_origin_licence_and_size() -> None:
+    rows = {}
+    for line in SOURCES.read_text(encoding="utf-8").splitlines():
+        found = ROW.match(line)
+        if found:
+            rows[found["file"]] = [c.strip() for c in found["cells"].split("|")]
+    files = sorted(p.name for p in REAL.iterdir() if p.name != "SOURCES.md")
+    assert len(files) >= 20
+    assert sorted(rows) == files
+    for name, (origin, licence, size, *_rest) in rows.items():
+        assert "github.com" in origin and licence, name
+        assert int(size) == (REAL / name).stat().st_size, name
+
+
+# -- CF-DSG netCDF -----------------------------------------------------------------------
+
+
+def test_ooi_ph_time_series() -> None:
+    table = _read("pocean-ooi-phsen-seawater-ph-timeSeries.nc")
+    # pH[0] = 8.108017603921079 at time[0] = 1474936219.655 s since 1970-01-01T00:00:00Z;
+    # station ce02shsm (cf_role timeseries_id), lat 44, lon -124, z 7 m (positive down)
+    first = table.data.iloc[0]
+    assert (first["station_id"], first["parameter"], first["unit"]) == ("ce02shsm", "ph", "1")
+    assert first["value"] == pytest.approx(8.108017603921079)
+    assert first["time"] == pd.Timestamp("2016-09-27T00:30:19.655Z")
+    assert (first["lon"], first["lat"], first["depth"]) == (-124.0, 44.0, 7.0)
+    assert len(table.data) == 24
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "pocean-timeseries-om-single.nc",
+        "pocean-timeseries-om-multiple.nc",
+        "pocean-timeseries-im-multiple.nc",
+    ],
+)
+def test_air_temperature_named_temperature_is_not_water_temperature(name: str) -> None:
+    # temperature:standard_name = "air_temperature", units "Celsius": the name is only a hint
+    with pytest.raises(InSituFormatError, match=r"temperature \(air_temperature\).*variables="):
+        _read(name)
+
+
+def test_a_variable_mapped_by_hand_is_read() -> None:
+    # time = [0, 3600] s since 1990-01-01; temperature = [34.109104, 17.252682] Celsius;
+    # lon 42, lat 13, station_name "Station-0", alt 6 m positive up... (depth -6)
+    table = _read("pocean-timeseries-om-single.nc", variables={"temperature": "water_temperature"})
+    second = _row(table, time=pd.Timestamp("1990-01-01T01:00Z"))
+    assert second["value"] == pytest.approx(17.252682)
+    assert (second["station_id"], second["unit"], second["lon"], second["lat"]) == (
+        "Station-0",
+        "degC",
+        42.0,
+        13.0,
+    )
+
+
+def test_no_feature_type_but_a_station_role_is_read_with_a_note() -> None:
+    # no global featureType; station_name has cf_role timeseries_id; temp is air_temperature
+    with pytest.raises(InSituFormatError, match=r"temp \(air_temperature\)"):
+        _read("cc-bad-instance.nc")
+
+
+@pytest.mark.parametrize("name", ["pocean-qc-month.nc", "cc-bad_units.nc"])
+def test_no_feature_type_says_why_and_what_to_do(name: str) -> None:
+    with pytest.raises(
+        InSituFormatError, match=r"no global featureType.*featureType = 'timeSeries'"
+    ):
+        _read(name)
+
+
+@pytest.mark.parametrize(
+    ("name", "feature"),
+    [
+        ("pocean-profile-om-single.nc", "Profile"),
+        ("pocean-profile-2011_basis_ctd.nc", "profile"),
+        ("pocean-sensor_with_depths_1.nc", "timeSeriesProfile"),
+        ("pocean-timeseriesProfile-r-ctd-single.nc", "timeSeriesProfile"),
+        ("pocean-trajectory-im-single.nc", "trajectory"),
+    ],
+)
+def test_other_feature_types_are_refused_with_what_to_do(name: str, feature: str) -> None:
+    with pytest.raises(InSituFormatError, match=f"featureType is '{feature}'.*read_table"):
+        _read(name)
+
+
+def _copy(tmp_path: Path, name: str) -> Path:
+    copy = tmp_path / name
+    shutil.copyfile(REAL / name, copy)
+    return copy
+
+
+def test_truncated_netcdf3_download_is_refused(tmp_path: Path) -> None:
+    copy = tmp_path / "half.nc"
+    copy.write_bytes((REAL / "pocean-timeseries-om-single.nc").read_bytes()[:1800])
+    with pytest.raises(InSituFormatError, match=r"truncated.*[Dd]ownload it again"):
+        insitu.read(copy, variables={"temperature": "water_temperature"})
+
+
+def test_truncated_netcdf4_download_is_refused(tmp_path: Path) -> None:
+    copy = tmp_path / "half.nc"
+    copy.write_bytes((REAL / "pocean-ooi-phsen-seawater-ph-timeSeries.nc").read_bytes()[:40000])
+    with pytest.raises(InSituFormatError, match=r"(?s)truncated file.*download it again"):
+        insitu.read(copy)
+
+
+def test_default_fill_without_fill_value_attribute_is_no_data(tmp_path: Path) -> None:
+    copy = _copy(tmp_path, "pocean-timeseries-om-single.nc")
+    with netCDF4.Dataset(copy, "a") as ds:  # temperature has no _FillValue attribute
+        assert "_FillValue" not in ds["temperature"].ncattrs()
+        ds["temperature"][0] = netCDF4.default_fillvals["f4"]
+    table = insitu.read(copy, variables={"temperature": "water_temperature"})
+    assert len(table.data) == 99 and table.data["value"].max() < 1e30
+    assert pd.Timestamp("1990-01-01T00:00Z") not in set(table.data["time"])
+
+
+def test_time_units_with_a_utc_offset(tmp_path: Path) -> None:
+    copy = _copy(tmp_path, "pocean-timeseries-om-single.nc")
+    with netCDF4.Dataset(copy, "a") as ds:
+        ds["time"].units = "seconds since 1990-01-01 00:00:00 +1:00"
+    table = insitu.read(copy, variables={"temperature": "water_temperature"})
+    assert table.data["time"].min() == pd.Timestamp("1989-12-31T23:00Z")
+
+
+def test_longitude_0_360_and_implausible_values(tmp_path: Path) -> None:
+    copy = _copy(tmp_path, "pocean-timeseries-om-single.nc")
+    with netCDF4.Dataset(copy, "a") as ds:
+        ds["lon"][...] = 350.0
+        ds["temperature"][1] = 350.0
+    table = insitu.read(copy, variables={"temperature": "water_temperature"})
+    assert set(table.data["lon"]) == {-10.0}
+    hot = _row(table, time=pd.Timestamp("1990-01-01T01:00Z"))
+    assert (hot["value"], hot["qc_flag"]) == (350.0, 4)
+    assert table.flagged["reason"].str.contains("plausible range").sum() == 1
+
+
+# -- SeaDataNet / ODV spreadsheets -------------------------------------------------------
+
+
+def test_odv_profiles_keep_their_depths() -> None:
+    # sample_ODV_qv.txt lines 19-20: same station S01 and time, "Sampling depth" (P01
+    # ADEPZZ01) 3 then 4, Salinity (P01 ODSDM021, P06 UPPT) 30 with QV 1 on both
+    table = _read("divand-sample_ODV_qv.txt")
+    salinity = table.data[table.data["parameter"] == "salinity"].sort_values("depth")
+    assert salinity["depth"].tolist() == [3.0, 4.0]
+    assert salinity["value"].tolist() == [30.0, 30.0]
+    assert set(salinity["qc_flag"]) == {1}
+    assert not table.rejected["reason"].str.contains("duplicate").any()
+
+
+@pytest.mark.parametrize(
+    ("name", "day", "salinity"),
+    [("divand-sample_ODV.txt", "2010-01-01", 30.0), ("divand-sample_ODV2.txt", "2010-01-02", 31.0)],
+)
+def test_odv_sample_station(name: str, day: str, salinity: float) -> None:
+    # line 19: BE2016/03A S01 B <day>T00:00:00.000, lon 10, lat 20, Sampling depth 3,
+    # Temperature empty (QV 9), Salinity <salinity> QV 1
+    table = _read(name)
+    row = _row(table, parameter="salinity")
+    assert row["station_id"] == "S01" and row["time"] == pd.Timestamp(f"{day}T00:00Z")
+    assert (row["lon"], row["lat"], row["depth"], row["value"]) == (10.0, 20.0, 3.0, salinity)
+    assert table.rejected["reason"].str.contains("missing value").any()
+
+
+def test_odv_of_another_project_with_its_depth_column() -> None:
+    # BlackSea_2profiles.txt (ODV export, QV:WOD flags): line 12 station 11570900,
+    # 1991-09-03T16:25, lon 28.3333, lat 43.167, Depth 0.0, Temperature [C] 22.208,
+    # Salinity [psu] 15.7020; line 19 (station 11570901) Depth 30.0, Temperature 9.954
+    table = _read("divand-BlackSea_2profiles.txt")
+    first = _row(table, station_id="11570900", depth=0.0, parameter="water_temperature")
+    assert first["time"] == pd.Timestamp("1991-09-03T16:25Z") and first["value"] == 22.208
+    assert (first["lon"], first["lat"], first["unit"], first["qc_flag"]) == (
+        28.3333,
+        43.167,
+        "degC",
+        0,
+    )
+    deep = _row(table, station_id="11570901", depth=30.0, parameter="water_temperature")
+    assert deep["value"] == 9.954
+    assert _row(table, station_id="11570900", depth=0.0, parameter="salinity")["value"] == 15.702
+    assert len(table.data) == 30
+
+
+def test_emodnet_aggregated_odv() -> None:
+    # sample_ODV_aggregated.txt, first data row (station 480, 1996-06-02T09:00:59):
+    # Depth [m] 198.39999, ITS-90 water temperature [degrees C] 10, Water body salinity
+    # [per mille] 38
+    table = _read("divand-sample_ODV_aggregated.txt")
+    at = {"station_id": "480", "depth": 198.39999}
+    assert _row(table, parameter="water_temperature", **at)["value"] == 10.0
+    assert _row(table, parameter="salinity", **at)["value"] == 38.0
+    assert _row(table, parameter="salinity", **at)["time"] == pd.Timestamp("1996-06-02T09:00:59Z")
+
+
+def test_odv_time_series_reads_the_sample_time() -> None:
+    # time_series_small.txt, line 2 after the header: time_ISO8601 2009-10-23T15:56:00,
+    # Water body dissolved oxygen concentration [umol/l] 193.39062, Depth [m] 856
+    table = _read("divand-time_series_small.txt")
+    row = _row(table, time=pd.Timestamp("2009-10-23T15:56Z"))
+    assert row["unit"] == "mg(O2)/L" and row["depth"] == 856.0
+    assert row["value"] == pytest.approx(193.39062 * 31.9988 / 1000.0)
+    assert _row(table, time=pd.Timestamp("2009-10-23T16:56Z"))["value"] == pytest.approx(
+        195.23384 * 31.9988 / 1000.0
+    )
+
+
+def test_latin1_odv_is_detected_and_encoding_can_be_given(tmp_path: Path) -> None:
+    text = (REAL / "divand-BlackSea_2profiles.txt").read_text(encoding="utf-8")
+    copy = tmp_path / "latin1.txt"
+    copy.write_bytes(text.replace("11570900", "Étang-Nord").encode("latin-1"))
+    table = insitu.read(copy)
+    assert "Étang-Nord" in set(table.data["station_id"])
+    assert any("ISO-8859-1" in note for note in table.notes)
+    assert "Étang-Nord" in set(insitu.read(copy, encoding="latin-1").data["station_id"])
+    with pytest.raises(InSituFormatError, match=r"is not utf-8 text.*encoding="):
+        insitu.read(copy, encoding="utf-8")
+
+
+# -- other files -------------------------------------------------------------------------
+
+
+def test_erddap_error_body_is_refused() -> None:
+    with pytest.raises(InSituFormatError, match="ERDDAP error response"):
+        _read("erddap-search-no-results-404.txt")
+
+
+def test_station_list_is_not_in_situ_data() -> None:
+    with pytest.raises(InSituFormatError, match="pass format="):
+        _read("grstbx-odatis_stations_s2tiles.csv")
+
+
+# -- units -------------------------------------------------------------------------------
+
+
+def test_units_with_a_units_library_and_the_p06_vocabulary() -> None:
+    oxygen = PARAMETERS["dissolved_oxygen"]
+    assert oxygen.normalise("kg m-3") == ("mg(O2)/L", 1000.0, 0.0)  # 1 kg/m3 = 1 g/L
+    assert PARAMETERS["water_temperature"].normalise("Celsius degree") == ("degC", 1.0, 0.0)
+    assert PARAMETERS["water_temperature"].normalise("SDN:P06::UPAA") == ("degC", 1.0, 0.0)
+    assert PARAMETERS["salinity"].normalise("P.S.U.") == ("1", 1.0, 0.0)
+    assert PARAMETERS["silicate"].normalise("millimole/m3") == ("µmol/L", 1.0, 0.0)
+    assert PARAMETERS["chlorophyll_a"].normalise("UMMC") == ("µg/L", 1.0, 0.0)
+    assert PARAMETERS["water_temperature"].normalise("N") is None
+    assert as_udunits("UPOX") == "umol/L" and set(P06_UNITS) >= {"UPAA", "UMMC", "ULAA"}
+
+
+def test_hand_table_factors_agree_with_the_units_library() -> None:
+    checked = 0
+    for parameter in PARAMETERS.values():
+        if parameter.quantity is None:
+            continue
+        for spelling, (written, factor, offset) in parameter.units.items():
+            scale = convert(spelling, parameter.quantity)
+            if scale is not None and written == parameter.unit:
+                assert scale == pytest.approx((factor, offset)), (parameter.name, spelling)
+                checked += 1
+    assert checked > 20
