@@ -27,8 +27,10 @@ GDAL_DEFAULTS = {
     "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
     "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
     "GDAL_HTTP_MULTIRANGE": "YES",
-    "GDAL_HTTP_MAX_RETRY": "5",
+    "GDAL_HTTP_MAX_RETRY": "3",  # retries of a 429/502/503/504, delay doubling: 0.5+1+2 s
     "GDAL_HTTP_RETRY_DELAY": "0.5",
+    "GDAL_HTTP_CONNECTTIMEOUT": "10",  # an unreachable server fails in seconds, not minutes
+    "GDAL_HTTP_TIMEOUT": "60",
 }
 """GDAL settings for COG reads, added unless the user's rasterio/odc configuration sets them."""
 
@@ -121,7 +123,8 @@ def file_header(href: str) -> FileHeader:
         key = (href, 0, 0)
     found = _HEADERS.get(key)
     if found is None:
-        with rasterio.open(path or href, sharing=False) as src:
+        gdal = {k: os.environ.get(k, v) for k, v in GDAL_DEFAULTS.items()}  # GDAL options
+        with rasterio.Env(**gdal), rasterio.open(path or href, sharing=False) as src:
             found = FileHeader(
                 dtype=str(src.dtypes[0]),
                 nodata=src.nodatavals[0],

@@ -92,3 +92,48 @@ def test_killed_hub_and_gateway_leave_nothing_after_down(sample_dir, tmp_path):
         if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     ]
     assert alive == []
+
+
+def test_restricted_asset_read_fails_fast_when_its_service_is_down(
+    sample_dir, tmp_path, monkeypatch
+):
+    """GDAL's retries and timeouts (datacubes, the kernel's env) end a read of a dead service
+    in seconds: the load raises the lab's AssetReadError naming the item and asset."""
+    import threading
+
+    from hub_fixtures import running_lab
+
+    import datacubes
+    import lab
+    from lab import AssetReadError
+    from lab_server.deploy._layout import access_scope
+
+    with running_lab(sample_dir / "centres.yaml", tmp_path / "run") as deployment:
+        hub = Hub(deployment)
+        hub.create_user("erin")
+        hub.add_to_group("dinamis", ["erin"])
+        token = hub.token(
+            "erin", ["access:services!service=restricted-dinamis", access_scope("dinamis")]
+        )
+        monkeypatch.setenv("JUPYTERHUB_API_TOKEN", token)
+        items = lab.catalog(deployment.centres_file).search(collections="pleiades-ms")
+        assert len(items) == 3
+        service = next(p for p, _ in status(deployment.run_dir) if p.name == "restricted-dinamis")
+        os.kill(service.pid, signal.SIGKILL)
+        psutil.wait_procs([psutil.Process(service.pid)], timeout=30)
+        outcome: list[BaseException | None] = []
+
+        def read() -> None:
+            try:
+                datacubes.load([items[0]], ["red"])["red"].compute()
+            except BaseException as exc:
+                outcome.append(exc)
+            else:
+                outcome.append(None)
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        reader.join(20)  # hang guard: GDAL's defaults would retry for minutes
+        assert not reader.is_alive(), "the read of a dead service did not end within 20 s"
+        assert len(outcome) == 1 and isinstance(outcome[0], AssetReadError), outcome
+        assert items[0].id in str(outcome[0]) and "red" in str(outcome[0])
