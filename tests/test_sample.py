@@ -658,8 +658,10 @@ def test_cli_refuses_a_non_empty_directory(tmp_path: Path, capsys: pytest.Captur
 
 
 def test_cli_rejects_too_few_dates(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    assert lab._cli.main(["sample", "--out", str(tmp_path / "s"), "--dates", "8"]) == 1
-    assert "at least 16" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exited:  # a bad argument is argparse's error: status 2
+        lab._cli.main(["sample", "--out", str(tmp_path / "s"), "--dates", "8"])
+    assert exited.value.code == 2
+    assert "argument --dates: must be an integer from 16 to 113" in capsys.readouterr().err
     assert not (tmp_path / "s").exists()
 
 
