@@ -303,3 +303,184 @@ def test_hand_table_factors_agree_with_the_units_library() -> None:
                 assert scale == pytest.approx((factor, offset)), (parameter.name, spelling)
                 checked += 1
     assert checked > 20
+
+
+# -- encodings (the file's encoding detected, or given with encoding=) ----------------------
+
+REFERENCE = Path(__file__).parent / "data" / "reference" / "insitu"
+ERDDAP_CSVP = REFERENCE / "erddap-gliders-amelia-20180501T0000-temperature.csvp"
+SOMLIT_CSV = REFERENCE / "somlit-med-HYDRO-1995-2021.csv"
+
+
+def _erddap_latin1(tmp_path: Path, suffix: str) -> Path:
+    """An ERDDAP response in ISO-8859-1 (what ERDDAP serves .csv/.csvp in) with a station 'Étang'.
+
+    Built from the reference .csvp (header ``temperature (Celsius),time (UTC)``, rows 2-4:
+    10.2863, 10.2904, 10.284 at 2018-05-08T00:32:38Z) with the station and position columns an
+    ERDDAP query adds, written as ERDDAP writes them: a column without units has no
+    ``(units)`` in ``.csvp`` and an empty units cell in ``.csv``.
+    """
+    lines = ERDDAP_CSVP.read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "temperature (Celsius),time (UTC)"
+    rows = [line.split(",") for line in lines[1:4]]
+    if suffix == ".csvp":
+        head = [
+            "station,latitude (degrees_north),longitude (degrees_east),temperature (Celsius),time (UTC)"
+        ]
+    else:
+        head = [
+            "station,latitude,longitude,temperature,time",
+            ",degrees_north,degrees_east,Celsius,UTC",
+        ]
+    body = [f"Étang de Berre,43.45,5.1,{value},{time}" for value, time in rows]
+    path = tmp_path / f"erddap-latin1{suffix}"
+    path.write_bytes("\n".join(head + body).encode("latin-1"))
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".csvp", ".csv"])
+def test_erddap_latin1_is_detected_and_encoding_can_be_given(tmp_path: Path, suffix: str) -> None:
+    path = _erddap_latin1(tmp_path, suffix)
+    guessed = insitu.read(path)
+    assert sorted(guessed.data["value"]) == [10.284, 10.2863, 10.2904]
+    assert set(guessed.data["station_id"]) == {"Étang de Berre"}
+    assert set(guessed.data["parameter"]) == {"water_temperature"}
+    assert set(guessed.data["time"]) == {pd.Timestamp("2018-05-08T00:32:38Z")}
+    assert (guessed.data["lon"].iloc[0], guessed.data["lat"].iloc[0]) == (5.1, 43.45)
+    assert any("not UTF-8" in n and "ISO-8859-1" in n for n in guessed.notes)
+    given = insitu.read(path, encoding="latin-1")
+    assert set(given.data["station_id"]) == {"Étang de Berre"}
+    assert not any("ISO-8859-1" in n for n in given.notes)
+    with pytest.raises(InSituFormatError, match=r"is not utf-8 text \(byte \d+.*encoding="):
+        insitu.read_erddap(path, encoding="utf-8")
+    with pytest.raises(InSituFormatError, match=r"'latin-42' is not a known text encoding"):
+        insitu.read(path, encoding="latin-42")
+
+
+def test_somlit_latin1_is_detected_and_encoding_can_be_given(tmp_path: Path) -> None:
+    # the reference export's header and first row (Point B, 1995-01-18 08:00, F, T 13.830 q2),
+    # with the site renamed to a name with an accent, re-encoded in Latin-1
+    header, first = SOMLIT_CSV.read_text(encoding="utf-8").splitlines()[:2]
+    assert '"Point B"' in first and '"13.830",2' in first
+    path = tmp_path / "somlit-latin1.csv"
+    path.write_bytes(f"{header}\n{first.replace('Point B', 'Étang de Thau')}\n".encode("latin-1"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", insitu.NaiveTimeWarning)
+        guessed = insitu.read(path)
+        given = insitu.read_somlit(path, encoding="latin-1")
+    for table in (guessed, given):
+        row = _row(table, parameter="water_temperature")
+        assert (row["station_id"], row["value"], row["qc_flag"]) == ("Étang de Thau", 13.83, 1)
+    assert any("ISO-8859-1" in n for n in guessed.notes)
+    assert not any("ISO-8859-1" in n for n in given.notes)
+    with pytest.raises(InSituFormatError, match=r"is not utf-8 text.*encoding="):
+        insitu.read(path, encoding="utf-8")
+
+
+def test_table_csv_latin1_is_detected_and_encoding_can_be_given(tmp_path: Path) -> None:
+    path = tmp_path / "tidy-latin1.csv"
+    path.write_bytes(
+        (
+            "station_id,time,lon,lat,depth,parameter,value,unit,qc_flag,source\n"
+            "Étang de Thau,2021-06-01T10:00:00Z,3.6,43.4,1.0,turbidity,2.5,FNU,1,ifremer\n"
+        ).encode("latin-1")
+    )
+    for table in (insitu.read(path), insitu.read_table(path, encoding="latin-1")):
+        row = _row(table, parameter="turbidity")
+        assert (row["station_id"], row["value"], row["time"]) == (
+            "Étang de Thau",
+            2.5,
+            pd.Timestamp("2021-06-01T10:00Z"),
+        )
+    assert any("ISO-8859-1" in n for n in insitu.read(path).notes)
+    with pytest.raises(InSituFormatError, match=r"is not utf-8 text.*encoding="):
+        insitu.read(path, format="table", encoding="utf-8")
+
+
+# -- plausibility ------------------------------------------------------------------------
+
+
+def test_a_sampling_date_in_the_future_is_flagged_bad(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    copy = _copy(tmp_path, "pocean-timeseries-om-single.nc")
+    start = pd.Timestamp("1990-01-01")
+    with netCDF4.Dataset(copy, "a") as ds:  # int32 seconds end in 2058: hourly times in minutes
+        assert ds["time"].units == "seconds since 1990-01-01 00:00:00"
+        ds["time"].units = "minutes since 1990-01-01 00:00:00"
+        ds["time"][:] = ds["time"][:] // 60
+        ds["time"][2] = (pd.Timestamp("2099-06-01") - start) // pd.Timedelta("1min")  # row 3
+        ds["time"][3] = (pd.Timestamp("2005-06-01") - start) // pd.Timedelta("1min")  # row 4
+    mapping = {"temperature": "water_temperature"}
+    table = insitu.read(copy, variables=mapping)
+    assert len(table.data) == 100
+    assert _row(table, time=pd.Timestamp("2099-06-01T00:00Z"))["qc_flag"] == 4
+    assert _row(table, time=pd.Timestamp("2005-06-01T00:00Z"))["qc_flag"] == 0
+    future = table.flagged[table.flagged["reason"].str.contains("in the future")]
+    assert len(future) == 1 and "2099-06-01" in future["reason"].iloc[0]
+    # the present is injectable: as seen from 2000, the 2005 sample is in the future too
+    monkeypatch.setattr("recipes.insitu._core.now", lambda: pd.Timestamp("2000-01-01", tz="UTC"))
+    past = insitu.read(copy, variables=mapping)
+    assert _row(past, time=pd.Timestamp("2005-06-01T00:00Z"))["qc_flag"] == 4
+    assert past.flagged["reason"].str.contains("in the future").sum() == 2
+    assert _row(past, time=pd.Timestamp("1990-01-01T00:00Z"))["qc_flag"] == 0
+
+
+def test_every_parameter_documents_its_plausible_range() -> None:
+    doc = insitu.__doc__ or ""
+    section = doc.split("Plausible ranges\n----------------\n", 1)[1].split("\n\n")
+    table = next(block for block in section if block.startswith("===="))
+    documented: dict[str, tuple[tuple[float, float], str | None]] = {}
+    for line in table.splitlines()[3:-1]:
+        name, text = line.split(maxsplit=1)
+        found = re.match(r"^\[(?P<low>[-\d.]+), (?P<high>[-\d.]+)\] (?P<unit>.+)$", text)
+        if found is None:
+            assert text.startswith("none"), line
+            documented[name] = ((-np.inf, np.inf), None)
+        else:
+            documented[name] = ((float(found["low"]), float(found["high"])), found["unit"])
+    assert sorted(documented) == sorted(PARAMETERS)
+    for name, (bounds, unit) in documented.items():
+        assert bounds == PARAMETERS[name].valid_range, name
+        if unit is not None:
+            assert PARAMETERS[name].unit in unit, name
+    assert documented["water_temperature"] == ((-3.0, 45.0), "degC")
+
+
+# -- netCDF-4 with an offset in the time units --------------------------------------------
+
+
+def test_netcdf4_time_units_with_an_offset(tmp_path: Path) -> None:
+    """The real timeSeries file rewritten as netCDF-4, time in days since 1858-11-17 +0:00."""
+    original = REAL / "pocean-timeseries-om-single.nc"
+    copy = tmp_path / "mjd.nc"
+    mjd_1990 = (pd.Timestamp("1990-01-01") - pd.Timestamp("1858-11-17")).days
+    assert mjd_1990 == 47892
+    with netCDF4.Dataset(original) as src, netCDF4.Dataset(copy, "w", format="NETCDF4") as dst:
+        dst.setncatts({k: src.getncattr(k) for k in src.ncattrs()})
+        for name, dim in src.dimensions.items():
+            dst.createDimension(name, None if dim.isunlimited() else len(dim))
+        for name, var in src.variables.items():
+            attrs = {k: var.getncattr(k) for k in var.ncattrs()}
+            if name == "time":
+                out = dst.createVariable(name, "f8", var.dimensions)
+                attrs.update(units="days since 1858-11-17 00:00:00 +0:00", missing_value=-999.0)
+                out.setncatts(attrs)
+                out[:] = mjd_1990 + var[:].astype("f8") / 86400.0
+            else:
+                out = dst.createVariable(name, var.dtype, var.dimensions)
+                out.setncatts(attrs)
+                out[...] = var[...]
+    with netCDF4.Dataset(copy) as ds:
+        assert ds.data_model == "NETCDF4" and ds["time"][1] == pytest.approx(47892 + 1 / 24)
+    mapping = {"temperature": "water_temperature"}
+    table = insitu.read(copy, variables=mapping)
+    reference = insitu.read(original, variables=mapping)
+    assert len(table.data) == len(reference.data) == 100
+    assert table.data["time"].iloc[0] == pd.Timestamp("1990-01-01T00:00Z")
+    assert _row(table, time=pd.Timestamp("1990-01-01T01:00Z"))["value"] == pytest.approx(
+        _row(reference, time=pd.Timestamp("1990-01-01T01:00Z"))["value"]
+    )
+    shift = (table.data["time"] - reference.data["time"]).abs().max()
+    assert shift < pd.Timedelta("1ms")
+    assert list(table.data["value"]) == list(reference.data["value"])

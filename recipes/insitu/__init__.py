@@ -63,6 +63,39 @@ guessed: the row is rejected with a reason naming the accepted ones. Molar masse
 standard atomic weights; mL/L of O2 uses 22.392 L/mol. Hub'Eau SANDRE codes the lab does not map
 keep the name ``sandre_<code>`` and their unit as given (a note lists them).
 
+Plausible ranges
+----------------
+A value outside its parameter's plausible range (``PARAMETERS[name].valid_range``, in the
+canonical unit, bounds included) is kept with flag 4 (bad) and listed in ``flagged`` with the
+range; so is a sampling time more than a day after the present (a date in 2099).
+
+=============================  ==================================
+parameter                      plausible range (canonical unit)
+=============================  ==================================
+turbidity                      [0, 4000] FNU / NTU
+chlorophyll_a                  [0, 1000] µg/L
+suspended_matter               [0, 50000] mg/L
+water_temperature              [-3, 45] degC
+dissolved_oxygen               [0, 40] mg(O2)/L
+oxygen_saturation              [0, 400] %
+salinity                       [0, 70] 1
+ph                             [0, 14] 1
+conductivity_25c               [0, 100000] µS/cm
+nitrate                        [0, 1000] mg(NO3)/L
+nitrite                        [0, 100] mg(NO2)/L
+ammonium                       [0, 500] mg(NH4)/L
+orthophosphate                 [0, 100] mg(PO4)/L
+silicate                       [0, 2000] µmol/L
+total_phosphorus               none (negative values are flagged)
+kjeldahl_nitrogen              none (negative values are flagged)
+bod5                           none (negative values are flagged)
+organic_carbon                 none (negative values are flagged)
+particulate_organic_carbon     none (negative values are flagged)
+particulate_organic_nitrogen   none (negative values are flagged)
+delta15n_particulate           none
+delta13c_particulate           none
+=============================  ==================================
+
 Quality flags (SeaDataNet L20)
 ------------------------------
 0 no quality control, 1 good, 2 probably good, 3 probably bad, 4 bad, 5 changed, 6 below

@@ -480,6 +480,14 @@ def _negatives(df: pd.DataFrame, report: Report) -> pd.DataFrame:
     return df
 
 
+def now() -> pd.Timestamp:
+    """The present time, UTC: a sampling time more than a day after it is flagged 4.
+
+    (A function of its own so that tests can set the present.)
+    """
+    return pd.Timestamp.now(tz="UTC")
+
+
 def _implausible(df: pd.DataFrame, report: Report) -> pd.DataFrame:
     """Flag 4 (bad) values outside their parameter's plausible range, and future times."""
     if df.empty:
@@ -506,7 +514,7 @@ def _implausible(df: pd.DataFrame, report: Report) -> pd.DataFrame:
         )
         report.flag(df[outside], reason)
         df = df.assign(qc_flag=df["qc_flag"].where(~outside, 4).astype("int8"))
-    future = (df["time"] > pd.Timestamp.now(tz="UTC") + pd.Timedelta(days=1)) & (df["qc_flag"] != 4)
+    future = (df["time"] > now() + pd.Timedelta(days=1)) & (df["qc_flag"] != 4)
     if future.any():
         reason = "time " + df["time"][future].astype(str) + " is in the future: qc_flag set to 4"
         report.flag(df[future], reason)

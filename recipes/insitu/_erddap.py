@@ -29,15 +29,22 @@ _STATIONS = ("station", "station_id", "station_name", "platform", "platform_id",
 
 
 def split_header(header: Iterable[str]) -> tuple[list[str], list[str]] | None:
-    """Names and units of a ``.csvp`` header, or None if a column has no ``(units)``."""
-    names, units = [], []
+    """Names and units of a ``.csvp`` header, or None if no column has ``(units)``.
+
+    ERDDAP writes no parentheses after a column without units (``station,time (UTC),...``):
+    its unit is ``""``.
+    """
+    names, units, with_units = [], [], 0
     for cell in header:
         found = _HEADER_UNITS.match(cell.strip())
         if found is None:
-            return None
+            names.append(cell.strip())
+            units.append("")
+            continue
+        with_units += 1
         names.append(found["name"])
         units.append(found["unit"])
-    return names, units
+    return (names, units) if with_units else None
 
 
 def is_units_row(cells: Iterable[str], names: list[str]) -> bool:

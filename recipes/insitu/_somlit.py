@@ -8,6 +8,7 @@ SeaDataNet L20 in ``SOMLIT_FLAGS``; 999999 is SOMLIT's missing-value code.
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -67,6 +68,7 @@ def read_somlit(
     naive_time: str = "utc",
     source: str = SOURCE,
     storage_options: Mapping[str, Any] | None = None,
+    encoding: str | None = None,
 ) -> InSituTable:
     """Read a SOMLIT hydrology CSV export into the tidy table.
 
@@ -91,6 +93,9 @@ def read_somlit(
         Value of the ``source`` column.
     storage_options
         fsspec options for URLs other than ``http(s)`` and ``file`` (e.g. S3 credentials).
+    encoding
+        Text encoding of the file (``"latin-1"``, ``"cp1252"``...); default: UTF-8, or
+        ISO-8859-1 if the bytes are not UTF-8 (site names such as ``Étang``), with a note.
 
     Returns
     -------
@@ -106,11 +111,17 @@ def read_somlit(
     options = ReadOptions.make(parameters, timezone, naive_time)
     src = as_source(path, storage_options)
     src.check_not_empty()
-    sample = src.head(4096).decode("utf-8", errors="replace")
+    text, guessed = src.decode(encoding)
+    text = text.lstrip("\ufeff")
+    sample = text[:4096]
     delimiter = ";" if sample.count(";") > sample.count(",") else ","
     try:
         df = pd.read_csv(
-            src.open(), sep=delimiter, dtype=str, keep_default_na=False, quoting=csv.QUOTE_MINIMAL
+            io.StringIO(text),
+            sep=delimiter,
+            dtype=str,
+            keep_default_na=False,
+            quoting=csv.QUOTE_MINIMAL,
         )
     except (ValueError, pd.errors.ParserError) as exc:
         raise InSituFormatError(f"cannot read {src.name} as SOMLIT CSV: {exc}") from exc
@@ -127,6 +138,8 @@ def read_somlit(
     used = set(_SAMPLE) | set(present) | {f"Q{c}" for c in present}
     other = [names[c] for c in names if c not in used]
     report = Report()
+    if guessed:
+        report.note(guessed)
     if other:
         report.note(f"{src.name}: column(s) not read: {other}")
     base = pd.DataFrame(

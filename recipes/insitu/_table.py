@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -37,6 +38,7 @@ def read_table(
     timezone: str | None = None,
     naive_time: str = "utc",
     storage_options: Mapping[str, Any] | None = None,
+    encoding: str | None = None,
 ) -> InSituTable:
     """Read Parquet or CSV files that already follow the tidy schema (the sample's assets).
 
@@ -56,6 +58,9 @@ def read_table(
         :class:`NaiveTimeWarning`; ``"error"`` raises :class:`~recipes.InSituFormatError`.
     storage_options
         fsspec options for URLs other than ``http(s)`` and ``file`` (e.g. S3 credentials).
+    encoding
+        Text encoding of the CSV files (``"latin-1"``, ``"cp1252"``...); default: UTF-8, or
+        ISO-8859-1 if the bytes are not UTF-8, with a note. Parquet files ignore it.
 
     Returns
     -------
@@ -73,19 +78,27 @@ def read_table(
     options = ReadOptions.make(parameters, timezone, naive_time)
     sources = as_sources(path_or_paths, storage_options)
     report = Report()
-    frames = [_load(source) for source in sources]
+    frames = []
+    for source in sources:
+        frame, guessed = _load(source, encoding)
+        frames.append(frame)
+        if guessed:
+            report.note(guessed)
     label = ", ".join(s.name for s in sources)
     return finalize(pd.concat(frames, ignore_index=True), report, options, label=label)
 
 
-def _load(source: Source) -> pd.DataFrame:
+def _load(source: Source, encoding: str | None = None) -> tuple[pd.DataFrame, str | None]:
+    """The file's rows (with ``_row`` and ``_raw``), and a note if its encoding was guessed."""
     source.check_not_empty()
+    parquet = source.suffix in (".parquet", ".pq") or source.head(4) == b"PAR1"
+    text, guessed = ("", None) if parquet else source.decode(encoding)
     try:
-        if source.suffix in (".parquet", ".pq") or source.head(4) == b"PAR1":
+        if parquet:
             df = pd.read_parquet(source.open())
             first_line, where = 0, "row"
         else:
-            df = pd.read_csv(source.open(), dtype=str, keep_default_na=False)
+            df = pd.read_csv(io.StringIO(text.lstrip("\ufeff")), dtype=str, keep_default_na=False)
             first_line, where = 2, "line"
     except (ValueError, OSError, pd.errors.ParserError) as exc:
         raise InSituFormatError(
@@ -100,4 +113,4 @@ def _load(source: Source) -> pd.DataFrame:
     if not len(df):
         raise InSituFormatError(f"{source.name} has a header but no data rows")
     row = f"{source.name} {where} " + pd.Series(range(first_line, first_line + len(df))).astype(str)
-    return df.assign(_row=row.to_numpy(), _raw=raw_text(df, COLUMNS).to_numpy())
+    return df.assign(_row=row.to_numpy(), _raw=raw_text(df, COLUMNS).to_numpy()), guessed
