@@ -19,7 +19,14 @@ from odc.geo.geobox import GeoBox
 
 from datacubes._bands import BandInfo, Family, asset_resolution, is_level2, resolve_band
 from datacubes._errors import BandNotFoundError
-from datacubes._scaling import Scaling, asset_data_type, asset_nodata, scaling_for
+from datacubes._scaling import (
+    DEA_ARD_NODATA,
+    Scaling,
+    asset_data_type,
+    asset_nodata,
+    dea_ard_reflectance,
+    scaling_for,
+)
 from lab import ConfigurationError, NoItemsError
 
 
@@ -134,6 +141,15 @@ def _absolute_href(item: pystac.Item, key: str) -> str:
     return href
 
 
+def _default_nodata(item: pystac.Item, key: str, info: BandInfo | None) -> float | None:
+    """Nodata when the item does not say: the band table's, else the product's known value."""
+    if info is not None and info.nodata is not None:
+        return info.nodata
+    if dea_ard_reflectance(item, key) is not None:
+        return DEA_ARD_NODATA
+    return None
+
+
 def plan_item(item: pystac.Item, bands: Sequence[str], resolution: float | None) -> list[ItemBand]:
     """Resolve every requested band of one item."""
     plan = []
@@ -161,7 +177,7 @@ def plan_item(item: pystac.Item, bands: Sequence[str], resolution: float | None)
                 resolution=resolution,
                 pixel_size=pixel_size,
                 data_type=asset_data_type(asset, info.data_type if info else None),
-                nodata=asset_nodata(asset, info.nodata if info else None),
+                nodata=asset_nodata(asset, _default_nodata(item, band.asset_key, info)),
                 scaling=scaling_for(item, band),
                 info=info,
                 family=band.family,

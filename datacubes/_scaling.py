@@ -26,8 +26,10 @@ of one item:
 
 3. Other bands: the raster extension's scale/offset, else the sensor's known values (Landsat
    Collection 2 Level-2 surface reflectance 2.75e-05 / -0.2, surface temperature
-   0.00341802 / 149; Sentinel-2 AOT and WVP 0.001 / 0), else no scaling (raw values, with a
-   warning from :func:`datacubes.load`).
+   0.00341802 / 149; Sentinel-2 AOT and WVP 0.001 / 0), else the product's known values
+   (Geoscience Australia DEA ARD ``nbart_*``/``nbar_*`` surface reflectance: x 10000, no
+   offset, nodata -999; see :func:`dea_ard`), else no scaling (raw values, with a warning from
+   :func:`datacubes.load`).
 """
 
 from __future__ import annotations
@@ -50,6 +52,17 @@ S2_OFFSET_BASELINE = 4.0
 """First processing baseline whose DN carry the +1000 offset."""
 S2_OFFSET_DATE = datetime(2022, 1, 25, tzinfo=UTC)
 """Day processing baseline 04.00 became operational (rule d for items without a baseline)."""
+
+DEA_ARD_SCALE = 1e-4
+"""DEA ARD surface reflectance = DN / 10000, no offset."""
+DEA_ARD_NODATA = -999.0
+"""DEA ARD surface reflectance nodata."""
+# Geoscience Australia, DEA Knowledge Hub, "DEA Surface Reflectance (Landsat 8 OLI-TIRS)"
+# (https://knowledge.dea.ga.gov.au/data/product/dea-surface-reflectance-landsat-8-oli-tirs/,
+# Specifications, bands nbart_*/nbar_*: int16, nodata -999, surface reflectance scaled by
+# 10000, valid 0-10000, no offset); the Landsat 5/7 and Sentinel-2 ARD pages say the same.
+_DEA_ARD_BANDS = re.compile(r"^nbart?_")
+_DEA_ARD_PRODUCT = re.compile(r"^ga_(ls\d[a-z]*|s2[a-z]*)_ard_", re.IGNORECASE)
 
 _BASELINE_KEYS = ("s2:processing_baseline", "processing:version", "sentinel:processing_baseline")
 _FLAG_KEYS = ("earthsearch:boa_offset_applied", "sentinel:boa_offset_applied")
@@ -191,6 +204,29 @@ def s2_composite(item: pystac.Item) -> str | None:
     return None
 
 
+def dea_ard(item: pystac.Item) -> str | None:
+    """What makes an item a Geoscience Australia DEA Analysis Ready Data product, or ``None``.
+
+    Decided by the product metadata DEA writes (``odc:product`` ``ga_ls8c_ard_3``,
+    ``ga_s2am_ard_3``...; ``odc:producer`` ``ga.gov.au`` with ``odc:product_family`` ``ard``)
+    or the collection id, never by band names alone: ``nbart_*`` elsewhere are not scaled.
+    """
+    props = item.properties
+    for value in (props.get("odc:product"), item.collection_id):
+        if value and _DEA_ARD_PRODUCT.match(str(value)):
+            return f"product {value}"
+    if props.get("odc:producer") == "ga.gov.au" and props.get("odc:product_family") == "ard":
+        return "odc:producer ga.gov.au, odc:product_family ard"
+    return None
+
+
+def dea_ard_reflectance(item: pystac.Item, asset_key: str) -> str | None:
+    """Why ``asset_key`` of ``item`` is DEA ARD surface reflectance (``None`` if it is not)."""
+    if not _DEA_ARD_BANDS.match(asset_key.lower()):
+        return None
+    return dea_ard(item)
+
+
 def _earthsearch_flag(item: pystac.Item) -> tuple[bool, str] | None:
     for key in _FLAG_KEYS:
         value = item.properties.get(key)
@@ -234,4 +270,7 @@ def scaling_for(item: pystac.Item, band: ResolvedBand) -> Scaling | None:
     if info is not None and info.scale is not None and band.family is not None:
         offset = info.offset if info.offset is not None else 0.0
         return Scaling(info.scale, offset, f"known {band.family.name} values")
+    product = dea_ard_reflectance(item, band.asset_key)
+    if product is not None:
+        return Scaling(DEA_ARD_SCALE, 0.0, f"DEA ARD surface reflectance ({product}): x 10000")
     return Scaling(1.0, 0.0, "no scale/offset in the metadata: raw values")

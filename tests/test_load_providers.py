@@ -136,8 +136,10 @@ MAPPING = [
     ("planetarycomputer-chloris-biomass", "biomass", "biomass", 1.0, 0.0, 2147483647.0),
     ("planetarycomputer-alos-fnf-mosaic", "C", "C", 1.0, 0.0, 0.0),
     ("planetarycomputer-jrc-gsw", "occurrence", "occurrence", 1.0, 0.0, None),
-    # DEA ARD: no raster extension; nbart nodata -999 is the file's (defect c)
-    ("dea-ga_ls8c_ard", "nbart_red", "nbart_red", 1.0, 0.0, None),
+    # DEA ARD: no raster extension; surface reflectance x 10000, no offset, nodata -999 (DEA
+    # Surface Reflectance product page, Geoscience Australia), decided by odc:product
+    ("dea-ga_ls8c_ard", "nbart_red", "nbart_red", 1e-4, 0.0, -999.0),
+    ("dea-ga_ls8c_ard", "nbart_nir", "nbart_nir", 1e-4, 0.0, -999.0),
     ("ga-lidar_dem", "dem", "dem", 1.0, 0.0, None),
 ]
 
@@ -199,7 +201,7 @@ def test_usgs_keys_with_tif_extension_load(tmp_path) -> None:
         # MODIS MOD09 _FillValue -28672 (MOD09 user guide), STAC has no nodata
         ("planetarycomputer-modis-09A1", "red", "sur_refl_b01", "int16", -28672, 1e-4),
         # DEA ARD nbart: int16, nodata -999 (DEA Surface Reflectance product page)
-        ("dea-ga_ls8c_ard", "nbart_red", "nbart_red", "int16", -999, 1.0),
+        ("dea-ga_ls8c_ard", "nbart_red", "nbart_red", "int16", -999, 1e-4),
     ],
 )
 def test_the_files_own_nodata_becomes_nan(tmp_path, name, band, key, dtype, fill, scale) -> None:
@@ -217,6 +219,36 @@ def test_the_files_own_nodata_becomes_nan(tmp_path, name, band, key, dtype, fill
     values = _load([item], [band])[band].values[0]
     assert np.isnan(values[:3]).all()
     np.testing.assert_allclose(values[3:], dn[3:] * scale, rtol=1e-6)
+
+
+def test_dea_ard_scale_applies_to_dea_ard_products_only(tmp_path: Path) -> None:
+    item = _item("dea-ga_ls8c_ard")
+    assert item.properties["odc:product"] == "ga_ls8c_ard_3" and item.collection_id is None
+    rows = datacubes.describe_bands([item], ["nbart_red", "oa_solar_zenith"])
+    red, zenith = rows.iloc[0], rows.iloc[1]
+    assert (red.scale, red.offset, red.nodata) == (1e-4, 0.0, -999.0)
+    assert "DEA ARD" in red.scaling_rule and "ga_ls8c_ard_3" in red.scaling_rule
+    assert zenith.scale == 1.0 and "raw values" in zenith.scaling_rule  # not reflectance
+    # the same band name in an item of another producer is not DEA's
+    other = _item("dea-ga_ls8c_ard")
+    for key in ("odc:product", "odc:producer", "odc:product_family"):
+        other.properties.pop(key)
+    row = datacubes.describe_bands([other], ["nbart_red"]).iloc[0]
+    assert row.scale == 1.0 and "raw values" in row.scaling_rule
+    assert row.nodata is None or np.isnan(row.nodata)
+    # the product decides through the collection id too
+    other.collection_id = "ga_s2am_ard_3"
+    assert datacubes.describe_bands([other], ["nbart_red"]).iloc[0].scale == 1e-4
+    # pixel values: reflectance x 10000, -999 is NaN
+    crs, transform = _grid(item, "nbart_red")
+    dn = np.full((8, 8), 1234, dtype="int16")
+    dn[0, :] = -999
+    _point(item, "nbart_red", _cog(tmp_path / "red.tif", dn, crs=crs, transform=transform), (8, 8))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", lab.EarthLabWarning)  # no "raw values" warning
+        red_values = datacubes.load([item], ["nbart_red"]).compute()["nbart_red"].values[0]
+    assert np.isnan(red_values[0]).all()
+    np.testing.assert_allclose(red_values[1:], 0.1234, rtol=1e-6)
 
 
 def test_non_square_pixels_keep_their_shape(tmp_path) -> None:
