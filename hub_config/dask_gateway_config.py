@@ -60,7 +60,12 @@ c.JupyterHubAuthenticator.jupyterhub_api_token = (
 # Clusters as local processes of this environment, with the per-user caps.
 c.DaskGateway.backend_class = earthlab_gateway.local_backend_class()
 bin_dir = Path(lab["bin_dir"])
-c.ClusterConfig.scheduler_cmd = [str(bin_dir / "dask"), "scheduler"]
+# The guard preload: a cluster whose gateway is gone ends itself (earthlab_scheduler_guard.py).
+c.ClusterConfig.scheduler_cmd = [
+    str(bin_dir / "dask"),
+    "scheduler",
+    *earthlab_gateway.scheduler_guard_args(),
+]
 c.ClusterConfig.worker_cmd = [str(bin_dir / "dask"), "worker"]
 c.ClusterConfig.environment = {
     **c.ClusterConfig.environment,

@@ -14,6 +14,8 @@ What it sets, from ``lab.yaml``:
 - per-user caps on clusters and workers (:class:`UserLimits`, which dask-gateway lacks);
 - the scheduler and worker environment: the Earth Analytics kernel's GDAL and Dask settings,
   so that workers read cloud-optimised files the way the notebook does;
+- the scheduler guard (``earthlab_scheduler_guard.py``, :func:`scheduler_guard_args`): a
+  cluster whose gateway is gone (killed, or restarted without it) ends itself;
 - the dashboards' front (:class:`DashboardFront`, ``earthlab_dashboards.py``, which needs
   tornado and JupyterHub's service authentication): a cluster's dashboard opens for its owner
   only.
@@ -43,6 +45,7 @@ CENTRE_ENV = "EARTHLAB_CENTRE"
 HERE = Path(__file__).resolve().parent
 POLICY_FILE = HERE / "lab.yaml"
 KERNELS_DIR = Path(os.environ.get(KERNELS_DIR_ENV) or HERE.parent / "kernels")
+SCHEDULER_GUARD = HERE / "earthlab_scheduler_guard.py"
 AUTHENTICATOR = "dask_gateway_server.auth.JupyterHubAuthenticator"
 _ACTIVE = (ClusterStatus.PENDING, ClusterStatus.RUNNING)
 _GIB = 2**30
@@ -56,6 +59,16 @@ def service_name(centre: str) -> str:
 def access_scope(centre: str) -> str:
     """The hub scope a token needs to use a centre's gateway."""
     return f"access:services!service={service_name(centre)}"
+
+
+def scheduler_guard_args(guard: Path = SCHEDULER_GUARD) -> list[str]:
+    """Arguments of ``dask scheduler`` that load the guard, to follow the command's name.
+
+    The guard closes a scheduler whose gateway is gone: idle for the idle timeout and the
+    gateway cannot stop it, or heartbeats failing for longer than the idle timeout (at least a
+    minute, so that a gateway restarting meanwhile loses nothing). Its workers close with it.
+    """
+    return ["--preload", str(guard)]
 
 
 def load_policy(path: str | os.PathLike[str] | None = None) -> dict[str, Any]:

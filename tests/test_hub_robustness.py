@@ -137,3 +137,147 @@ def test_restricted_asset_read_fails_fast_when_its_service_is_down(
         assert not reader.is_alive(), "the read of a dead service did not end within 20 s"
         assert len(outcome) == 1 and isinstance(outcome[0], AssetReadError), outcome
         assert items[0].id in str(outcome[0]) and "red" in str(outcome[0])
+
+
+def cluster_processes(name: str) -> list[psutil.Process]:
+    """The live scheduler, worker and nanny processes of the gateway cluster ``name``."""
+    found = []
+    for p in psutil.process_iter(["pid"]):
+        try:
+            if p.status() == psutil.STATUS_ZOMBIE:
+                continue
+            if p.environ().get("DASK_GATEWAY_CLUSTER_NAME") == name:
+                found.append(p)
+        except psutil.Error:
+            continue
+    return found
+
+
+def test_clusters_of_a_killed_gateway_end_by_themselves(sample_dir, tmp_path, monkeypatch):
+    """A busy cluster whose gateway is SIGKILLed ends itself once its heartbeats have failed for
+    the guard's limit (earthlab_scheduler_guard: the idle timeout, at least 60 s), with no
+    ``hub down``: the scheduler, then its worker and nanny exit."""
+    import time
+
+    import lab
+    from lab_server.deploy._layout import gateway_env_names
+
+    hub_config = Path(__file__).resolve().parent.parent / "hub_config"
+    text = (hub_config / "lab.yaml").read_text(encoding="utf-8")
+    policy = tmp_path / "lab.yaml"
+    policy.write_text(text.replace("  idle_timeout: 1800\n", "  idle_timeout: 20\n"))
+    assert policy.read_text() != text
+    monkeypatch.setenv("EARTHLAB_POLICY_FILE", str(policy))
+    run_dir = tmp_path / "run"
+    try:
+        deployment = up(sample_dir / "centres.yaml", run_dir=run_dir, port=0)
+        hub = Hub(deployment)
+        hub.create_user("gus")
+        address_var, proxy_var = gateway_env_names("theia")
+        monkeypatch.setenv(address_var, deployment.gateway_address("theia"))
+        monkeypatch.setenv(proxy_var, deployment.gateway_proxy_address("theia"))
+        monkeypatch.setenv("JUPYTERHUB_API_TOKEN", hub.gateway_token("gus", "theia"))
+        client = lab.cluster(centre="theia", workers=1, centres_file=deployment.centres_file)
+        client.cluster.shutdown_on_close = False
+        client.wait_for_workers(1, timeout=120)
+        name = client.cluster.name
+        # busy for an hour, past the client: only the guard's heartbeat limit may end it
+        from distributed import fire_and_forget
+
+        fire_and_forget(client.submit(time.sleep, 3600, pure=False))
+        deadline = time.monotonic() + 60  # hang guard
+        while not any(client.processing().values()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert any(client.processing().values())
+        cluster = client.cluster
+        client.close(timeout=30)
+        cluster.close()  # the connection only (shutdown_on_close is off)
+        processes = cluster_processes(name)
+        commands = [" ".join(p.cmdline()) for p in processes]
+        assert any("dask scheduler" in c or "dask-scheduler" in c for c in commands), commands
+        assert any("earthlab_scheduler_guard.py" in c for c in commands), commands
+        assert len(processes) >= 2, commands  # the scheduler and the worker (and its nanny)
+        gateway = next(p for p, _ in status(run_dir) if p.name == "gateway-theia")
+        os.kill(gateway.pid, signal.SIGKILL)
+        psutil.wait_procs([psutil.Process(gateway.pid)], timeout=30)
+        # state-based: wait for the processes to exit; the hang guard is generous (limit 60 s)
+        _, alive = psutil.wait_procs(processes, timeout=300)
+        assert alive == [], [" ".join(p.cmdline()) for p in alive]
+        assert cluster_processes(name) == []
+        log = (run_dir / "gateways" / "theia" / name / "logs" / "scheduler.log").read_text()
+        assert "Closing the cluster: the gateway has not answered heartbeats" in log
+        assert "earthlab guard" in log
+    finally:
+        down(run_dir)
+
+
+def test_scheduler_guard_closes_only_past_its_limit_or_when_idle_shutdown_fails():
+    """The guard's decisions on a fake gateway client and clock (no hub)."""
+    import asyncio
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "hub_config" / "earthlab_scheduler_guard.py"
+    spec = importlib.util.spec_from_file_location("earthlab_scheduler_guard", path)
+    assert spec and spec.loader
+    guard = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(guard)
+    assert guard.unreachable_limit(1800) == 1800
+    assert guard.unreachable_limit(20) == guard.unreachable_limit(0) == 60
+
+    class Client:
+        up = False
+        token = "secret"
+
+        async def heartbeat(self, msg):
+            if not self.up:
+                raise ConnectionRefusedError("gateway down")
+
+        async def shutdown(self):
+            if not self.up:
+                raise ConnectionRefusedError("gateway down")
+
+    now = [0.0]
+    closed: list[str] = []
+    client = Client()
+    gateway = guard.GuardedGateway(client, closed.append, limit=60, clock=lambda: now[0])
+    assert gateway.token == "secret"  # the wrapped client's attributes
+
+    async def beat():
+        try:
+            await gateway.heartbeat({})
+        except ConnectionRefusedError:
+            return False
+        return True
+
+    async def scenario():
+        # a gateway restarting for 50 s: failures, then a success resets the count
+        for t in (0, 15, 30, 45):
+            now[0] = t
+            assert await beat() is False
+        client.up = True
+        now[0] = 50
+        assert await beat() is True
+        assert closed == [] and gateway.failing_since is None
+        # gone for good: closed once the failures span more than 60 s, once
+        client.up = False
+        for t in (100, 130, 160):
+            now[0] = t
+            assert await beat() is False
+        assert closed == []
+        now[0] = 161
+        assert await beat() is False
+        now[0] = 176
+        assert await beat() is False
+        assert len(closed) == 1 and "61 s (limit 60 s)" in closed[0]
+
+    asyncio.run(scenario())
+    # idle for the idle timeout and the gateway cannot stop it: closed at once
+    closed.clear()
+    idle = guard.GuardedGateway(client, closed.append, limit=60, clock=lambda: 0.0)
+    with pytest.raises(ConnectionRefusedError):
+        asyncio.run(idle.shutdown())
+    assert len(closed) == 1 and "idle" in closed[0]
+    client.up = True
+    closed.clear()
+    asyncio.run(guard.GuardedGateway(client, closed.append, limit=60).shutdown())
+    assert closed == []
