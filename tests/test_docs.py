@@ -227,7 +227,9 @@ def test_site_builds_strictly(tmp_path: Path, sample_dir: Path) -> None:
     assert "usage: earthlab search" in cli and "usage: earthlab demo" in cli
     assert "earthlab-cli-reference" not in cli
     api = (site / "api" / "datacubes" / "index.html").read_text()
-    assert 'id="datacubes.load"' in api and "Sentinel-2 scene reflectance without raster offset" in api
+    assert (
+        'id="datacubes.load"' in api and "Sentinel-2 scene reflectance without raster offset" in api
+    )
     workshop = (site / "workshop" / "2-accessible" / "index.html").read_text()
     assert "celltag_solution" in workshop and "solutions.js" in workshop
     for group in USER_GROUPS:
