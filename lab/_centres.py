@@ -21,6 +21,10 @@ A *centres file* is YAML::
 Secrets never live in the file: storage credentials are read from the environment
 variables the file names (``key_env``, ``secret_env``).
 
+A centres file written from another one (the local lab serves the catalogues of its source
+file as STAC APIs) says so with a top-level ``derived_from: <path of the source file>``: the
+same centres and data, reached another way (``CentreSet.derived_from``).
+
 The ``gateways`` setting (``lab.config``) replaces a centre's gateway address and proxy
 address; the hub sets it for single-user servers through ``EARTHLAB_GATEWAY_<NAME>`` and
 ``EARTHLAB_GATEWAY_PROXY_<NAME>`` (``<NAME>`` upper-cased, ``-`` -> ``_``).
@@ -207,9 +211,17 @@ class CentreSet(Mapping[str, Centre]):
         The centres.
     source
         The file they were read from, if any.
+    derived_from
+        The centres file this one was written from (same centres and data, served another
+        way), if it says so.
     """
 
-    def __init__(self, centres: list[Centre] | tuple[Centre, ...], source: Path | None = None):
+    def __init__(
+        self,
+        centres: list[Centre] | tuple[Centre, ...],
+        source: Path | None = None,
+        derived_from: Path | None = None,
+    ):
         names = [c.name for c in centres]
         duplicated = sorted({n for n in names if names.count(n) > 1})
         if duplicated:
@@ -220,6 +232,7 @@ class CentreSet(Mapping[str, Centre]):
             raise CentresFileError("the centres file lists no centre; add at least one")
         self._centres = {c.name: c for c in centres}
         self.source = source
+        self.derived_from = derived_from
 
     def __getitem__(self, name: str) -> Centre:
         try:
@@ -323,11 +336,17 @@ def read_centres_file(path: Path) -> CentreSet:
         raise CentresFileError(
             f"centres file {path}: expected a mapping with 'version' and 'centres'"
         )
-    unknown = sorted(str(k) for k in set(document) - {"version", "centres"})
+    unknown = sorted(str(k) for k in set(document) - {"version", "centres", "derived_from"})
     if unknown:
         raise CentresFileError(
             f"centres file {path}: unknown field(s) {', '.join(unknown)} at the top level; "
-            "known: centres, version"
+            "known: centres, derived_from, version"
+        )
+    derived_from = document.get("derived_from")
+    if derived_from is not None and not isinstance(derived_from, str):
+        raise CentresFileError(
+            f"centres file {path}: derived_from: expected the path of a centres file, got "
+            f"{derived_from!r} ({type(derived_from).__name__})"
         )
     version = document.get("version", 1)
     if isinstance(version, bool) or version not in _SUPPORTED_VERSIONS:
@@ -338,7 +357,8 @@ def read_centres_file(path: Path) -> CentreSet:
     gateways = config.get("gateways")  # before parsing: its errors name the setting, not a centre
     try:
         parsed = [_parse_centre(entry, i, path.parent, gateways) for i, entry in enumerate(entries)]
-        return CentreSet(parsed, source=path)
+        origin = (path.parent / derived_from).resolve() if derived_from else None
+        return CentreSet(parsed, source=path, derived_from=origin)
     except CentresFileError as exc:
         raise CentresFileError(f"centres file {path}: {exc}") from None
 

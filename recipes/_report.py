@@ -19,13 +19,12 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+import lab
 from recipes.matchup import REASONS, MatchupProtocol
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
-
-    import lab
 
 MAPPED = {"turbidity": "Turbidity (FNU)", "chlorophyll_a": "Chlorophyll-a (µg/L)"}
 CLEAR_WATER_FRACTION = 0.9
@@ -90,7 +89,9 @@ def sample_record(centres: lab.CentreSet | None) -> dict[str, Any] | None:
     A centre set is the sample when its centres file sits next to ``truth/generator.json``
     written by ``earthlab sample`` and every centre's catalogue is a file of that same
     directory: a copy of the sample's files under another centres file, or a centres file
-    next to a sample that searches other catalogues, is not the sample.
+    next to a sample that searches other catalogues, is not the sample. A centres file
+    ``derived_from`` the sample's, with the same centres (the local lab's, whose catalogues
+    are the sample's served as STAC APIs), is the sample too.
 
     Parameters
     ----------
@@ -105,6 +106,15 @@ def sample_record(centres: lab.CentreSet | None) -> dict[str, Any] | None:
     source = getattr(centres, "source", None)
     if centres is None or source is None:
         return None
+    derived_from = getattr(centres, "derived_from", None)
+    if derived_from is not None:  # e.g. the local lab serving the sample as STAC APIs
+        try:
+            origin = lab.read_centres_file(Path(derived_from))
+        except lab.EarthLabError:
+            return None
+        if set(origin) != set(centres):
+            return None
+        return sample_record(origin)
     root = Path(source).resolve().parent
     try:
         record = json.loads((root / "truth" / "generator.json").read_text(encoding="utf-8"))

@@ -256,6 +256,39 @@ def test_sample_detection_needs_the_samples_own_centres_file(
     assert _report.sample_record(None) is None
 
 
+def test_the_local_labs_centres_file_derived_from_the_sample_is_the_sample(
+    sample_dir: Path, tmp_path: Path
+) -> None:
+    """On the hub the catalogues are STAC APIs, but the data are still the synthetic sample."""
+    from lab_server.deploy._catalogues import write_centres_file
+
+    sample = lab.centres(sample_dir / "centres.yaml")
+    served = {
+        name: {"kind": "stac-api", "href": f"http://127.0.0.1:9/stac/{name}/"} for name in sample
+    }
+    derived = write_centres_file(tmp_path / "lab-centres.yaml", sample, served)
+    centres = lab.centres(derived)
+    assert centres.derived_from == (sample_dir / "centres.yaml").resolve()
+    assert _report.sample_record(centres)["generator"] == "earthlab sample"
+    # derived from a centres file that is not the sample's: nothing synthetic is claimed
+    other = tmp_path / "other"
+    other.mkdir()
+    for name in ("theia", "odatis", "dinamis"):
+        (other / name).symlink_to(sample_dir / name, target_is_directory=True)
+    (other / "centres.yaml").write_text((sample_dir / "centres.yaml").read_text())
+    not_sample = write_centres_file(
+        tmp_path / "not.yaml", lab.centres(other / "centres.yaml"), served
+    )
+    assert _report.sample_record(lab.centres(not_sample)) is None
+    # a derived file naming other centres than its source is not the sample either
+    partial = tmp_path / "partial.yaml"
+    partial.write_text(
+        f"version: 1\nderived_from: {sample_dir / 'centres.yaml'}\ncentres:\n"
+        "  - name: theia\n    catalog: {kind: stac-api, href: 'http://127.0.0.1:9/stac/theia/'}\n"
+    )
+    assert _report.sample_record(lab.centres(partial)) is None
+
+
 def test_the_report_of_other_data_claims_nothing_synthetic(
     sample_dir: Path, tmp_path: Path
 ) -> None:

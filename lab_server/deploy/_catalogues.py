@@ -213,7 +213,11 @@ def write_centres_file(
         "# Centres file of a local lab deployment (written by earthlab hub up).\n"
         f"# Source: {centre_set.source}\n"
     )
-    text = yaml.safe_dump({"version": 1, "centres": entries}, sort_keys=False, allow_unicode=True)
+    document: dict[str, Any] = {"version": 1}
+    if centre_set.source is not None:
+        document["derived_from"] = str(Path(centre_set.source).resolve())
+    document["centres"] = entries
+    text = yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
     path.write_text(header + text, encoding="utf-8")
     return path
 
