@@ -156,6 +156,8 @@ print(json.dumps({
     "returncode": done.returncode,
     "stderr": done.stderr[-3000:],
     "report": Path("demo-out/report.html").is_file(),
+    "synthetic": 'id="synthetic-data"' in Path("demo-out/report.html").read_text()
+    if Path("demo-out/report.html").is_file() else None,
     "files": sorted(p.name for p in Path("demo-out").iterdir()) if Path("demo-out").is_dir() else [],
 }))
 """
@@ -173,6 +175,8 @@ def test_demo_runs_in_the_users_server(hub, server, deployment) -> None:
     assert record["centres"] == deployment.centres_file
     assert record["returncode"] == 0, record["stderr"]
     assert record["report"] is True, record["files"]
+    # the lab serves the sample federation: the report must say its data are synthetic
+    assert record["synthetic"] is True
 
 
 def test_a_restart_keeps_the_users_edits_and_restores_what_is_missing(
