@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from ast_parsing import parse
 
 import lab
 from lab_server import environment
@@ -273,7 +274,7 @@ def test_each_key_has_its_variable() -> None:
 
 
 def test_the_gateway_image_spells_the_server_variables_as_lab_server_names_them() -> None:
-    tree = ast.parse((ROOT / "hub_config" / "earthlab_gateway.py").read_text())
+    tree = parse((ROOT / "hub_config" / "earthlab_gateway.py").read_text())
     constants = {
         node.targets[0].id: node.value.value
         for node in tree.body

@@ -17,6 +17,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from ast_parsing import parse
 
 ROOT = Path(__file__).resolve().parent.parent
 SDK = ("lab", "datacubes", "recipes")
@@ -53,7 +54,7 @@ def _sources(package: str) -> list[Path]:
 
 def _imports(path: Path) -> set[str]:
     """Dotted names of the absolute imports of one module."""
-    tree = ast.parse(path.read_text(), filename=str(path))
+    tree = parse(path.read_text(), filename=str(path))
     names = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):

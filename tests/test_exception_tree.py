@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from ast_parsing import parse
 
 import lab
 
@@ -71,7 +72,7 @@ def _config_file(path: str | None) -> bool:
     """A traitlets configuration file: it assigns ``c.<Class>.<trait> = ...`` at module level."""
     if path is None:
         return False
-    for statement in ast.parse(Path(path).read_text()).body:
+    for statement in parse(Path(path).read_text()).body:
         for target in getattr(statement, "targets", []):
             root = target
             while isinstance(root, ast.Attribute):
@@ -157,7 +158,7 @@ def test_no_error_class_hides_inside_a_function() -> None:
         origin = importlib.util.find_spec(name).origin
         if origin is None or not origin.endswith(".py"):
             continue
-        for function in ast.walk(ast.parse(Path(origin).read_text())):
+        for function in ast.walk(parse(Path(origin).read_text())):
             if not isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
                 continue
             for node in ast.walk(function):

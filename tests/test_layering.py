@@ -16,6 +16,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
+from ast_parsing import parse
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE_DIRS = {
@@ -66,7 +67,7 @@ def _imports(name: str, path: Path) -> list[tuple[str, int, bool]]:
 
     Imports under ``if TYPE_CHECKING:`` are listed with ``False``: they never run.
     """
-    tree = ast.parse(path.read_text(encoding="utf-8"))
+    tree = parse(path.read_text(encoding="utf-8"))
     is_package = path.name == "__init__.py"
     type_only = _type_checking_nodes(tree)
     out: list[tuple[str, int, bool]] = []

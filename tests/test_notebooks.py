@@ -19,6 +19,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from ast_parsing import parse
 
 ROOT = Path(__file__).resolve().parent.parent
 LAB_NOTEBOOKS = sorted((ROOT / "docs" / "notebooks").glob("*.ipynb"))
@@ -90,7 +91,7 @@ def test_one_skeleton(path: Path) -> None:
     for cell in code[1:]:
         imports = [
             node
-            for node in ast.parse(cell.source).body
+            for node in parse(cell.source).body
             if isinstance(node, ast.Import | ast.ImportFrom)
         ]
         assert imports == [], f"imports outside the imports cell: {cell.source[:80]!r}"

@@ -8,6 +8,7 @@ import tomllib
 from pathlib import Path
 
 import yaml
+from ast_parsing import parse
 from packaging.specifiers import SpecifierSet
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -88,7 +89,7 @@ def test_readme_starts_with_the_two_commands_and_ci_runs_the_test_one() -> None:
 
 
 def _imported_top_levels(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text(), filename=str(path))
+    tree = parse(path.read_text(), filename=str(path))
     names = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):

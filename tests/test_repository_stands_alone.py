@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from ast_parsing import parse
 
 ROOT = Path(__file__).resolve().parent.parent
 SCANNED = ("tests", "benchmarks")
@@ -223,7 +224,7 @@ class _PathChecker(ast.NodeVisitor):
 def check_source(source: str, module: Path, root: Path = ROOT) -> list[Finding]:
     """Findings of one module's ``source``, read as if it were the file ``module``."""
     checker = _PathChecker(module, root, source)
-    checker.visit(ast.parse(source, filename=str(module)))
+    checker.visit(parse(source, filename=str(module)))
     return checker.findings
 
 

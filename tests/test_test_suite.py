@@ -17,6 +17,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from ast_parsing import parse
 from conftest import NetworkBlockedError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,7 +82,7 @@ def _strings(node: ast.AST) -> list[str]:
 def skip_problems(source: str, filename: str, declared: set[str]) -> list[str]:
     """What is wrong with the skips of one test file."""
     problems = []
-    tree = ast.parse(source, filename=filename)
+    tree = parse(source, filename=filename)
     parents = {child: parent for parent in ast.walk(tree) for child in ast.iter_child_nodes(parent)}
     for node in ast.walk(tree):
         if not isinstance(node, ast.Call) or _call_name(node) not in SKIPS:
