@@ -70,6 +70,25 @@ def _home(deployment) -> Path:
     return Path(deployment.run_dir) / "users" / USER
 
 
+def test_jupyterlab_has_the_dask_panel_the_server_proxy_and_widgets(server) -> None:
+    """The user's JupyterLab loads Dask's cluster panel, jupyter-server-proxy and ipywidgets."""
+    headers = {"Authorization": f"token {server['token']}"}
+    answer = requests.get(server["url"] + "lab/api/extensions", headers=headers, timeout=60)
+    assert answer.status_code == 200, answer.text[:300]
+    loaded = {e["name"]: e for e in answer.json()}
+    for name in (
+        "dask-labextension",
+        "jupyterhub-jupyter-server-proxy",
+        "jupyter-widgets-jupyterlab-manager",
+    ):
+        assert name in loaded, sorted(loaded)
+        assert loaded[name]["enabled"] is True
+    # the server side of the Dask panel answers (it lists the clusters it knows: none yet)
+    clusters = requests.get(server["url"] + "dask/clusters", headers=headers, timeout=60)
+    assert clusters.status_code == 200
+    assert clusters.json() == []
+
+
 def test_first_start_puts_the_notebooks_and_a_welcome_page_in_the_home(
     hub, server, deployment
 ) -> None:
