@@ -13,17 +13,28 @@ The last part covers inputs owned by the loader and the in-situ readers (``datac
 from __future__ import annotations
 
 import copy
+import datetime as dt
+import json
 import re
+import threading
+import warnings
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pystac
 import pytest
+import rasterio
 import yaml
+from affine import Affine
 
 import datacubes
 import lab
 from lab._centres import read_centres_file
 from lab._cli import main
+from recipes import insitu
 
 SAMPLE_SPEC = "thau-lagoon-sample"
 
@@ -403,3 +414,426 @@ def test_cli_bad_centres_file_is_one_line(tmp_path: Path, capsys) -> None:
         err.startswith("earthlab: error: centres file") and "priority: expected an integer" in err
     )
     assert len(err.strip().splitlines()) == 1
+
+
+# --- STAC items passed to datacubes.load, their rasters, in-situ files ------------------------
+#
+# Public behaviour only (``datacubes.load``, ``recipes.insitu.read``). Each bad input gets an
+# error of the project's tree naming the cause or what to do, or, where the input is
+# acceptable, the correct result; neither writes anything. Inputs that currently show a defect
+# are in KNOWN_DEFECTS (strict xfail: the test asserts the correct behaviour and turns red the
+# day the defect is fixed, so the mark can go).
+
+GRID = Affine(10.0, 0, 300000.0, 0, -10.0, 4800000.0)  # 10 m pixels, UTM 31N
+
+
+def _tif(
+    path: Path,
+    data: np.ndarray,
+    *,
+    crs: str | None = "EPSG:32631",
+    transform: Affine = GRID,
+    nodata: float | None = None,
+    driver: str = "GTiff",
+) -> str:
+    profile: dict[str, Any] = {
+        "driver": driver,
+        "height": data.shape[0],
+        "width": data.shape[1],
+        "count": 1,
+        "dtype": data.dtype.name,
+        "transform": transform,
+    }
+    if crs is not None:
+        profile["crs"] = crs
+    if nodata is not None:
+        profile["nodata"] = nodata
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data, 1)
+    return str(path)
+
+
+def _good(tmp: Path, name: str = "red.tif") -> str:
+    return _tif(tmp / name, np.arange(64, dtype="uint16").reshape(8, 8))
+
+
+def _stac(
+    href: str,
+    *,
+    item_id: str = "bad-item",
+    epsg: int | None = 32631,
+    shape: tuple[int, int] = (8, 8),
+    transform: Affine = GRID,
+    asset: dict[str, Any] | None = None,
+) -> pystac.Item:
+    """A one-asset item (key ``red``) with its grid in the item's properties."""
+    props: dict[str, Any] = {"proj:shape": list(shape), "proj:transform": list(transform)[:6]}
+    if epsg is not None:
+        props["proj:epsg"] = epsg
+    when = dt.datetime(2024, 5, 1, 10, tzinfo=dt.UTC)
+    item = pystac.Item(item_id, None, [3.0, 43.0, 3.1, 43.1], when, props)
+    item.add_asset("red", pystac.Asset(href, roles=["data"], extra_fields=asset or {}))
+    return item
+
+
+def _without(item: pystac.Item, *keys: str) -> pystac.Item:
+    for key in keys:
+        item.properties.pop(key, None)
+    if "datetime" in keys:
+        item.datetime = None
+    return item
+
+
+def _bare(item: pystac.Item) -> pystac.Item:
+    item.assets.clear()
+    return item
+
+
+def _load_all(items: Any, bands: Any, **kwargs: Any) -> Any:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", lab.EarthLabWarning)  # "loaded as raw numbers"
+        return datacubes.load(items, bands, **kwargs).compute()
+
+
+def _files(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+@pytest.fixture(scope="module")
+def url_404() -> Iterator[str]:
+    """A loopback server answering 404 to everything."""
+
+    class NotFound(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_error(404)
+
+        do_HEAD = do_GET  # noqa: N815
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/red.tif"
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=30)
+
+
+def _two_crs(t: Path) -> list[pystac.Item]:
+    east = Affine(10.0, 0, 700000.0, 0, -10.0, 4800000.0)
+    other = _tif(t / "b.tif", np.ones((8, 8), "uint16"), crs="EPSG:32632", transform=east)
+    return [_stac(_good(t)), _stac(other, item_id="b", epsg=32632, transform=east)]
+
+
+def _truncated(t: Path) -> str:
+    data = np.random.default_rng(0).integers(0, 9000, (256, 256)).astype("uint16")
+    whole = Path(_tif(t / "whole.tif", data)).read_bytes()
+    (t / "whole.tif").unlink()
+    (t / "cut.tif").write_bytes(whole[: len(whole) // 3])
+    return str(t / "cut.tif")
+
+
+def _png_as_tif(t: Path) -> str:
+    png = Path(_tif(t / "x.png", np.ones((8, 8), "uint8"), crs=None, driver="PNG"))
+    (t / "png.tif").write_bytes(png.read_bytes())
+    for path in t.glob("x.png*"):
+        path.unlink()
+    return str(t / "png.tif")
+
+
+def _zero_bytes(t: Path) -> str:
+    (t / "zero.tif").write_bytes(b"")
+    return str(t / "zero.tif")
+
+
+Case = Callable[[Path, str], tuple[Any, Any, dict[str, Any]]]
+
+# (id, builder(tmp folder, 404 URL) -> (items, bands, load options), error, message fragment)
+LOAD_CASES: list[Any] = [
+    # STAC items
+    ("item-without-assets", lambda t, u: ([_bare(_stac(_good(t)))], ["red"], {}),
+     datacubes.BandNotFoundError, r"band 'red' not found in item 'bad-item'.*Ask for one of"),
+    ("href-missing", lambda t, u: ([_stac(str(t / "gone.tif"))], ["red"], {}),
+     lab.AssetReadError, r"asset 'red': file .*gone\.tif does not exist.*fail_on_error=False"),
+    ("href-404", lambda t, u: ([_stac(u)], ["red"], {}),
+     lab.AssetReadError, r"item 'bad-item' asset 'red' at http://127\.0\.0\.1:\d+/red\.tif: .*404"),
+    ("href-empty", lambda t, u: ([_stac("")], ["red"], {}),
+     lab.ConfigurationError, r"relative href ''.*make hrefs absolute"),
+    ("no-epsg-wkt2-code", lambda t, u: ([_stac(_good(t), epsg=None)], ["red"], {}),
+     lab.ConfigurationError, r"no proj:code / proj:epsg\): pass crs= and resolution="),
+    ("proj-shape-contradicts-file", lambda t, u: ([_stac(_good(t), shape=(16, 16))], ["red"], {}),
+     datacubes.AssetMetadataError, r"proj:shape says \[16, 16\].*the file has \[8, 8\]"),
+    ("proj-transform-zero-pixel",
+     lambda t, u: ([_stac(_good(t), transform=Affine(0, 0, 3e5, 0, -10, 4.8e6))], ["red"], {}),
+     lab.ConfigurationError, r"pixel size.*pass resolution="),
+    ("bbox-outside-every-item", lambda t, u: ([_stac(_good(t))], ["red"], {"bbox": (-60, -10, -59.9, -9.9)}),
+     datacubes.EmptyLoadError, r"outside every item.*Give a bbox inside the items"),
+    ("bands-naming-nothing", lambda t, u: ([_stac(_good(t))], ["chlorophyll"], {}),
+     datacubes.BandNotFoundError, r"band 'chlorophyll' not found.*All asset keys: red"),
+    ("bands-empty-list", lambda t, u: ([_stac(_good(t))], [], {}),
+     lab.ConfigurationError, r"bands must be a band name or a list of band names"),
+    ("bands-empty-text", lambda t, u: ([_stac(_good(t))], "", {}),
+     lab.ConfigurationError, r"bands must be a band name or a list of band names"),
+    ("mask-clouds-without-scl", lambda t, u: ([_stac(_good(t))], ["red"], {"mask": "clouds"}),
+     datacubes.BandNotFoundError, r"mask='clouds' needs band 'scl'.*or pass mask=None"),
+    ("datetime-missing", lambda t, u: ([_without(_stac(_good(t)), "datetime")], ["red"], {}),
+     lab.ConfigurationError, r"item 'bad-item' has neither datetime nor start_datetime"),
+    ("two-crs-without-crs", lambda t, u: (_two_crs(t), ["red"], {}),
+     lab.ConfigurationError, r"several CRSs \(EPSG:32631, EPSG:32632\): pass crs="),
+    ("resolution-negative", lambda t, u: ([_stac(_good(t))], ["red"], {"resolution": -10}),
+     lab.ConfigurationError, r"resolution must be a positive number, got -10"),
+    ("resolution-zero", lambda t, u: ([_stac(_good(t))], ["red"], {"resolution": 0}),
+     lab.ConfigurationError, r"resolution must be a positive number, got 0"),
+    ("resolution-text", lambda t, u: ([_stac(_good(t))], ["red"], {"resolution": "10"}),
+     lab.ConfigurationError, r"resolution must be a positive number, got '10'"),
+    ("chunks-x-zero", lambda t, u: ([_stac(_good(t))], ["red"], {"chunks": {"x": 0}}),
+     lab.ConfigurationError, r"chunks\['x'\] must be a positive int, -1 or 'auto'"),
+    ("chunks-unknown-dim", lambda t, u: ([_stac(_good(t))], ["red"], {"chunks": {"band": 2}}),
+     lab.ConfigurationError, r"chunks has unknown dimensions \['band'\]; use time, y and x"),
+    ("items-empty", lambda t, u: ([], ["red"], {}),
+     lab.NoItemsError, r"no STAC item to load"),
+    ("duplicate-item-ids", lambda t, u: ([_stac(_good(t)), _stac(_good(t))], ["red"], {}),
+     lab.ConfigurationError, r"items are repeated: bad-item; pass each once"),
+    ("non-item-dict", lambda t, u: ([_stac(_good(t)), {"id": "x"}], ["red"], {}),
+     lab.ConfigurationError, r"got dict; convert dictionaries with pystac\.Item\.from_dict"),
+    ("non-item-url", lambda t, u: (["http://127.0.0.1:1/item.json"], ["red"], {}),
+     lab.ConfigurationError, r"items must be pystac\.Item objects, got str"),
+    # rasters referenced by a synthetic item
+    ("geotiff-without-crs",
+     lambda t, u: ([_stac(_tif(t / "a.tif", np.ones((8, 8), "uint16"), crs=None))], ["red"], {}),
+     datacubes.AssetMetadataError, r"the file has no CRS.*rio edit-info --crs"),
+    ("zero-byte-file", lambda t, u: ([_stac(_zero_bytes(t))], ["red"], {}),
+     lab.AssetReadError, r"zero\.tif: .*not recognized as being in a supported file format"),
+    ("truncated-tiff", lambda t, u: ([_stac(_truncated(t), shape=(256, 256))], ["red"], {}),
+     lab.AssetReadError, r"could not read item 'bad-item' asset 'red' at .*cut\.tif"),
+    ("png-renamed-tif", lambda t, u: ([_stac(_png_as_tif(t))], ["red"], {}),
+     datacubes.AssetMetadataError, r"png\.tif\): the file has no CRS"),
+    ("float32-behind-uint16",
+     lambda t, u: (
+         [_stac(_tif(t / "f.tif", np.ones((8, 8), "float32")),
+                asset={"raster:bands": [{"data_type": "uint16"}]})], ["red"], {}),
+     datacubes.AssetMetadataError, r"says uint16 but the file holds float32"),
+]  # fmt: skip
+
+
+def _nodata(value: float) -> Case:
+    return lambda t, u: (
+        [_stac(_good(t), asset={"raster:bands": [{"data_type": "uint16", "nodata": value}]})],
+        ["red"],
+        {},
+    )
+
+
+def _recheck(t: Path, u: str) -> tuple[Any, Any, dict[str, Any]]:
+    """A file read once, then named by an item whose proj:shape contradicts it."""
+    href = _good(t)
+    _load_all([_stac(href, item_id="first")], ["red"])
+    return [_stac(href, shape=(16, 16))], ["red"], {}
+
+
+def _xfail(reason: str, case_id: str, *values: Any) -> Any:
+    return pytest.param(*values, marks=pytest.mark.xfail(strict=True, reason=reason), id=case_id)
+
+
+# inputs showing a defect today: the tests assert the correct behaviour
+LOAD_DEFECTS: list[Any] = [
+    _xfail(
+        "nodata outside the dtype's range (raster:bands uint16, nodata -9999) is a raw "
+        "OverflowError from odc.loader",
+        "nodata-below-uint16", _nodata(-9999), lab.EarthLabError, r"nodata",
+    ),
+    _xfail(
+        "nodata 70000 declared for uint16 is a raw OverflowError from odc.loader",
+        "nodata-above-uint16", _nodata(70000), lab.EarthLabError, r"nodata",
+    ),
+    _xfail(
+        "resolution=nan is a raw AssertionError from odc.geo snap_grid, not a ConfigurationError",
+        "resolution-nan", lambda t, u: ([_stac(_good(t))], ["red"], {"resolution": float("nan")}),
+        lab.ConfigurationError, r"resolution must be a positive number",
+    ),
+    _xfail(
+        "a file is checked against its metadata once per href: a second item naming the same "
+        "file with proj:shape [16, 16] (file 8 x 8) loads silently as a 16 x 16 cube, 3/4 NaN",
+        "proj-shape-contradicts-a-file-read-before", _recheck,
+        datacubes.AssetMetadataError, r"proj:shape says \[16, 16\]",
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("builder", "error", "message"),
+    [pytest.param(*case[1:], id=case[0]) for case in LOAD_CASES] + LOAD_DEFECTS,
+)
+def test_bad_load_input(tmp_path: Path, url_404: str, builder: Case, error, message) -> None:
+    items, bands, kwargs = builder(tmp_path, url_404)
+    before = _files(tmp_path)
+    with pytest.raises(error, match=message) as caught:
+        _load_all(items, bands, **kwargs)
+    assert isinstance(caught.value, lab.EarthLabError)
+    assert_clear(str(caught.value))
+    assert _files(tmp_path) == before  # nothing written next to the inputs
+
+
+def test_acceptable_load_inputs_give_the_right_cube(tmp_path: Path) -> None:
+    """A start/end range instead of datetime, chunks -1, a file nodata inside the dtype."""
+    dn = np.arange(64, dtype="uint16").reshape(8, 8)
+    dn[0, 0] = 65535
+    href = _tif(tmp_path / "red.tif", dn, nodata=65535)
+    ranged = _without(_stac(href), "datetime")
+    ranged.properties["start_datetime"] = "2024-05-01T00:00:00Z"
+    ranged.properties["end_datetime"] = "2024-05-02T00:00:00Z"
+    before = _files(tmp_path)
+    ds = _load_all([ranged], ["red"], chunks={"y": -1})
+    assert ds.red.shape == (1, 8, 8) and list(ds.source_items.values) == ["bad-item"]
+    assert np.isnan(ds.red.values[0, 0, 0])
+    np.testing.assert_array_equal(ds.red.values[0].ravel()[1:], np.arange(1, 64))
+    assert _files(tmp_path) == before
+
+
+# in-situ files passed to recipes.insitu.read
+
+INSITU_DATA = Path(__file__).parent / "data"
+HEADER = "station_id,time,lon,lat,depth,parameter,value,unit,qc_flag,source\n"
+ROW = "THAU01,2021-10-03T10:12:00Z,3.5712,43.3921,0.5,turbidity,5.21,FNU,1,test\n"
+
+
+def _bad_row(old: str, new: str) -> str:
+    """The good row, then one with ``old`` replaced by ``new`` (and another value)."""
+    return HEADER + ROW + ROW.replace("5.21", "6.0").replace(old, new)
+
+
+def _half(name: str) -> bytes:
+    whole = (INSITU_DATA / "insitu-real" / name).read_bytes()
+    return whole[: len(whole) // 2]
+
+
+def _odv_without_mapping() -> str:
+    text = (INSITU_DATA / "insitu" / "odv-profiles-example.txt").read_text()
+    lines = text.splitlines()
+    kept = [
+        line for line in lines if "SDN_parameter_mapping" not in line and "<subject>" not in line
+    ]
+    assert len(kept) < len(lines)
+    return "\n".join(kept) + "\n"
+
+
+# (id, file name, content, read options, error, message fragment)
+INSITU_CASES: list[Any] = [
+    ("empty-file", "e.csv", "", {}, insitu.InSituFormatError, r"e\.csv is empty"),
+    ("binary-garbage-csv", "g.csv", bytes(range(256)) * 4, {}, insitu.InSituFormatError,
+     r"cannot tell the in-situ format of .*g\.csv.*pass format="),
+    ("header-only", "h.csv", HEADER, {}, insitu.InSituFormatError,
+     r"h\.csv has a header but no data rows"),
+    ("no-time-column", "t.csv", HEADER.replace("time,", "") + ROW.replace("2021-10-03T10:12:00Z,", ""),
+     {}, insitu.InSituFormatError, r"cannot tell the in-situ format.*pass format="),
+    ("no-time-column-as-table", "t.csv",
+     HEADER.replace("time,", "") + ROW.replace("2021-10-03T10:12:00Z,", ""), {"format": "table"},
+     insitu.InSituFormatError, r"column\(s\) \['time'\] missing"),
+    ("netcdf-truncated", "c.nc", _half("pocean-timeseries-om-single.nc"), {},
+     insitu.InSituFormatError, r"c\.nc is truncated or corrupt.*Download it again"),
+    ("netcdf-header-only", "d.nc", _half("pocean-timeseries-om-single.nc")[:64], {},
+     insitu.InSituFormatError, r"cannot open .*d\.nc as netCDF"),
+    ("json-not-hubeau", "x.json", json.dumps({"type": "FeatureCollection", "features": []}), {},
+     insitu.InSituFormatError, r"x\.json is JSON but not a Hub'Eau response.*pass format="),
+    ("json-list", "y.json", "[1, 2, 3]", {},
+     insitu.InSituFormatError, r"y\.json is JSON but not a Hub'Eau response"),
+    ("latin1-read-as-ascii", "l.csv",
+     (HEADER + ROW.replace("turbidity,5.21,FNU", "chlorophyll_a,5.21,µg/L")).encode("latin-1"),
+     {"encoding": "ascii"}, insitu.InSituFormatError,
+     r"l\.csv is not ascii text.*pass the file's encoding= \(e\.g\. 'latin-1'\)"),
+    ("unknown-parameter-asked", "p.csv", HEADER + ROW, {"parameters": "unobtainium"},
+     insitu.UnknownParameterError, r"unobtainium"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "options", "error", "message"),
+    [pytest.param(*case[1:], id=case[0]) for case in INSITU_CASES],
+)
+def test_bad_insitu_file(tmp_path: Path, name, content, options, error, message) -> None:
+    path = tmp_path / name
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(error, match=message) as caught:
+        insitu.read(path, **options)
+    assert isinstance(caught.value, lab.EarthLabError)
+    assert_clear(str(caught.value))
+    assert _files(tmp_path) == [name]
+
+
+# (id, file text, reason of the one rejected row): the good row is read, the bad one rejected
+INSITU_ROWS = [
+    ("time-unparseable", _bad_row("2021-10-03T10:12:00Z", "03/13/2021 25:99"),
+     "time '03/13/2021 25:99' is not an ISO 8601 date-time"),
+    ("latitude-95", _bad_row("43.3921", "95"),
+     "coordinates outside WGS84 range: lon 3.5712, lat 95.0"),
+    ("longitude-400", _bad_row("3.5712", "400"),
+     "coordinates outside WGS84 range: lon 400.0, lat 43.3921"),
+    ("value-abc", _bad_row("6.0", "abc"), "value 'abc' is not a finite number"),
+    ("unit-unknown", _bad_row("FNU", "parsecs"),
+     "unit 'parsecs' not understood for turbidity (accepted: FNU, NTU)"),
+    ("parameter-unknown", _bad_row("turbidity", "unobtainium"),
+     "unknown parameter 'unobtainium' (known ones: insitu.PARAMETERS)"),
+    ("station-empty", _bad_row("THAU01", ""), "no station"),
+]  # fmt: skip
+
+
+def _read_quietly(path: Path, **options: Any) -> insitu.InSituTable:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", lab.EarthLabWarning)
+        return insitu.read(path, **options)
+
+
+@pytest.mark.parametrize(("text", "reason"), [pytest.param(*c[1:], id=c[0]) for c in INSITU_ROWS])
+def test_bad_insitu_row_is_rejected_with_its_reason(tmp_path: Path, text: str, reason: str) -> None:
+    (tmp_path / "rows.csv").write_text(text)
+    table = _read_quietly(tmp_path / "rows.csv")
+    assert list(table.rejected["reason"]) == [reason]
+    assert list(table.rejected["row"]) == ["rows.csv line 3"]
+    assert table.data[["station_id", "parameter", "value", "qc_flag"]].values.tolist() == [
+        ["THAU01", "turbidity", 5.21, 1]
+    ]
+    assert _files(tmp_path) == ["rows.csv"]
+
+
+def test_station_id_nan_is_a_name_not_a_missing_value(tmp_path: Path) -> None:
+    (tmp_path / "rows.csv").write_text(_bad_row("THAU01", "NaN"))
+    table = _read_quietly(tmp_path / "rows.csv")
+    assert table.rejected.empty
+    assert table.data["station_id"].tolist() == ["THAU01", "NaN"]
+    assert table.data["value"].tolist() == [5.21, 6.0]
+
+
+def test_odv_without_parameter_mapping_reads_by_column_labels(tmp_path: Path) -> None:
+    (tmp_path / "profiles.txt").write_text(_odv_without_mapping())
+    columns = ["station_id", "time", "depth", "parameter", "value", "unit", "qc_flag"]
+    got = _read_quietly(tmp_path / "profiles.txt").data[columns]
+    expected = _read_quietly(INSITU_DATA / "insitu" / "odv-profiles-example.txt").data[columns]
+    assert len(got) == 7
+    assert got.reset_index(drop=True).equals(expected.reset_index(drop=True))
+    assert _files(tmp_path) == ["profiles.txt"]
+
+
+INSITU_DEFECTS: list[Any] = [
+    _xfail(
+        "depth -3 (the schema says metres below the surface) is kept as a good value "
+        "(qc_flag 1), neither rejected nor flagged",
+        "depth-negative",
+        _bad_row(",0.5,", ",-3,"),
+    ),
+]
+
+
+@pytest.mark.parametrize("text", INSITU_DEFECTS)
+def test_negative_depth_is_rejected_or_flagged_bad(tmp_path: Path, text: str) -> None:
+    (tmp_path / "rows.csv").write_text(text)
+    table = _read_quietly(tmp_path / "rows.csv")
+    kept_good = table.data[(table.data["depth"] < 0) & (table.data["qc_flag"] == 1)]
+    assert kept_good.empty, kept_good.to_dict("records")
+    rejected = " ".join(table.rejected["reason"]) if len(table.rejected) else ""
+    flagged = table.data[table.data["depth"] < 0]
+    assert "depth" in rejected or ((flagged["qc_flag"] == 4).all() and len(flagged) == 1)
+
+
+KNOWN_DEFECTS = LOAD_DEFECTS + INSITU_DEFECTS
