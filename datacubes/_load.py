@@ -119,7 +119,8 @@ def load(
     xarray.Dataset
         Dask-backed, dims ``(time, y, x)``, CRS readable by ``ds.rio.crs`` and
         ``ds.odc.geobox``. Reflectance and physical bands are float32 with nodata as NaN;
-        class bands (``scl`` uint8, 0 = no data; ``qa_pixel``) keep their integer type.
+        class bands (``scl`` uint8, 0 = no data; ``qa_pixel``; the class bands of the Notes)
+        keep their integer type and exact values, with their nodata in attribute ``nodata``.
         Coordinate ``source_items`` (along time) holds the ids of the items fused into each
         step (comma-separated), ``centre`` their data centre when items carry
         ``earthlab:centre``. Each float variable has CF ``units``, ``long_name``,
@@ -170,6 +171,16 @@ def load(
       reveal; collection ``sentinel-2-c1-l2a`` (ESA DN, offset -0.1, no flag) avoids it.
     - Landsat Collection 2 Level-2 without raster extension: 2.75e-05 / -0.2 for surface
       reflectance, 0.00341802 / 149 for surface temperature.
+    - Class and quality bands outside the band tables are not scaled and keep their integer
+      type (no float32, which cannot hold every uint32: MODIS QC bit flags stay exact): a band
+      nothing above scales, whose data type is an integer and which carries
+      ``classification:*`` fields (classification extension) or a quality-style asset key or
+      band name (whole token ``qc``, ``qa``, ``state``, ``fmask``, ``mask``, ``flag(s)`` or
+      ``scl``: MODIS ``sur_refl_qc_500m``, DEA ``oa_fmask``). When STAC gives no nodata (or no
+      data type), the file's header is read once per file when the load is planned; its
+      nodata becomes the variable's ``nodata`` attribute, and items fused into one time step
+      fill each other's nodata pixels (first valid value wins). ``describe_bands`` shows the
+      reason in ``scaling_rule``.
 
     Examples
     --------

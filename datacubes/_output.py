@@ -260,7 +260,13 @@ def _float_attrs(entry: ItemBand, scale: np.ndarray, offset: np.ndarray) -> dict
 
 def _class_attrs(entry: ItemBand, odc_attrs: Mapping[str, Any]) -> dict[str, Any]:
     attrs = {k: v for k, v in odc_attrs.items() if k == "nodata"}
-    if entry.info is not None:
+    if "nodata" not in attrs and entry.nodata is not None and entry.data_type is not None:
+        attrs["nodata"] = np.dtype(entry.data_type).type(entry.nodata)  # what fusion skips
+    if entry.info is None:
+        attrs["long_name"] = f"{entry.name} ({entry.asset_key})"
+        if entry.class_rule is not None:
+            attrs["comment"] = f"class band, integers as stored: {entry.class_rule}"
+    else:
         attrs["long_name"] = entry.info.long_name
         if entry.info.flag_values is not None:
             attrs["flag_values"] = np.asarray(

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pystac
 from affine import Affine
@@ -19,11 +20,14 @@ from odc.geo.geobox import GeoBox
 
 from datacubes._bands import BandInfo, Family, asset_resolution, is_level2, resolve_band
 from datacubes._errors import BandNotFoundError
+from datacubes._io import READ_ERRORS, FileHeader, file_header, missing_local
 from datacubes._scaling import (
     DEA_ARD_NODATA,
+    RAW_RULE,
     Scaling,
     asset_data_type,
     asset_nodata,
+    class_band_reason,
     dea_ard_reflectance,
     scaling_for,
 )
@@ -65,6 +69,8 @@ class ItemBand:
     """Sensor family of the item, when known."""
     level2: bool
     """Whether the item is a surface (Level-2) product."""
+    class_rule: str | None = None
+    """Why a band outside the band tables is a class band (kept as integers), else ``None``."""
 
     @property
     def geobox(self) -> GeoBox | None:
@@ -150,12 +156,65 @@ def _default_nodata(item: pystac.Item, key: str, info: BandInfo | None) -> float
     return None
 
 
+def _header(href: str) -> FileHeader | None:
+    """The file's header, ``None`` when it is missing or unreadable (the read reports it)."""
+    if missing_local(href):
+        return None
+    try:
+        return file_header(href)
+    except READ_ERRORS:
+        return None
+
+
+def _class_band(
+    asset: pystac.Asset,
+    key: str,
+    href: str,
+    scaling: Scaling | None,
+    data_type: str | None,
+    nodata: float | None,
+) -> tuple[str, str | None, float | None] | None:
+    """``(why, data type, nodata)`` when a band outside the band tables is a class band.
+
+    A band nothing scales (no raster extension scale/offset, no provider rule) whose
+    metadata says it holds classes (:func:`~datacubes._scaling.class_band_reason`) and whose
+    data type is an integer. When STAC lacks the data type or the nodata, the file's header
+    says them (read once per file, cached). ``None`` for any other band.
+    """
+    if scaling is None or scaling.rule != RAW_RULE:
+        return None
+    why = class_band_reason(asset, key)
+    if why is None:
+        return None
+    if data_type is None or nodata is None:
+        header = _header(href)
+        if header is not None:
+            data_type = data_type or header.dtype
+            if nodata is None and header.nodata is not None:
+                nodata = float(header.nodata)
+    try:
+        integer = data_type is not None and np.dtype(data_type).kind in "iu"
+    except TypeError:  # a data type numpy does not know (cint16...): not a class band
+        integer = False
+    if not integer or data_type is None:
+        return None
+    if nodata is not None and not _fits(nodata, data_type):
+        nodata = None  # e.g. NaN on an integer band: no nodata then
+    return why, data_type, nodata
+
+
+def _fits(value: float, data_type: str) -> bool:
+    limits = np.iinfo(np.dtype(data_type))
+    return not math.isnan(value) and value == int(value) and limits.min <= value <= limits.max
+
+
 def plan_item(item: pystac.Item, bands: Sequence[str], resolution: float | None) -> list[ItemBand]:
     """Resolve every requested band of one item."""
     plan = []
     for requested in bands:
         band = resolve_band(item, requested, resolution)
         asset = item.assets[band.asset_key]
+        href = _absolute_href(item, band.asset_key)
         shape: Any = _proj(item, asset, "proj:shape")
         transform: Any = _proj(item, asset, "proj:transform")
         info = band.info
@@ -165,23 +224,32 @@ def plan_item(item: pystac.Item, bands: Sequence[str], resolution: float | None)
             pixel_size = (abs(float(transform[0])), abs(float(transform[4])))
         elif resolution:
             pixel_size = (resolution, resolution)
+        scaling = scaling_for(item, band)
+        data_type = asset_data_type(asset, info.data_type if info else None)
+        nodata = asset_nodata(asset, _default_nodata(item, band.asset_key, info))
+        found = _class_band(asset, band.asset_key, href, scaling, data_type, nodata)
+        class_rule = None
+        if found is not None:
+            class_rule, data_type, nodata = found
+            scaling = None
         plan.append(
             ItemBand(
                 item_id=item.id,
                 name=band.name,
                 asset_key=band.asset_key,
-                href=_absolute_href(item, band.asset_key),
+                href=href,
                 crs=_crs(item, asset),
                 shape=(int(shape[0]), int(shape[1])) if shape else None,
                 transform=tuple(float(v) for v in transform[:6]) if transform else None,
                 resolution=resolution,
                 pixel_size=pixel_size,
-                data_type=asset_data_type(asset, info.data_type if info else None),
-                nodata=asset_nodata(asset, _default_nodata(item, band.asset_key, info)),
-                scaling=scaling_for(item, band),
+                data_type=data_type,
+                nodata=nodata,
+                scaling=scaling,
                 info=info,
                 family=band.family,
                 level2=is_level2(item),
+                class_rule=class_rule,
             )
         )
     return plan
@@ -333,7 +401,10 @@ def describe_plan(
                     "nodata": entry.nodata,
                     "scale": scaling.scale if scaling else None,
                     "offset": scaling.offset if scaling else None,
-                    "scaling_rule": scaling.rule if scaling else "class band: not scaled",
+                    "scaling_rule": scaling.rule
+                    if scaling
+                    else f"class band{f' ({entry.class_rule})' if entry.class_rule else ''}: "
+                    "not scaled",
                 }
             )
     return pd.DataFrame(rows)

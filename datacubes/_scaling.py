@@ -4,7 +4,12 @@ odc-stac loads digital numbers (DN) and does not apply ``raster:bands`` scale/of
 providers disagree on where (and whether) they write them. The rules, in order, for one band
 of one item:
 
-1. Class bands (``scl``, ``qa_pixel``) are not scaled.
+1. Class bands (``scl``, ``qa_pixel``) are not scaled. Beyond the band tables, a band is a
+   class band when nothing scales it (no raster extension scale/offset, no rule below), its
+   data type is an integer and it says it holds classes: ``classification:*`` fields
+   (classification extension) or a quality-style name (asset key or band name with a whole
+   token ``qc``, ``qa``, ``state``, ``fmask``, ``mask``, ``flag(s)``, ``scl``: MODIS
+   ``sur_refl_qc_500m``, DEA ``oa_fmask``). See :func:`class_band_reason`.
 2. Sentinel-2 reflectance (B01..B12, B8A). The scale is the raster extension's, else 1e-4
    (quantification value 10000). Multi-date products (mosaics, composites: see
    :func:`s2_composite`) take the raster extension's offset, else 0: the baseline rules below
@@ -41,7 +46,7 @@ from typing import Any
 
 import pystac
 
-from datacubes._bands import SENTINEL2, ResolvedBand, asset_bands
+from datacubes._bands import SENTINEL2, ResolvedBand, asset_bands, key_stem
 from lab import ConfigurationError
 
 S2_SCALE = 1e-4
@@ -235,6 +240,36 @@ def _earthsearch_flag(item: pystac.Item) -> tuple[bool, str] | None:
     return None
 
 
+_QA_TOKENS = frozenset({"qc", "qa", "state", "fmask", "mask", "flag", "flags", "scl"})
+"""Whole name tokens that mark a quality/class band (``sur_refl_qc_500m``, ``oa_fmask``)."""
+RAW_RULE = "no scale/offset in the metadata: raw values"
+"""Rule of a band nothing scales (:func:`scaling_for`'s last resort)."""
+
+
+def class_band_reason(asset: pystac.Asset, asset_key: str) -> str | None:
+    """Why an asset looks like a class/quality band, from its metadata alone, or ``None``.
+
+    ``classification:*`` fields (classification extension, on the asset, its first
+    ``raster:bands`` entry or its single band object), else a quality-style token in the
+    asset key or band name, matched as a whole token (``sur_refl_qc_500m`` and ``oa_fmask``
+    are, ``qcolour`` is not). The caller also requires an integer data type and no scale.
+    """
+    bands = asset_bands(asset)
+    sources = [asset.extra_fields, _first_band(asset), bands[0] if len(bands) == 1 else {}]
+    for source in sources:
+        fields = sorted(k for k in source if k.startswith("classification:"))
+        if fields:
+            return f"classification extension ({fields[0]})"
+    names = [key_stem(asset_key)]
+    if len(bands) == 1 and bands[0].get("name"):
+        names.append(str(bands[0]["name"]))
+    for name in names:
+        tokens = set(re.split(r"[^a-z0-9]+", name.lower())) & _QA_TOKENS
+        if tokens:
+            return f"quality name {name!r} ({', '.join(sorted(tokens))})"
+    return None
+
+
 def scaling_for(item: pystac.Item, band: ResolvedBand) -> Scaling | None:
     """Scale and offset of one resolved band of one item; ``None`` for class bands."""
     info = band.info
@@ -273,4 +308,4 @@ def scaling_for(item: pystac.Item, band: ResolvedBand) -> Scaling | None:
     product = dea_ard_reflectance(item, band.asset_key)
     if product is not None:
         return Scaling(DEA_ARD_SCALE, 0.0, f"DEA ARD surface reflectance ({product}): x 10000")
-    return Scaling(1.0, 0.0, "no scale/offset in the metadata: raw values")
+    return Scaling(1.0, 0.0, RAW_RULE)

@@ -123,8 +123,9 @@ MAPPING = [
     ("planetarycomputer-modis-43A4", "red", "Nadir_Reflectance_Band1", 1e-4, 0.0, None),
     # Sentinel-1 RTC: float32 gamma0, nodata -32768 in raster:bands
     ("planetarycomputer-sentinel-1-rtc", "vv", "vv", 1.0, 0.0, -32768.0),
-    # ESA WorldCover: uint8 classes, 0 = no data (product user manual)
-    ("planetarycomputer-esa-worldcover", "map", "map", 1.0, 0.0, 0.0),
+    # ESA WorldCover: uint8 classes, 0 = no data (product user manual); classification
+    # extension, no scale: a class band, kept as integers (scale None)
+    ("planetarycomputer-esa-worldcover", "map", "map", None, None, 0.0),
     ("planetarycomputer-io-lulc-60W", "data", "data", 1.0, 0.0, 0.0),
     ("planetarycomputer-io-lulc-9-class", "data", "data", 1.0, 0.0, 0.0),
     # DEMs: metres as stored; nodata from the file
@@ -134,7 +135,7 @@ MAPPING = [
     ("planetarycomputer-nasadem", "elevation", "elevation", 1.0, 0.0, None),
     ("cdse-Copernicus_DSM_COG_10", "data", "data", 1.0, 0.0, None),
     ("planetarycomputer-chloris-biomass", "biomass", "biomass", 1.0, 0.0, 2147483647.0),
-    ("planetarycomputer-alos-fnf-mosaic", "C", "C", 1.0, 0.0, 0.0),
+    ("planetarycomputer-alos-fnf-mosaic", "C", "C", None, None, 0.0),  # classes, as above
     ("planetarycomputer-jrc-gsw", "occurrence", "occurrence", 1.0, 0.0, None),
     # DEA ARD: no raster extension; surface reflectance x 10000, no offset, nodata -999 (DEA
     # Surface Reflectance product page, Geoscience Australia), decided by odc:product
@@ -338,3 +339,96 @@ def test_a_file_contradicting_its_metadata_is_a_named_error(tmp_path, eager) -> 
                 _load([item], ["red"])
         assert item.id in str(caught.value) and "'B04'" in str(caught.value)
         assert isinstance(caught.value, lab.EarthLabError)
+
+
+# -- class/QA bands outside the band tables: integers as stored, the file's nodata -----------
+
+
+def _class_cog(
+    tmp_path: Path,
+    name: str,
+    key: str,
+    data: np.ndarray,
+    fill: int,
+    tag: str = "",
+    middle: bool = True,
+) -> pystac.Item:
+    """Item ``name`` whose asset ``key`` is a COG of ``data`` at the scene's top left corner, or
+    its middle (inside the footprint of a scene whose corner is outside it, like DEA's)."""
+    item = _item(name)
+    crs, transform = _grid(item, key)
+    rows, cols = item.assets[key].extra_fields.get("proj:shape") or item.properties["proj:shape"]
+    if middle:
+        transform = transform * Affine.translation(cols // 2, rows // 2)
+    item.assets[key].extra_fields["proj:transform"] = list(transform)[:6]
+    path = _cog(tmp_path / f"{key}{tag}.tif", data, crs=crs, transform=transform, nodata=fill)
+    _point(item, key, path, data.shape)
+    return item
+
+
+def test_modis_qc_bit_flags_load_as_exact_uint32(tmp_path: Path) -> None:
+    """MOD09A1 sur_refl_qc_500m: uint32 bit flags, no nodata in STAC, fill 787410671 in the
+    file (MOD09 user guide). float32 would turn 2**31 + 7 into 2**31."""
+    key, fill = "sur_refl_qc_500m", 787410671
+    qc = np.arange(36, dtype="uint32").reshape(6, 6) * 1_000_003
+    qc[0, 0], qc[0, 1], qc[5, 5] = 2**31 + 7, 2**32 - 2, fill
+    # the tile's middle is beyond 180 degrees east (h35): keep its corner, inside the bbox
+    item = _class_cog(tmp_path, "planetarycomputer-modis-09A1", key, qc, fill, middle=False)
+    row = datacubes.describe_bands([item], [key]).iloc[0]
+    assert (row.data_type, row.nodata) == ("uint32", float(fill))
+    assert row.scale is None or np.isnan(row.scale)
+    assert row.scaling_rule.startswith("class band (quality name") and "qc" in row.scaling_rule
+    ds = _load([item], [key])
+    assert ds[key].dtype == np.uint32
+    np.testing.assert_array_equal(ds[key].values[0], qc)
+    assert ds[key].values[0][0, 0] == 2**31 + 7
+    assert ds[key].attrs["nodata"] == fill
+    eager = datacubes._load.load_values([item], [key], geobox=ds.odc.geobox)
+    assert eager[key].dtype == np.uint32 and eager[key].attrs["nodata"] == fill
+    np.testing.assert_array_equal(eager[key].values[0], qc)
+
+
+def test_dea_fmask_loads_as_uint8_with_the_files_nodata(tmp_path: Path) -> None:
+    """DEA oa_fmask: no data_type nor nodata in STAC; a uint8 file with nodata 0 (DEA's fmask:
+    0 nodata, 1 clear, 2 cloud, 3 shadow, 4 snow, 5 water)."""
+    fmask = np.tile(np.arange(6, dtype="uint8"), (6, 1))
+    item = _class_cog(tmp_path, "dea-ga_ls8c_ard", "oa_fmask", fmask, 0)
+    assert "data_type" not in json.dumps(item.assets["oa_fmask"].to_dict())
+    ds = _load([item], ["oa_fmask"])
+    assert ds.oa_fmask.dtype == np.uint8
+    np.testing.assert_array_equal(ds.oa_fmask.values[0], fmask)
+    assert ds.oa_fmask.attrs["nodata"] == 0
+    assert "fmask" in ds.oa_fmask.attrs["comment"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", lab.EarthLabWarning)  # no "raw values" warning
+        datacubes.load([item], ["oa_fmask"])
+
+
+@pytest.mark.parametrize("mask_eager", [False, True])
+def test_same_day_class_bands_fuse_past_nodata(tmp_path: Path, mask_eager: bool) -> None:
+    """Two items of one day: where the first holds the file's nodata, the second's class wins."""
+    fill = 0
+    first = np.full((6, 6), 2, "uint8")
+    first[:, :3] = fill
+    second = np.full((6, 6), 5, "uint8")
+    items = []
+    for n, data in enumerate([first, second]):
+        item = _class_cog(tmp_path, "dea-ga_ls8c_ard", "oa_fmask", data, fill, tag=f"-{n}")
+        item.id = f"{item.id}-{n}"
+        item.datetime = item.datetime.replace(second=n)  # same solar day, first one first
+        items.append(item)
+    expected = np.where(first == fill, second, first)
+    ds = _load(items, ["oa_fmask"])
+    assert ds.sizes["time"] == 1 and ds.oa_fmask.dtype == np.uint8
+    np.testing.assert_array_equal(ds.oa_fmask.values[0], expected)
+    if mask_eager:
+        eager = datacubes._load.load_values(items, ["oa_fmask"], geobox=ds.odc.geobox)
+        np.testing.assert_array_equal(eager.oa_fmask.values[0], expected)
+    else:  # per-item steps fused by the loader itself (its _fuse reads the nodata attribute)
+        out = datacubes._output._fuse(
+            {"oa_fmask": _load(items, ["oa_fmask"], groupby="id").oa_fmask},
+            items,
+            [[0, 1]],
+            [[0], [1]],
+        )
+        np.testing.assert_array_equal(out["oa_fmask"].values[0], expected)
