@@ -105,9 +105,7 @@ def stac_cases(base: str, front: str) -> list[Case]:
         "search?bbox=0,50,1,40",
         "search?limit=abc",
         "search?limit=-1",
-        "search?limit=0",
-        "search?limit=100000000",
-        "search?limit=99999999999999999999999",
+        "search?limit=0",  # (a limit above the maximum gets the maximum: test_stac_validation)
         "search?skip=-5",
         "search?datetime=notadate",
         "search?datetime=2020-13-45T00:00:00Z",
@@ -131,7 +129,6 @@ def stac_cases(base: str, front: str) -> list[Case]:
         (b"\xff\xfe\x00", JSON),
         (b'{"limit": "x"}', JSON),
         (b'{"limit": -3}', JSON),
-        (b'{"limit": 10000000000}', JSON),
         (b'{"limit": true}', JSON),
         (b'{"skip": -3}', JSON),
         (b'{"skip": "a"}', JSON),

@@ -17,7 +17,8 @@ A bad request gets a 4xx with a reason, never a 500: the front checks what it kn
 (``limit``, ``skip``, ``bbox``, the JSON body, ``sortby`` and ``fields``, which ``rustac serve``
 cannot take in a GET and answers with a 500) before forwarding, passes the API's own 4xx on
 with its reason, and every error of its own is JSON ``{"code", "description"}``, as STAC APIs
-answer them.
+answer them. A ``limit`` above the maximum (10,000) is not an error: the front asks for the
+maximum, as the STAC API specification says (stac-api-validator checks it).
 
 The restricted-data service (``lab_server.restricted``) builds on the same handlers.
 """
@@ -27,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -193,8 +195,12 @@ class StacProxyHandler(JsonErrorsMixin, tornado.web.RequestHandler):
                 "URITooLong",
             )
         raw = self.request.body
+        query = self.request.query
         if path.endswith("/items"):
+            asked = self.request.query_arguments.get("limit")
             check_query(self.request.query_arguments, get=method == "GET")
+            if self.request.query_arguments.get("limit") != asked:  # a limit above the maximum
+                query = urllib.parse.urlencode(self.request.query_arguments, doseq=True)
         elif path == "search" and method == "GET":
             # rustac serve answers a GET search with bbox, sortby or fields with a 500: the
             # front asks it the same search as a POST
@@ -203,8 +209,8 @@ class StacProxyHandler(JsonErrorsMixin, tornado.web.RequestHandler):
         if self.delay:
             await asyncio.sleep(self.delay)
         url = self.upstream + path
-        if self.request.query and not (path == "search" and method == "POST"):
-            url += "?" + self.request.query
+        if query and not (path == "search" and method == "POST"):
+            url += "?" + query
         headers = {"Accept": self.request.headers.get("Accept", "application/json")}
         body = raw if method == "POST" else None
         paging = None
@@ -271,8 +277,14 @@ class StacProxyHandler(JsonErrorsMixin, tornado.web.RequestHandler):
         self.finish(response.body or b"")
 
 
-def _integer(name: str, value: Any, low: int, high: int | None = None) -> int:
-    """``value`` as an integer in ``[low, high]``, or a 400 saying what is expected."""
+def _integer(
+    name: str, value: Any, low: int, high: int | None = None, *, clamp: bool = False
+) -> int:
+    """``value`` as an integer in ``[low, high]``, or a 400 saying what is expected.
+
+    With ``clamp``, a value above ``high`` is ``high`` (the STAC API's ``limit``: a server
+    answers a limit above its maximum with the maximum, never with an error).
+    """
     bound = f"between {low} and {high}" if high is not None else f"of at least {low}"
     try:
         number = int(value)
@@ -280,6 +292,8 @@ def _integer(name: str, value: Any, low: int, high: int | None = None) -> int:
             raise ValueError(value)
     except (TypeError, ValueError, OverflowError):
         raise BadRequestError(f"{name} must be an integer {bound}, not {value!r}") from None
+    if clamp and high is not None and number > high:
+        return high
     if number < low or (high is not None and number > high):
         raise BadRequestError(f"{name} must be an integer {bound}, not {number}")
     return number
@@ -311,6 +325,9 @@ def check_query(arguments: dict[str, list[bytes]], *, get: bool) -> None:
     get
         Whether the request is a GET of a collection's items (``rustac serve`` answers one
         with ``bbox``, ``sortby`` or ``fields`` with a 500).
+
+    A ``limit`` above the maximum is replaced by the maximum in ``arguments``: a STAC API
+    answers it with at most its maximum number of items, not with an error.
     """
 
     def one(name: str) -> str | None:
@@ -318,7 +335,7 @@ def check_query(arguments: dict[str, list[bytes]], *, get: bool) -> None:
         return values[-1].decode("utf-8", "replace") if values else None
 
     if (limit := one("limit")) is not None:
-        _integer("limit", limit, 1, MAX_LIMIT)
+        arguments["limit"] = [str(_integer("limit", limit, 1, MAX_LIMIT, clamp=True)).encode()]
     if (skip := one("skip")) is not None:
         _integer("skip", skip, 0)
     if (bbox := one("bbox")) is not None:
@@ -412,7 +429,7 @@ def check_search_body(raw: bytes) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise BadRequestError(f"the search body must be a JSON object, not {type(body).__name__}")
     if body.get("limit") is not None:
-        _integer("limit", body["limit"], 1, MAX_LIMIT)
+        body["limit"] = _integer("limit", body["limit"], 1, MAX_LIMIT, clamp=True)
     if body.get("skip") is not None:
         _integer("skip", body["skip"], 0)
     if body.get("bbox") is not None:
