@@ -109,8 +109,10 @@ class FileHeader:
 
 
 _HEADERS: dict[tuple[str, int, int], FileHeader] = {}
-_CHECKED: set[str] = set()
-"""Hrefs whose header the reader has checked in this process."""
+_CHECKED: set[tuple[str, str | None, str | None, tuple[int, int] | None]] = set()
+"""(href, crs, data type, shape) combinations the reader has checked in this process: the file's
+header is cached by href, but every item's metadata is compared with it (two items may name one
+file and say different things of it)."""
 
 
 def file_header(href: str) -> FileHeader:
@@ -149,8 +151,10 @@ def check_file(
 ) -> None:
     """Check that a file holds what its STAC metadata says, before its pixels are read.
 
-    Only the header is read (once per file and process). :func:`datacubes.load_values` checks
-    every file up front; lazy loads when each file is first read.
+    Only the header is read (once per file and process, :func:`file_header`); the metadata of
+    every item naming the file is compared with it. :func:`datacubes.load_values` checks every
+    file up front; lazy loads when each file is first read (and up front when several items
+    name one file with different metadata).
 
     Raises
     ------
@@ -215,7 +219,8 @@ class _NamingReader(RioReader):
             return self._gap(cfg, dst)
         strict = cfg.patch(fail_on_error=True)
         ref = self._ref
-        if ref is not None and self._src.uri not in _CHECKED:
+        checked = (self._src.uri, ref.crs, ref.data_type, ref.shape) if ref else None
+        if ref is not None and checked is not None and checked not in _CHECKED:
             check_file(
                 ref.item_id,
                 ref.asset_key,
@@ -224,7 +229,9 @@ class _NamingReader(RioReader):
                 data_type=ref.data_type,
                 shape=ref.shape,
             )
-            _CHECKED.add(self._src.uri)
+            if len(_CHECKED) > 4096:
+                _CHECKED.clear()
+            _CHECKED.add(checked)
         try:
             return super().read(strict, dst_geobox, dst=dst, selection=selection)
         except READ_ERRORS as error:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
@@ -44,13 +45,14 @@ _PROJ = "https://stac-extensions.github.io/projection/v2.0.0/schema.json"
 _RASTER = "https://stac-extensions.github.io/raster/v1.1.0/schema.json"
 
 MaskSpec = str | Iterable[int] | Callable[[xr.Dataset], xr.DataArray] | None
+Resolution = float | tuple[float, float]
 
 
 def load(
     items: Iterable[pystac.Item],
     bands: str | Sequence[str],
     *,
-    resolution: float | None = None,
+    resolution: Resolution | None = None,
     crs: str | int | None = None,
     bbox: Sequence[float] | None = None,
     geobox: GeoBox | None = None,
@@ -80,9 +82,12 @@ def load(
         finest; Landsat C2 L2: SR_B1..SR_B7 by sensor, ST_B10 lwir11, QA_PIXEL qa_pixel);
         ``eo:bands``/``bands`` ``common_name`` or ``name``. :func:`describe_bands` shows the
         choice per item.
-    resolution : float, optional
-        Pixel size in units of the output CRS (metres for UTM). Default: the finest native
-        pixel size of the requested bands. Required when ``crs`` is given.
+    resolution : float or (float, float), optional
+        Pixel size in units of the output CRS (metres for UTM), a positive finite number, or
+        an ``(x, y)`` pair of them for pixels taller than wide (lat/lon grids). Default: the
+        finest native pixel size of the requested bands, as its own (x, y) pair. Required when
+        ``crs`` is given. NaN, infinity, zero or a negative size is a
+        :class:`~lab.ConfigurationError`.
     crs : str or int, optional
         Output CRS (``"EPSG:32631"``, ``32631``). Default: the items' own CRS, and the output
         grid is aligned on their pixels (no resampling at native resolution); items in several
@@ -238,7 +243,7 @@ def _load(
     items: Iterable[pystac.Item],
     bands: str | Sequence[str],
     *,
-    resolution: float | None,
+    resolution: Resolution | None,
     crs: str | int | None,
     bbox: Sequence[float] | None,
     geobox: GeoBox | None,
@@ -256,7 +261,8 @@ def _load(
     if groupby not in GROUPBY:
         raise ConfigurationError(f"groupby must be one of {', '.join(GROUPBY)}, got {groupby!r}")
     bbox_t = _check_bbox(bbox)
-    res = _check_resolution(resolution)
+    pixel = _check_resolution(resolution)
+    res = None if pixel is None else pixel[0]  # chooses between _10m/_20m/_60m assets
     if geobox is not None:
         _check_geobox(geobox, crs=crs, resolution=resolution, bbox=bbox)
         res = abs(float(geobox.resolution.x))
@@ -269,14 +275,18 @@ def _load(
         extra = ["scl"]
         plans = plan_items(items, [*requested, "scl"], res)
 
+    out_res: Any = None  # odc-stac's resolution=, when it makes the grid itself
     if geobox is not None:
         out_crs, gbox = str(geobox.crs), geobox
     else:
-        out_crs, gbox, res = _grid(plans, crs, res, bbox_t)
+        out_crs, gbox, out_res = _grid(plans, crs, pixel, bbox_t)
     missing = _check_local_files(plans, fail_on_error)
     _check_overlap(items, bbox_t, geobox)
-    checked = plans if eager else []  # a lazy load checks each file when it is first read
-    for entry in (e for plan in checked for e in plan if e.href not in missing):
+    # A lazy load checks each file when it is first read, against the metadata of the item
+    # its reader belongs to; items naming one file with different metadata are checked now
+    # (one reader serves the file).
+    checked = [e for plan in plans for e in plan] if eager else _shared_files(plans)
+    for entry in (e for e in checked if e.href not in missing):
         check_file(
             entry.item_id,
             entry.asset_key,
@@ -322,7 +332,7 @@ def _load(
             [*names, *extra],
             gbox,
             out_crs,
-            res,
+            out_res,
             bbox_t,
             read_keys,
             dask_chunks,
@@ -336,13 +346,21 @@ def _load(
     return finish(raw, items, plans, groups, names, mask_classes, mask_func, groupby, read_groups)
 
 
+def _shared_files(plans: list[list[ItemBand]]) -> list[ItemBand]:
+    """Entries whose file another entry names with a different CRS, data type or shape."""
+    seen: dict[str, set[tuple[Any, ...]]] = {}
+    for entry in (e for plan in plans for e in plan):
+        seen.setdefault(entry.href, set()).add((entry.crs, entry.data_type, entry.shape))
+    return [e for plan in plans for e in plan if len(seen[e.href]) > 1]
+
+
 def _odc_load(
     items: list[pystac.Item],
     plans: list[list[ItemBand]],
     bands: list[str],
     gbox: GeoBox | None,
     out_crs: str,
-    res: float | None,
+    res: Any,
     bbox: tuple[float, float, float, float] | None,
     keys: list[Any],
     dask_chunks: Mapping[str, int] | None,
@@ -370,7 +388,7 @@ def describe_bands(
     items: Iterable[pystac.Item],
     bands: str | Sequence[str] | None = None,
     *,
-    resolution: float | None = None,
+    resolution: Resolution | None = None,
 ) -> pd.DataFrame:
     """Show, without reading pixels, which asset and scaling :func:`load` uses per item.
 
@@ -380,8 +398,9 @@ def describe_bands(
         The items to inspect.
     bands : str or sequence of str, optional
         Band names as for :func:`load`. Default: every single-band raster all items offer.
-    resolution : float, optional
-        Target pixel size (chooses between CDSE ``_10m/_20m/_60m`` assets).
+    resolution : float or (float, float), optional
+        Target pixel size, or (x, y) pair (its x chooses between CDSE ``_10m/_20m/_60m``
+        assets).
 
     Returns
     -------
@@ -394,7 +413,8 @@ def describe_bands(
     if bands is None:
         offered = [set(available_bands(item)) for item in found]
         bands = sorted(set.intersection(*offered))
-    plans = plan_items(found, as_band_list(bands), _check_resolution(resolution))
+    pixel = _check_resolution(resolution)
+    plans = plan_items(found, as_band_list(bands), None if pixel is None else pixel[0])
     return describe_plan(found, plans)
 
 
@@ -451,19 +471,38 @@ def _check_bbox(bbox: Sequence[float] | None) -> tuple[float, float, float, floa
     return west, south, east, north
 
 
-def _check_resolution(resolution: float | None) -> float | None:
+def _check_resolution(resolution: Resolution | None) -> tuple[float, float] | None:
+    """``(x, y)`` pixel size from a number or a pair; NaN, inf, 0, negatives are errors."""
     if resolution is None:
         return None
-    if isinstance(resolution, bool) or not isinstance(resolution, int | float) or resolution <= 0:
-        raise ConfigurationError(f"resolution must be a positive number, got {resolution!r}")
-    return float(resolution)
+
+    def positive(value: Any) -> bool:
+        return bool(
+            isinstance(value, int | float | np.integer | np.floating)
+            and not isinstance(value, bool | np.bool_)
+            and math.isfinite(value)
+            and value > 0
+        )
+
+    pair: tuple[Any, ...] = (
+        tuple(resolution)
+        if isinstance(resolution, Sequence | np.ndarray) and not isinstance(resolution, str)
+        else (resolution, resolution)
+    )
+    if len(pair) != 2 or not all(positive(value) for value in pair):
+        raise ConfigurationError(
+            f"resolution must be a positive number, got {resolution!r}: give the pixel size in "
+            "units of the output CRS (metres for UTM, e.g. 10), finite and > 0, or an (x, y) "
+            "pair of them (e.g. (0.0003, 0.0001) on a lat/lon grid)"
+        )
+    return float(pair[0]), float(pair[1])
 
 
 def _check_geobox(
     geobox: Any,
     *,
     crs: str | int | None,
-    resolution: float | None,
+    resolution: Resolution | None,
     bbox: Sequence[float] | None,
 ) -> None:
     pairs = (("crs", crs), ("resolution", resolution), ("bbox", bbox))
@@ -488,9 +527,10 @@ def _check_geobox(
 def _grid(
     plans: list[list[ItemBand]],
     crs: str | int | None,
-    res: float | None,
+    wanted_pixel: tuple[float, float] | None,
     bbox: tuple[float, float, float, float] | None,
-) -> tuple[str, Any, float]:
+) -> tuple[str, Any, Any]:
+    """Output CRS, grid (``None``: odc-stac makes it) and the resolution odc-stac gets."""
     from odc.geo import CRS
 
     if crs is not None:
@@ -508,15 +548,21 @@ def _grid(
         out = native
         # Without resolution=, the finest asset's own pixel, as an (x, y) pair: lat/lon grids
         # (Copernicus DEM tiles at high latitude) have pixels taller than wide.
-        pixel = (res, res) if res is not None else finest_pixel(plans)
-        res = res if res is not None else finest_resolution(plans)
+        pixel = wanted_pixel if wanted_pixel is not None else finest_pixel(plans)
+        res: Any = _odc_resolution(wanted_pixel) if wanted_pixel else finest_resolution(plans)
         gbox = native_geobox(plans, str(out), pixel, bbox)
-        if gbox is None and bbox is None:
-            return str(out), None, res
         return str(out), gbox, res
-    if res is None:
+    if wanted_pixel is None:
         raise ConfigurationError(f"resolution= is required with crs={crs!r}, in units of that CRS")
-    return str(wanted), None, res
+    return str(wanted), None, _odc_resolution(wanted_pixel)
+
+
+def _odc_resolution(pixel: tuple[float, float]) -> Any:
+    """odc-stac's ``resolution=``: a number for square pixels, else an (x, -y) Resolution."""
+    from odc.geo import resxy_
+
+    x, y = pixel
+    return x if x == y else resxy_(x, -y)
 
 
 # --- items, groups --------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from affine import Affine
 from odc.geo.geobox import GeoBox
 
 from datacubes._bands import BandInfo, Family, asset_resolution, is_level2, resolve_band
-from datacubes._errors import BandNotFoundError
+from datacubes._errors import AssetMetadataError, BandNotFoundError
 from datacubes._io import READ_ERRORS, FileHeader, file_header, missing_local
 from datacubes._scaling import (
     DEA_ARD_NODATA,
@@ -198,14 +198,37 @@ def _class_band(
         integer = False
     if not integer or data_type is None:
         return None
-    if nodata is not None and not _fits(nodata, data_type):
-        nodata = None  # e.g. NaN on an integer band: no nodata then
     return why, data_type, nodata
 
 
 def _fits(value: float, data_type: str) -> bool:
     limits = np.iinfo(np.dtype(data_type))
     return not math.isnan(value) and value == int(value) and limits.min <= value <= limits.max
+
+
+def _check_nodata(item_id: str, key: str, data_type: str | None, nodata: float | None) -> None:
+    """An error when the nodata value cannot occur in pixels of the asset's integer type.
+
+    A uint16 band with nodata -9999 or 70000 (or NaN, or 0.5) contradicts itself: no pixel can
+    hold that value, so either the data type or the nodata is wrong, and the loader would fail
+    deep in the read (or keep the real fill value as data). Checked when the load is planned,
+    before anything is read.
+    """
+    if nodata is None or data_type is None:
+        return
+    try:
+        kind = np.dtype(data_type).kind
+    except TypeError:  # a data type numpy does not know (cint16...): not checked here
+        return
+    if kind not in "iu" or _fits(nodata, data_type):
+        return
+    limits = np.iinfo(np.dtype(data_type))
+    raise AssetMetadataError(
+        f"item {item_id!r} asset {key!r}: nodata {nodata:g} cannot occur in {data_type} "
+        f"pixels (whole numbers {limits.min}..{limits.max}), so the metadata (raster:bands "
+        "nodata / data_type) contradicts itself. Fix the item's nodata or data_type (the "
+        "file's own header says which: rio info), or leave the item out"
+    )
 
 
 def plan_item(item: pystac.Item, bands: Sequence[str], resolution: float | None) -> list[ItemBand]:
@@ -232,6 +255,7 @@ def plan_item(item: pystac.Item, bands: Sequence[str], resolution: float | None)
         if found is not None:
             class_rule, data_type, nodata = found
             scaling = None
+        _check_nodata(item.id, band.asset_key, data_type, nodata)
         plan.append(
             ItemBand(
                 item_id=item.id,

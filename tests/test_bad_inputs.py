@@ -420,9 +420,7 @@ def test_cli_bad_centres_file_is_one_line(tmp_path: Path, capsys) -> None:
 #
 # Public behaviour only (``datacubes.load``, ``recipes.insitu.read``). Each bad input gets an
 # error of the project's tree naming the cause or what to do, or, where the input is
-# acceptable, the correct result; neither writes anything. Inputs that currently show a defect
-# are in KNOWN_DEFECTS (strict xfail: the test asserts the correct behaviour and turns red the
-# day the defect is fixed, so the mark can go).
+# acceptable, the correct result; neither writes anything.
 
 GRID = Affine(10.0, 0, 300000.0, 0, -10.0, 4800000.0)  # 10 m pixels, UTM 31N
 
@@ -550,6 +548,32 @@ def _zero_bytes(t: Path) -> str:
 
 Case = Callable[[Path, str], tuple[Any, Any, dict[str, Any]]]
 
+
+def _nodata(value: Any, data_type: str = "uint16") -> Case:
+    return lambda t, u: (
+        [_stac(_good(t), asset={"raster:bands": [{"data_type": data_type, "nodata": value}]})],
+        ["red"],
+        {},
+    )
+
+
+def _two_items_one_file(t: Path, u: str) -> tuple[Any, Any, dict[str, Any]]:
+    """Two items of one load naming one file, the second with a contradicting proj:shape."""
+    href = _good(t)
+    return (
+        [_stac(href, item_id="first"), _stac(href, item_id="second", shape=(16, 16))],
+        ["red"],
+        {"groupby": "id"},
+    )
+
+
+def _recheck(t: Path, u: str) -> tuple[Any, Any, dict[str, Any]]:
+    """A file read once, then named by an item whose proj:shape contradicts it."""
+    href = _good(t)
+    _load_all([_stac(href, item_id="first")], ["red"])
+    return [_stac(href, shape=(16, 16))], ["red"], {}
+
+
 # (id, builder(tmp folder, 404 URL) -> (items, bands, load options), error, message fragment)
 LOAD_CASES: list[Any] = [
     # STAC items
@@ -588,6 +612,24 @@ LOAD_CASES: list[Any] = [
      lab.ConfigurationError, r"resolution must be a positive number, got 0"),
     ("resolution-text", lambda t, u: ([_stac(_good(t))], ["red"], {"resolution": "10"}),
      lab.ConfigurationError, r"resolution must be a positive number, got '10'"),
+    ("resolution-nan", lambda t, u: ([_stac(_good(t))], ["red"], {"resolution": float("nan")}),
+     lab.ConfigurationError, r"resolution must be a positive number, got nan: give the pixel"),
+    ("resolution-inf", lambda t, u: ([_stac(_good(t))], ["red"], {"resolution": float("inf")}),
+     lab.ConfigurationError, r"resolution must be a positive number, got inf"),
+    ("resolution-numpy-nan", lambda t, u: ([_stac(_good(t))], ["red"], {"resolution": np.float32("nan")}),
+     lab.ConfigurationError, r"resolution must be a positive number, got .*nan"),
+    ("resolution-pair-nan", lambda t, u: ([_stac(_good(t))], ["red"], {"resolution": (10, float("nan"))}),
+     lab.ConfigurationError, r"resolution must be a positive number, got \(10, nan\).*\(x, y\) pair"),
+    ("resolution-pair-negative", lambda t, u: ([_stac(_good(t))], ["red"], {"resolution": (-10, 10)}),
+     lab.ConfigurationError, r"resolution must be a positive number, got \(-10, 10\)"),
+    ("resolution-pair-zero", lambda t, u: ([_stac(_good(t))], ["red"], {"resolution": [10, 0]}),
+     lab.ConfigurationError, r"resolution must be a positive number, got \[10, 0\]"),
+    ("resolution-pair-inf", lambda t, u: ([_stac(_good(t))], ["red"], {"resolution": (float("inf"), 10)}),
+     lab.ConfigurationError, r"resolution must be a positive number, got \(inf, 10\)"),
+    ("resolution-triple", lambda t, u: ([_stac(_good(t))], ["red"], {"resolution": (10, 10, 10)}),
+     lab.ConfigurationError, r"resolution must be a positive number, got \(10, 10, 10\)"),
+    ("resolution-bool", lambda t, u: ([_stac(_good(t))], ["red"], {"resolution": True}),
+     lab.ConfigurationError, r"resolution must be a positive number, got True"),
     ("chunks-x-zero", lambda t, u: ([_stac(_good(t))], ["red"], {"chunks": {"x": 0}}),
      lab.ConfigurationError, r"chunks\['x'\] must be a positive int, -1 or 'auto'"),
     ("chunks-unknown-dim", lambda t, u: ([_stac(_good(t))], ["red"], {"chunks": {"band": 2}}),
@@ -615,56 +657,29 @@ LOAD_CASES: list[Any] = [
          [_stac(_tif(t / "f.tif", np.ones((8, 8), "float32")),
                 asset={"raster:bands": [{"data_type": "uint16"}]})], ["red"], {}),
      datacubes.AssetMetadataError, r"says uint16 but the file holds float32"),
-]  # fmt: skip
-
-
-def _nodata(value: float) -> Case:
-    return lambda t, u: (
-        [_stac(_good(t), asset={"raster:bands": [{"data_type": "uint16", "nodata": value}]})],
-        ["red"],
-        {},
-    )
-
-
-def _recheck(t: Path, u: str) -> tuple[Any, Any, dict[str, Any]]:
-    """A file read once, then named by an item whose proj:shape contradicts it."""
-    href = _good(t)
-    _load_all([_stac(href, item_id="first")], ["red"])
-    return [_stac(href, shape=(16, 16))], ["red"], {}
-
-
-def _xfail(reason: str, case_id: str, *values: Any) -> Any:
-    return pytest.param(*values, marks=pytest.mark.xfail(strict=True, reason=reason), id=case_id)
-
-
-# inputs showing a defect today: the tests assert the correct behaviour
-LOAD_DEFECTS: list[Any] = [
-    _xfail(
-        "nodata outside the dtype's range (raster:bands uint16, nodata -9999) is a raw "
-        "OverflowError from odc.loader",
-        "nodata-below-uint16", _nodata(-9999), lab.EarthLabError, r"nodata",
-    ),
-    _xfail(
-        "nodata 70000 declared for uint16 is a raw OverflowError from odc.loader",
-        "nodata-above-uint16", _nodata(70000), lab.EarthLabError, r"nodata",
-    ),
-    _xfail(
-        "resolution=nan is a raw AssertionError from odc.geo snap_grid, not a ConfigurationError",
-        "resolution-nan", lambda t, u: ([_stac(_good(t))], ["red"], {"resolution": float("nan")}),
-        lab.ConfigurationError, r"resolution must be a positive number",
-    ),
-    _xfail(
-        "a file is checked against its metadata once per href: a second item naming the same "
-        "file with proj:shape [16, 16] (file 8 x 8) loads silently as a 16 x 16 cube, 3/4 NaN",
-        "proj-shape-contradicts-a-file-read-before", _recheck,
-        datacubes.AssetMetadataError, r"proj:shape says \[16, 16\]",
-    ),
+    # nodata that no pixel of the declared data type can hold: refused when planning
+    ("nodata-below-uint16", _nodata(-9999), datacubes.AssetMetadataError,
+     r"item 'bad-item' asset 'red': nodata -9999 cannot occur in uint16 pixels \(whole numbers "
+     r"0\.\.65535\).*Fix the item's nodata or data_type"),
+    ("nodata-above-uint16", _nodata(70000), datacubes.AssetMetadataError,
+     r"nodata 70000 cannot occur in uint16 pixels"),
+    ("nodata-nan-uint16", _nodata("nan"), datacubes.AssetMetadataError,
+     r"nodata nan cannot occur in uint16 pixels"),
+    ("nodata-fraction-uint16", _nodata(0.5), datacubes.AssetMetadataError,
+     r"nodata 0\.5 cannot occur in uint16 pixels"),
+    ("nodata-above-int8", _nodata(200, "int8"), datacubes.AssetMetadataError,
+     r"nodata 200 cannot occur in int8 pixels \(whole numbers -128\.\.127\)"),
+    # a file's header is read once, but every item naming it is compared with it
+    ("proj-shape-contradicts-a-file-read-before", _recheck,
+     datacubes.AssetMetadataError, r"item 'bad-item' asset 'red'.*proj:shape says \[16, 16\]"),
+    ("proj-shape-contradicts-a-file-of-another-item", _two_items_one_file,
+     datacubes.AssetMetadataError, r"item 'second' asset 'red'.*proj:shape says \[16, 16\]"),
 ]  # fmt: skip
 
 
 @pytest.mark.parametrize(
     ("builder", "error", "message"),
-    [pytest.param(*case[1:], id=case[0]) for case in LOAD_CASES] + LOAD_DEFECTS,
+    [pytest.param(*case[1:], id=case[0]) for case in LOAD_CASES],
 )
 def test_bad_load_input(tmp_path: Path, url_404: str, builder: Case, error, message) -> None:
     items, bands, kwargs = builder(tmp_path, url_404)
@@ -690,6 +705,31 @@ def test_acceptable_load_inputs_give_the_right_cube(tmp_path: Path) -> None:
     assert np.isnan(ds.red.values[0, 0, 0])
     np.testing.assert_array_equal(ds.red.values[0].ravel()[1:], np.arange(1, 64))
     assert _files(tmp_path) == before
+
+
+def test_nodata_outside_the_data_type_is_refused_before_any_read(tmp_path: Path) -> None:
+    """Checked when the load is planned: the href points at a server that does not exist."""
+    item = _stac("http://127.0.0.1:1/never.tif", asset={
+        "raster:bands": [{"data_type": "uint16", "nodata": -9999}]
+    })  # fmt: skip
+    message = r"item 'bad-item' asset 'red': nodata -9999 cannot occur in uint16 pixels"
+    with pytest.raises(datacubes.AssetMetadataError, match=message):
+        datacubes.describe_bands([item], ["red"])
+    with pytest.raises(datacubes.AssetMetadataError, match=message):
+        datacubes.load([item], ["red"])  # lazy: nothing would be read before compute()
+
+
+def test_resolution_as_an_x_y_pair(tmp_path: Path) -> None:
+    """(10, 20): 10 m wide, 20 m tall pixels over the 8 x 8 file of 10 m pixels."""
+    ds = _load_all([_stac(_good(tmp_path))], ["red"], resolution=(10, 20))
+    assert ds.red.shape == (1, 4, 8)
+    assert np.allclose(np.diff(ds.x.values), 10) and np.allclose(np.diff(ds.y.values), -20)
+    assert (float(ds.x[0]), float(ds.y[0])) == (300005.0, 4799990.0)  # pixel centres
+    values = ds.red.values[0]
+    assert np.array_equal(values[:, 0] % 8, np.zeros(4))  # whole rows of the file, first column
+    assert list(values[0]) == list(values[0, 0] + np.arange(8))
+    square = _load_all([_stac(_good(tmp_path))], ["red"], resolution=(10, 10))
+    np.testing.assert_array_equal(square.red.values[0], np.arange(64).reshape(8, 8))
 
 
 # in-situ files passed to recipes.insitu.read
@@ -815,25 +855,21 @@ def test_odv_without_parameter_mapping_reads_by_column_labels(tmp_path: Path) ->
     assert _files(tmp_path) == ["profiles.txt"]
 
 
-INSITU_DEFECTS: list[Any] = [
-    _xfail(
-        "depth -3 (the schema says metres below the surface) is kept as a good value "
-        "(qc_flag 1), neither rejected nor flagged",
-        "depth-negative",
-        _bad_row(",0.5,", ",-3,"),
-    ),
-]
-
-
-@pytest.mark.parametrize("text", INSITU_DEFECTS)
-def test_negative_depth_is_rejected_or_flagged_bad(tmp_path: Path, text: str) -> None:
+def test_negative_depth_is_flagged_bad(tmp_path: Path) -> None:
+    """Depth -3 (metres below the surface): kept with flag 4 and the reason, as other
+    implausible values are; a depth beyond the deepest ocean too."""
+    text = _bad_row(",0.5,", ",-3,") + ROW.replace("0.5", "12000").replace("5.21", "7.0")
     (tmp_path / "rows.csv").write_text(text)
     table = _read_quietly(tmp_path / "rows.csv")
-    kept_good = table.data[(table.data["depth"] < 0) & (table.data["qc_flag"] == 1)]
-    assert kept_good.empty, kept_good.to_dict("records")
-    rejected = " ".join(table.rejected["reason"]) if len(table.rejected) else ""
-    flagged = table.data[table.data["depth"] < 0]
-    assert "depth" in rejected or ((flagged["qc_flag"] == 4).all() and len(flagged) == 1)
-
-
-KNOWN_DEFECTS = LOAD_DEFECTS + INSITU_DEFECTS
+    assert table.rejected.empty
+    got = table.data[["depth", "value", "qc_flag"]].values.tolist()
+    assert got == [[0.5, 5.21, 1], [-3.0, 6.0, 4], [12000.0, 7.0, 4]]
+    assert list(table.flagged["row"]) == ["rows.csv line 3", "rows.csv line 4"]
+    reasons = list(table.flagged["reason"])
+    assert reasons[0].startswith(
+        "depth -3.0 m is outside the plausible range [0, 11000] m below the surface"
+    )
+    assert reasons[0].endswith("qc_flag set to 4 (bad)")
+    assert reasons[1].startswith("depth 12000.0 m is outside the plausible range")
+    assert insitu.DEPTH_RANGE == (0.0, 11000.0)
+    assert _files(tmp_path) == ["rows.csv"]

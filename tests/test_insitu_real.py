@@ -101,6 +101,11 @@ def test_a_variable_mapped_by_hand_is_read() -> None:
         42.0,
         13.0,
     )
+    # 6 m above the surface (it is air temperature) is no water sample: every row flagged 4
+    assert (second["depth"], second["qc_flag"]) == (-6.0, 4)
+    assert len(table.data) == 100 and set(table.data["qc_flag"]) == {4}
+    assert len(table.flagged) == 100
+    assert table.flagged["reason"].str.startswith("depth -6.0 m is outside the plausible").all()
 
 
 def test_no_feature_type_but_a_station_role_is_read_with_a_note() -> None:
@@ -175,6 +180,7 @@ def test_longitude_0_360_and_implausible_values(tmp_path: Path) -> None:
     with netCDF4.Dataset(copy, "a") as ds:
         ds["lon"][...] = 350.0
         ds["temperature"][1] = 350.0
+        ds["alt"][...] = -6.0  # 6 m below the surface (the file's +6 m up is flagged bad)
     table = insitu.read(copy, variables={"temperature": "water_temperature"})
     assert set(table.data["lon"]) == {-10.0}
     hot = _row(table, time=pd.Timestamp("1990-01-01T01:00Z"))
@@ -411,6 +417,7 @@ def test_a_sampling_date_in_the_future_is_flagged_bad(
         ds["time"][:] = ds["time"][:] // 60
         ds["time"][2] = (pd.Timestamp("2099-06-01") - start) // pd.Timedelta("1min")  # row 3
         ds["time"][3] = (pd.Timestamp("2005-06-01") - start) // pd.Timedelta("1min")  # row 4
+        ds["alt"][...] = -6.0  # 6 m below the surface (the file's +6 m up is flagged bad)
     mapping = {"temperature": "water_temperature"}
     table = insitu.read(copy, variables=mapping)
     assert len(table.data) == 100

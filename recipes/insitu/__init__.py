@@ -67,7 +67,9 @@ Plausible ranges
 ----------------
 A value outside its parameter's plausible range (``PARAMETERS[name].valid_range``, in the
 canonical unit, bounds included) is kept with flag 4 (bad) and listed in ``flagged`` with the
-range; so is a sampling time more than a day after the present (a date in 2099).
+range; so is a sampling time more than a day after the present (a date in 2099), and a depth
+outside ``DEPTH_RANGE`` = [0, 11000] metres below the surface (a negative depth: a height, or a
+depth written with the wrong sign), whatever the parameter.
 
 =============================  ==================================
 parameter                      plausible range (canonical unit)
@@ -151,6 +153,7 @@ from __future__ import annotations
 
 from recipes._errors import InSituFormatError
 from recipes.insitu._core import (
+    DEPTH_RANGE,
     InSituTable,
     InSituWarning,
     NaiveTimeWarning,
@@ -170,6 +173,7 @@ from recipes.insitu._units import PARAMETERS, Parameter
 
 __all__ = [
     "COLUMNS",
+    "DEPTH_RANGE",
     "PARAMETERS",
     "InSituFormatError",
     "InSituSchemaError",

@@ -480,6 +480,11 @@ def _negatives(df: pd.DataFrame, report: Report) -> pd.DataFrame:
     return df
 
 
+DEPTH_RANGE: tuple[float, float] = (0.0, 11000.0)
+"""Plausible depths, metres below the surface (the deepest ocean point is about 10 935 m): a
+value outside (a negative depth) gets flag 4 (bad), as values outside their parameter's range."""
+
+
 def now() -> pd.Timestamp:
     """The present time, UTC: a sampling time more than a day after it is flagged 4.
 
@@ -489,7 +494,11 @@ def now() -> pd.Timestamp:
 
 
 def _implausible(df: pd.DataFrame, report: Report) -> pd.DataFrame:
-    """Flag 4 (bad) values outside their parameter's plausible range, and future times."""
+    """Flag 4 (bad) implausible values, depths and times.
+
+    Values outside their parameter's plausible range, depths outside :data:`DEPTH_RANGE` and
+    times more than a day in the future.
+    """
     if df.empty:
         return df
     low = df["parameter"].map(
@@ -514,6 +523,18 @@ def _implausible(df: pd.DataFrame, report: Report) -> pd.DataFrame:
         )
         report.flag(df[outside], reason)
         df = df.assign(qc_flag=df["qc_flag"].where(~outside, 4).astype("int8"))
+    low_depth, high_depth = DEPTH_RANGE
+    deep = ((df["depth"] < low_depth) | (df["depth"] > high_depth)) & (df["qc_flag"] != 4)
+    if deep.any():
+        reason = (
+            "depth "
+            + df["depth"][deep].astype(str)
+            + f" m is outside the plausible range [{low_depth:g}, {high_depth:g}] m below the "
+            "surface (insitu.DEPTH_RANGE; a height above the surface or a depth with the wrong "
+            "sign): qc_flag set to 4 (bad)"
+        )
+        report.flag(df[deep], reason)
+        df = df.assign(qc_flag=df["qc_flag"].where(~deep, 4).astype("int8"))
     future = (df["time"] > now() + pd.Timedelta(days=1)) & (df["qc_flag"] != 4)
     if future.any():
         reason = "time " + df["time"][future].astype(str) + " is in the future: qc_flag set to 4"
