@@ -21,6 +21,7 @@ import pandas as pd
 import pytest
 
 from recipes import InSituFormatError, insitu
+from recipes.insitu._odv import P01
 from recipes.insitu._units import P06_UNITS, PARAMETERS, as_udunits, convert
 
 REAL = Path(__file__).parent / "data" / "insitu-real"
@@ -214,6 +215,36 @@ def test_odv_sample_station(name: str, day: str, salinity: float) -> None:
     assert row["station_id"] == "S01" and row["time"] == pd.Timestamp(f"{day}T00:00Z")
     assert (row["lon"], row["lat"], row["depth"], row["value"]) == (10.0, 20.0, 3.0, salinity)
     assert table.rejected["reason"].str.contains("missing value").any()
+
+
+UNCONFIRMED_P01 = {"pH": "ACIDZZXX", "Dissolved oxygen": "DOXYSE01", "Chlorophyll-a": "CPHLSPPC"}
+
+
+def test_odv_p01_codes_of_unconfirmed_meaning_are_not_read_but_listed() -> None:
+    # sample_ODV_qv.txt SDN_parameter_mapping: pH ACIDZZXX (P06 UUPH), Dissolved oxygen
+    # DOXYSE01 (UMGL), Chlorophyll-a CPHLSPPC (UGPL); their NVS definitions could not be
+    # confirmed, so the reader does not guess: not read, and the notes say so
+    table = _read("divand-sample_ODV_qv.txt")
+    assert set(table.data["parameter"]) == {"salinity"}
+    (note,) = [n for n in table.notes if "variable(s) not read" in n]
+    assert all(f"'{name}'" in note for name in UNCONFIRMED_P01)
+    assert not set(UNCONFIRMED_P01.values()) & set(P01)
+
+
+def test_odv_unmapped_p01_variables_are_read_when_named() -> None:
+    # lines 20-21: S01 2010-01-01, Sampling depth 3 then 4, pH 8.15 QV 1 (P06 UUPH, pH
+    # units: no conversion); Dissolved oxygen and Chlorophyll-a empty with QV 9
+    mapping = {"pH": "ph", "Dissolved oxygen": "dissolved_oxygen", "Chlorophyll-a": "chlorophyll_a"}
+    table = _read("divand-sample_ODV_qv.txt", variables=mapping)
+    got = table.data.sort_values("depth")[["depth", "parameter", "value", "unit", "qc_flag"]]
+    assert got.values.tolist() == [[3.0, "ph", 8.15, "1", 1], [4.0, "ph", 8.15, "1", 1]]
+    assert sorted(table.rejected["raw"]) == [
+        "Chlorophyll-a=, QV=9",
+        "Chlorophyll-a=, QV=9",
+        "Dissolved oxygen=, QV=9",
+        "Dissolved oxygen=, QV=9",
+    ]
+    assert set(table.rejected["reason"]) == {"missing value"}
 
 
 def test_odv_of_another_project_with_its_depth_column() -> None:

@@ -9,6 +9,15 @@ case; the depth column is the one mapped to a P01 depth code (``ADEPZZ01``, ``DE
 ``SDN_parameter_mapping`` or named ``Depth``/``DEPH``/a P01 depth code; a variable's P01 code
 decides its parameter, and its P06 unit code its unit. ODV files of other projects (flags
 ``QV:ODV``, ``QV:WOD``...) are read with qc_flag 0; ``MissingValueIndicators`` are honoured.
+
+Only the P01 codes in :data:`P01` are mapped: each was checked against its NERC Vocabulary Server
+definition. A variable whose code is not there is not read, and the table's notes list it
+(``variable(s) not read: [...]``); pass ``variables={"<name>": "<parameter>"}`` after checking
+the code's meaning yourself. Codes seen in real files and left unmapped because their definition
+could not be confirmed: ``ACIDZZXX`` (a pH column, P06 ``UUPH``), ``DOXYSE01`` (a dissolved
+oxygen column, ``UMGL``) and ``CPHLSPPC`` (a chlorophyll-a column, ``UGPL``) of the DIVAnd ODV
+samples, and the nutrients there as N/P/Si (``NTRAZZXX``, ``NTRIZZXX``, ``AMONZZXX``,
+``PHOSAAZX``, ``SLCAAAZX``, ``UPOX``).
 """
 
 from __future__ import annotations
@@ -43,7 +52,8 @@ _MAPPING = re.compile(
 _P01_CODE = re.compile(r"^[A-Z0-9]{8}$")
 #: BODC P01 codes of depth below the sea surface (SeaDataNet vertical coordinates).
 DEPTH_P01 = ("ADEPZZ01", "DEPHPR01", "DEPHZZ01", "DEPHCV01", "DEPHPS01")
-#: BODC P01 codes -> lab parameter (the common water-quality ones).
+#: BODC P01 codes -> lab parameter (the common water-quality ones; codes not listed are not
+#: read, see the module docstring for those seen and left unmapped).
 P01: Mapping[str, str] = {
     "TEMPPR01": "water_temperature",
     "TEMPST01": "water_temperature",
@@ -116,7 +126,10 @@ def read_odv(
         ``s3://``, ``file://``).
     variables
         Variable name (header without its ``[units]``) -> lab parameter. Default: names or
-        BODC P01 codes (through ``SDN_parameter_mapping``) of the common parameters.
+        BODC P01 codes (through ``SDN_parameter_mapping``) of the common parameters (``P01``);
+        a variable whose P01 code is not mapped (``ACIDZZXX``, ``DOXYSE01``, ``CPHLSPPC``:
+        meaning unconfirmed) is listed in the notes and read only when named here. Naming
+        variables reads those only.
     units
         Variable name -> unit, overriding the header's.
     parameters
