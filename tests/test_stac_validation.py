@@ -27,8 +27,11 @@ from urllib.parse import urljoin
 import pytest
 import requests
 import stac_schemas
+from hub_fixtures import Hub, running_lab
 from stac_schemas import SCHEMAS, SchemaNotStoredError, local_schema, validate
 from stac_servers import LiveFederation, stac_servers
+
+from lab_server.deploy._layout import access_scope
 
 HERE = Path(__file__).resolve().parent
 WRAPPER = HERE / "stac_api_validator_offline.py"
@@ -205,8 +208,8 @@ KNOWN_WARNINGS = {
 }
 
 
-def _conformance(root: str) -> list[str]:
-    landing = requests.get(root, timeout=30).json()
+def _conformance(root: str, headers: dict[str, str] | None = None) -> list[str]:
+    landing = requests.get(root, headers=headers, timeout=30).json()
     declared = landing["conformsTo"]
     return sorted(
         name
@@ -215,10 +218,14 @@ def _conformance(root: str) -> list[str]:
     )
 
 
-def _run_validator(root: str, collection: str, point: list[float]) -> subprocess.CompletedProcess:
+def _run_validator(
+    root: str, collection: str, point: list[float], headers: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     command = [sys.executable, str(WRAPPER), "--log-level", "WARNING", "--root-url", root]
-    for name in _conformance(root):
+    for name in _conformance(root, headers):
         command += ["--conformance", name]
+    for key, value in (headers or {}).items():
+        command += ["-H", f"{key}: {value}"]
     command += ["--collection", collection]
     command += ["--geometry", json.dumps({"type": "Point", "coordinates": point})]
     return subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=HERE)
@@ -230,11 +237,18 @@ def _run_validator(root: str, collection: str, point: list[float]) -> subprocess
 def test_each_centre_api_passes_stac_api_validator(live: LiveFederation, centre: str) -> None:
     root = live.urls[centre]
     assert _conformance(root) == ["collections", "core", "features", "item-search"]
-    first = requests.post(root + "search", json={"limit": 1}, timeout=30).json()["features"][0]
-    point = first["geometry"]["coordinates"]
+    _assert_passes(_run_validator(root, COLLECTIONS[centre], _first_point(root)))
+
+
+def _first_point(root: str, headers: dict[str, str] | None = None) -> list[float]:
+    page = requests.post(root + "search", json={"limit": 1}, headers=headers, timeout=30)
+    point = page.json()["features"][0]["geometry"]["coordinates"]
     while isinstance(point[0], list):
         point = point[0]
-    result = _run_validator(root, COLLECTIONS[centre], point[:2])
+    return [float(point[0]), float(point[1])]
+
+
+def _assert_passes(result: subprocess.CompletedProcess) -> None:
     report = result.stdout + result.stderr
     assert result.returncode == 0, report
     assert "Errors: none" in result.stdout, report
@@ -304,3 +318,43 @@ def test_the_offline_wrapper_answers_stored_schemas_and_refuses_the_rest() -> No
         "URLError",
     ]
     assert result.stderr.count("offline: refused https://example.invalid/schema.json") == 2
+
+
+@pytest.fixture(scope="module")
+def hub_lab(sample_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """``earthlab hub up`` on the sample federation."""
+    with running_lab(sample_dir / "centres.yaml", tmp_path_factory.mktemp("hub")) as lab:
+        yield lab
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+@pytest.mark.parametrize("centre", ["theia", "odatis"])
+def test_the_hub_front_passes_stac_api_validator(hub_lab: Any, centre: str) -> None:
+    """``earthlab hub up``: an open centre's STAC API through the lab's front."""
+    root = hub_lab.catalogue_url(centre)
+    assert root.startswith(f"http://127.0.0.1:{hub_lab.front_port}/stac/")
+    assert _conformance(root) == ["collections", "core", "features", "item-search"]
+    _assert_passes(_run_validator(root, COLLECTIONS[centre], _first_point(root)))
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="known defect, left to the restricted service's owners: its service-desc link "
+    "(stac/api) answers an Accept of application/vnd.oai.openapi+json;version=3.0 with another "
+    "status and Content-Type than the front does (stac-api-validator: 'Link[service-desc] must "
+    "return 200')",
+)
+def test_the_restricted_service_passes_stac_api_validator(hub_lab: Any) -> None:
+    """``earthlab hub up``: dinamis through its hub-authenticated restricted-data service."""
+    hub = Hub(hub_lab)
+    hub.create_user("erin")
+    hub.add_to_group("dinamis", ["erin"])
+    scopes = ["access:services!service=restricted-dinamis", access_scope("dinamis")]
+    headers = {"Authorization": f"token {hub.token('erin', scopes)}"}
+    root = hub_lab.catalogue_url("dinamis")
+    assert "/services/restricted-dinamis/" in root
+    point = _first_point(root, headers)
+    _assert_passes(_run_validator(root, COLLECTIONS["dinamis"], point, headers))
