@@ -180,8 +180,8 @@ def load(
       type (no float32, which cannot hold every uint32: MODIS QC bit flags stay exact): a band
       nothing above scales, whose data type is an integer and which carries
       ``classification:*`` fields (classification extension) or a quality-style asset key or
-      band name (whole token ``qc``, ``qa``, ``state``, ``fmask``, ``mask``, ``flag(s)`` or
-      ``scl``: MODIS ``sur_refl_qc_500m``, DEA ``oa_fmask``). When STAC gives no nodata (or no
+      band name (whole token ``qc``, ``qa``, ``quality``, ``state``, ``fmask``, ``mask``,
+      ``flag(s)`` or ``scl``: MODIS ``sur_refl_qc_500m``, DEA ``oa_fmask``). When STAC gives no nodata (or no
       data type), the file's header is read once per file when the load is planned; its
       nodata becomes the variable's ``nodata`` attribute, and items fused into one time step
       fill each other's nodata pixels (first valid value wins). ``describe_bands`` shows the

@@ -8,8 +8,8 @@ of one item:
    class band when nothing scales it (no raster extension scale/offset, no rule below), its
    data type is an integer and it says it holds classes: ``classification:*`` fields
    (classification extension) or a quality-style name (asset key or band name with a whole
-   token ``qc``, ``qa``, ``state``, ``fmask``, ``mask``, ``flag(s)``, ``scl``: MODIS
-   ``sur_refl_qc_500m``, DEA ``oa_fmask``). See :func:`class_band_reason`.
+   token ``qc``, ``qa``, ``quality``, ``state``, ``fmask``, ``mask``, ``flag(s)``, ``scl``:
+   MODIS ``sur_refl_qc_500m`` and ``250m_16_days_VI_Quality``, DEA ``oa_fmask``). See :func:`class_band_reason`.
 2. Sentinel-2 reflectance (B01..B12, B8A). The scale is the raster extension's, else 1e-4
    (quantification value 10000). Multi-date products (mosaics, composites: see
    :func:`s2_composite`) take the raster extension's offset, else 0: the baseline rules below
@@ -240,8 +240,9 @@ def _earthsearch_flag(item: pystac.Item) -> tuple[bool, str] | None:
     return None
 
 
-_QA_TOKENS = frozenset({"qc", "qa", "state", "fmask", "mask", "flag", "flags", "scl"})
-"""Whole name tokens that mark a quality/class band (``sur_refl_qc_500m``, ``oa_fmask``)."""
+_QA_TOKENS = frozenset({"qc", "qa", "quality", "state", "fmask", "mask", "flag", "flags", "scl"})
+"""Whole name tokens that mark a quality/class band (``sur_refl_qc_500m``, ``oa_fmask``,
+MODIS VI ``250m_16_days_VI_Quality``)."""
 RAW_RULE = "no scale/offset in the metadata: raw values"
 """Rule of a band nothing scales (:func:`scaling_for`'s last resort)."""
 

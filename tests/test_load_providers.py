@@ -11,9 +11,13 @@ contradicting their metadata).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
+import threading
 import warnings
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +25,7 @@ import numpy as np
 import pystac
 import pytest
 import rasterio
+import rasterio.warp
 from affine import Affine
 
 import datacubes
@@ -30,8 +35,8 @@ HERE = Path(__file__).parent / "data" / "stac-real"
 REFERENCE = Path(__file__).parent / "data" / "reference" / "stac"
 
 
-def _item(name: str) -> pystac.Item:
-    path = next(HERE.glob(f"{name}*.json"))
+def _item(name: str, folder: Path = HERE) -> pystac.Item:
+    path = next(folder.glob(f"{name}*.json"))
     item = pystac.Item.from_dict(json.loads(path.read_text()))
     item.set_self_href(None)  # the hrefs the tests set are local paths, not under the API's
     return item
@@ -349,16 +354,28 @@ def _class_cog(
     name: str,
     key: str,
     data: np.ndarray,
-    fill: int,
+    fill: int | None,
     tag: str = "",
     middle: bool = True,
+    folder: Path = HERE,
+    centre: bool = False,
 ) -> pystac.Item:
     """Item ``name`` whose asset ``key`` is a COG of ``data`` at the scene's top left corner, or
-    its middle (inside the footprint of a scene whose corner is outside it, like DEA's)."""
-    item = _item(name)
+    its middle (inside the footprint of a scene whose corner is outside it, like DEA's), or
+    with ``centre`` at the pixel under the centre of the item's bbox (scenes whose grid's
+    middle and corner both lie outside the bbox: polar or antimeridian tiles); the file's
+    nodata is ``fill`` (none when ``None``)."""
+    item = _item(name, folder)
     crs, transform = _grid(item, key)
     rows, cols = item.assets[key].extra_fields.get("proj:shape") or item.properties["proj:shape"]
-    if middle:
+    if centre:
+        west, south, east, north = item.bbox
+        xs, ys = rasterio.warp.transform(
+            "EPSG:4326", crs, [(west + east) / 2], [(south + north) / 2]
+        )
+        col, row = ~transform * (xs[0], ys[0])
+        transform = transform * Affine.translation(int(col), int(row))
+    elif middle:
         transform = transform * Affine.translation(cols // 2, rows // 2)
     item.assets[key].extra_fields["proj:transform"] = list(transform)[:6]
     path = _cog(tmp_path / f"{key}{tag}.tif", data, crs=crs, transform=transform, nodata=fill)
@@ -432,3 +449,154 @@ def test_same_day_class_bands_fuse_past_nodata(tmp_path: Path, mask_eager: bool)
             [[0], [1]],
         )
         np.testing.assert_array_equal(out["oa_fmask"].values[0], expected)
+
+
+def _rasterio_values(href: str) -> np.ndarray:
+    """The file's band 1 as rasterio reads it: the independent reference for exact values."""
+    with rasterio.open(href) as src:
+        return src.read(1)
+
+
+# (item file prefix, folder, requested band, asset key, data type, nodata as the provider
+# documents it, raster under the bbox centre instead of the grid's middle): class/QA bands
+CLASS_BANDS = [
+    # Landsat C2 QA_PIXEL: uint16 bit flags, bit 0 = fill, so fill pixels hold 1 (USGS Landsat
+    # Collection 2 Level-1/Level-2 product guides); Planetary Computer says nodata 1 in
+    # raster:bands, USGS's STAC says nothing (the band table's 1)
+    ("planetarycomputer-landsat-c2-l1", HERE, "qa_pixel", "qa_pixel", "uint16", 1, False),
+    ("usgs-landsatlook-LC08", HERE, "qa_pixel", "QA_PIXEL.TIF", "uint16", 1, True),
+    ("usgs-landsatlook-LE07", HERE, "qa_pixel", "qa_pixel", "uint16", 1, True),
+    # MOD13Q1 VI Quality: uint16 bit field, fill 65535; pixel reliability: int8 ranks 0..3,
+    # fill -1 (LP DAAC MOD13Q1 v061 layers); STAC gives no nodata: the file's header does
+    ("planetarycomputer-modis-13Q1", HERE, "250m_16_days_VI_Quality", "250m_16_days_VI_Quality",
+     "uint16", 65535, True),
+    ("planetarycomputer-modis-13Q1", HERE, "250m_16_days_pixel_reliability",
+     "250m_16_days_pixel_reliability", "int8", -1, True),
+    # MCD43A4 BRDF/Albedo mandatory quality: uint8 (0 full inversion, 1 magnitude inversion),
+    # fill 255 (LP DAAC MCD43A4 v061 layers)
+    ("planetarycomputer-modis-43A4", HERE, "BRDF_Albedo_Band_Mandatory_Quality_Band1",
+     "BRDF_Albedo_Band_Mandatory_Quality_Band1", "uint8", 255, True),
+    # Sentinel-2 L2A scene classification: uint8 classes 0..11, 0 = no data (ESA L2A product
+    # format); Planetary Computer says no nodata, Earth Search nodata 0
+    ("planetarycomputer-S2B_MSIL2A_20220612", REFERENCE, "scl", "SCL", "uint8", 0, False),
+    ("earthsearch-S2A_13TDE", REFERENCE, "scl", "scl", "uint8", 0, False),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "folder", "band", "key", "dtype", "nodata", "centre"),
+    [pytest.param(*case, id=f"{case[0]}:{case[3]}") for case in CLASS_BANDS],
+)
+def test_class_bands_of_real_items_load_exact_integers(
+    tmp_path: Path,
+    name: str,
+    folder: Path,
+    band: str,
+    key: str,
+    dtype: str,
+    nodata: int,
+    centre: bool,
+) -> None:
+    """Integer type kept, nodata as documented, values equal to rasterio's reading of the file:
+    the data type's extremes, the fill value and every class of a small raster."""
+    info = np.iinfo(dtype)
+    values = np.linspace(info.min, info.max, 36).astype(dtype).reshape(6, 6)
+    values[0, :3] = (info.min, info.max, nodata)
+    values[5, 5] = nodata
+    item = _class_cog(tmp_path, name, key, values, nodata, folder=folder, centre=centre)
+    if "data_type" in json.dumps(item.assets[key].to_dict()):
+        assert item.assets[key].extra_fields["raster:bands"][0]["data_type"] == dtype
+    row = datacubes.describe_bands([item], [band]).iloc[0]
+    assert (row.asset_key, row.data_type, row.nodata) == (key, dtype, float(nodata))
+    assert row.scale is None or np.isnan(row.scale)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", lab.EarthLabWarning)  # no "raw numbers" warning
+        ds = datacubes.load([item], [band]).compute()
+    (name_out,) = ds.data_vars
+    out = ds[name_out]
+    assert out.dtype == np.dtype(dtype)
+    assert out.attrs["nodata"] == nodata
+    expected = _rasterio_values(item.assets[key].href)
+    assert expected.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(out.values[0], expected)
+    np.testing.assert_array_equal(out.values[0], values)
+    eager = datacubes._load.load_values([item], [band], geobox=ds.odc.geobox)
+    assert eager[name_out].dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(eager[name_out].values[0], expected)
+
+
+# -- the plan-time header read of a remote file ----------------------------------------------
+
+
+@contextlib.contextmanager
+def _serve(files: dict[str, bytes]) -> Iterator[tuple[str, list[str]]]:
+    """A loopback HTTP server of ``files`` with byte ranges (as COG readers ask), and the log
+    of requests (method, path, range)."""
+    log: list[str] = []
+
+    class Files(BaseHTTPRequestHandler):
+        def _answer(self, body: bool) -> None:
+            data = files.get(self.path.lstrip("/"))
+            wanted = self.headers.get("Range")
+            log.append(f"{self.command} {self.path} {wanted}")
+            if data is None:
+                self.send_error(404)
+                return
+            start, end = 0, len(data) - 1
+            if wanted and wanted.startswith("bytes="):
+                first, _, last = wanted[6:].partition("-")
+                start, end = int(first), min(int(last or end), end)
+                self.send_response(206)
+                self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
+            else:
+                self.send_response(200)
+            self.send_header("Accept-Ranges", "bytes")
+            self.send_header("Content-Length", str(end - start + 1))
+            self.send_header("Content-Type", "image/tiff")
+            self.end_headers()
+            if body:
+                self.wfile.write(data[start : end + 1])
+
+        def do_GET(self) -> None:
+            self._answer(True)
+
+        def do_HEAD(self) -> None:
+            self._answer(False)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Files)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", log
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=30)
+
+
+def test_remote_class_band_header_is_read_when_planning(tmp_path: Path) -> None:
+    """DEA oa_fmask says neither data type nor nodata: the remote file's header (uint8, nodata 0)
+    is read over HTTP when the load is planned, before any pixel; the pixels then match."""
+    fmask = np.tile(np.arange(6, dtype="uint8"), (6, 1))
+    fmask[2, 2] = 255
+    local = _class_cog(tmp_path, "dea-ga_ls8c_ard", "oa_fmask", fmask, 0)
+    path = Path(local.assets["oa_fmask"].href)
+    np.testing.assert_array_equal(_rasterio_values(str(path)), fmask)
+    assert "data_type" not in json.dumps(local.assets["oa_fmask"].to_dict())
+    with _serve({"oa_fmask.tif": path.read_bytes()}) as (root, log):
+        item = local.clone()
+        item.assets["oa_fmask"].href = f"{root}/oa_fmask.tif"
+        row = datacubes.describe_bands([item], ["oa_fmask"]).iloc[0]
+        assert (row.href, row.data_type, row.nodata) == (f"{root}/oa_fmask.tif", "uint8", 0.0)
+        assert log and all(" /oa_fmask.tif " in line for line in log)  # the header, only
+        planned = len(log)
+        ds = datacubes.load([item], ["oa_fmask"])  # lazy: planned, nothing read yet
+        assert ds.oa_fmask.dtype == np.uint8 and ds.oa_fmask.attrs["nodata"] == 0
+        assert len(log) == planned  # the header is cached: planning again read nothing
+        path.unlink()  # the pixels can only come over HTTP (or GDAL's cache of it)
+        values = ds.compute().oa_fmask.values[0]
+        assert all(" /oa_fmask.tif " in line for line in log)
+    np.testing.assert_array_equal(values, fmask)
