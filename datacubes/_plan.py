@@ -206,7 +206,9 @@ def _fits(value: float, data_type: str) -> bool:
     return not math.isnan(value) and value == int(value) and limits.min <= value <= limits.max
 
 
-def _check_nodata(item_id: str, key: str, data_type: str | None, nodata: float | None) -> None:
+def _check_nodata(
+    item_id: str, name: str, key: str, data_type: str | None, nodata: float | None
+) -> None:
     """An error when the nodata value cannot occur in pixels of the asset's integer type.
 
     A uint16 band with nodata -9999 or 70000 (or NaN, or 0.5) contradicts itself: no pixel can
@@ -224,8 +226,8 @@ def _check_nodata(item_id: str, key: str, data_type: str | None, nodata: float |
         return
     limits = np.iinfo(np.dtype(data_type))
     raise AssetMetadataError(
-        f"item {item_id!r} asset {key!r}: nodata {nodata:g} cannot occur in {data_type} "
-        f"pixels (whole numbers {limits.min}..{limits.max}), so the metadata (raster:bands "
+        f"item {item_id!r} band {name!r} (asset {key!r}): nodata {nodata:g} cannot occur in "
+        f"{data_type} pixels (whole numbers {limits.min}..{limits.max}), so the metadata (raster:bands "
         "nodata / data_type) contradicts itself. Fix the item's nodata or data_type (the "
         "file's own header says which: rio info), or leave the item out"
     )
@@ -255,7 +257,7 @@ def plan_item(item: pystac.Item, bands: Sequence[str], resolution: float | None)
         if found is not None:
             class_rule, data_type, nodata = found
             scaling = None
-        _check_nodata(item.id, band.asset_key, data_type, nodata)
+        _check_nodata(item.id, band.name, band.asset_key, data_type, nodata)
         plan.append(
             ItemBand(
                 item_id=item.id,

@@ -659,8 +659,8 @@ LOAD_CASES: list[Any] = [
      datacubes.AssetMetadataError, r"says uint16 but the file holds float32"),
     # nodata that no pixel of the declared data type can hold: refused when planning
     ("nodata-below-uint16", _nodata(-9999), datacubes.AssetMetadataError,
-     r"item 'bad-item' asset 'red': nodata -9999 cannot occur in uint16 pixels \(whole numbers "
-     r"0\.\.65535\).*Fix the item's nodata or data_type"),
+     r"item 'bad-item' band 'red' \(asset 'red'\): nodata -9999 cannot occur in uint16 "
+     r"pixels \(whole numbers 0\.\.65535\).*Fix the item's nodata or data_type"),
     ("nodata-above-uint16", _nodata(70000), datacubes.AssetMetadataError,
      r"nodata 70000 cannot occur in uint16 pixels"),
     ("nodata-nan-uint16", _nodata("nan"), datacubes.AssetMetadataError,
@@ -712,7 +712,9 @@ def test_nodata_outside_the_data_type_is_refused_before_any_read(tmp_path: Path)
     item = _stac("http://127.0.0.1:1/never.tif", asset={
         "raster:bands": [{"data_type": "uint16", "nodata": -9999}]
     })  # fmt: skip
-    message = r"item 'bad-item' asset 'red': nodata -9999 cannot occur in uint16 pixels"
+    message = (
+        r"item 'bad-item' band 'red' \(asset 'red'\): nodata -9999 cannot occur in uint16 pixels"
+    )
     with pytest.raises(datacubes.AssetMetadataError, match=message):
         datacubes.describe_bands([item], ["red"])
     with pytest.raises(datacubes.AssetMetadataError, match=message):
