@@ -687,3 +687,39 @@ def test_cli_writes_a_byte_identical_federation(
     first, second = _digest(sample_dir), _digest(out)
     assert len(first) == 16 * 9 + 7 * 3 + 3 * 5 + 3 * 3 + 3 + 1  # the layout of the contract
     assert first == second
+
+
+class _StrictJson:
+    """Stands in for orjson inside pystac: refuses what orjson refuses (numpy floats...)."""
+
+    OPT_INDENT_2 = 0
+
+    @staticmethod
+    def dumps(document: object, option: int = 0) -> bytes:
+        def walk(value: object, path: str) -> None:
+            if isinstance(value, dict):
+                for key, child in value.items():
+                    walk(child, f"{path}.{key}")
+            elif isinstance(value, list):
+                for index, child in enumerate(value):
+                    walk(child, f"{path}[{index}]")
+            elif not (isinstance(value, str | int) or type(value) in (float, type(None))):
+                # orjson takes subclasses of str and int (enums) but not of float
+                raise TypeError(f"{path}: {type(value).__name__} is not JSON serializable")
+
+        walk(document, "$")
+        return json.dumps(document, indent=2).encode()
+
+
+@pytest.mark.slow
+def test_generation_writes_plain_json_types(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With orjson installed (common in Pangeo environments) pystac serialises through it, and
+    orjson refuses numpy scalars: the generator must hand pystac plain Python values."""
+    import pystac.stac_io
+
+    monkeypatch.setattr(pystac.stac_io, "orjson", _StrictJson)
+    lab.make_sample(tmp_path / "out")
+    item = json.loads(next((tmp_path / "out").rglob("S2*_L2A.json")).read_text())
+    assert type(item["properties"]["eo:cloud_cover"]) is float

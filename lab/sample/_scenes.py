@@ -249,7 +249,7 @@ def render(
         scl[wedge] = SCL_NODATA
     valid = np.count_nonzero(scl)
     cloudy = np.count_nonzero(np.isin(scl, (SCL_CLOUD_MEDIUM, SCL_CLOUD_HIGH, SCL_CIRRUS)))
-    return Scene(acq, dn, scl, round(100.0 * cloudy / valid, 2), turbidity, chl)
+    return Scene(acq, dn, scl, round(float(100.0 * cloudy / valid), 2), turbidity, chl)
 
 
 def _shift(mask: np.ndarray, shift: tuple[int, int]) -> np.ndarray:
