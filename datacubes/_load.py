@@ -140,14 +140,17 @@ def load(
         A band is not in some item; the message lists the bands the item has.
     lab.ConfigurationError
         An argument is invalid (``geobox`` together with ``crs``, ``resolution`` or ``bbox``, or
-        not a GeoBox with a CRS), a band name is ambiguous, the items span several CRSs without
+        not a GeoBox with a CRS; ``resolution`` not a finite positive number or (x, y) pair of
+        them), a band name is ambiguous, the items span several CRSs without
         ``crs=`` or ``geobox=``, or items fused into one time step have different scale/offset (load them
         with ``groupby="time"`` or ``"id"``).
     lab.AssetReadError
         An asset is missing or unreadable and ``fail_on_error`` is True.
     datacubes.AssetMetadataError
         A file has no CRS, or its CRS, data type or ``proj:shape`` contradict its metadata
-        (checked when each file is first read; by :func:`load_values` up front).
+        (checked when each file is first read, against every item naming it; by
+        :func:`load_values` up front), or an asset's nodata cannot occur in its integer data
+        type (uint16 with -9999: checked when the load is planned, before any read).
     datacubes.EmptyLoadError
         ``bbox`` (or ``geobox``) lies outside every item: the cube would be all nodata.
 
