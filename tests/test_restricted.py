@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import rasterio
 import requests
+import yaml
 from hub_fixtures import Hub, running_lab
 
 import lab
@@ -358,3 +359,19 @@ def test_local_hub_and_helm_layer_restrict_dinamis_the_same_way(tmp_path, monkey
         == (roles["restricted-data-services"]["scopes"])
     )
     assert layer["config"]["Spawner"]["server_token_scopes"] == c.Spawner.server_token_scopes
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_only_the_api_description_is_public(deployment) -> None:
+    """``stac/api`` (the OpenAPI document) answers anyone; every other STAC path needs a token."""
+    root = deployment.catalogue_url("dinamis")
+    openapi = "application/vnd.oai.openapi+json;version=3.0"
+    described = requests.get(root + "api", headers={"Accept": openapi}, timeout=30)
+    assert described.status_code == 200, described.text
+    assert described.headers["Content-Type"].startswith("application/vnd.oai.openapi+json")
+    document = yaml.safe_load(described.text)  # rustac serve's OpenAPI document is YAML
+    assert document["openapi"].startswith("3.") and "/search" in document["paths"]
+    assert "127.0.0.1" not in described.text  # no address of the private catalogue
+    for path in ("", "collections", "search", "collections/pleiades-ms/items", "api/../search"):
+        assert requests.get(root + path, timeout=30).status_code == 401, path

@@ -340,13 +340,6 @@ def test_the_hub_front_passes_stac_api_validator(hub_lab: Any, centre: str) -> N
 
 @pytest.mark.integration
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect, left to the restricted service's owners: its service-desc link "
-    "(stac/api) answers an Accept of application/vnd.oai.openapi+json;version=3.0 with another "
-    "status and Content-Type than the front does (stac-api-validator: 'Link[service-desc] must "
-    "return 200')",
-)
 def test_the_restricted_service_passes_stac_api_validator(hub_lab: Any) -> None:
     """``earthlab hub up``: dinamis through its hub-authenticated restricted-data service."""
     hub = Hub(hub_lab)

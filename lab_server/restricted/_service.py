@@ -228,7 +228,11 @@ class StacHandler(StacProxyHandler, _JsonErrors):
         self.gate = gate
 
     async def prepare(self) -> None:
-        """Admit members only."""
+        """Admit members only; the API's description (``stac/api``) is public, as elsewhere."""
+        if self.path_args and self.path_args[0] == "api":
+            # Clients and validators read the OpenAPI document before they authenticate (and
+            # stac-api-validator fetches it without its session's headers); it holds no data.
+            return
         self.caller = await self.gate.from_token(self)
 
     def _sign(self, document: Any, handler: Any) -> Any:
