@@ -18,10 +18,12 @@ $(VENV)/.core-installed: $(VENV)/bin/python pyproject.toml constraints.txt
 	$(PIP) install --quiet -c constraints.txt -e .
 	touch $@
 
-# System packages the tests need (Debian names): a headless Chromium and its WebDriver for
-# tests/test_browser.py. Installed with apt-get when running as root (CI); otherwise the exact
-# command is printed and the browser tests fail until they are installed.
-SYSTEM_PACKAGES = chromium chromium-driver
+# System packages the tests need (Debian 12 names): a headless Chromium and its WebDriver for
+# tests/test_browser.py; PostgreSQL 15 and PostGIS for the pgstac catalogues
+# (lab_server/deploy/_pgstac.py: tests/pgstac_server.py, `earthlab hub up --catalogue pgstac`).
+# Installed with apt-get when running as root (CI); otherwise the exact command is printed and
+# the browser and pgstac tests fail until they are installed.
+SYSTEM_PACKAGES = chromium chromium-driver postgresql postgresql-15-postgis-3
 system-packages:
 	@missing=""; for pkg in $(SYSTEM_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$pkg 2>/dev/null | grep -q "install ok installed" \
@@ -33,7 +35,7 @@ system-packages:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 	    apt-get install -y -qq --no-install-recommends $$missing; \
 	else \
-	  echo "missing system packages (the browser tests fail without them); install with:"; \
+	  echo "missing system packages (the browser and pgstac tests fail without them); install with:"; \
 	  echo "  sudo apt-get update && sudo apt-get install -y --no-install-recommends$$missing"; \
 	fi
 

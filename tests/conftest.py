@@ -17,6 +17,10 @@ from pathlib import Path
 
 import pytest
 
+# Session-wide fixtures defined next to their helpers: ``pgstac_federation`` (the sample
+# federation served from pgstac, tests/pgstac_server.py).
+pytest_plugins = ["pgstac_server"]
+
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "tests" / "data" / "reference"
 
