@@ -48,6 +48,14 @@ def register(subparsers: Any) -> None:
     start.add_argument(
         "--port", type=int, default=8000, help="public port (default 8000; 0 for any free port)"
     )
+    start.add_argument(
+        "--catalogue",
+        choices=("memory", "pgstac"),
+        default="memory",
+        help="where the centres' catalogues live: memory (rustac serve, the default) or pgstac "
+        "(PostgreSQL + PostGIS + pgstac served by stac-fastapi-pgstac, as data centres run "
+        "them; needs the Debian packages postgresql and postgresql-15-postgis-3)",
+    )
     start.set_defaults(func=run_up)
     stop = actions.add_parser(
         "down",
@@ -200,7 +208,7 @@ def run_up(args: argparse.Namespace) -> int:
     run_dir = given_run_dir(args)
     if run_dir is not None:
         output_dir(run_dir, "--run-dir")
-    deployment = up(args.centres_file, run_dir=run_dir, port=args.port)
+    deployment = up(args.centres_file, run_dir=run_dir, port=args.port, catalogue=args.catalogue)
     run = RunDir(deployment.run_dir)
     _record(run.path)
     print(f"The lab runs at {deployment.url}")
@@ -212,6 +220,11 @@ def run_up(args: argparse.Namespace) -> int:
     for g in deployment.gateways:
         print(f"  {g.service:<28} {deployment.gateway_address(g.centre)}")
     print(f"Centres file of the notebooks: {deployment.centres_file}")
+    if deployment.pgstac_port is not None:
+        print(
+            f"Catalogues: pgstac (PostgreSQL at {deployment.ip}:{deployment.pgstac_port}, "
+            "one database and one stac-fastapi-pgstac per centre)"
+        )
     print(f"Run directory: {run.path}")
     print(f"Logs: {run.logs_dir}")
     print(f"Stop with: {stop_command(run.path)}")

@@ -1,7 +1,8 @@
 """``up``, ``down`` and ``status`` of the local lab (``earthlab hub ...`` and the e2e fixture).
 
 Start order: configurable-http-proxy; each served centre's STAC API (``rustac serve``, on a
-private port), the HTTP front of the open centres (their STAC APIs and files) and the
+private port; with ``catalogue_backend="pgstac"`` PostgreSQL first, loaded with every centre's
+items, then one stac-fastapi-pgstac per centre), the HTTP front of the open centres (their STAC APIs and files) and the
 restricted-data service of each centre with restricted collections; one dask-gateway-server per centre; then JupyterHub (which registers
 its routes with the running proxy, and the gateways and restricted-data services as its
 services). Stop order is the reverse: the hub first, so that stopping single-user servers can
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,7 @@ from lab_server.deploy._catalogues import (
 )
 from lab_server.deploy._kernels import DEFAULT_KERNEL, install_kernel
 from lab_server.deploy._layout import (
+    CATALOGUE_BACKENDS,
     SECRET_NAMES,
     Deployment,
     GatewayPorts,
@@ -37,6 +40,7 @@ from lab_server.deploy._layout import (
     hub_config_dir,
     service_name,
 )
+from lab_server.deploy._pgstac import PgstacCluster, api_command, find_postgres, served_documents
 from lab_server.deploy._procs import (
     Proc,
     end_processes,
@@ -66,6 +70,7 @@ def up(
     port: int = 8000,
     timeout: float = 90.0,
     extra_env: dict[str, str] | None = None,
+    catalogue: str = "memory",
 ) -> Deployment:
     """Start the local lab: proxy, one gateway per centre, JupyterHub.
 
@@ -84,6 +89,12 @@ def up(
         Seconds each server may take to become ready.
     extra_env
         More environment for single-user servers (never secrets).
+    catalogue
+        Where the served centres' catalogues live: ``"memory"`` (``rustac serve``) or
+        ``"pgstac"`` (one PostgreSQL + PostGIS + pgstac server, a database per centre, each
+        served by stac-fastapi-pgstac, as data centres run them; needs the Debian packages
+        ``postgresql`` and ``postgresql-15-postgis-3``). Same centres file, same front and
+        restricted-data services either way.
 
     Returns
     -------
@@ -94,9 +105,17 @@ def up(
     ------
     ConfigurationError
         If a lab already runs from ``run_dir``, a port is taken, the proxy is not installed or
-        a server fails to start (the message quotes its log; everything started is stopped).
+        a server fails to start (the message quotes its log; everything started is stopped),
+        or ``catalogue`` is unknown or its system packages are missing (they are named).
     """
     from lab import centres
+
+    if catalogue not in CATALOGUE_BACKENDS:
+        raise ConfigurationError(
+            f"catalogue must be one of {', '.join(CATALOGUE_BACKENDS)}, not {catalogue!r}"
+        )
+    if catalogue == "pgstac":
+        find_postgres()  # before anything starts: names the packages to install
 
     run = RunDir(run_dir or default_run_dir())
     running = [p.name for p in _procs(run) if p.alive()]
@@ -131,8 +150,13 @@ def up(
         kernel=DEFAULT_KERNEL,
         cache_dir=lab_config.get("cache_dir"),
         extra_env=dict(extra_env or {}),
+        catalogue_backend=catalogue,
+        pgstac_port=free_port() if catalogue == "pgstac" and catalogues else None,
     )
     run.create()
+    if deployment.pgstac_port is not None:
+        cluster = PgstacCluster.create(run.path / "pgstac", deployment.pgstac_port, deployment.ip)
+        deployment = replace(deployment, pgstac_data=cluster.data_dir)
     for name in SECRET_NAMES:
         run.new_secret(name, 8 if name == "password" else 32)
     for g in deployment.gateways:
@@ -151,6 +175,7 @@ def up(
         for proc in reversed(started):
             stop(proc)
         _write_state(run, [])
+        _remove_pgstac(deployment)
         raise
     return deployment
 
@@ -249,19 +274,42 @@ def _write_catalogues(run: RunDir, d: Deployment, centre_set: Any) -> None:
     write_centres_file(Path(d.centres_file), centre_set, catalogs)
 
 
+def _cluster(d: Deployment) -> PgstacCluster | None:
+    """The PostgreSQL server of a ``pgstac`` deployment (None with ``memory``)."""
+    if d.pgstac_port is None or d.pgstac_data is None:
+        return None
+    return PgstacCluster(d.pgstac_data, d.pgstac_port, str(find_postgres()), d.ip)
+
+
+def _remove_pgstac(d: Deployment) -> None:
+    cluster = _cluster(d) if d.pgstac_data and Path(d.pgstac_data).exists() else None
+    if cluster is not None:
+        cluster.remove()
+
+
 def _catalogue_commands(run: RunDir, d: Deployment) -> list[tuple[str, list[str], str, str]]:
-    """(name, command, log name, readiness URL) of every catalogue-side server, in start order."""
+    """(name, command, log name, readiness URL) of every catalogue-side server, in start order.
+
+    With pgstac, the PostgreSQL server itself is not one of them: :func:`_start_pgstac`
+    starts it before them.
+    """
     commands = []
+    python = str(Path(d.bin_dir) / "python")
+    cluster = _cluster(d)
     for server in d.catalogues:
+        if cluster is not None:
+            database = _served(run, server)["database"]
+            command = api_command(python, cluster, database, d.ip, server.port)
+        else:
+            command = rustac_command(d.bin_dir, _served(run, server)["files"], d.ip, server.port)
         commands.append(
             (
                 f"stac-{server.centre}",
-                rustac_command(d.bin_dir, _served(run, server)["files"], d.ip, server.port),
+                command,
                 f"stac-{server.centre}.log",
                 f"http://{d.ip}:{server.port}/",
             )
         )
-    python = str(Path(d.bin_dir) / "python")
     if d.front_port is not None:
         config = {
             "ip": d.ip,
@@ -299,9 +347,37 @@ def _served(run: RunDir, server: CatalogueServer) -> dict[str, Any]:
     return dict(json.loads(path.read_text(encoding="utf-8")))
 
 
+def _start_pgstac(run: RunDir, d: Deployment, started: list[Proc], timeout: float) -> None:
+    """Start PostgreSQL, migrate pgstac and load every served centre into its own database."""
+    cluster = _cluster(d)
+    if cluster is None:
+        return
+    cluster.init()
+    proc = start(
+        "postgres",
+        cluster.server_command(),
+        run.logs_dir / "postgres.log",
+        cluster.server_env(),
+        Path(cluster.data_dir).parent,
+        url=f"postgresql://{d.ip}:{cluster.port}/",
+    )
+    started.append(proc)
+    _write_state(run, started)
+    wait_until(proc, cluster.ready(), timeout)
+    cluster.migrate_template()
+    for server in d.catalogues:
+        served = _served(run, server)
+        database = cluster.prepare(server.centre)
+        cluster.load(database, *served_documents(served["files"]))
+        served["database"] = database
+        path = run.path / "stac" / server.centre / "served.json"
+        path.write_text(json.dumps(served), encoding="utf-8")
+
+
 def _start_catalogues(
     run: RunDir, d: Deployment, env: dict[str, str], started: list[Proc], timeout: float
 ) -> None:
+    _start_pgstac(run, d, started, timeout)
     waiting = []
     for name, command, log, ready_url in _catalogue_commands(run, d):
         proc = start(name, command, run.logs_dir / log, env, run.path, url=ready_url)
@@ -405,6 +481,8 @@ def down(run_dir: str | os.PathLike[str] | None = None, timeout: float = 20.0) -
         if orphans:
             stopped.append(f"{len(orphans)} orphaned process(es)")
     _write_state(run, [])
+    if run.lab_json.is_file():
+        _remove_pgstac(run.deployment())  # rebuilt from the centres' files at every `up`
     return stopped
 
 

@@ -14,6 +14,8 @@ The run directory holds everything one ``earthlab hub up`` made::
       gateways/<centre>/ working directories of that gateway's clusters
       centres.yaml       the centres file of the deployment (catalogues as STAC APIs)
       stac/<centre>/     the items (http asset hrefs) each centre's STAC API serves
+      pgstac/pgdata/     the PostgreSQL cluster of `hub up --catalogue pgstac` (as root:
+                         under the system's temporary directory, owned by ``postgres``)
       restricted/<centre>/usage.sqlite   usage of a restricted-data service (quotas)
 """
 
@@ -143,6 +145,10 @@ class GatewayPorts:
         return service_name(self.centre)
 
 
+CATALOGUE_BACKENDS = ("memory", "pgstac")
+"""Where ``hub up`` keeps the served centres' catalogues (``--catalogue``)."""
+
+
 @dataclass(frozen=True)
 class Deployment:
     """One local lab: where everything listens and which files it uses."""
@@ -178,6 +184,20 @@ class Deployment:
     files (``/assets/<centre>/``); none if every served centre is restricted."""
     source_centres_file: str | None = None
     """The centres file the deployment was made from (``centres_file`` is the lab's own)."""
+    catalogue_backend: str = "memory"
+    """Where the served centres' catalogues live: ``memory`` (``rustac serve``) or
+    ``pgstac`` (PostgreSQL + pgstac, served by stac-fastapi-pgstac, as data centres run)."""
+    pgstac_port: int | None = None
+    """Port of the PostgreSQL server holding the catalogues (``catalogue_backend="pgstac"``)."""
+    pgstac_data: str | None = None
+    """Its data directory (``catalogue_backend="pgstac"``); removed by ``hub down``."""
+
+    def __post_init__(self) -> None:
+        if self.catalogue_backend not in CATALOGUE_BACKENDS:
+            raise ConfigurationError(
+                f"catalogue back end must be one of {', '.join(CATALOGUE_BACKENDS)}, not "
+                f"{self.catalogue_backend!r}"
+            )
 
     @property
     def url(self) -> str:
