@@ -65,8 +65,13 @@ def _install_hint() -> str:
     )
 
 
-def find_postgres() -> Path:
+def find_postgres(root: Path = Path("/")) -> Path:
     """Return the ``bin`` directory of the PostgreSQL server, checking PostGIS is installed.
+
+    Parameters
+    ----------
+    root
+        File-system root to look under (tests give another one).
 
     Returns
     -------
@@ -79,11 +84,11 @@ def find_postgres() -> Path:
         If the server or the PostGIS extension is missing: the message names the packages.
     """
     candidates = sorted(
-        Path("/usr/lib/postgresql").glob("*/bin/postgres"),
+        (root / "usr/lib/postgresql").glob("*/bin/postgres"),
         key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0,
         reverse=True,
     )
-    on_path = shutil.which("postgres")
+    on_path = shutil.which("postgres") if root == Path("/") else None
     if on_path:
         candidates.append(Path(on_path).resolve())
     for server in candidates:
@@ -91,7 +96,8 @@ def find_postgres() -> Path:
         if not (bin_dir / "initdb").is_file():
             continue
         major = bin_dir.parent.name
-        if not list(Path("/usr/share/postgresql").glob(f"{major}/extension/postgis.control")):
+        extensions = root / "usr/share/postgresql" / major / "extension"
+        if not (extensions / "postgis.control").is_file():
             raise ConfigurationError(
                 f"PostgreSQL {major} ({bin_dir}) has no PostGIS extension, which pgstac needs: "
                 + _install_hint()
