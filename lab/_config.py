@@ -214,8 +214,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "catalog.client_filter_max_items",
         "int",
-        "Most items read from a STAC API that does not conform to Filter to evaluate a CQL2 "
-        "filter client-side; more is an error asking to narrow the search.",
+        "Most items read from a STAC API to do client-side what it cannot: evaluate a CQL2 "
+        "filter (no Filter conformance) or keep the first items of a limited search in "
+        "datetime order (no Sort conformance, or sortby ignored); more is an error asking "
+        "to narrow the search.",
         low=1,
         high=10_000_000,
     ),

@@ -136,19 +136,49 @@ def test_pages_are_followed(
     assert listed(over_pgstac) == listed(over_rustac)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 15 item 2: limit= keeps the server's first items, and pgstac sorts newest "
-    "first (rustac oldest first), so the merged 'earliest first' result differs",
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"collections": "sentinel-2-l2a", "limit": 3},
+        {"limit": 5},  # every centre: the earliest five of the federation
+        {"collections": "sentinel-2-l2a", "datetime": "2022-01/2022-06", "limit": 4},
+        {"collections": "sentinel-2-l2a", "filter": CLEAR, "limit": 2},
+    ],
+    ids=["one-collection", "federation", "interval", "filter"],
 )
-def test_limit_keeps_the_same_items(
-    pgstac_federation: LiveFederation, rustac: LiveFederation
+def test_limit_keeps_the_earliest_items_whatever_the_server_order(
+    pgstac_federation: LiveFederation,
+    rustac: LiveFederation,
+    query: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    query = {"collections": "sentinel-2-l2a", "limit": 3}
+    """pgstac answers newest first, rustac oldest first: ``limit`` keeps the merge order's
+    first items on both (pgstac is asked ``sortby``; pages of 2 make the limit span pages)."""
+    monkeypatch.setattr(_stac_api, "PAGE_SIZE", 2)
+    everything = {k: v for k, v in query.items() if k != "limit"}
+    expected = listed(lab.catalog(rustac.centres_file).search(**everything))[: query["limit"]]
+    assert len(expected) == query["limit"]
+    for federation in (pgstac_federation, rustac):
+        result = lab.catalog(federation.centres_file).search(**query)
+        assert listed(result) == expected
+        assert result.federation_missing == []
     over_pgstac = lab.catalog(pgstac_federation.centres_file).search(**query)
+    assert "datetime" not in over_pgstac.federation["theia"].note  # the server sorted
     over_rustac = lab.catalog(rustac.centres_file).search(**query)
-    assert len(over_pgstac) == len(over_rustac) == 3
-    assert listed(over_pgstac) == listed(over_rustac)
+    # rustac serve does not declare Sort: the lab read everything and sorted
+    assert "no Sort conformance: read all" in over_rustac.federation["theia"].note
+
+
+def test_limit_without_sort_reads_a_bounded_number_of_items(rustac: LiveFederation) -> None:
+    with lab.config.set({"catalog.client_filter_max_items": 5}):
+        result = lab.catalog(rustac.centres_file).search(
+            collections="sentinel-2-l2a", limit=2, timeout=60
+        )
+    report = result.federation["theia"]
+    assert report.status == "missing" and len(result) == 0
+    assert "to keep the first 2 items in datetime order" in report.error
+    assert "does not conform to Sort" in report.error
+    assert "catalog.client_filter_max_items" in report.error
 
 
 def test_pixels_from_pgstac_items_equal_those_from_rustac_items(

@@ -185,21 +185,28 @@ def test_planetary_computer_post_body_token(reference_dir: Path) -> None:
     assert all(b["bbox"] == [-73.21, 43.99, -73.12, 44.05] for b in bodies)
 
 
-def test_limit_stops_paging_early(reference_dir: Path) -> None:
+def test_limit_asks_sortby_and_stops_paging_early(reference_dir: Path) -> None:
+    """PC conforms to Sort: a limited search asks datetime ascending, pages of limit + 1."""
+
     def answer(method: str, path: str, request: dict) -> tuple[int, Any]:
         if path == "/api/stac/v1/":
             return 200, replay.page("planetarycomputer-landing.json")
-        if (request["body"] or {}).get("token") is None:
-            return 200, replay.page("planetarycomputer-search-page1.json")
-        return 200, replay.page("planetarycomputer-search-page2.json")
+        page = replay.page("planetarycomputer-search-page1.json")
+        if (request["body"] or {}).get("sortby"):  # the server honours sortby
+            page["features"].sort(key=lambda f: (f["properties"]["datetime"], f["id"]))
+        return 200, page
 
     with replay_server(reference_dir, PC_HOST, answer) as replay:
         result = StacApiAdapter(centre(replay.url + "/api/stac/v1/")).search(
-            SearchQuery.build(collections="naip", limit=12)
+            SearchQuery.build(collections="naip", limit=5)
         )
-    assert len(result.items) == 12 and result.matched is None  # more may exist: unknown
+    page = replay.page("planetarycomputer-search-page1.json")["features"]
+    earliest = sorted(page, key=lambda f: (f["properties"]["datetime"], f["id"]))[:5]
+    assert [i.id for i in result.items] == [f["id"] for f in earliest]
+    assert result.note == ""  # sorted by the server, nothing read beyond the first page
     search_bodies = [r["body"] for r in replay.requests if r["method"] == "POST"]
-    assert search_bodies[0]["limit"] == 12 and len(search_bodies) == 2
+    assert len(search_bodies) == 1 and search_bodies[0]["limit"] == 6
+    assert search_bodies[0]["sortby"] == [{"field": "properties.datetime", "direction": "asc"}]
 
 
 def test_items_endpoints_get_token_when_item_search_is_not_advertised(

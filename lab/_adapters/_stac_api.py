@@ -25,6 +25,7 @@ or no answer becomes a ``ConnectionError`` (retried); another status a :class:`C
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -52,6 +53,11 @@ FILTER_CONFORMANCE = (
     re.compile(r"^https://api\.stacspec\.org/v1\.0\.0[^/]*/item-search#filter$"),
     re.compile(r"^http://www\.opengis\.net/spec/ogcapi-features-3/1\.0/conf/(features-)?filter$"),
 )
+#: Conformance classes saying that item-search takes ``sortby`` (any STAC API version: pgstac 7
+#: declares v1.1.0 URIs, which pystac-client's own check does not match).
+SORT_CONFORMANCE = re.compile(r"^https://api\.stacspec\.org/v1\.[^/]*/item-search#sort$")
+#: The federation's merge order, sent as ``sortby`` to the APIs that conform to Sort.
+MERGE_SORTBY = [{"field": "properties.datetime", "direction": "asc"}]
 
 
 class StacApiAdapter:
@@ -121,6 +127,8 @@ class StacApiAdapter:
             client._stac_io.session.close()
 
     def _item_search(self, client: Any, query: SearchQuery) -> AdapterResult:
+        if query.limit:
+            return self._first_items(client, query)
         if query.filter and not _conforms_to_filter(client):
             return self._item_search_filtered_here(client, query)
         search = client.search(
@@ -134,6 +142,84 @@ class StacApiAdapter:
             limit=min(PAGE_SIZE, query.limit or PAGE_SIZE),
         )
         return _collect(search.pages_as_dicts(), query, self.centre)
+
+    def _first_items(self, client: Any, query: SearchQuery) -> AdapterResult:
+        """The first ``query.limit`` items in the federation's merge order, whatever the API's.
+
+        Servers return items in their own order (pgstac: newest first; rustac: oldest first),
+        so the first ``limit`` items a server returns are not the ones the merge keeps. An API
+        that conforms to Sort is asked ``sortby`` datetime ascending, and read until the
+        ``limit``-th item's datetime is passed (items of the same instant are ordered here by
+        collection and id); the order it answers is checked, and an API that ignored
+        ``sortby``, or one without Sort, is read to the end (at most ``lab.config``
+        ``catalog.client_filter_max_items`` items) and sorted here. The report says which.
+        """
+        assert query.limit is not None
+        filter_here = bool(query.filter) and not _conforms_to_filter(client)
+        cql2_filter = query.filter
+        sortable = _conforms_to_sort(client)
+        if sortable and not client.conforms_to("SORT"):
+            client.add_conforms_to("SORT")  # a later version pystac-client does not know
+        search = client.search(
+            collections=list(query.collections) if query.collections else None,
+            bbox=list(query.bbox) if query.bbox else None,
+            datetime=query.datetime_string(),
+            ids=list(query.ids) if query.ids else None,
+            intersects=query.intersects,
+            filter=None if filter_here else cql2_filter,
+            sortby=MERGE_SORTBY if sortable else None,
+            limit=min(PAGE_SIZE, query.limit + 1) if sortable else PAGE_SIZE,
+        )
+        max_read = int(config.get("catalog.client_filter_max_items"))
+        where = f"centre {self.centre.name}"
+        features: list[dict[str, Any]] = []
+        matched: int | None = None
+        read = 0
+        in_order = sortable
+        previous: list[str] = []
+        for number, page in enumerate(search.pages_as_dicts()):
+            if number == 0 and not filter_here:
+                matched = _number_matched(page)
+            page_features = page.get("features", [])
+            ids = [str(f.get("id")) for f in page_features]
+            if number and ids == previous:
+                raise _repeated_page(where, number)
+            previous = ids
+            read += len(page_features)
+            for feature in page_features:
+                if features and in_order and _stamp(feature) < _stamp(features[-1]):
+                    in_order = False  # the API ignored sortby: read everything
+                if filter_here and not filter_matches(cql2_filter, feature):  # type: ignore[arg-type]
+                    continue
+                features.append(feature)
+            if in_order and len(features) > query.limit:
+                boundary = _stamp(features[query.limit - 1])
+                if _stamp(features[-1]) > boundary:
+                    break
+            if read > max_read:
+                raise CatalogError(
+                    f"{where}: to keep the first {query.limit} items in datetime order the lab "
+                    f"must read every matching item (its STAC API "
+                    f"{'ignores sortby' if sortable else 'does not conform to Sort'}), and "
+                    f"that is more than {max_read} items; narrow the search with collections, "
+                    "bbox or datetime, or raise catalog.client_filter_max_items"
+                )
+        items = sorted(_items([{"features": features}]), key=_merge_key)[: query.limit]
+        notes = []
+        if filter_here:
+            notes.append(CLIENT_FILTER_NOTE)
+            matched = len(features)
+        if not sortable:
+            notes.append(
+                f"no Sort conformance: read all {len(features)} matching items to keep the "
+                f"first {query.limit} by datetime"
+            )
+        elif not in_order:
+            notes.append(
+                f"the API ignored sortby: read all {len(features)} matching items to keep "
+                f"the first {query.limit} by datetime"
+            )
+        return AdapterResult(items=items, matched=matched, note="; ".join(notes))
 
     def _item_search_filtered_here(self, client: Any, query: SearchQuery) -> AdapterResult:
         """Search without the filter (the API would not apply it), then evaluate it here."""
@@ -204,6 +290,33 @@ def _conforms_to_filter(client: Any) -> bool:
     return any(pattern.match(str(uri)) for uri in uris for pattern in FILTER_CONFORMANCE)
 
 
+def _conforms_to_sort(client: Any) -> bool:
+    """Whether the API's landing page says item-search takes ``sortby`` (any version)."""
+    uris = client.get_conforms_to() if client.has_conforms_to() else []
+    return any(SORT_CONFORMANCE.match(str(uri)) for uri in uris)
+
+
+def _stamp(feature: dict[str, Any]) -> str:
+    """A feature's datetime (or start), normalised so that strings compare as instants."""
+    props = feature.get("properties") or {}
+    value = props.get("datetime") or props.get("start_datetime")
+    if not value:
+        return ""
+    try:
+        when = dt.datetime.fromisoformat(str(value))
+    except ValueError:
+        return str(value)
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return when.astimezone(dt.UTC).isoformat()
+
+
+def _merge_key(item: pystac.Item) -> tuple[str, str, str]:
+    """The federation's merge order: datetime (or start), collection, id."""
+    when = item.datetime or item.common_metadata.start_datetime
+    return (when.isoformat() if when else "", item.collection_id or "", item.id)
+
+
 def _collections_url(client: Any) -> str:
     for link in client.links:
         if link.rel == "data":
@@ -244,11 +357,7 @@ def _collect(
             raise _too_many(where, max_read, f"the API counts {server_count} items")
         ids = [str(f.get("id")) for f in page.get("features", [])]
         if number and ids == previous:
-            raise CatalogError(
-                f"{where}: page {number + 1} of the results repeats page {number} (its next "
-                "link does not advance: a server bug); ask its operators, or narrow the search "
-                "so that one page holds it"
-            )
+            raise _repeated_page(where, number)
         previous = ids
         features = page.get("features", [])
         read += len(features)
@@ -263,6 +372,14 @@ def _collect(
     if matched is None and exhausted:
         matched = len(collected)
     return AdapterResult(items=_items([{"features": collected}]), matched=matched)
+
+
+def _repeated_page(where: str, number: int) -> CatalogError:
+    return CatalogError(
+        f"{where}: page {number + 1} of the results repeats page {number} (its next "
+        "link does not advance: a server bug); ask its operators, or narrow the search "
+        "so that one page holds it"
+    )
 
 
 def _too_many(where: str, max_read: int, how_many: str) -> CatalogError:
