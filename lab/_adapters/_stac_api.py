@@ -71,6 +71,9 @@ class StacApiAdapter:
 
     def __init__(self, centre: Centre):
         self.centre = centre
+        # Imported now, when the catalogue is made, not in the first search: importing
+        # pystac-client takes 1-4 s, which a centre's timeout must not count.
+        import pystac_client  # noqa: F401
 
     def _client(self) -> Any:
         from pystac_client import Client
