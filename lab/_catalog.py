@@ -124,12 +124,16 @@ class SearchResult:
         lines = [f"{len(self)} items for {self.query.describe()}"]
         if self.federation_missing:
             lines[0] += f" (incomplete: {', '.join(self.federation_missing)} not searched)"
-        for r in self.federation.values():
-            matched = "?" if r.matched is None else str(r.matched)
+        reports = list(self.federation.values())
+        name_width = max([12, *(len(r.centre) for r in reports)])
+        matched = ["?" if r.matched is None else str(r.matched) for r in reports]
+        matched_width = max([5, *(len(m) for m in matched)])
+        kept_width = max([5, *(len(str(r.kept)) for r in reports)])
+        for r, count in zip(reports, matched, strict=True):
             detail = r.error or r.note
             lines.append(
-                f"  {r.centre:<12} {r.status:<10} matched={matched:<5} kept={r.kept:<5} "
-                f"{r.seconds:6.2f}s  {detail}".rstrip()
+                f"  {r.centre:<{name_width}} {r.status:<10} matched={count:<{matched_width}} "
+                f"kept={r.kept:<{kept_width}} {r.seconds:6.2f}s  {detail}".rstrip()
             )
         return "\n".join(lines)
 

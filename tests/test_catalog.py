@@ -402,3 +402,23 @@ def test_small_geoparquet_files_are_searched_without_starting_duckdb(
     assert [i.id for i in result] == ["a1", "a2", "m0", "a3"]
     assert result.federation["alpha"].matched == 3  # a1, a2, a3 (days 2, 4, 6)
     assert result.federation["mirror"].matched == 3 and result.federation["mirror"].duplicates == 2
+
+
+def test_describe_aligns_columns_for_any_centre_name_length() -> None:
+    from lab._catalog import CentreReport, SearchResult
+    from lab._query import SearchQuery
+
+    long_name = "observatoire-oceanologique-vlfr"  # 32 characters
+    reports = {
+        "theia": CentreReport("theia", "ok", matched=16, kept=16, seconds=0.1),
+        long_name: CentreReport(long_name, "missing", error="timed out after 1.0 s"),
+        "odatis": CentreReport("odatis", "ok", matched=123456, kept=7, seconds=0.2),
+    }
+    text = SearchResult([], reports, SearchQuery.build()).describe()
+    rows = text.splitlines()[1:]
+    assert [row.split()[0] for row in rows] == ["theia", long_name, "odatis"]
+    for column in ("ok", "matched=", "kept="):
+        starts = {row.index(column) for row in rows if column in row}
+        assert len(starts) == 1, (column, text)
+    assert rows[1].index("missing") == rows[0].index("ok")
+    assert rows[1].endswith("timed out after 1.0 s")
