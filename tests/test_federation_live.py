@@ -379,3 +379,53 @@ def test_library_import_time_is_not_counted_in_a_centres_budget(live) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["ok", "16"]
+
+
+def test_catalogues_that_are_not_stac_apis_are_reported_missing_with_the_reason(
+    sample_dir: Path, tmp_path: Path
+) -> None:
+    """A static ``catalog.json``, an HTML page and a 404 declared ``kind: stac-api``: each
+    centre is ``missing`` and says why (never ``ok`` with 0 items)."""
+    import functools
+    from http.server import SimpleHTTPRequestHandler
+
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "index.html").write_text("<html><body>Welcome</body></html>")
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(sample_dir))
+    site = functools.partial(SimpleHTTPRequestHandler, directory=str(tmp_path / "site"))
+    servers = [ThreadingHTTPServer((IP, 0), h) for h in (handler, site)]
+    for server in servers:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    static, pages = (f"http://{IP}:{s.server_address[1]}/" for s in servers)
+    hrefs = {
+        "static": static + "theia/catalog.json",
+        "html": pages + "index.html",
+        "gone": pages + "no-such-api/",
+    }
+    document = {
+        "version": 1,
+        "centres": [
+            {
+                "name": name,
+                "catalog": {"kind": "stac-api", "href": href, "retries": 0},
+                "collections": ["sentinel-2-l2a"],
+            }
+            for name, href in hrefs.items()
+        ],
+    }
+    path = tmp_path / "centres.yaml"
+    path.write_text(yaml.safe_dump(document), encoding="utf-8")
+    try:
+        result = lab.catalog(path).search(collections="sentinel-2-l2a", timeout=60)
+    finally:
+        for server in servers:
+            server.shutdown()
+            server.server_close()
+    report = result.federation
+    assert {name: r.status for name, r in report.items()} == dict.fromkeys(hrefs, "missing")
+    assert "declared kind: stac-api but is not a STAC API" in report["static"].error
+    assert "no conformsTo" in report["static"].error and "stac-static" in report["static"].error
+    assert "is not a STAC API: its answer is not a STAC landing page" in report["html"].error
+    assert "answered 404" in report["gone"].error
+    assert all(r.attempts == 1 for r in report.values())  # not retried as transient
+    assert all(len(r.error.splitlines()) == 1 for r in report.values())

@@ -120,7 +120,14 @@ class StacApiAdapter:
             client = self._client()
         except APIError as exc:
             raise _api_error(self.centre, exc) from exc
+        except ValueError as exc:  # JSONDecodeError, or JSON that pystac cannot read
+            raise self._not_stac_api(f"its answer is not a STAC landing page ({exc})") from None
         try:
+            if not client.has_conforms_to():
+                raise self._not_stac_api(
+                    "its landing page has no conformsTo (a static catalogue answers like "
+                    "this; declare it with kind: stac-static)"
+                )
             if _conforms_to_item_search(client):
                 return self._item_search(client, query)
             return self._collections_fallback(client, query)
@@ -128,6 +135,12 @@ class StacApiAdapter:
             raise _api_error(self.centre, exc) from exc
         finally:
             client._stac_io.session.close()
+
+    def _not_stac_api(self, why: str) -> CatalogError:
+        return CatalogError(
+            f"centre {self.centre.name}: {self.centre.catalog.href} is declared "
+            f"kind: stac-api but is not a STAC API: {why}; check the centre's href and kind"
+        )
 
     def _item_search(self, client: Any, query: SearchQuery) -> AdapterResult:
         if query.limit:
