@@ -147,6 +147,8 @@ class RetryPolicy:
             return status in self.statuses
         if isinstance(failure, EarthLabError) and not isinstance(failure, HttpError):
             return False
+        if is_tls_failure(failure):  # another try fails the same way
+            return False
         return isinstance(
             failure, ConnectionError | TimeoutError | requests.ConnectionError | requests.Timeout
         )
@@ -208,6 +210,12 @@ class LabSession(requests.Session):
         except HttpError:
             raise
         except (requests.ConnectionError, requests.Timeout) as exc:
+            if is_tls_failure(exc):
+                raise HttpError(
+                    f"TLS handshake with {request.url} failed: {_reason(exc)}; an https URL "
+                    "to a plain-HTTP server, or a certificate the system does not trust: check "
+                    "the URL's scheme and port (not retried)"
+                ) from exc
             raise HttpError(_no_answer(request.url, exc, self.retry_policy)) from exc
 
     def __repr__(self) -> str:
@@ -306,3 +314,21 @@ def _reason(exc: Exception) -> str:
     if isinstance(exc, requests.Timeout) or "timed out" in text.lower():
         return "timed out"
     return text
+
+
+def is_tls_failure(failure: BaseException) -> bool:
+    """Whether a failure, or one it was raised from, is a TLS (SSL) error.
+
+    A TLS failure (an ``https`` URL to a plain-HTTP server, an untrusted certificate, a
+    protocol mismatch) fails the same way on every try: it is never retried.
+    """
+    import ssl
+
+    seen: set[int] = set()
+    current: BaseException | None = failure
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLError | requests.exceptions.SSLError):
+            return True
+        current = current.__cause__ or current.__context__
+    return False

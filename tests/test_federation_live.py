@@ -429,3 +429,41 @@ def test_catalogues_that_are_not_stac_apis_are_reported_missing_with_the_reason(
     assert "answered 404" in report["gone"].error
     assert all(r.attempts == 1 for r in report.values())  # not retried as transient
     assert all(len(r.error.splitlines()) == 1 for r in report.values())
+
+
+def test_an_https_url_to_a_plain_http_server_is_a_tls_error_not_retried(
+    sample_dir: Path, tmp_path: Path
+) -> None:
+    """TLS to a plain-HTTP server (it answers the ClientHello with an HTTP 400: the TLS
+    library reads ``WRONG_VERSION_NUMBER``) fails the same way every time: one try, one line."""
+    import functools
+    from http.server import SimpleHTTPRequestHandler
+
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(sample_dir))
+    server = ThreadingHTTPServer((IP, 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    href = f"https://{IP}:{server.server_address[1]}/theia/catalog.json"
+    document = {
+        "version": 1,
+        "centres": [
+            {
+                "name": "theia",
+                "catalog": {"kind": "stac-api", "href": href, "retries": 3},
+                "collections": ["sentinel-2-l2a"],
+            }
+        ],
+    }
+    path = tmp_path / "centres.yaml"
+    path.write_text(yaml.safe_dump(document), encoding="utf-8")
+    try:
+        result = lab.catalog(path).search(timeout=60)
+    finally:
+        server.shutdown()
+        server.server_close()
+    theia = result.federation["theia"]
+    assert theia.status == "missing", theia.error
+    assert theia.attempts == 1, theia.error  # not retried
+    assert theia.error.startswith("CatalogError: centre theia: the TLS handshake with https://")
+    assert "[SSL: WRONG_VERSION_NUMBER]" in theia.error
+    assert "check the URL's scheme and port" in theia.error
+    assert len(theia.error.splitlines()) == 1

@@ -368,3 +368,22 @@ def test_the_stac_adapter_session_has_the_centres_timeout_and_no_retries_of_its_
         assert stac_io.session.headers["User-Agent"].startswith("earthlab/")
     finally:
         stac_io.session.close()
+
+
+def test_tls_failures_are_not_retried() -> None:
+    import ssl
+
+    import requests
+
+    from lab._http import RetryPolicy
+
+    policy = RetryPolicy.from_config()
+    assert policy.retryable(requests.exceptions.ConnectionError("refused"))
+    assert not policy.retryable(requests.exceptions.SSLError("wrong version number"))
+    try:
+        try:
+            raise ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER] wrong version number")
+        except ssl.SSLError as inner:
+            raise ConnectionError("wrapped") from inner
+    except ConnectionError as outer:
+        assert not policy.retryable(outer)  # found through the cause chain

@@ -36,7 +36,7 @@ from lab._adapters import AdapterResult
 from lab._adapters._common import filter_matches, matches, restricted_message
 from lab._config import config
 from lab._errors import CatalogError, RestrictedDataError
-from lab._http import RetryPolicy, http_session
+from lab._http import RetryPolicy, http_session, is_tls_failure
 
 if TYPE_CHECKING:
     import pystac
@@ -444,11 +444,23 @@ def _api_error(centre: Centre, exc: Exception) -> Exception:
         return RestrictedDataError(
             restricted_message(centre, f"the server said {status}: {detail}")
         )
+    if status is None and (is_tls_failure(exc) or "TLS handshake with" in str(exc)):
+        return CatalogError(
+            f"centre {centre.name}: the TLS handshake with {centre.catalog.href} failed "
+            f"({_tls_reason(str(exc))}): an https URL to a plain-HTTP server, or a certificate "
+            "the system does not trust; check the URL's scheme and port (not retried)"
+        )
     if status is None:
         return ConnectionError(f"{centre.catalog.href} did not answer: {detail}")
     if RetryPolicy.from_config().retryable(status):  # failing for now: worth another try
         return ConnectionError(f"{centre.catalog.href} answered {status}: {detail}")
     return CatalogError(f"centre {centre.name}: the STAC API answered {status}: {detail}")
+
+
+def _tls_reason(text: str) -> str:
+    """The SSL library's reason (``[SSL: WRONG_VERSION_NUMBER] wrong version number``)."""
+    found = re.search(r"\[SSL[^\]]*\][^(\)'\"]*", text)
+    return found.group(0).strip() if found else text.strip().splitlines()[0][:200]
 
 
 def _server_detail(text: str) -> str:
