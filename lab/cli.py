@@ -15,12 +15,14 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from lab._errors import ConfigurationError
 
 __all__ = [
     "CommandLineError",
     "bbox",
+    "cql2_filter",
     "datetime_interval",
     "int_range",
     "non_negative_int",
@@ -182,3 +184,36 @@ def datetime_interval(text: str) -> str:
     except ConfigurationError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return text
+
+
+def cql2_filter(text: str) -> dict[str, Any]:
+    """Check a CQL2 filter given as CQL2 text or CQL2-JSON; return it as CQL2-JSON (``type=``).
+
+    ``"eo:cloud_cover < 20 AND platform = 'sentinel-2a'"`` and
+    ``'{"op": "<", "args": [{"property": "eo:cloud_cover"}, 20]}'`` are the same filter.
+    """
+    import json
+
+    import cql2
+
+    from lab._query import SearchQuery
+
+    stripped = text.strip()
+    try:
+        if stripped.startswith("{"):
+            document = json.loads(stripped)
+        else:
+            document = cql2.parse_text(stripped).to_json()
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not valid CQL2-JSON: {exc}") from None
+    except Exception as exc:  # cql2's ParseError
+        where = str(exc).strip().splitlines()
+        raise argparse.ArgumentTypeError(
+            f"not valid CQL2 text ({' '.join(line.strip() for line in where[:1] + where[-1:])}); "
+            "write e.g. \"eo:cloud_cover < 20 AND platform = 'sentinel-2a'\" or CQL2-JSON"
+        ) from None
+    try:
+        SearchQuery.build(filter=document)
+    except ConfigurationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return dict(document)

@@ -438,6 +438,37 @@ def test_limit_is_refused_because_stac_client_means_the_page_size(
     )
 
 
+def test_filter_as_cql2_text_or_json_gives_the_apis_result(
+    sample_centres_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    as_json = {"op": "<", "args": [{"property": "eo:cloud_cover"}, 20]}
+    expected = [i.id for i in lab.catalog().search(collections="sentinel-2-l2a", filter=as_json)]
+    assert 0 < len(expected) < 16
+    for given in ("eo:cloud_cover < 20", json.dumps(as_json)):
+        assert main(["search", "-c", "sentinel-2-l2a", "--filter", given, "--json"]) == 0
+        document = json.loads(capsys.readouterr().out)
+        assert [f["id"] for f in document["features"]] == expected
+
+
+@pytest.mark.parametrize(
+    ("given", "says"),
+    [
+        ("cloud <<< 2", "not valid CQL2 text"),
+        ('{"op": "<", "args": [', "not valid CQL2-JSON"),
+        ('{"op": "<", "args": "x"}', "filter is not valid CQL2-JSON"),
+    ],
+)
+def test_a_bad_filter_is_an_argparse_error(
+    sample_centres_env: Path, capsys: pytest.CaptureFixture[str], given: str, says: str
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["search", "--filter", given])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --filter: " in err and says in err
+    assert "Traceback" not in err
+
+
 # --- a real lab: up, down, up again on the same port --------------------------------------------
 
 

@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from lab.cli import bbox, datetime_interval, positive_float, positive_int
+from lab.cli import bbox, cql2_filter, datetime_interval, positive_float, positive_int
 
 
 def register(subparsers: Any) -> None:
@@ -27,6 +27,13 @@ def register(subparsers: Any) -> None:
         help="instant or interval, e.g. 2022-01/2022-03 or 2022-01-15/..",
     )
     parser.add_argument("--ids", help="item id(s), comma-separated")
+    parser.add_argument(
+        "--filter",
+        type=cql2_filter,
+        metavar="CQL2",
+        help='CQL2 filter, as text ("eo:cloud_cover < 20") or CQL2-JSON; sent to the APIs '
+        "that conform to Filter, evaluated by the lab for the others",
+    )
     parser.add_argument(
         "--max-items",
         "-n",
@@ -75,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
         bbox=args.bbox,
         datetime=args.datetime,
         ids=args.ids,
+        filter=args.filter,
         limit=args.max_items,
         centres=args.only,
         timeout=args.timeout,
