@@ -13,7 +13,7 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlparse
+from urllib.parse import unquote, urlparse, urlsplit
 
 import numpy as np
 import rasterio.errors
@@ -85,6 +85,15 @@ def missing_local(href: str) -> bool:
 def read_failure(ref: AssetRef | None, uri: str, error: Exception) -> str:
     """Message for an asset that could not be read."""
     where = f"item {ref.item_id!r} asset {ref.asset_key!r}" if ref else "an asset"
+    if "range downloading not supported" in str(error).lower():
+        host = urlsplit(uri).netloc or uri
+        return (
+            f"could not read {where} at {uri}: the server {host} does not answer HTTP range "
+            "requests (it sends the whole file to a request for a few bytes), and reading "
+            "remote rasters needs them: GDAL reads only the parts of a file it needs. Serve "
+            "the files from a server that supports Range (object storage such as S3, nginx, "
+            "Apache, the lab's asset server), or download them and use local paths."
+        )
     return (
         f"could not read {where} at {uri}: {error}. Check that the file exists and is a "
         "readable raster (and your credentials for remote data), or pass "

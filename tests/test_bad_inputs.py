@@ -875,3 +875,33 @@ def test_negative_depth_is_flagged_bad(tmp_path: Path) -> None:
     assert reasons[1].startswith("depth 12000.0 m is outside the plausible range")
     assert insitu.DEPTH_RANGE == (0.0, 11000.0)
     assert _files(tmp_path) == ["rows.csv"]
+
+
+def test_assets_on_a_server_without_range_requests_say_so(tmp_path: Path) -> None:
+    """Python's http.server sends the whole file to a Range request (status 200): GDAL cannot
+    read remote rasters there, and the error names the host and what to do."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    big = np.arange(600 * 600, dtype="uint32").reshape(600, 600).astype("uint16")
+    _tif(tmp_path / "red.tif", big)  # bigger than GDAL's first read (a small file is whole)
+    server = ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Quiet, directory=str(tmp_path))
+    )
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    host = f"127.0.0.1:{server.server_address[1]}"
+    try:
+        with pytest.raises(lab.AssetReadError) as caught:
+            _load_all([_stac(f"http://{host}/red.tif", shape=(600, 600))], ["red"])
+    finally:
+        server.shutdown()
+        server.server_close()
+    message = str(caught.value)
+    assert f"the server {host} does not answer HTTP range requests" in message
+    assert "download them and use local paths" in message
+    assert_clear(message)
