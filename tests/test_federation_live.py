@@ -467,3 +467,93 @@ def test_an_https_url_to_a_plain_http_server_is_a_tls_error_not_retried(
     assert "[SSL: WRONG_VERSION_NUMBER]" in theia.error
     assert "check the URL's scheme and port" in theia.error
     assert len(theia.error.splitlines()) == 1
+
+
+class _RefusesFilters(BaseHTTPRequestHandler):
+    """A STAC API conforming to Filter whose search answers a filter with a plain 500."""
+
+    def _send(self, status: int, document: dict) -> None:
+        body = json.dumps(document).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        root = f"http://{self.headers['Host']}/"
+        self._send(
+            200,
+            {
+                "type": "Catalog",
+                "id": "refuses-filters",
+                "description": "test",
+                "stac_version": "1.0.0",
+                "conformsTo": [
+                    "https://api.stacspec.org/v1.0.0/core",
+                    "https://api.stacspec.org/v1.0.0/item-search",
+                    "https://api.stacspec.org/v1.0.0/item-search#filter",
+                ],
+                "links": [
+                    {"rel": "self", "href": root},
+                    {"rel": "root", "href": root},
+                    {"rel": "search", "href": root + "search", "method": "POST"},
+                ],
+            },
+        )
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])) or b"{}")
+        if body.get("filter"):
+            self._send(500, {"code": "InternalError", "description": "cannot evaluate s_within"})
+        else:
+            self._send(200, {"type": "FeatureCollection", "features": []})
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_server_error_on_a_filter_is_the_servers_refusal_also_through_the_front(
+    tmp_path: Path,
+) -> None:
+    """A 500 to a filter is the server refusing this request: reported with its message, not
+    retried as a connection problem, directly and through the lab's STAC front (which passes the
+    status on instead of turning it into a retryable 502)."""
+    import os
+    import sys
+
+    from lab_server.deploy._procs import free_port, http_ready, start, stop, wait_until
+
+    api = ThreadingHTTPServer((IP, 0), _RefusesFilters)
+    threading.Thread(target=api.serve_forever, daemon=True).start()
+    direct = f"http://{IP}:{api.server_address[1]}/"
+    port = free_port()
+    config = {"ip": IP, "port": port, "centres": {"x": {"stac": direct}}}
+    (tmp_path / "front.json").write_text(json.dumps(config))
+    command = [sys.executable, "-m", "lab_server.stac_front", str(tmp_path / "front.json")]
+    front = start("front", command, tmp_path / "front.log", dict(os.environ), tmp_path)
+    try:
+        wait_until(front, http_ready(f"http://{IP}:{port}/health"), 60)
+        hrefs = {"direct": direct, "fronted": f"http://{IP}:{port}/stac/x/"}
+        document = {
+            "version": 1,
+            "centres": [
+                {"name": name, "catalog": {"kind": "stac-api", "href": href, "retries": 3}}
+                for name, href in hrefs.items()
+            ],
+        }
+        path = tmp_path / "centres.yaml"
+        path.write_text(yaml.safe_dump(document), encoding="utf-8")
+        federation = lab.catalog(path)
+        assert all(r.status == "ok" for r in federation.search().federation.values())
+        refused = federation.search(filter={"op": "=", "args": [{"property": "a"}, 1]})
+    finally:
+        stop(front, timeout=5)
+        api.shutdown()
+        api.server_close()
+    for name in hrefs:
+        report = refused.federation[name]
+        assert report.status == "missing", report
+        assert report.attempts == 1, report.error  # not retried
+        assert report.error.startswith("CatalogError: centre ")
+        assert "answered 500" in report.error and "cannot evaluate s_within" in report.error

@@ -254,11 +254,19 @@ class StacProxyHandler(JsonErrorsMixin, tornado.web.RequestHandler):
                 _CODES.get(response.code, "Error"),
             )
         if response.code >= 500:
-            text = (response.body or b"").decode("utf-8", "replace").strip()[:500]
+            # The API answered: its status is passed on (a 500 is the server refusing this
+            # request, not retried by clients; a 502 here would read as a gateway failing).
+            text = (response.body or b"").decode("utf-8", "replace").strip()
+            try:
+                upstream = json.loads(text)
+            except ValueError:
+                upstream = None
+            if isinstance(upstream, dict) and isinstance(upstream.get("description"), str):
+                text = upstream["description"]
             raise BadRequestError(
-                f"the STAC API failed on this request ({response.code}: {text})",
-                502,
-                "BadGateway",
+                f"the STAC API failed on this request: {text[:500]}",
+                response.code,
+                _CODES.get(response.code, "InternalServerError"),
             )
         self.set_status(response.code)
         if kind.split(";")[0].strip() in JSON_TYPES and response.body:
