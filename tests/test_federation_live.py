@@ -134,6 +134,11 @@ def test_mirrored_items_are_kept_from_the_preferred_centre(live, tmp_path: Path)
     report = result.federation
     assert report["mirror-high"].kept == 16
     assert report["theia"].duplicates == 16 and report["mirror-low"].duplicates == 16
+    # under a limit too: the earliest items, each from the preferred centre
+    limited = lab.catalog(path).search(collections="sentinel-2-l2a", limit=4)
+    assert [i.id for i in limited] == [i.id for i in result][:4]
+    assert {i.properties["earthlab:centre"] for i in limited} == {"mirror-high"}
+    assert limited.federation["mirror-high"].kept == 4
 
 
 class Relay:
