@@ -131,6 +131,9 @@ def test_no_feature_type_says_why_and_what_to_do(name: str) -> None:
         ("pocean-sensor_with_depths_1.nc", "timeSeriesProfile"),
         ("pocean-timeseriesProfile-r-ctd-single.nc", "timeSeriesProfile"),
         ("pocean-trajectory-im-single.nc", "trajectory"),
+        ("pocean-trajectory-cr-multiple.nc", "trajectory"),  # contiguous ragged
+        ("pocean-trajectory-ir-multiple.nc", "trajectory"),  # indexed ragged
+        ("pocean-trajectoryProfile-cr-multiple.nc", "trajectoryProfile"),
     ],
 )
 def test_other_feature_types_are_refused_with_what_to_do(name: str, feature: str) -> None:
