@@ -312,6 +312,16 @@ def test_erddap_error_body_is_refused() -> None:
         _read("erddap-search-no-results-404.txt")
 
 
+def test_erddap_nccsv_is_refused_with_the_format_to_ask_for() -> None:
+    # The file's first line is `*GLOBAL*,Conventions,"COARDS, CF-1.6, ACDD-1.3, NCCSV-1.1"` and
+    # its data follow `*END_METADATA*`: ERDDAP's NCCSV, which neither sniffing nor the ERDDAP CSV
+    # reader took for what it is (pandas' "Expected 3 fields in line 37, saw 4" before).
+    path = REAL / "erddap-nccsv-sample.csv"
+    for reader in (insitu.read, insitu.read_erddap):
+        with pytest.raises(InSituFormatError, match=r"ERDDAP NCCSV.*download .* as \.csvp"):
+            reader(path)
+
+
 def test_station_list_is_not_in_situ_data() -> None:
     with pytest.raises(InSituFormatError, match="pass format="):
         _read("grstbx-odatis_stations_s2tiles.csv")

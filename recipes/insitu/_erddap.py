@@ -47,6 +47,21 @@ def split_header(header: Iterable[str]) -> tuple[list[str], list[str]] | None:
     return (names, units) if with_units else None
 
 
+def nccsv_error(text: str, name: str) -> InSituFormatError | None:
+    """The error for an ERDDAP NCCSV file (``.nccsv``), or None if ``text`` is not one.
+
+    NCCSV puts the attributes of the file before its data (``*GLOBAL*,Conventions,...`` rows up
+    to ``*END_METADATA*``); the lab reads the same data as ERDDAP ``.csvp`` or ``.csv``.
+    """
+    if not text.lstrip("\ufeff").lstrip().startswith("*GLOBAL*,"):
+        return None
+    return InSituFormatError(
+        f"{name} is ERDDAP NCCSV (attribute rows before '*END_METADATA*'), which the lab does not "
+        "read: download the same request as .csvp or .csv (replace '.nccsv' by '.csvp' in the "
+        "ERDDAP URL) and read that file"
+    )
+
+
 def is_units_row(cells: Iterable[str], names: list[str]) -> bool:
     """Whether the row under an ERDDAP ``.csv`` header holds units rather than data."""
     cells = [str(c).strip() for c in cells]
@@ -192,6 +207,9 @@ def _load(
     """Data rows as text, units per column, the first data row's line, the encoding note."""
     path.check_not_empty()
     text, guessed = path.decode(encoding)
+    nccsv = nccsv_error(text, path.name)
+    if nccsv is not None:
+        raise nccsv
     try:
         df = pd.read_csv(io.StringIO(text.lstrip("\ufeff")), dtype=str, keep_default_na=False)
     except (ValueError, pd.errors.ParserError) as exc:

@@ -12,7 +12,7 @@ from lab import ConfigurationError
 from recipes._errors import InSituFormatError
 from recipes.insitu._core import InSituTable, concat
 from recipes.insitu._dsg import read_dsg
-from recipes.insitu._erddap import is_units_row, read_erddap, split_header
+from recipes.insitu._erddap import is_units_row, nccsv_error, read_erddap, split_header
 from recipes.insitu._hubeau import read_hubeau
 from recipes.insitu._odv import looks_like_odv, read_odv
 from recipes.insitu._schema import REQUIRED
@@ -73,6 +73,9 @@ def sniff(path: PathLike | Source, storage_options: Mapping[str, Any] | None = N
         raise InSituFormatError(
             f"{source.name} is an ERDDAP error response, not data: {' '.join(text.split())[:300]}"
         )
+    nccsv = nccsv_error(text, source.name)
+    if nccsv is not None:
+        raise nccsv
     found = _sniff_text(text)
     if found is None:
         raise InSituFormatError(
