@@ -17,6 +17,7 @@ from datacubes._errors import AssetMetadataError, BandNotFoundError, EmptyLoadEr
 from datacubes._intake import intake_catalog, write_intake_catalog
 from datacubes._io import AssetReadWarning
 from datacubes._load import describe_bands, load
+from datacubes._maja import maja_item
 from datacubes._spec import CubeSpec, SpecError
 from datacubes._spec_read import read_spec, shipped_specs
 
@@ -36,6 +37,7 @@ __all__ = [
     "intake_catalog",
     "list_cubes",
     "load",
+    "maja_item",
     "open_cube",
     "read_spec",
     "shipped_specs",

@@ -231,6 +231,79 @@ LANDSAT_TM = Family(
     ),
 )
 
+
+def _maja(name: str, key: str, nm: int, label: str) -> BandInfo:
+    return BandInfo(
+        name=name,
+        kind="reflectance",
+        keys=(key,),
+        long_name=f"{label} reflectance ({key}, {nm} nm, THEIA MAJA)",
+        wavelength_nm=nm,
+        scale=1e-4,
+        offset=0.0,
+        data_type="int16",
+        nodata=-10000,
+    )
+
+
+def _maja_mask(name: str, label: str) -> BandInfo:
+    return BandInfo(
+        name=name.lower(),
+        kind="classes",
+        keys=(name,),
+        long_name=f"THEIA MAJA {label} ({name})",
+        units=None,
+        data_type="uint8",
+    )
+
+
+# THEIA Sentinel-2 L2A processed by MAJA (MUSCATE format), as THEIA's STAC catalogue
+# (collection ``sentinel2-l2a-theia``) and simplestac name the assets: ESA-style band keys
+# B02..B12 holding the FRE (or SRE) GeoTIFFs, int16 reflectance x 10000 with no offset
+# (REFLECTANCE_QUANTIFICATION_VALUE 10000), nodata -10000 (MTD_ALL Special_Values_List; the
+# files carry no nodata tag), no 60 m bands; masks CLM, MG2 and EDG at R1 (10 m) and R2 (20 m).
+THEIA_MAJA = Family(
+    name="theia-maja (Sentinel-2 L2A MUSCATE)",
+    bands=(
+        _maja("blue", "B02", 490, "blue"),
+        _maja("green", "B03", 560, "green"),
+        _maja("red", "B04", 665, "red"),
+        _maja("rededge1", "B05", 705, "red edge 1"),
+        _maja("rededge2", "B06", 740, "red edge 2"),
+        _maja("rededge3", "B07", 783, "red edge 3"),
+        _maja("nir", "B08", 842, "near infrared"),
+        _maja("nir08", "B8A", 865, "narrow near infrared"),
+        _maja("swir16", "B11", 1610, "short-wave infrared 1"),
+        _maja("swir22", "B12", 2190, "short-wave infrared 2"),
+        _maja_mask("CLM_R1", "cloud mask bits at 10 m"),
+        _maja_mask("CLM_R2", "cloud mask bits at 20 m"),
+        _maja_mask("MG2_R1", "geophysical mask bits at 10 m"),
+        _maja_mask("MG2_R2", "geophysical mask bits at 20 m"),
+        _maja_mask("EDG_R1", "edge mask at 10 m"),
+        _maja_mask("EDG_R2", "edge mask at 20 m"),
+    ),
+)
+
+MUSCATE_PRODUCT = re.compile(
+    r"SENTINEL2[A-D]_(\d{8})-(\d{6})-(\d{3})_L2A_T([0-9A-Z]{5})_([A-Z])_V(\d+)-(\d+)"
+)
+"""THEIA MUSCATE L2A product name (simplestac's pattern; the last groups are the version)."""
+_MAJA_COLLECTIONS = frozenset(
+    {"sentinel2-l2a-theia", "theia_reflectance_sentinel2_l2a", "muscate_sentinel2_sentinel2_l2a"}
+)
+"""Collection ids of THEIA MAJA L2A: THEIA's STAC (Data Terra/INRAE), CNES GEODES, old GEODES."""
+
+
+def is_maja(item: pystac.Item) -> bool:
+    """Whether an item is a THEIA MAJA Sentinel-2 L2A product (collection id or product name)."""
+    collection = (item.collection_id or "").lower()
+    return (
+        collection in _MAJA_COLLECTIONS
+        or "maja" in re.split(r"[^a-z0-9]+", collection)
+        or MUSCATE_PRODUCT.fullmatch(item.id) is not None
+    )
+
+
 _SUFFIX = re.compile(r"^(.*)_(\d+)m$")
 _EXTENSION = re.compile(r"\.(tiff?|jp2|img|nc|hdf)$", re.IGNORECASE)
 """File extensions some providers leave in asset keys (USGS LandsatLook: ``SR_B4.TIF``)."""
@@ -256,6 +329,8 @@ def family_of(item: pystac.Item) -> Family | None:
     platform = _norm(props.get("platform", ""))
     constellation = _norm(props.get("constellation", ""))
     collection = _norm(item.collection_id or "")
+    if is_maja(item):
+        return THEIA_MAJA
     if (
         platform.startswith("sentinel2")
         or constellation == "sentinel2"

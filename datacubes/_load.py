@@ -18,7 +18,8 @@ from odc.geo.geobox import GeoBox
 from datacubes._bands import available_bands
 from datacubes._errors import EmptyLoadError
 from datacubes._io import AssetReadWarning, AssetRef, NamingRioDriver, check_file, missing_local
-from datacubes._output import CLOUD_CLASSES, finish
+from datacubes._masks import MASK_NAMES, plan_masks
+from datacubes._output import finish
 from datacubes._paste import paste_load
 from datacubes._plan import (
     ItemBand,
@@ -31,7 +32,6 @@ from datacubes._plan import (
     native_crs,
     native_geobox,
     plan_items,
-    require_band,
 )
 from lab import AssetReadError, ConfigurationError, EarthLabWarning
 
@@ -44,7 +44,7 @@ _COLLECTION = "earthlab-load"
 _PROJ = "https://stac-extensions.github.io/projection/v2.0.0/schema.json"
 _RASTER = "https://stac-extensions.github.io/raster/v1.1.0/schema.json"
 
-MaskSpec = str | Iterable[int] | Callable[[xr.Dataset], xr.DataArray] | None
+MaskSpec = str | Iterable[int] | Iterable[str] | Callable[[xr.Dataset], xr.DataArray] | None
 Resolution = float | tuple[float, float]
 
 
@@ -260,7 +260,7 @@ def _load(
     items = as_items(items)
     requested = as_band_list(bands)
     dask_chunks = None if eager else _check_chunks(chunks)
-    mask_classes, mask_func = _check_mask(mask)
+    mask_request, mask_func = _check_mask(mask)
     if groupby not in GROUPBY:
         raise ConfigurationError(f"groupby must be one of {', '.join(GROUPBY)}, got {groupby!r}")
     bbox_t = _check_bbox(bbox)
@@ -273,10 +273,13 @@ def _load(
     plans = plan_items(items, requested, res)
     names = [entry.name for entry in plans[0]]
     extra: list[str] = []
-    if mask_classes is not None and "scl" not in names:
-        require_band(items, "scl", f"mask={mask!r}")
-        extra = ["scl"]
-        plans = plan_items(items, [*requested, "scl"], res)
+    mask_plan = None
+    if mask_request is not None:
+        pixels = {entry.name: entry.resolution for entry in plans[0]}
+        mask_plan = plan_masks(items, names, pixels, mask_request, f"mask={mask!r}")
+        extra = list(mask_plan.extra)
+        if extra:
+            plans = plan_items(items, [*requested, *extra], res)
 
     out_res: Any = None  # odc-stac's resolution=, when it makes the grid itself
     if geobox is not None:
@@ -302,7 +305,7 @@ def _load(
     keys = _group_keys(items, groupby)
     groups = _groups(items, keys)
     read_keys, read_groups = keys, groups
-    if mask_classes is not None and any(len(group) > 1 for group in groups):
+    if mask_plan is not None and any(len(group) > 1 for group in groups):
         # A cloud mask belongs to its item: read every item as its own step, mask it, then
         # fuse the steps (a cloudy pixel of the first item must not hide a clear one of the
         # second).
@@ -346,7 +349,7 @@ def _load(
         raise AssertionError(
             f"expected {len(read_groups)} time steps, odc-stac made {raw.sizes['time']}"
         )
-    return finish(raw, items, plans, groups, names, mask_classes, mask_func, groupby, read_groups)
+    return finish(raw, items, plans, groups, names, mask_plan, mask_func, groupby, read_groups)
 
 
 def _shared_files(plans: list[list[ItemBand]]) -> list[ItemBand]:
@@ -442,20 +445,32 @@ def _check_chunks(chunks: Mapping[str, int] | None) -> dict[str, int]:
 
 def _check_mask(
     mask: MaskSpec,
-) -> tuple[frozenset[int] | None, Callable[[xr.Dataset], xr.DataArray] | None]:
+) -> tuple[tuple[str, ...] | frozenset[int] | None, Callable[[xr.Dataset], xr.DataArray] | None]:
+    """Mask names (or SCL classes) to plan, or the callable."""
     if mask is None:
         return None, None
     if isinstance(mask, str):
         if mask != "clouds":
             raise ConfigurationError(
-                f"mask must be 'clouds', a set of SCL classes or a callable, got {mask!r}"
+                f"mask must be 'clouds', a list of mask names among {', '.join(MASK_NAMES)} "
+                f"(e.g. ['clouds', 'snow']), a set of SCL classes or a callable, got {mask!r}"
             )
-        return CLOUD_CLASSES, None
+        return ("clouds",), None
     if callable(mask):
         return None, mask
-    classes = frozenset(mask)
+    listed: list[Any] = list(mask)
+    if listed and all(isinstance(name, str) for name in listed):
+        unknown = [str(name) for name in listed if name not in MASK_NAMES]
+        if unknown:
+            raise ConfigurationError(
+                f"mask names must be among {', '.join(MASK_NAMES)}, got {', '.join(unknown)}"
+            )
+        return tuple(dict.fromkeys(str(name) for name in listed)), None
+    classes = frozenset(listed)
     if not classes or not all(isinstance(c, int | np.integer) and 0 <= c <= 255 for c in classes):
-        raise ConfigurationError(f"mask classes must be SCL values 0..11, got {sorted(classes)}")
+        raise ConfigurationError(
+            f"mask classes must be SCL values 0..11, got {sorted(classes, key=str)}"
+        )
     return frozenset(int(c) for c in classes), None
 
 

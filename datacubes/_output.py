@@ -9,12 +9,9 @@ import numpy as np
 import pystac
 import xarray as xr
 
+from datacubes._masks import MaskPlan, MaskTest
 from datacubes._plan import ItemBand
 from lab import ConfigurationError
-
-CLOUD_CLASSES: frozenset[int] = frozenset({0, 1, 3, 8, 9, 10})
-"""SCL classes masked by ``mask="clouds"``: no data, saturated/defective, cloud shadows,
-cloud medium and high probability, thin cirrus."""
 
 _REFLECTANCE_STANDARD_NAME = "surface_bidirectional_reflectance"
 _CENTRE = "earthlab:centre"
@@ -73,18 +70,13 @@ def _to_physical(
     return out
 
 
-def _in_classes(codes: np.ndarray, lookup: np.ndarray) -> np.ndarray:
-    """Boolean block: whether each class code is one of the classes marked in ``lookup``."""
-    return np.take(lookup, codes)
-
-
 def finish(
     raw: xr.Dataset,
     items: list[pystac.Item],
     plans: list[list[ItemBand]],
     groups: list[list[int]],
     names: list[str],
-    mask_classes: frozenset[int] | None,
+    mask_plan: MaskPlan | None,
     mask_func: Callable[[xr.Dataset], xr.DataArray] | None,
     groupby: str,
     read_groups: list[list[int]] | None = None,
@@ -97,7 +89,7 @@ def finish(
     """
     read_groups = groups if read_groups is None else read_groups
     reference = {e.name: e for plan in plans for e in plan}
-    classes = _class_mask(raw, mask_classes)
+    quality: dict[tuple[str, MaskTest], xr.DataArray] = {}  # each test computed once
     variables: dict[str, xr.DataArray] = {}
     floats: list[str] = []
     for name in [*names, *(str(n) for n in raw.data_vars if n not in names)]:
@@ -107,15 +99,22 @@ def finish(
         if per_step is None:
             variables[name] = raw[name].assign_attrs(_class_attrs(reference[name], raw[name].attrs))
             continue
-        variables[name] = _physical(raw[name], reference[name], *per_step, classes)
+        masks = None
+        if mask_plan is not None:
+            pairs = mask_plan.for_band(name)
+            for pair in pairs:
+                if pair not in quality:
+                    quality[pair] = _quality_mask(raw[pair[0]], pair[1])
+            masks = ([quality[pair] for pair in pairs], mask_plan.note_for(name) or "")
+        variables[name] = _physical(raw[name], reference[name], *per_step, masks)
         floats.append(name)
     if read_groups is not groups:
         variables = _fuse(variables, items, groups, read_groups)
     out = xr.Dataset(variables, coords=_step_coords(items, groups))
     if mask_func is not None:
         out = _apply_mask_func(out, floats, mask_func)
-    if mask_classes is not None and "scl" not in names:
-        out = out.drop_vars("scl")
+    if mask_plan is not None and mask_plan.extra:
+        out = out.drop_vars(list(mask_plan.extra))
     grid_mapping = raw[names[0]].encoding.get("grid_mapping", "spatial_ref")
     for var in out.data_vars.values():  # lost by the arithmetic; rioxarray reads it
         var.encoding["grid_mapping"] = grid_mapping
@@ -159,10 +158,10 @@ def _physical(
     entry: ItemBand,
     scale: np.ndarray,
     offset: np.ndarray,
-    classes: tuple[xr.DataArray, str] | None,
+    masks: tuple[list[xr.DataArray], str] | None,
 ) -> xr.DataArray:
     nodata = float(entry.nodata) if entry.nodata is not None else np.nan
-    masked = [classes[0]] if classes is not None else []
+    masked = masks[0] if masks is not None else []
     per_step = [xr.DataArray(v.astype("float32"), dims="time") for v in (scale, offset)]
     if dn.chunks is not None:  # chunked like the DN along time: Dask has nothing to rechunk
         per_step = [v.chunk({"time": dn.chunksizes["time"]}) for v in per_step]
@@ -176,8 +175,8 @@ def _physical(
         output_dtypes=[np.float32],
     )
     phys.attrs = _float_attrs(entry, scale, offset)
-    if classes is not None:
-        phys.attrs["mask"] = classes[1]
+    if masks is not None:
+        phys.attrs["mask"] = masks[1]
     return phys
 
 
@@ -196,27 +195,13 @@ def _step_coords(items: list[pystac.Item], groups: list[list[int]]) -> dict[str,
     return coords
 
 
-def _class_mask(raw: xr.Dataset, classes: frozenset[int] | None) -> tuple[xr.DataArray, str] | None:
-    """Where the SCL is one of ``classes`` (lazy like ``raw``), and the note for the attrs.
+def _quality_mask(codes: xr.DataArray, test: MaskTest) -> xr.DataArray:
+    """Where a quality band fails ``test`` (lazy like ``codes``), as a boolean array.
 
-    Computed once and applied inside each band's scaling pass (:func:`_to_physical`).
+    Computed once per (band, test) and applied inside each band's scaling pass
+    (:func:`_to_physical`).
     """
-    if classes is None:
-        return None
-    scl = raw["scl"]
-    if scl.dtype == np.uint8:  # a table lookup: four times faster than np.isin
-        lookup = np.zeros(256, dtype=bool)
-        lookup[sorted(classes)] = True
-        masked = xr.apply_ufunc(
-            _in_classes,
-            scl,
-            kwargs={"lookup": lookup},
-            dask="parallelized",
-            output_dtypes=[bool],
-        )
-    else:
-        masked = scl.isin(sorted(classes))
-    return masked, f"NaN where SCL is {', '.join(map(str, sorted(classes)))}"
+    return xr.apply_ufunc(test.apply, codes, dask="parallelized", output_dtypes=[bool])
 
 
 def _apply_mask_func(
