@@ -79,8 +79,11 @@ def load(
         table of the sensor (Sentinel-2: B01 coastal, B02 blue, B03 green, B04 red, B05-B07
         rededge1-3, B08 nir, B8A nir08, B09 nir09, B11 swir16, B12 swir22, SCL scl, AOT aot,
         WVP wvp, with CDSE ``_10m/_20m/_60m`` suffixes: the one at ``resolution``, else the
-        finest; Landsat C2 L2: SR_B1..SR_B7 by sensor, ST_B10 lwir11, QA_PIXEL qa_pixel);
-        ``eo:bands``/``bands`` ``common_name`` or ``name``. :func:`describe_bands` shows the
+        finest; Landsat C2 L2: SR_B1..SR_B7 by sensor, ST_B10 lwir11, QA_PIXEL qa_pixel;
+        THEIA MAJA L2A (collection ``sentinel2-l2a-theia`` or a MUSCATE product id, see
+        :func:`maja_item`): B02..B12 as Sentinel-2 but no B01/B09/B10, reflectance x 1e-4
+        with no offset and nodata -10000, CLM_R1/CLM_R2, MG2_R1/MG2_R2, EDG_R1/EDG_R2 as
+        ``clm_r1``... class bands); ``eo:bands``/``bands`` ``common_name`` or ``name``. :func:`describe_bands` shows the
         choice per item.
     resolution : float or (float, float), optional
         Pixel size in units of the output CRS (metres for UTM), a positive finite number, or
@@ -105,12 +108,19 @@ def load(
     chunks : mapping, optional
         Dask chunk sizes by dimension (``time``, ``y``, ``x``), merged over the default
         ``{"time": 4, "y": 2048, "x": 2048}`` (64 MB of float32 per chunk).
-    mask : {"clouds"} or set of int or callable, optional
-        ``"clouds"`` sets reflectance (and other float bands) to NaN where the Sentinel-2 SCL is
-        0, 1, 3, 8, 9 or 10; a set of integers masks those SCL classes instead. SCL is loaded
-        for the mask even if not in ``bands`` (and then left out of the output); items without
-        SCL raise :class:`~datacubes.BandNotFoundError`. A callable receives the scaled dataset and
-        returns a boolean DataArray, True where pixels must become NaN.
+    mask : "clouds", list of mask names, set of int or callable, optional
+        ``"clouds"`` sets reflectance (and other float bands) to NaN where the product's quality
+        band flags clouds (thin ones and cirrus included), cloud shadows or missing data, the
+        same meaning on every registered product: Sentinel-2 L2A SCL 0, 1, 3, 8, 9, 10; THEIA
+        MAJA any CLM bit (at the band's resolution, ``CLM_R1`` for 10 m bands and ``CLM_R2``
+        for 20 m ones, else the one the items have); Landsat C2 L2 QA_PIXEL bits 0-4. A list
+        of names among ``clouds``, ``shadows``, ``water``, ``snow``, ``edge``, ``nodata``
+        masks their union (table in docs/datacubes.md); a set of integers masks those SCL
+        classes. The quality bands are loaded for the mask and left out of the output unless
+        asked for; items without them raise :class:`~datacubes.BandNotFoundError` naming the
+        asset, and products with no registered mask an error listing the registered ones. A
+        callable receives the scaled dataset and returns a boolean DataArray, True where pixels
+        must become NaN.
     groupby : {"solar_day", "time", "id"}
         Items of one solar day (UTC time + longitude / 15 h, per item), of one exact time, or
         none are fused into one time step (first valid pixel wins, in time then id order).
