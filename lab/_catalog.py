@@ -20,6 +20,7 @@ from typing import Any
 import pystac
 
 from lab._adapters import AdapterResult, adapter_for
+from lab._adapters._common import merge_key
 from lab._centres import Centre, CentreSet, centres
 from lab._errors import ConfigurationError, EarthLabWarning, RestrictedDataError
 from lab._http import RetryPolicy
@@ -364,7 +365,7 @@ def _merge(
                 duplicates[name] += 1
             else:
                 kept[key] = item
-    items = sorted(kept.values(), key=_sort_key)
+    items = sorted(kept.values(), key=merge_key)
     if query.limit:
         items = items[: query.limit]
     counts = dict.fromkeys(answers, 0)
@@ -422,12 +423,6 @@ def _undeclared_collections(
     if all(c.collections for c in selected.values()):
         raise ConfigurationError(message)
     return message
-
-
-def _sort_key(item: pystac.Item) -> tuple[str, str, str]:
-    when = item.datetime or item.common_metadata.start_datetime
-    stamp = when.isoformat() if when else ""
-    return (stamp, item.collection_id or "", item.id)
 
 
 def _total_budget(centre: Centre, timeout: float | None) -> float:

@@ -86,6 +86,12 @@ def select(items: Iterable[pystac.Item], query: SearchQuery) -> AdapterResult:
     return AdapterResult(items=found, matched=matched)
 
 
+def merge_key(item: pystac.Item) -> tuple[str, str, str]:
+    """The federation's merge order: datetime (or start), collection, id."""
+    when = item.datetime or item.common_metadata.start_datetime
+    return (when.isoformat() if when else "", item.collection_id or "", item.id)
+
+
 def _time_and_id(item: pystac.Item) -> tuple[dt.datetime, str]:
     when = item.datetime or item.common_metadata.start_datetime
     return (when or dt.datetime.min.replace(tzinfo=dt.UTC), item.id)

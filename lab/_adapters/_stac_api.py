@@ -33,7 +33,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from lab._adapters import AdapterResult
-from lab._adapters._common import filter_matches, matches, restricted_message
+from lab._adapters._common import filter_matches, matches, merge_key, restricted_message
 from lab._config import config
 from lab._errors import CatalogError, RestrictedDataError
 from lab._http import RetryPolicy, http_session, is_tls_failure
@@ -147,16 +147,7 @@ class StacApiAdapter:
             return self._first_items(client, query)
         if query.filter and not _conforms_to_filter(client):
             return self._item_search_filtered_here(client, query)
-        search = client.search(
-            collections=list(query.collections) if query.collections else None,
-            bbox=list(query.bbox) if query.bbox else None,
-            datetime=query.datetime_string(),
-            ids=list(query.ids) if query.ids else None,
-            intersects=query.intersects,
-            filter=query.filter,
-            max_items=query.limit,
-            limit=min(PAGE_SIZE, query.limit or PAGE_SIZE),
-        )
+        search = client.search(**_criteria(query), filter=query.filter, limit=PAGE_SIZE)
         return _collect(search.pages_as_dicts(), query, self.centre)
 
     def _first_items(self, client: Any, query: SearchQuery) -> AdapterResult:
@@ -177,11 +168,7 @@ class StacApiAdapter:
         if sortable and not client.conforms_to("SORT"):
             client.add_conforms_to("SORT")  # a later version pystac-client does not know
         search = client.search(
-            collections=list(query.collections) if query.collections else None,
-            bbox=list(query.bbox) if query.bbox else None,
-            datetime=query.datetime_string(),
-            ids=list(query.ids) if query.ids else None,
-            intersects=query.intersects,
+            **_criteria(query),
             filter=None if filter_here else cql2_filter,
             sortby=MERGE_SORTBY if sortable else None,
             limit=min(PAGE_SIZE, query.limit + 1) if sortable else PAGE_SIZE,
@@ -220,7 +207,7 @@ class StacApiAdapter:
                     f"that is more than {max_read} items; narrow the search with collections, "
                     "bbox or datetime, or raise catalog.client_filter_max_items"
                 )
-        items = sorted(_items([{"features": features}]), key=_merge_key)[: query.limit]
+        items = sorted(_items([{"features": features}]), key=merge_key)[: query.limit]
         notes = []
         if filter_here:
             notes.append(CLIENT_FILTER_NOTE)
@@ -241,14 +228,7 @@ class StacApiAdapter:
         """Search without the filter (the API would not apply it), then evaluate it here."""
         assert query.filter is not None
         cql2_filter = query.filter
-        search = client.search(
-            collections=list(query.collections) if query.collections else None,
-            bbox=list(query.bbox) if query.bbox else None,
-            datetime=query.datetime_string(),
-            ids=list(query.ids) if query.ids else None,
-            intersects=query.intersects,
-            limit=PAGE_SIZE,
-        )
+        search = client.search(**_criteria(query), limit=PAGE_SIZE)
         result = _collect(
             search.pages_as_dicts(),
             query,
@@ -306,6 +286,17 @@ def _conforms_to_filter(client: Any) -> bool:
     return any(pattern.match(str(uri)) for uri in uris for pattern in FILTER_CONFORMANCE)
 
 
+def _criteria(query: SearchQuery) -> dict[str, Any]:
+    """The query's criteria as pystac-client's ``Client.search`` takes them (no filter)."""
+    return {
+        "collections": list(query.collections) if query.collections else None,
+        "bbox": list(query.bbox) if query.bbox else None,
+        "datetime": query.datetime_string(),
+        "ids": list(query.ids) if query.ids else None,
+        "intersects": query.intersects,
+    }
+
+
 def _conforms_to_sort(client: Any) -> bool:
     """Whether the API's landing page says item-search takes ``sortby`` (any version)."""
     uris = client.get_conforms_to() if client.has_conforms_to() else []
@@ -327,12 +318,6 @@ def _stamp(feature: dict[str, Any]) -> str:
     return when.astimezone(dt.UTC).isoformat()
 
 
-def _merge_key(item: pystac.Item) -> tuple[str, str, str]:
-    """The federation's merge order: datetime (or start), collection, id."""
-    when = item.datetime or item.common_metadata.start_datetime
-    return (when.isoformat() if when else "", item.collection_id or "", item.id)
-
-
 def _collections_url(client: Any) -> str:
     for link in client.links:
         if link.rel == "data":
@@ -348,7 +333,9 @@ def _collect(
     keep: Callable[[dict[str, Any]], bool] | None = None,
     max_read: int | None = None,
 ) -> AdapterResult:
-    """Items of every page (up to the limit) and the match count the first page gives.
+    """Items of every page and the match count the first page gives (unlimited searches).
+
+    Limited searches go through ``StacApiAdapter._first_items``, which keeps the merge order.
 
     With ``keep`` (a filter evaluated here), only the features it keeps are collected, the
     server's count is not the number of matches, and at most ``max_read`` features are read.
@@ -361,7 +348,6 @@ def _collect(
     """
     collected: list[dict[str, Any]] = []
     matched: int | None = None
-    exhausted = True
     previous: list[str] = []
     read = 0
     where = f"centre {centre.name}" if centre else "the STAC API"
@@ -369,7 +355,7 @@ def _collect(
         server_count = _number_matched(page) if number == 0 else None
         if keep is None and number == 0:
             matched = server_count
-        if max_read and not query.limit and server_count is not None and server_count > max_read:
+        if max_read and server_count is not None and server_count > max_read:
             raise _too_many(where, max_read, f"the API counts {server_count} items")
         ids = [str(f.get("id")) for f in page.get("features", [])]
         if number and ids == previous:
@@ -380,12 +366,7 @@ def _collect(
         if max_read is not None and read > max_read:
             raise _too_many(where, max_read, f"page {number + 1} brings it to {read}")
         collected.extend(f for f in features if keep is None or keep(f))
-        if query.limit and len(collected) >= query.limit:
-            exhausted = False
-            break
-    if query.limit:
-        collected = collected[: query.limit]
-    if matched is None and exhausted:
+    if matched is None:
         matched = len(collected)
     return AdapterResult(items=_items([{"features": collected}]), matched=matched)
 
