@@ -425,7 +425,7 @@ def _api_error(centre: Centre, exc: Exception) -> Exception:
         return RestrictedDataError(
             restricted_message(centre, f"the server said {status}: {detail}")
         )
-    if status is None and (is_tls_failure(exc) or "TLS handshake with" in str(exc)):
+    if status is None and is_tls_failure(exc):
         return CatalogError(
             f"centre {centre.name}: the TLS handshake with {centre.catalog.href} failed "
             f"({_tls_reason(str(exc))}): an https URL to a plain-HTTP server, or a certificate "
