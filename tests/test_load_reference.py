@@ -240,9 +240,14 @@ def test_unknown_band_lists_common_names_and_keys(reference_dir):
     assert "TCI_10m" in str(caught.value)
 
 
-def test_cloud_mask_needs_scl(reference_dir):
+def test_cloud_mask_of_a_landsat_item_comes_from_its_qa_pixel_band(reference_dir):
+    """mask="clouds" means the same on Landsat as on SCL (the mask registry, issue 18): the
+    USGS item's QA_PIXEL bits, and without that band an error naming it."""
     item = _item(reference_dir, EXPECTED[11].file)
-    with pytest.raises(datacubes.BandNotFoundError, match="scl"):
+    cube = datacubes.load([item], ["red"], mask="clouds")
+    assert cube["red"].attrs["mask"] == "NaN where QA_PIXEL has any of bits 0, 1, 2, 3, 4 set"
+    del item.assets["qa_pixel"]
+    with pytest.raises(datacubes.BandNotFoundError, match=r"needs band 'qa_pixel'.*mask=None"):
         datacubes.load([item], ["red"], mask="clouds")
 
 
