@@ -18,7 +18,6 @@
 # ruff: noqa: F821  (`c` is given by traitlets)
 import json
 import os
-import socket
 import sys
 from pathlib import Path
 
@@ -42,13 +41,11 @@ earthlab_gateway.configure(c, centre)
 
 # Where the gateway listens: private API; the dashboards' front at the HTTP port the hub's
 # proxy routes to (a cluster's dashboard for its owner only, the API forwarded as is); the
-# gateway's own HTTP proxy behind it, private (chosen now: clusters reach the API through it);
+# gateway's own HTTP proxy behind it, private (clusters reach the API through it);
 # the TLS TCP proxy (scheduler traffic, reached directly by clients).
 c.DaskGateway.address = f"{ip}:{ports['api_port']}"
 c.DashboardFront.front_address = f"{ip}:{ports['http_port']}"
-with socket.socket() as sock:
-    sock.bind((ip, 0))
-    c.Proxy.address = f"{ip}:{sock.getsockname()[1]}"
+c.Proxy.address = f"{ip}:{ports['proxy_port']}"
 c.Proxy.tcp_address = f"{ip}:{ports['tcp_port']}"
 
 # Authentication through the hub (the service token checks users' tokens).

@@ -17,6 +17,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,7 +29,7 @@ import rustac
 import lab
 from lab._cli import main
 from lab_server.deploy import Deployment, RunDir, default_run_dir
-from lab_server.deploy._procs import Proc, free_port, port_free
+from lab_server.deploy._procs import LOWEST_PORT, Proc, ephemeral_ports, free_port, port_free
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -315,6 +316,89 @@ def test_a_port_in_time_wait_is_free_for_a_server() -> None:
         again.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         again.bind(("127.0.0.1", port))
         again.listen(1)
+
+
+# --- ports chosen for servers started later ---------------------------------------------------
+
+
+def test_ports_for_servers_are_never_ones_outgoing_connections_take() -> None:
+    """The CI failure of 2026-12-05: a gateway died at start, its port taken by a client socket.
+
+    ``hub up`` chooses every port first and starts servers over the next seconds, while the
+    database pool, the readiness probes and the hub open connections; those take their local
+    ports from the ephemeral range. Ports from ``bind(0)`` come from that range too.
+    """
+    ephemeral = ephemeral_ports()
+    assert len(ephemeral) > 1000  # read from the kernel, not an empty range
+    ports = [free_port() for _ in range(300)]
+    assert len(set(ports)) == len(ports)  # never the same port twice
+    assert all(LOWEST_PORT <= p < ephemeral.start for p in ports)
+    # what an outgoing connection is given: inside the range, so never one of those ports
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    with socket.create_connection(server.getsockname()) as client:
+        assert client.getsockname()[1] in ephemeral
+    server.close()
+
+
+def test_a_port_taken_by_a_client_connection_is_not_handed_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import lab_server.deploy._procs as procs
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    client = socket.socket()
+    client.bind(("127.0.0.1", 0))
+    taken = client.getsockname()[1]
+    client.connect(server.getsockname())
+    try:
+        monkeypatch.setattr(procs, "LOWEST_PORT", taken)
+        monkeypatch.setattr(procs, "ephemeral_ports", lambda: range(taken + 1, 65536))
+        with pytest.raises(
+            lab.ConfigurationError, match=r"no free TCP port on 127\.0\.0\.1 between"
+        ):
+            procs.free_port()
+    finally:
+        client.close()
+        server.close()
+
+
+def test_a_server_that_dies_after_it_was_ready_stops_hub_up(tmp_path: Path) -> None:
+    from lab_server.deploy._procs import ensure_alive, start, stop
+
+    env = dict(os.environ)
+    alive = start(
+        "alive",
+        [sys.executable, "-c", "import time; time.sleep(60)"],
+        tmp_path / "a.log",
+        env,
+        tmp_path,
+    )
+    dead = start(
+        "gateway-x",
+        [sys.executable, "-c", "print('address already in use'); raise SystemExit(1)"],
+        tmp_path / "d.log",
+        env,
+        tmp_path,
+    )
+    try:
+        wait_for = 600
+        while dead.alive() and wait_for:  # a hang guard, not a time window
+            time.sleep(0.1)
+            wait_for -= 1
+        ensure_alive([alive])  # running: nothing to say
+        with pytest.raises(lab.ConfigurationError) as info:
+            ensure_alive([alive, dead])
+        assert str(info.value).startswith(
+            f"gateway-x exited after it was ready; its log {dead.log}"
+        )
+        assert "address already in use" in str(info.value)
+    finally:
+        stop(alive)
+        stop(dead)
 
 
 # --- collections no centre declares ------------------------------------------------------------

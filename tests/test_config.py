@@ -159,7 +159,7 @@ def test_the_hubs_variables_are_the_ones_the_sdk_reads(monkeypatch: pytest.Monke
         port=8000,
         proxy_api_port=8001,
         hub_api_port=8002,
-        gateways=(GatewayPorts("theia-x", 1, 2, 3),),
+        gateways=(GatewayPorts("theia-x", 1, 2, 3, 4),),
         centres_file="/run/centres.yaml",
         hub_config="/hub_config",
         bin_dir="/bin",

@@ -54,7 +54,8 @@ def run_dir(tmp_path: Path) -> RunDir:
     for name in SECRET_NAMES:
         run.new_secret(name)
     gateways = tuple(
-        GatewayPorts(c, 9100 + 10 * i, 9101 + 10 * i, 9102 + 10 * i) for i, c in enumerate(CENTRES)
+        GatewayPorts(c, 9100 + 10 * i, 9101 + 10 * i, 9102 + 10 * i, 9103 + 10 * i)
+        for i, c in enumerate(CENTRES)
     )
     for g in gateways:
         run.new_secret(f"{g.service}-token")
@@ -129,7 +130,8 @@ def test_local_gateway_is_the_hub_service_with_the_policy(
     assert c.Proxy.tcp_address == f"127.0.0.1:{ports.tcp_port}"
     # the hub routes to the dashboards' front; dask-gateway's own proxy is private behind it
     assert c.DashboardFront.front_address == f"127.0.0.1:{ports.http_port}"
-    assert c.Proxy.address.startswith("127.0.0.1:")
+    # chosen by hub up with the others, outside the ports client connections take
+    assert c.Proxy.address == f"127.0.0.1:{ports.proxy_port}"
     assert c.Proxy.address not in (c.DashboardFront.front_address, c.DaskGateway.address)
     assert c.DaskGateway.backend_class.__name__ == "EarthLabLocalBackend"
     assert [Path(c.ClusterConfig.scheduler_cmd[0]).name, c.ClusterConfig.scheduler_cmd[1]] == [

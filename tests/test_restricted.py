@@ -312,7 +312,7 @@ def test_local_hub_and_helm_layer_restrict_dinamis_the_same_way(tmp_path, monkey
     for name in (*SECRET_NAMES, "restricted-dinamis-token"):
         run.new_secret(name)
     gateways = tuple(
-        GatewayPorts(c, 9100 + 10 * i, 9101 + 10 * i, 9102 + 10 * i)
+        GatewayPorts(c, 9100 + 10 * i, 9101 + 10 * i, 9102 + 10 * i, 9103 + 10 * i)
         for i, c in enumerate(("theia", "odatis", "dinamis"))
     )
     for g in gateways:

@@ -44,6 +44,7 @@ from lab_server.deploy._pgstac import PgstacCluster, api_command, find_postgres,
 from lab_server.deploy._procs import (
     Proc,
     end_processes,
+    ensure_alive,
     free_port,
     http_ready,
     port_free,
@@ -139,7 +140,8 @@ def up(
         proxy_api_port=free_port(),
         hub_api_port=free_port(),
         gateways=tuple(
-            GatewayPorts(name, free_port(), free_port(), free_port()) for name in centre_set
+            GatewayPorts(name, free_port(), free_port(), free_port(), free_port())
+            for name in centre_set
         ),
         centres_file=str(run.path / "centres.yaml"),
         source_centres_file=str(centre_set.source),
@@ -251,6 +253,7 @@ def _start_all(run: RunDir, d: Deployment, chp: Path, started: list[Proc], timeo
     started.append(hub)
     _write_state(run, started)
     wait_until(hub, _hub_ready(d), timeout)
+    ensure_alive(started)
 
 
 def _write_catalogues(run: RunDir, d: Deployment, centre_set: Any) -> None:

@@ -128,16 +128,18 @@ def hub_config_dir() -> Path:
 
 @dataclass(frozen=True)
 class GatewayPorts:
-    """The three ports of one centre's Dask Gateway."""
+    """The four ports of one centre's Dask Gateway, all chosen by ``hub up`` before it starts."""
 
     centre: str
     """Centre name."""
     api_port: int
     """Private API server (the gateway's own process)."""
     http_port: int
-    """The gateway's HTTP proxy: API and dashboards, behind the hub's proxy."""
+    """The lab's dashboard front: API and dashboards, behind the hub's proxy."""
     tcp_port: int
     """The gateway's TLS scheduler proxy (``gateway://``), reached directly by clients."""
+    proxy_port: int
+    """The gateway's own HTTP proxy, private, behind the dashboard front."""
 
     @property
     def service(self) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -25,6 +26,8 @@ from lab import ConfigurationError, RetryPolicy, http_session
 __all__ = [
     "Proc",
     "end_processes",
+    "ensure_alive",
+    "ephemeral_ports",
     "free_port",
     "http_ready",
     "port_free",
@@ -207,11 +210,56 @@ def _running(p: psutil.Process) -> bool:
         return False
 
 
+LOWEST_PORT = 10000
+"""The lowest port :func:`free_port` hands out."""
+
+EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+"""Where Linux says which local ports outgoing connections take."""
+
+_handed_out: set[int] = set()
+
+
+def ephemeral_ports() -> range:
+    """Return the ports the kernel gives to outgoing connections and to ``bind(0)``.
+
+    Read from Linux's ``ip_local_port_range``; elsewhere (or unreadable) 32768-65535, which
+    covers both Linux's default and the IANA dynamic range of BSD and macOS.
+    """
+    try:
+        low, high = (int(v) for v in EPHEMERAL_RANGE_FILE.read_text().split())
+    except (OSError, ValueError):
+        low, high = 32768, 65535
+    return range(low, high + 1)
+
+
 def free_port(ip: str = "127.0.0.1") -> int:
-    """Return a TCP port free at the moment on ``ip``."""
-    with socket.socket() as s:
-        s.bind((ip, 0))
-        return int(s.getsockname()[1])
+    """Return a TCP port free at the moment on ``ip`` for a server the lab starts later.
+
+    The port is chosen below the kernel's ephemeral range (:func:`ephemeral_ports`) and is never
+    handed out twice by one process. A port from ``bind(0)`` would come from the range every
+    outgoing connection takes its local port from: between the choice and the server's start,
+    a client connection (a database pool, a readiness probe) could take it, and the server would
+    die with "address already in use" after the lab reported it started.
+
+    Raises
+    ------
+    ConfigurationError
+        When no port below the ephemeral range is free (or the range starts below
+        :data:`LOWEST_PORT`).
+    """
+    candidates = range(LOWEST_PORT, ephemeral_ports().start)
+    for _ in range(200):
+        if not candidates:
+            break
+        port = random.choice(candidates)
+        if port not in _handed_out and port_free(port, ip):
+            _handed_out.add(port)
+            return port
+    raise ConfigurationError(
+        f"no free TCP port on {ip} between {LOWEST_PORT} and the kernel's ephemeral range "
+        f"({ephemeral_ports().start}-{ephemeral_ports().stop - 1}); stop servers you do not "
+        "need, or give the lab's ports explicitly."
+    )
 
 
 def port_free(port: int, ip: str = "127.0.0.1") -> bool:
@@ -284,6 +332,25 @@ def wait_until(proc: Proc, ready: Callable[[], bool], timeout: float) -> None:
         f"{proc.name} was not ready after {timeout:.0f} s; its log {proc.log} ends with:\n"
         + _tail(proc.log)
     )
+
+
+def ensure_alive(procs: Sequence[Proc]) -> None:
+    """Check that every process started is still running once all are ready.
+
+    A server ready early can die while later ones start (a port taken, a crash on its first
+    request); the lab then says so rather than reporting a lab that is up.
+
+    Raises
+    ------
+    ConfigurationError
+        Naming the first process that exited, with the end of its log.
+    """
+    for proc in procs:
+        if not proc.alive():
+            raise ConfigurationError(
+                f"{proc.name} exited after it was ready; its log {proc.log} ends with:\n"
+                + _tail(proc.log)
+            )
 
 
 def _tail(path: str, lines: int = 15) -> str:
