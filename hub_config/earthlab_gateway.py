@@ -190,6 +190,32 @@ class UserLimits(Backend):
             self._requested[cluster.name] = wanted
         return await super().forward_message_to_scheduler(cluster, msg)
 
+    async def on_cluster_heartbeat(self, cluster_name: str, msg: dict[str, Any]) -> Any:
+        """Hold the worker cap where the gateway creates workers: at the scheduler's heartbeat.
+
+        Each heartbeat carries the number of workers the scheduler wants; code run on the
+        scheduler (``client.run_on_scheduler``) can raise it without passing through
+        :meth:`forward_message_to_scheduler`. The gateway creates workers from that number, so
+        it is clamped here to the room the user's other clusters leave.
+        """
+        db = getattr(self, "db", None)
+        record = db.get_cluster(cluster_name) if self.max_workers_per_user and db else None
+        if record is not None:
+            room = max(self.max_workers_per_user - await self._workers_elsewhere(record), 0)
+            if int(msg.get("count", 0)) > room:
+                self.log.warning(
+                    "Cluster %s of %s: its scheduler asked for %d workers; the cap of %d "
+                    "workers per user leaves room for %d: %d given",
+                    cluster_name,
+                    record.username,
+                    msg["count"],
+                    self.max_workers_per_user,
+                    room,
+                    room,
+                )
+                msg = {**msg, "count": room}
+        return await super().on_cluster_heartbeat(cluster_name, msg)
+
     @property
     def _requested(self) -> dict[str, int]:
         if not hasattr(self, "_requested_counts"):

@@ -9,8 +9,10 @@ The tests after it use her running cluster, and the last one stops her server: k
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -182,6 +184,50 @@ def test_cluster_options_and_per_user_caps(deployment, hub, monkeypatch):
     for client in (first, second):
         client.close()
     assert hub.gateway_clusters("carol", "theia") == {}
+
+
+def test_the_worker_cap_holds_against_a_scheduler_scaled_from_inside(deployment, hub, monkeypatch):
+    """Issue 16: scaling a second cluster from its own scheduler got 9 workers past a cap of 8.
+
+    The gateway's API refuses such a request; code run on the scheduler does not pass through
+    it. The gateway clamps what the scheduler asks for at its heartbeat, where it creates
+    workers.
+    """
+    hub.create_user("erin")
+    address_var, proxy_var = gateway_env_names("theia")
+    monkeypatch.setenv(address_var, deployment.gateway_address("theia"))
+    monkeypatch.setenv(proxy_var, deployment.gateway_proxy_address("theia"))
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", hub.token("erin", [access_scope("theia")]))
+    centres_file = deployment.centres_file
+    first = lab.cluster(centre="theia", workers=0, centres_file=centres_file)
+    second = lab.cluster(centre="theia", workers=0, centres_file=centres_file)
+    log = Path(deployment.run_dir) / "logs" / "dask-gateway-theia.log"
+    name = second.cluster.name
+    try:
+        first.cluster.adapt(minimum=0, maximum=7)  # through the API: room for 1 is left
+
+        async def scale_from_inside(dask_scheduler: Any) -> None:
+            await dask_scheduler.services["gateway"].scale(5)
+
+        second.run_on_scheduler(scale_from_inside)
+        second.wait_for_workers(1, timeout=180)
+        clamped = (
+            f"Cluster {name} of erin: its scheduler asked for 5 workers; the cap of 8 workers "
+            "per user leaves room for 1: 1 given"
+        )
+        settled = f"Cluster {name} heartbeat [count: 1, n_active: 1,"
+        deadline = time.monotonic() + 120  # a hang guard: heartbeats come every few seconds
+        while settled not in log.read_text(encoding="utf-8") and time.monotonic() < deadline:
+            time.sleep(0.5)
+        text = log.read_text(encoding="utf-8")
+        assert clamped in text and settled in text
+        counts = re.findall(rf"Cluster {name} heartbeat \[count: (\d+)", text)
+        assert counts and max(int(c) for c in counts) <= 1  # never more than the room
+        assert len(second.scheduler_info()["workers"]) == 1
+    finally:
+        lab.stop_clusters(centres_file=centres_file)
+        for client in (first, second):
+            client.close()
 
 
 def test_stopping_the_server_ends_its_clusters(alice, deployment, hub):
