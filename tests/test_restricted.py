@@ -25,7 +25,7 @@ from hub_fixtures import Hub, running_lab
 import lab
 from lab._cli import main
 from lab._errors import ConfigurationError
-from lab_server.deploy import status
+from lab_server.deploy import RunDir, status
 from lab_server.deploy._lab import restart
 from lab_server.deploy._layout import access_scope
 from lab_server.restricted._ledger import QuotaPolicy, UsageLedger, footprint_km2
@@ -277,6 +277,11 @@ def test_usage_survives_a_restart_of_the_service(deployment, erin, monkeypatch) 
     with sqlite3.connect(ledger) as db:
         assert db.execute("SELECT COUNT(*) FROM charges WHERE user = 'erin'").fetchone() == (2,)
     old = next(p for p, _ in status(deployment.run_dir) if p.name == "restricted-dinamis")
+    # restarted from a shell without the lab's policy file (issue 16: it came back with the
+    # default quota of 2000 km²): the copy the lab was started with is kept in the run directory
+    kept = RunDir(deployment.run_dir).policy_file
+    assert f"    dinamis: {QUOTA_KM2}\n" in kept.read_text(encoding="utf-8")
+    monkeypatch.delenv("EARTHLAB_POLICY_FILE")
     new = restart("restricted-dinamis", deployment.run_dir)
     assert new.pid != old.pid and not old.alive()
     assert quota(deployment, erin) == before

@@ -54,7 +54,7 @@ from lab_server.deploy._procs import (
     wait_until,
 )
 from lab_server.deploy._proxy import find_proxy
-from lab_server.environment import GATEWAY_CENTRE, HUB_RUN_DIR
+from lab_server.environment import GATEWAY_CENTRE, HUB_RUN_DIR, POLICY_FILE
 
 __all__ = ["down", "restart", "status", "up"]
 
@@ -156,6 +156,7 @@ def up(
         pgstac_port=free_port() if catalogue == "pgstac" and catalogues else None,
     )
     run.create()
+    _keep_policy(run, config)
     if deployment.pgstac_port is not None:
         cluster = PgstacCluster.create(run.path / "pgstac", deployment.pgstac_port, deployment.ip)
         deployment = replace(deployment, pgstac_data=cluster.data_dir)
@@ -448,7 +449,27 @@ def _base_env(d: Deployment) -> dict[str, str]:
     }
     env["PATH"] = os.pathsep.join([d.bin_dir, env.get("PATH", "/usr/bin:/bin")])
     env[RUN_DIR_VAR] = d.run_dir
+    policy = RunDir(d.run_dir).policy_file
+    if policy.is_file():  # the copy up made; never the caller's EARTHLAB_POLICY_FILE
+        env[POLICY_FILE] = str(policy)
     return env
+
+
+def _keep_policy(run: RunDir, config: Path) -> None:
+    """Copy the policy the lab starts with (``$EARTHLAB_POLICY_FILE`` or ``lab.yaml``) into the run.
+
+    A restart of one server (:func:`restart`), from any shell, then keeps the lab's limits and
+    quotas rather than falling back to the defaults.
+    """
+    source = Path(os.environ.get(POLICY_FILE) or config / "lab.yaml")
+    try:
+        text = source.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigurationError(
+            f"cannot read the lab's policy file {source} ({error.strerror}); "
+            f"fix ${POLICY_FILE} or unset it to use the default lab.yaml"
+        ) from error
+    run.policy_file.write_text(text, encoding="utf-8")
 
 
 def down(run_dir: str | os.PathLike[str] | None = None, timeout: float = 20.0) -> list[str]:

@@ -299,6 +299,9 @@ class RunDir:
     state_json = property(lambda self: self.path / "state.json")
     secrets_dir = property(lambda self: self.path / "secrets")
     logs_dir = property(lambda self: self.path / "logs")
+    policy_file = property(lambda self: self.path / "policy.yaml")
+    """The policy (limits, cluster options, quotas) the lab was started with: every server,
+    and every restart of one, reads this copy, whatever the caller's environment says."""
 
     def create(self) -> None:
         """Create the directory tree; ``secrets/`` is private to the current user."""
