@@ -63,7 +63,12 @@ c.ClusterConfig.scheduler_cmd = [
     "scheduler",
     *earthlab_gateway.scheduler_guard_args(),
 ]
-c.ClusterConfig.worker_cmd = [str(bin_dir / "dask"), "worker"]
+# Workers held to their worker_cores by CPU affinity (earthlab_worker_cores.py).
+c.ClusterConfig.worker_cmd = [
+    str(bin_dir / "dask"),
+    "worker",
+    *earthlab_gateway.worker_cores_args(),
+]
 c.ClusterConfig.environment = {
     **c.ClusterConfig.environment,
     lab_config.env_name("centres"): lab["centres_file"],

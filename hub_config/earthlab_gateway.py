@@ -46,6 +46,7 @@ HERE = Path(__file__).resolve().parent
 POLICY_FILE = HERE / "lab.yaml"
 KERNELS_DIR = Path(os.environ.get(KERNELS_DIR_ENV) or HERE.parent / "kernels")
 SCHEDULER_GUARD = HERE / "earthlab_scheduler_guard.py"
+WORKER_CORES = HERE / "earthlab_worker_cores.py"
 AUTHENTICATOR = "dask_gateway_server.auth.JupyterHubAuthenticator"
 _ACTIVE = (ClusterStatus.PENDING, ClusterStatus.RUNNING)
 _GIB = 2**30
@@ -69,6 +70,15 @@ def scheduler_guard_args(guard: Path = SCHEDULER_GUARD) -> list[str]:
     minute, so that a gateway restarting meanwhile loses nothing). Its workers close with it.
     """
     return ["--preload", str(guard)]
+
+
+def worker_cores_args(preload: Path = WORKER_CORES) -> list[str]:
+    """Arguments of ``dask worker`` that hold a local worker to its ``worker_cores``.
+
+    The preload pins every thread of the worker to as many CPUs as it has threads (CPU
+    affinity), so that threads started by GDAL, BLAS or a task do not take more cores.
+    """
+    return ["--preload", str(preload)]
 
 
 def load_policy(path: str | os.PathLike[str] | None = None) -> dict[str, Any]:

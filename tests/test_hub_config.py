@@ -143,6 +143,9 @@ def test_local_gateway_is_the_hub_service_with_the_policy(
         "worker",
     ]
     assert Path(c.ClusterConfig.worker_cmd[0]).is_file()
+    assert c.ClusterConfig.worker_cmd[2] == "--preload"  # held to its cores
+    assert Path(c.ClusterConfig.worker_cmd[3]).name == "earthlab_worker_cores.py"
+    assert Path(c.ClusterConfig.worker_cmd[3]).is_file()
     # lab.yaml's numbers
     assert c.ClusterConfig.idle_timeout == 1800
     assert c.ClusterConfig.cluster_max_workers == 8
@@ -404,3 +407,22 @@ def test_pre_spawn_hook_copies_into_the_spawners_home(tmp_path, policy_modules):
         "3-interoperable.ipynb",
         "4-reusable.ipynb",
     ]
+
+
+def test_worker_cores_are_chosen_spread_and_capped() -> None:
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "hub_config" / "earthlab_worker_cores.py"
+    spec = importlib.util.spec_from_file_location("earthlab_worker_cores", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    cpus = [0, 1, 2, 3]
+    assert module.choose_cpus(cpus, 8, "w") == {0, 1, 2, 3}  # never more than there are
+    chosen = module.choose_cpus(cpus, 2, "worker-a")
+    assert len(chosen) == 2 and chosen <= set(cpus)
+    assert chosen == module.choose_cpus(cpus, 2, "worker-a")  # the same for the same worker
+    starts = {min(module.choose_cpus(cpus, 1, f"w{i}")) for i in range(40)}
+    assert starts == set(cpus)  # spread over the machine, not all on CPU 0
+    # consecutive CPUs, wrapping round
+    assert module.choose_cpus([4, 6], 1, "x") <= {4, 6}

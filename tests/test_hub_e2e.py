@@ -230,6 +230,39 @@ def test_the_worker_cap_holds_against_a_scheduler_scaled_from_inside(deployment,
             client.close()
 
 
+def test_a_worker_is_held_to_its_cores(deployment, hub, monkeypatch):
+    """Issue 16: a 1-core worker used 1.6 cores; its threads, and those a task starts, ran anywhere."""
+    hub.create_user("grace")
+    address_var, proxy_var = gateway_env_names("theia")
+    monkeypatch.setenv(address_var, deployment.gateway_address("theia"))
+    monkeypatch.setenv(proxy_var, deployment.gateway_proxy_address("theia"))
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", hub.token("grace", [access_scope("theia")]))
+    client = lab.cluster(
+        centre="theia", workers=1, worker_cores=1, centres_file=deployment.centres_file
+    )
+    try:
+
+        def affinities() -> dict[str, Any]:
+            import os
+            import threading
+
+            seen: dict[str, int] = {}
+            started = threading.Thread(target=lambda: seen.update(t=len(os.sched_getaffinity(0))))
+            started.start()
+            started.join()
+            threads = [len(os.sched_getaffinity(int(t))) for t in os.listdir("/proc/self/task")]
+            return {"threads": threads, "started": seen["t"], "machine": os.cpu_count()}
+
+        (report,) = client.run(affinities).values()
+        assert report["machine"] >= 2  # CI and this machine: 2 cores, so 1 is a real limit
+        assert set(report["threads"]) == {1} and report["started"] == 1
+        in_task = client.submit(affinities, pure=False).result()
+        assert set(in_task["threads"]) == {1} and in_task["started"] == 1
+    finally:
+        client.cluster.shutdown()
+        client.close()
+
+
 def test_stopping_the_server_ends_its_clusters(alice, deployment, hub):
     assert alice["cluster"] in hub.gateway_clusters("alice", "theia")
     # As if the kernel had died: nothing on the client side will stop the cluster any more.
