@@ -30,6 +30,7 @@ import shutil
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 SERVER_SCOPES = ("users:activity!user", "access:servers!server")
 """What a single-user server's token holds by default (JupyterHub's ``server`` role)."""
@@ -383,3 +384,154 @@ def login_announcement(centres: Mapping[str, str]) -> str:
         "<p>New here? After signing in, <code>earthlab-notebooks/WELCOME.md</code> shows "
         "where to start.</p>"
     )
+
+
+# --- single sign-on (OpenID Connect) ------------------------------------------------------------
+
+OIDC_KEYS = {
+    "client_id": str,
+    "client_secret_env": str,
+    "scope": list,
+    "username_claim": str,
+    "groups_claim": str,
+    "allowed_groups": list,
+    "admin_groups": list,
+    "restricted_groups": dict,
+}
+"""The keys of ``auth.oidc`` in ``lab.yaml`` and their types."""
+
+
+def oidc_mapping(policy: Mapping[str, Any]) -> dict[str, Any]:
+    """Return ``auth.oidc`` of the lab's policy, checked.
+
+    Raises
+    ------
+    ValueError
+        Naming the key that is missing, unknown or of the wrong type, and what it should be.
+    """
+    mapping = (policy.get("auth") or {}).get("oidc")
+    if not isinstance(mapping, Mapping):
+        raise ValueError("lab.yaml has no auth.oidc section: copy the one of the lab's lab.yaml")
+    unknown = sorted(set(mapping) - set(OIDC_KEYS))
+    if unknown:
+        raise ValueError(
+            f"lab.yaml auth.oidc: unknown key(s) {', '.join(unknown)}; "
+            f"known: {', '.join(OIDC_KEYS)}"
+        )
+    for key, kind in OIDC_KEYS.items():
+        if not isinstance(mapping.get(key), kind):
+            raise ValueError(
+                f"lab.yaml auth.oidc.{key} must be a {kind.__name__}, not {mapping.get(key)!r}"
+            )
+    for group, claims in mapping["restricted_groups"].items():
+        if not isinstance(claims, Mapping) or not claims:
+            raise ValueError(
+                f"lab.yaml auth.oidc.restricted_groups.{group} must map each claim the provider "
+                "must assert to its required value (e.g. dinamis_charter_accepted: true)"
+            )
+    return dict(mapping)
+
+
+def groups_from_claims(claims: Mapping[str, Any], mapping: Mapping[str, Any]) -> list[str]:
+    """The hub groups of a user, from the identity provider's claims.
+
+    Every group the provider lists in the ``groups_claim`` claim, except a restricted group
+    (``restricted_groups``: DINAMIS) whose required claims the provider does not all assert
+    with the required value: membership of restricted data is the provider's decision (the
+    user's entity adheres, the user accepted the charter), never the hub admin's.
+    """
+    listed = claims.get(mapping["groups_claim"]) or []
+    if isinstance(listed, str):
+        listed = [listed]
+    restricted = mapping["restricted_groups"]
+    groups = set()
+    for group in listed:
+        required = restricted.get(group)
+        if required and any(claims.get(name) != value for name, value in required.items()):
+            continue
+        groups.add(str(group))
+    return sorted(groups)
+
+
+def username_from_claims(claim: str) -> Callable[[Mapping[str, Any]], str]:
+    """``GenericOAuthenticator.username_claim``: the claim's value, or a 403 saying what is missing.
+
+    oauthenticator answers 500 when the claim is absent (an account the provider knows but
+    does not describe); the user is told which claim the lab needs instead.
+    """
+
+    def username(claims: Mapping[str, Any]) -> str:
+        from tornado.web import HTTPError
+
+        value = claims.get(claim)
+        if not isinstance(value, str) or not value:
+            raise HTTPError(
+                403,
+                f"the identity provider gave no {claim!r} claim for this account: the lab "
+                "needs it as your user name; ask the provider's administrators to release it",
+            )
+        return value
+
+    return username
+
+
+def oidc_groups_key(mapping: Mapping[str, Any]) -> Callable[[Mapping[str, Any]], list[str]]:
+    """``GenericOAuthenticator.auth_state_groups_key``: groups from the userinfo claims."""
+
+    def groups(auth_state: Mapping[str, Any]) -> list[str]:
+        return groups_from_claims(auth_state.get("oauth_user") or {}, mapping)
+
+    return groups
+
+
+def oidc_settings(
+    discovery: Mapping[str, Any],
+    mapping: Mapping[str, Any],
+    lab_url: str,
+    client_secret: str,
+    refresh_age: int = 300,
+) -> dict[str, Any]:
+    """``GenericOAuthenticator`` settings from the provider's discovery document.
+
+    Parameters
+    ----------
+    discovery
+        ``<issuer>/.well-known/openid-configuration``.
+    mapping
+        :func:`oidc_mapping` of the lab's policy.
+    lab_url
+        The lab's public URL, ending in ``/``.
+    client_secret
+        The hub's client secret at the provider.
+    refresh_age
+        Seconds after which the hub asks the provider again (refresh token): a change of
+        groups at the provider reaches the hub, the gateways and the restricted-data services
+        then, or at the next login.
+    """
+    settings: dict[str, Any] = {
+        "client_id": mapping["client_id"],
+        "client_secret": client_secret,
+        "oauth_callback_url": f"{lab_url}hub/oauth_callback",
+        "authorize_url": discovery["authorization_endpoint"],
+        "token_url": discovery["token_endpoint"],
+        "userdata_url": discovery["userinfo_endpoint"],
+        "scope": list(mapping["scope"]),
+        "username_claim": username_from_claims(mapping["username_claim"]),
+        "login_service": "Data Terra single sign-on",
+        "manage_groups": True,
+        "auth_state_groups_key": oidc_groups_key(mapping),
+        "admin_groups": set(mapping["admin_groups"]),
+        "enable_auth_state": True,
+        "refresh_pre_spawn": True,
+        "auth_refresh_age": refresh_age,
+    }
+    if mapping["allowed_groups"]:
+        settings["allowed_groups"] = set(mapping["allowed_groups"])
+    else:
+        settings["allow_all"] = True  # anyone the provider authenticates
+    if discovery.get("end_session_endpoint"):  # logging out also ends the provider's session
+        query = urlencode(
+            {"post_logout_redirect_uri": f"{lab_url}hub/login", "client_id": mapping["client_id"]}
+        )
+        settings["logout_redirect_url"] = f"{discovery['end_session_endpoint']}?{query}"
+    return settings

@@ -21,7 +21,8 @@
 # - when a server stops, its user's clusters are stopped on every gateway (post_stop_hook);
 # - the service `earthlab-admin` (token in secrets/admin-token) administers users and servers.
 #
-# Login: any user name with the shared password in secrets/password (one machine, one team).
+# Login: any user name with the shared password in secrets/password (one machine, one team),
+# or single sign-on with OpenID Connect (`hub up --auth oidc`, lab.yaml's auth.oidc).
 # docs/deployment.md says what a real deployment uses instead (OAuth, TLS, Kubernetes).
 # ruff: noqa: F821  (`c` is given by traitlets)
 import os
@@ -33,8 +34,9 @@ sys.path.insert(0, str(HERE))
 import earthlab_gateway  # noqa: E402
 import earthlab_hub  # noqa: E402
 
-from lab import read_centres_file  # noqa: E402
+from lab import http_session, read_centres_file  # noqa: E402
 from lab_server.deploy import RunDir  # noqa: E402
+from lab_server.deploy._identity import discovery_url  # noqa: E402
 from lab_server.deploy._layout import ADMIN_SERVICE, notebook_sources  # noqa: E402
 from lab_server.environment import HUB_RUN_DIR  # noqa: E402
 
@@ -72,9 +74,23 @@ c.JupyterHub.template_vars = {
         {name: centre.title or name for name, centre in source.items()}
     )
 }
-c.JupyterHub.authenticator_class = "shared-password"
-c.SharedPasswordAuthenticator.user_password = run.secret("password")
-c.Authenticator.allow_all = True
+if lab.auth == "oidc":
+    # Single sign-on: the provider's claims say who the user is and their groups (at each login
+    # and token refresh); restricted groups need the claims lab.yaml's auth.oidc names.
+    with http_session() as session:
+        discovery = session.get(discovery_url(str(lab.oidc_issuer))).json()
+    c.JupyterHub.authenticator_class = "generic-oauth"
+    for name, value in earthlab_hub.oidc_settings(
+        discovery,
+        earthlab_hub.oidc_mapping(policy),
+        lab.url,
+        run.secret("oidc-client-secret"),
+    ).items():
+        setattr(c.GenericOAuthenticator, name, value)
+else:
+    c.JupyterHub.authenticator_class = "shared-password"
+    c.SharedPasswordAuthenticator.user_password = run.secret("password")
+    c.Authenticator.allow_all = True
 
 # Gateways as services; who may use them.
 c.JupyterHub.services = [
@@ -104,9 +120,10 @@ c.JupyterHub.load_roles = [
 # collections are open to the collections' groups only, through a role given to each group.
 if restricted_groups:
     c.JupyterHub.load_roles += earthlab_hub.group_roles(restricted_groups, service_centres)
-    c.JupyterHub.load_groups = {
-        group: {"users": []} for groups in restricted_groups.values() for group in groups
-    }
+    if lab.auth != "oidc":  # with single sign-on the provider's claims make the groups
+        c.JupyterHub.load_groups = {
+            group: {"users": []} for groups in restricted_groups.values() for group in groups
+        }
 if restricted_servers:
     c.JupyterHub.services += [
         earthlab_hub.restricted_service(

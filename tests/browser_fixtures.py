@@ -220,6 +220,30 @@ class Browser:
             raise AssertionError(f"{self.name}: the hub refused {user!r} at login: {texts}")
         self.user = user
 
+    def sso_login(self, user: str, provider: str) -> None:
+        """Log in through the OpenID provider at ``provider``: the hub's button, then its page.
+
+        The hub's login page shows one button ("Sign in with ..."); the provider's
+        authorization page (oidc-provider-mock's) asks for the subject and is submitted; the
+        browser comes back to the hub's OAuth callback.
+        """
+        self.driver.get(self.base_url + "hub/login")
+        self.wait("the single sign-on button", lambda: self.visible(".service-login a"))
+        self.visible(".service-login a")[0].click()
+        self.wait(
+            "the provider's authorization page",
+            lambda: (
+                self.driver.current_url.startswith(provider) and self.visible('input[name="sub"]')
+            ),
+        )
+        field = self.visible('input[name="sub"]')[0]
+        field.send_keys(user)
+        field.submit()
+        self.wait(
+            "the hub after the provider", lambda: self.driver.current_url.startswith(self.base_url)
+        )
+        self.user = user
+
     def wait_for_lab(self, timeout: float = 180) -> None:
         """Wait until JupyterLab has loaded at ``/user/<name>/lab`` (the server may be starting)."""
         prefix = f"/user/{self.user}/lab"

@@ -300,8 +300,33 @@ def test_helm_hub_agrees_with_the_local_hub(run_dir, monkeypatch, policy_modules
     assert str(values["cull"]["timeout"]) == args["ServerApp.shutdown_no_activity_timeout"]
     # the same post-stop hook, towards every centre's gateway
     c = Config()
+    policy_path = str(Path(__file__).resolve().parent.parent / "hub_config" / "lab.yaml")
     for code in hub["extraConfig"].values():
+        code = code.replace("/usr/local/etc/jupyterhub/earthlab/lab.yaml", policy_path)
         exec(compile(code, "jupyterhub.yaml", "exec"), {"c": c})
+    # single sign-on: the same claims mapping and settings as `hub up --auth oidc`
+    import earthlab_gateway
+    import earthlab_hub
+
+    mapping = earthlab_hub.oidc_mapping(earthlab_gateway.load_policy())
+    key = c.GenericOAuthenticator.auth_state_groups_key
+    assert inspect.getclosurevars(key).nonlocals["mapping"] == mapping
+    username = c.GenericOAuthenticator.username_claim
+    assert inspect.getclosurevars(username).nonlocals["claim"] == mapping["username_claim"]
+    discovery = {
+        "authorization_endpoint": hub["config"]["GenericOAuthenticator"]["authorize_url"],
+        "token_endpoint": hub["config"]["GenericOAuthenticator"]["token_url"],
+        "userinfo_endpoint": hub["config"]["GenericOAuthenticator"]["userdata_url"],
+        "end_session_endpoint": "https://sso.example.org/realms/dataterra/protocol/"
+        "openid-connect/logout",
+    }
+    settings = earthlab_hub.oidc_settings(discovery, mapping, "https://lab.example.org/", "s")
+    helm_oauth = hub["config"]["GenericOAuthenticator"]
+    for name, value in settings.items():
+        if name in ("client_secret", "username_claim", "auth_state_groups_key"):
+            continue  # the secret from the environment; callables from earthlab-sso above
+        helm_value = helm_oauth[name]
+        assert (set(helm_value) if isinstance(value, set) else helm_value) == value, name
     hook_gateways = inspect.getclosurevars(c.Spawner.post_stop_hook).nonlocals["gateways"]
     assert {k: v.rsplit("/", 1)[1] for k, v in hook_gateways.items()} == {
         centre: f"dask-gateway-{centre}" for centre in CENTRES

@@ -56,6 +56,26 @@ def register(subparsers: Any) -> None:
         "(PostgreSQL + PostGIS + pgstac served by stac-fastapi-pgstac, as data centres run "
         "them; needs the Debian packages postgresql and postgresql-15-postgis-3)",
     )
+    start.add_argument(
+        "--auth",
+        choices=("password", "oidc"),
+        default="password",
+        help="how users log in: password (the default) or oidc (single sign-on with OpenID "
+        "Connect; groups from the provider's claims, mapped by auth.oidc of lab.yaml)",
+    )
+    start.add_argument(
+        "--oidc-issuer",
+        metavar="URL",
+        help="with --auth oidc: the identity provider's issuer URL (the hub's client secret is "
+        "read from $EARTHLAB_OIDC_CLIENT_SECRET, or the variable auth.oidc.client_secret_env "
+        "names)",
+    )
+    start.add_argument(
+        "--oidc-users",
+        metavar="FILE",
+        help="with --auth oidc: run a test identity provider on loopback seeded with FILE's "
+        "users (tests and rehearsals only: anyone reaching it may sign in as a seeded user)",
+    )
     start.set_defaults(func=run_up)
     stop = actions.add_parser(
         "down",
@@ -208,14 +228,30 @@ def run_up(args: argparse.Namespace) -> int:
     run_dir = given_run_dir(args)
     if run_dir is not None:
         output_dir(run_dir, "--run-dir")
-    deployment = up(args.centres_file, run_dir=run_dir, port=args.port, catalogue=args.catalogue)
+    deployment = up(
+        args.centres_file,
+        run_dir=run_dir,
+        port=args.port,
+        catalogue=args.catalogue,
+        auth=args.auth,
+        oidc_issuer=args.oidc_issuer,
+        oidc_users=args.oidc_users,
+    )
     run = RunDir(deployment.run_dir)
     _record(run.path)
     print(f"The lab runs at {deployment.url}")
-    print(
-        f"Log in with any user name and the password in {run.secret_path('password')}\n"
-        f"  (e.g. `cat {run.secret_path('password')}`)"
-    )
+    if deployment.auth == "oidc":
+        print(f"Log in through the OpenID provider {deployment.oidc_issuer}")
+        if deployment.oidc_port is not None:
+            print(
+                "  (a test provider seeded from the users file: anyone reaching it may sign in "
+                "as any of its users; use --oidc-issuer with a real provider for people)"
+            )
+    else:
+        print(
+            f"Log in with any user name and the password in {run.secret_path('password')}\n"
+            f"  (e.g. `cat {run.secret_path('password')}`)"
+        )
     print("Gateways (JupyterHub services):")
     for g in deployment.gateways:
         print(f"  {g.service:<28} {deployment.gateway_address(g.centre)}")

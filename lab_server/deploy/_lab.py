@@ -17,6 +17,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from lab import ConfigurationError
 from lab import config as lab_config
 from lab_server.deploy._catalogues import (
@@ -27,6 +29,12 @@ from lab_server.deploy._catalogues import (
     rustac_command,
     served_locally,
     write_centres_file,
+)
+from lab_server.deploy._identity import (
+    AUTH_MODES,
+    discovery_url,
+    provider_command,
+    read_oidc_users,
 )
 from lab_server.deploy._kernels import DEFAULT_KERNEL, install_kernel
 from lab_server.deploy._layout import (
@@ -72,6 +80,9 @@ def up(
     timeout: float = 90.0,
     extra_env: dict[str, str] | None = None,
     catalogue: str = "memory",
+    auth: str = "password",
+    oidc_issuer: str | None = None,
+    oidc_users: str | os.PathLike[str] | None = None,
 ) -> Deployment:
     """Start the local lab: proxy, one gateway per centre, JupyterHub.
 
@@ -97,6 +108,18 @@ def up(
         ``postgresql`` and ``postgresql-15-postgis-3``). Same centres file, same front and
         restricted-data services either way.
 
+    auth
+        How users log in: ``"password"`` or ``"oidc"`` (single sign-on with OpenID Connect,
+        mapped by ``auth.oidc`` of the policy: groups, admins and restricted groups from the
+        provider's claims).
+    oidc_issuer
+        With ``auth="oidc"``: the issuer URL of the identity provider; the hub's client secret
+        is read from the environment variable ``auth.oidc.client_secret_env`` names.
+    oidc_users
+        With ``auth="oidc"`` instead of ``oidc_issuer``: a users file (``users:``, claims with
+        ``sub``) seeding a test provider the lab runs on loopback (oidc-provider-mock; for
+        tests and rehearsals: anyone reaching it may sign in as a seeded user).
+
     Returns
     -------
     Deployment
@@ -117,6 +140,17 @@ def up(
         )
     if catalogue == "pgstac":
         find_postgres()  # before anything starts: names the packages to install
+    if auth not in AUTH_MODES:
+        raise ConfigurationError(f"auth must be one of {', '.join(AUTH_MODES)}, not {auth!r}")
+    if auth == "oidc" and bool(oidc_issuer) == bool(oidc_users):
+        raise ConfigurationError(
+            "--auth oidc needs one of --oidc-issuer URL (your identity provider) or "
+            "--oidc-users FILE (a test provider on loopback seeded from FILE)"
+        )
+    if auth != "oidc" and (oidc_issuer or oidc_users):
+        raise ConfigurationError("--oidc-issuer and --oidc-users go with --auth oidc")
+    provider_users = read_oidc_users(oidc_users) if oidc_users else None
+    oidc_port = free_port() if provider_users else None
 
     run = RunDir(run_dir or default_run_dir())
     running = [p.name for p in _procs(run) if p.alive()]
@@ -154,9 +188,16 @@ def up(
         extra_env=dict(extra_env or {}),
         catalogue_backend=catalogue,
         pgstac_port=free_port() if catalogue == "pgstac" and catalogues else None,
+        auth=auth,
+        oidc_issuer=(oidc_issuer or f"http://127.0.0.1:{oidc_port}").rstrip("/")
+        if auth == "oidc"
+        else None,
+        oidc_port=oidc_port,
     )
     run.create()
     _keep_policy(run, config)
+    if auth == "oidc":
+        _keep_client_secret(run, bool(provider_users))
     if deployment.pgstac_port is not None:
         cluster = PgstacCluster.create(run.path / "pgstac", deployment.pgstac_port, deployment.ip)
         deployment = replace(deployment, pgstac_data=cluster.data_dir)
@@ -170,6 +211,8 @@ def up(
             run.new_secret(f"{server.service}-key")
     run.write_deployment(deployment)
     _write_catalogues(run, deployment, centre_set)
+    if provider_users:
+        (run.path / "oidc-users.json").write_text(json.dumps(provider_users), encoding="utf-8")
     install_kernel(deployment.kernel, prefix=str(run.path), quiet=True)  # JUPYTER_PATH: hub
     started: list[Proc] = []
     try:
@@ -216,6 +259,8 @@ def _start_all(run: RunDir, d: Deployment, chp: Path, started: list[Proc], timeo
     _write_state(run, started)
     token = {"Authorization": f"token {run.secret('proxy-token')}"}
     wait_until(proxy, http_ready(f"http://{d.ip}:{d.proxy_api_port}/api/routes", token), timeout)
+    if d.oidc_port is not None and d.oidc_issuer:
+        _start_test_provider(run, d, env, started, timeout)
     _start_catalogues(run, d, env, started, timeout)
 
     gateways = []
@@ -247,7 +292,8 @@ def _start_all(run: RunDir, d: Deployment, chp: Path, started: list[Proc], timeo
             str(Path(d.hub_config) / "jupyterhub_config.py"),
         ],
         run.logs_dir / "jupyterhub.log",
-        env,
+        # the key encrypting users' tokens from the identity provider (auth state)
+        {**env, "JUPYTERHUB_CRYPT_KEY": run.secret("crypt-key")},
         run.path / "hub",
         url=d.url,
     )
@@ -255,6 +301,25 @@ def _start_all(run: RunDir, d: Deployment, chp: Path, started: list[Proc], timeo
     _write_state(run, started)
     wait_until(hub, _hub_ready(d), timeout)
     ensure_alive(started)
+
+
+def _start_test_provider(
+    run: RunDir, d: Deployment, env: dict[str, str], started: list[Proc], timeout: float
+) -> None:
+    """Start the test OpenID provider seeded with the users file (``hub up --oidc-users``)."""
+    users = json.loads((run.path / "oidc-users.json").read_text(encoding="utf-8"))
+    assert d.oidc_port is not None and d.oidc_issuer
+    provider = start(
+        "oidc-provider",
+        provider_command(d.bin_dir, d.ip, d.oidc_port, users),
+        run.logs_dir / "oidc-provider.log",
+        env,
+        run.path,
+        url=d.oidc_issuer + "/",
+    )
+    started.append(provider)
+    _write_state(run, started)
+    wait_until(provider, http_ready(discovery_url(d.oidc_issuer)), timeout)
 
 
 def _write_catalogues(run: RunDir, d: Deployment, centre_set: Any) -> None:
@@ -453,6 +518,30 @@ def _base_env(d: Deployment) -> dict[str, str]:
     if policy.is_file():  # the copy up made; never the caller's EARTHLAB_POLICY_FILE
         env[POLICY_FILE] = str(policy)
     return env
+
+
+def _keep_client_secret(run: RunDir, test_provider: bool) -> None:
+    """Write the hub's OpenID client secret into ``secrets/`` (0600), for the hub to read.
+
+    The test provider accepts any secret: a new random one. A real provider's comes from the
+    environment variable the policy names (``auth.oidc.client_secret_env``).
+    """
+    if test_provider:
+        run.new_secret("oidc-client-secret")
+        return
+    policy = yaml.safe_load(run.policy_file.read_text(encoding="utf-8")) or {}
+    name = ((policy.get("auth") or {}).get("oidc") or {}).get("client_secret_env")
+    value = os.environ.get(name) if isinstance(name, str) else None
+    if not value:
+        raise ConfigurationError(
+            f"the hub's OpenID client secret is read from ${name or 'EARTHLAB_OIDC_CLIENT_SECRET'}"
+            ", which is not set: export it (the secret your identity provider gave the lab's "
+            "client), or name another variable in auth.oidc.client_secret_env of the policy"
+        )
+    path = run.secret_path("oidc-client-secret")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(value + "\n")
 
 
 def _keep_policy(run: RunDir, config: Path) -> None:

@@ -32,6 +32,7 @@ from typing import Any
 
 from lab import ConfigurationError, config
 from lab_server.deploy._catalogues import CatalogueServer, restricted_service_name
+from lab_server.deploy._identity import AUTH_MODES
 from lab_server.environment import HUB_RUN_DIR as RUN_MARKER
 
 __all__ = [
@@ -47,7 +48,7 @@ __all__ = [
 ]
 
 LAB_JSON = "lab.json"
-SECRET_NAMES = ("proxy-token", "admin-token", "cookie-secret", "password")
+SECRET_NAMES = ("proxy-token", "admin-token", "cookie-secret", "password", "crypt-key")
 ADMIN_SERVICE = "earthlab-admin"
 """Hub service whose token (``secrets/admin-token``) administers users and servers."""
 
@@ -193,8 +194,24 @@ class Deployment:
     """Port of the PostgreSQL server holding the catalogues (``catalogue_backend="pgstac"``)."""
     pgstac_data: str | None = None
     """Its data directory (``catalogue_backend="pgstac"``); removed by ``hub down``."""
+    auth: str = "password"
+    """How users log in: ``password`` or ``oidc`` (single sign-on, ``lab_server.deploy
+    ._identity``)."""
+    oidc_issuer: str | None = None
+    """The OpenID provider's issuer URL (``auth="oidc"``)."""
+    oidc_port: int | None = None
+    """Port of the test provider the lab runs (``hub up --oidc-users``); None otherwise."""
 
     def __post_init__(self) -> None:
+        if self.auth not in AUTH_MODES:
+            raise ConfigurationError(
+                f"auth must be one of {', '.join(AUTH_MODES)}, not {self.auth!r}"
+            )
+        if (self.auth == "oidc") != bool(self.oidc_issuer):
+            raise ConfigurationError(
+                "an OpenID issuer goes with auth 'oidc', and only with it: give --oidc-issuer "
+                "URL or --oidc-users FILE with --auth oidc"
+            )
         if self.catalogue_backend not in CATALOGUE_BACKENDS:
             raise ConfigurationError(
                 f"catalogue back end must be one of {', '.join(CATALOGUE_BACKENDS)}, not "
