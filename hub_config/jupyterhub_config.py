@@ -21,7 +21,7 @@
 # - when a server stops, its user's clusters are stopped on every gateway (post_stop_hook);
 # - the service `earthlab-admin` (token in secrets/admin-token) administers users and servers.
 #
-# Login: any user name with the shared password in secrets/password (one machine, one team),
+# Login: each account with its own password (secrets/accounts.json, `earthlab hub accounts`),
 # or single sign-on with OpenID Connect (`hub up --auth oidc`, lab.yaml's auth.oidc).
 # docs/deployment.md says what a real deployment uses instead (OAuth, TLS, Kubernetes).
 # ruff: noqa: F821  (`c` is given by traitlets)
@@ -31,6 +31,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+import earthlab_accounts  # noqa: E402
 import earthlab_gateway  # noqa: E402
 import earthlab_hub  # noqa: E402
 
@@ -88,9 +89,12 @@ if lab.auth == "oidc":
     ).items():
         setattr(c.GenericOAuthenticator, name, value)
 else:
-    c.JupyterHub.authenticator_class = "shared-password"
-    c.SharedPasswordAuthenticator.user_password = run.secret("password")
-    c.Authenticator.allow_all = True
+    # One password per account (secrets/accounts.json; `earthlab hub accounts add` for a
+    # workshop); the person who ran `hub up` has the first account and administers the hub.
+    c.JupyterHub.authenticator_class = earthlab_accounts.LabPasswordAuthenticator
+    c.LabPasswordAuthenticator.accounts_file = str(run.secrets_dir / "accounts.json")
+    if lab.owner:
+        c.Authenticator.admin_users = {lab.owner}
 
 # Gateways as services; who may use them.
 c.JupyterHub.services = [

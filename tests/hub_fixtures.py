@@ -53,6 +53,12 @@ class Hub:
         response = self.request("POST", f"/users/{name}")
         assert response.status_code in (201, 409), response.text
 
+    def account(self, name: str) -> str:
+        """Give ``name`` an account of the lab's per-user passwords; return its password."""
+        from lab_server.deploy._accounts import add_accounts
+
+        return add_accounts(self.run, [name], reset=True)[name]
+
     def token(self, user: str, scopes: list[str], expires_in: int = 900) -> str:
         """Issue a token for ``user`` holding ``scopes``."""
         response = self.request(
@@ -265,3 +271,19 @@ class Kernel:
             self.ws.close()
         with contextlib.suppress(Exception):
             requests.delete(self.base + f"api/kernels/{self.id}", headers=self.headers, timeout=30)
+
+
+def form_login(deployment: Deployment, user: str, password: str) -> requests.Response:
+    """Post the hub's login form as a browser does; the answer is not followed.
+
+    302 (to the hub) when the hub lets the user in, 403 with the form again when it does not.
+    """
+    import re
+
+    session = requests.Session()
+    form = session.get(deployment.url + "hub/login", timeout=30)
+    data = {"username": user, "password": password}
+    xsrf = re.search(r'name="_xsrf" value="([^"]+)"', form.text)
+    if xsrf:
+        data["_xsrf"] = xsrf.group(1)
+    return session.post(deployment.url + "hub/login", data=data, allow_redirects=False, timeout=30)

@@ -25,8 +25,6 @@ from typing import TYPE_CHECKING
 import pytest
 from hub_fixtures import Hub, running_lab
 
-from lab_server.deploy import RunDir
-
 if TYPE_CHECKING:  # loaded by pytest_plugins (its asserts rewritten): the fixture and hook
     from browser_fixtures import Browser, Cell
 
@@ -59,15 +57,18 @@ def hub(deployment) -> Hub:
 
 
 @pytest.fixture(scope="module")
-def password(deployment) -> str:
-    """What users type on the login form (the local lab's shared password)."""
-    return RunDir(deployment.run_dir).secret("password")
+def password(hub) -> Callable[[str], str]:
+    """What each user types on the login form: the password of their own account."""
+    passwords = {user: hub.account(user) for user in (OWNER, OTHER)}
+    return passwords.__getitem__
 
 
-def in_lab(open_browser: OpenBrowser, deployment, user: str, password: str) -> Browser:
+def in_lab(
+    open_browser: OpenBrowser, deployment, user: str, password: Callable[[str], str]
+) -> Browser:
     """A browser of ``user``, logged in on the hub's form, in JupyterLab (server started)."""
     browser = open_browser(user, deployment.url)
-    browser.login(user, password)
+    browser.login(user, password(user))
     browser.wait_for_lab()
     return browser
 
@@ -80,7 +81,13 @@ def failures(cells: list[Cell]) -> dict[int, list[str]]:
 def test_login_form_refuses_a_wrong_password(open_browser, deployment, hub, password):
     browser = open_browser(OTHER, deployment.url)
     with pytest.raises(AssertionError, match=r"refused 'bob' at login: \['Invalid username"):
-        browser.login(OTHER, password + "-wrong")
+        browser.login(OTHER, password(OTHER) + "-wrong")
+    # nor does another user's password open an account (no shared password any more)
+    with pytest.raises(AssertionError, match=r"refused 'bob' at login: \['Invalid username"):
+        browser.login(OTHER, password(OWNER))
+    # and a name without an account is refused whatever the password
+    with pytest.raises(AssertionError, match=r"refused 'mallory' at login"):
+        browser.login("mallory", password(OWNER))
     assert browser.path() == "/hub/login"
     assert browser.user is None
 
@@ -138,7 +145,7 @@ def test_cluster_dashboard_opens_for_its_owner_only(open_browser, deployment, hu
 
     # another user, logged in on the hub (no server started): refused, no dashboard
     other = open_browser(OTHER, deployment.url)
-    other.login(OTHER, password, next_path="/hub/home")
+    other.login(OTHER, password(OTHER), next_path="/hub/home")
     status, url = other.open_page(link)
     assert status in (401, 403), (status, url, other.body_text()[:500])
     assert "Dask" not in other.driver.title

@@ -20,8 +20,6 @@ import requests
 import websocket
 from hub_fixtures import Hub, running_lab
 
-from lab_server.deploy import RunDir
-
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
@@ -76,11 +74,12 @@ def owner_page(link: str, token: str) -> requests.Response:
 
 
 def browser_login(deployment, user: str) -> requests.Session:
-    """A browser session logged in to the hub (the lab's shared password)."""
+    """A browser session logged in to the hub (the user's own account and password)."""
+    password = Hub(deployment).account(user)
     session = requests.Session()
     form = session.get(deployment.url + "hub/login", timeout=30)
     xsrf = re.search(r'name="_xsrf" value="([^"]+)"', form.text)
-    data = {"username": user, "password": RunDir(deployment.run_dir).secret("password")}
+    data = {"username": user, "password": password}
     if xsrf:
         data["_xsrf"] = xsrf.group(1)
     response = session.post(deployment.url + "hub/login", data=data, timeout=30)

@@ -200,8 +200,10 @@ def test_local_hub_registers_gateways_scopes_and_environment(run_dir, monkeypatc
     assert env["EARTHLAB_CENTRES"] == deployment.centres_file
     assert "--MultiKernelManager.default_kernel_name=earth-analytics" in c.Spawner.args
     assert c.ConfigurableHTTPProxy.should_start is False
-    assert c.SharedPasswordAuthenticator.user_password == run_dir.secret("password")
-    assert len(c.SharedPasswordAuthenticator.user_password) >= 8
+    # one password per account, from the run directory's accounts file (no shared password)
+    assert c.JupyterHub.authenticator_class.__name__ == "LabPasswordAuthenticator"
+    assert c.LabPasswordAuthenticator.accounts_file == str(run_dir.secrets_dir / "accounts.json")
+    assert "SharedPasswordAuthenticator" not in c
     hook_gateways = inspect.getclosurevars(c.Spawner.post_stop_hook).nonlocals["gateways"]
     assert hook_gateways == {
         g.centre: f"http://127.0.0.1:{g.http_port}/services/{g.service}"

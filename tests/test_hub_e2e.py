@@ -316,7 +316,10 @@ def test_hub_command_starts_reports_and_stops_everything(sample_dir, tmp_path, m
         assert started.returncode == 0, started.stderr
         deployment = RunDir(run_dir).deployment()
         assert f"The lab runs at {deployment.url}" in started.stdout
-        assert str(run_dir / "secrets" / "password") in started.stdout
+        owner = RunDir(run_dir).deployment().owner
+        assert f"Log in as {owner} with the password in {run_dir / 'secrets' / 'password'}" in (
+            started.stdout
+        )
         for secret in ("password", "admin-token", "proxy-token", "dask-gateway-theia-token"):
             assert RunDir(run_dir).secret(secret) not in started.stdout + started.stderr
             assert (run_dir / "secrets" / secret).stat().st_mode & 0o777 == 0o600

@@ -93,7 +93,33 @@ def register(subparsers: Any) -> None:
         "not a lab's run directory.",
     )
     report.set_defaults(func=run_status)
-    for action in (start, stop, report):
+    accounts = actions.add_parser(
+        "accounts",
+        help="create, list or remove the accounts of the lab's per-user passwords",
+        description="Accounts of the lab's per-user passwords (the default login): a trainer "
+        "creates a workshop's accounts in one command and hands out the passwords. Accounts "
+        "can log in at once, also while the lab runs. Exit status 2 on a bad name or an "
+        "existing account (nothing is written then).",
+    )
+    accounts.add_argument("accounts_action", choices=("add", "list", "remove"))
+    accounts.add_argument("names", nargs="*", metavar="NAME", help="user names")
+    accounts.add_argument(
+        "--from",
+        dest="names_file",
+        metavar="FILE",
+        help="add or remove the names of FILE (one per line, or a CSV whose first column is the "
+        "name)",
+    )
+    accounts.add_argument(
+        "--out",
+        metavar="FILE",
+        help="add: write `user,password` lines to FILE (mode 0600) instead of printing them",
+    )
+    accounts.add_argument(
+        "--reset", action="store_true", help="add: give existing accounts a new password"
+    )
+    accounts.set_defaults(func=run_accounts)
+    for action in (start, stop, report, accounts):
         # the same option after the action; SUPPRESS keeps the one given before it otherwise
         action.add_argument(
             "--run-dir",
@@ -249,8 +275,9 @@ def run_up(args: argparse.Namespace) -> int:
             )
     else:
         print(
-            f"Log in with any user name and the password in {run.secret_path('password')}\n"
-            f"  (e.g. `cat {run.secret_path('password')}`)"
+            f"Log in as {deployment.owner} with the password in {run.secret_path('password')}\n"
+            f"  (e.g. `cat {run.secret_path('password')}`); other people get their own "
+            "account: `earthlab hub accounts add NAME...`"
         )
     print("Gateways (JupyterHub services):")
     for g in deployment.gateways:
@@ -302,4 +329,49 @@ def run_install_proxy(args: argparse.Namespace) -> int:
 
     path = install_proxy(Path(args.prefix) if args.prefix else None)
     print(f"installed configurable-http-proxy: {path}")
+    return 0
+
+
+def run_accounts(args: argparse.Namespace) -> int:
+    """Add, list or remove accounts of the lab's per-user passwords."""
+    from lab import ConfigurationError
+    from lab.cli import CommandLineError
+    from lab_server.deploy import RunDir
+    from lab_server.deploy._accounts import (
+        accounts_file,
+        add_accounts,
+        read_accounts,
+        read_names,
+        remove_accounts,
+        write_password_sheet,
+    )
+
+    run = RunDir(_lab_run_dir(args))
+    if not run.lab_json.is_file():
+        raise CommandLineError(
+            f"no lab in {run.path}: start one with `earthlab hub up`, or give its --run-dir"
+        )
+    names = list(args.names) + (read_names(args.names_file) if args.names_file else [])
+    try:
+        if args.accounts_action == "list":
+            for name in sorted(read_accounts(accounts_file(run))):
+                print(name)
+            return 0
+        if args.accounts_action == "remove":
+            removed = remove_accounts(run, names)
+            missing = [n for n in names if n not in removed]
+            print(f"removed: {', '.join(removed) or 'none'}")
+            if missing:
+                print(f"no such account: {', '.join(missing)}", file=sys.stderr)
+                return 1
+            return 0
+        passwords = add_accounts(run, names, reset=args.reset)
+    except ConfigurationError as error:
+        raise CommandLineError(str(error)) from error
+    if args.out:
+        write_password_sheet(args.out, passwords)
+        print(f"{len(passwords)} account(s); their passwords are in {args.out} (mode 0600)")
+    else:
+        for name, password in passwords.items():
+            print(f"{name} {password}")
     return 0

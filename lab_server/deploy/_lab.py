@@ -21,6 +21,7 @@ import yaml
 
 from lab import ConfigurationError
 from lab import config as lab_config
+from lab_server.deploy._accounts import keep_owner_account, owner_name
 from lab_server.deploy._catalogues import (
     TOKEN_ENV,
     CatalogueServer,
@@ -193,6 +194,7 @@ def up(
         if auth == "oidc"
         else None,
         oidc_port=oidc_port,
+        owner=owner_name() if auth == "password" else "",
     )
     run.create()
     _keep_policy(run, config)
@@ -209,6 +211,8 @@ def up(
         if server.restricted:
             run.new_secret(f"{server.service}-token")
             run.new_secret(f"{server.service}-key")
+    if deployment.owner:
+        keep_owner_account(run, deployment.owner, run.secret("password"))
     run.write_deployment(deployment)
     _write_catalogues(run, deployment, centre_set)
     if provider_users:

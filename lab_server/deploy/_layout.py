@@ -201,6 +201,9 @@ class Deployment:
     """The OpenID provider's issuer URL (``auth="oidc"``)."""
     oidc_port: int | None = None
     """Port of the test provider the lab runs (``hub up --oidc-users``); None otherwise."""
+    owner: str = ""
+    """The person who ran ``hub up`` (its Unix account): with per-user passwords, the first
+    account and the hub's admin."""
 
     def __post_init__(self) -> None:
         if self.auth not in AUTH_MODES:
