@@ -400,6 +400,9 @@ OIDC_KEYS = {
 }
 """The keys of ``auth.oidc`` in ``lab.yaml`` and their types."""
 
+OIDC_REFRESH_AGE = 300
+"""Seconds after which the hub asks the provider again, unless ``auth.oidc.refresh_age``."""
+
 
 def oidc_mapping(policy: Mapping[str, Any]) -> dict[str, Any]:
     """Return ``auth.oidc`` of the lab's policy, checked.
@@ -412,7 +415,7 @@ def oidc_mapping(policy: Mapping[str, Any]) -> dict[str, Any]:
     mapping = (policy.get("auth") or {}).get("oidc")
     if not isinstance(mapping, Mapping):
         raise ValueError("lab.yaml has no auth.oidc section: copy the one of the lab's lab.yaml")
-    unknown = sorted(set(mapping) - set(OIDC_KEYS))
+    unknown = sorted(set(mapping) - set(OIDC_KEYS) - {"refresh_age"})
     if unknown:
         raise ValueError(
             f"lab.yaml auth.oidc: unknown key(s) {', '.join(unknown)}; "
@@ -423,13 +426,18 @@ def oidc_mapping(policy: Mapping[str, Any]) -> dict[str, Any]:
             raise ValueError(
                 f"lab.yaml auth.oidc.{key} must be a {kind.__name__}, not {mapping.get(key)!r}"
             )
+    refresh = mapping.get("refresh_age", OIDC_REFRESH_AGE)
+    if not isinstance(refresh, int) or isinstance(refresh, bool) or refresh < 1:
+        raise ValueError(
+            f"lab.yaml auth.oidc.refresh_age must be a number of seconds >= 1, not {refresh!r}"
+        )
     for group, claims in mapping["restricted_groups"].items():
         if not isinstance(claims, Mapping) or not claims:
             raise ValueError(
                 f"lab.yaml auth.oidc.restricted_groups.{group} must map each claim the provider "
                 "must assert to its required value (e.g. dinamis_charter_accepted: true)"
             )
-    return dict(mapping)
+    return {**mapping, "refresh_age": refresh}
 
 
 def groups_from_claims(claims: Mapping[str, Any], mapping: Mapping[str, Any]) -> list[str]:
@@ -489,7 +497,6 @@ def oidc_settings(
     mapping: Mapping[str, Any],
     lab_url: str,
     client_secret: str,
-    refresh_age: int = 300,
 ) -> dict[str, Any]:
     """``GenericOAuthenticator`` settings from the provider's discovery document.
 
@@ -503,10 +510,11 @@ def oidc_settings(
         The lab's public URL, ending in ``/``.
     client_secret
         The hub's client secret at the provider.
-    refresh_age
-        Seconds after which the hub asks the provider again (refresh token): a change of
-        groups at the provider reaches the hub, the gateways and the restricted-data services
-        then, or at the next login.
+
+    After ``refresh_age`` seconds (``auth.oidc.refresh_age``, default
+    :data:`OIDC_REFRESH_AGE`) the hub asks the provider again at the user's next request (its
+    browser, or a token, such as the gateways and restricted-data services check): a change
+    of groups at the provider counts then, or at the next login.
     """
     settings: dict[str, Any] = {
         "client_id": mapping["client_id"],
@@ -523,7 +531,7 @@ def oidc_settings(
         "admin_groups": set(mapping["admin_groups"]),
         "enable_auth_state": True,
         "refresh_pre_spawn": True,
-        "auth_refresh_age": refresh_age,
+        "auth_refresh_age": mapping["refresh_age"],
     }
     if mapping["allowed_groups"]:
         settings["allowed_groups"] = set(mapping["allowed_groups"])

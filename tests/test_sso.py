@@ -12,6 +12,7 @@ charter acceptance, not the hub admin's; a change at the provider counts at the 
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -139,11 +140,23 @@ def test_a_real_provider_needs_the_client_secret_in_the_environment(
 # --- a lab with single sign-on -----------------------------------------------------------------
 
 
+REFRESH_AGE = 2
+"""auth.oidc.refresh_age of the lab below (300 s in lab.yaml)."""
+
+
 @pytest.fixture(scope="module")
 def deployment(sample_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("sso")
-    with running_lab(sample_dir / "centres.yaml", root / "run", auth="oidc", oidc_users=USERS) as d:
-        yield d
+    text = (HERE.parent / "hub_config" / "lab.yaml").read_text()
+    policy = root / "lab.yaml"
+    policy.write_text(text.replace("    refresh_age: 300\n", f"    refresh_age: {REFRESH_AGE}\n"))
+    assert policy.read_text() != text
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("EARTHLAB_POLICY_FILE", str(policy))
+        with running_lab(
+            sample_dir / "centres.yaml", root / "run", auth="oidc", oidc_users=USERS
+        ) as d:
+            yield d
 
 
 @pytest.fixture(scope="module")
@@ -246,3 +259,35 @@ def test_admins_come_from_the_provider_and_outsiders_are_refused(deployment, hub
     unknown = login(deployment, "nobody")
     assert unknown.status_code == 403
     assert "gave no &#39;preferred_username&#39; claim for this account" in unknown.text
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_a_change_at_the_provider_counts_at_the_next_refresh_for_the_services(
+    deployment, hub
+) -> None:
+    """The provider withdraws alice's charter claim: her token loses DINAMIS at its next use."""
+    assert login(deployment, "alice").status_code == 302
+    assert groups(hub, "alice") == ["dinamis", "earthlab-users"]
+    token = hub.token("alice", RESTRICTED)
+    quota = deployment.restricted_service_url("dinamis") + "quota"
+    headers = {"Authorization": f"token {token}"}
+    assert requests.get(quota, headers=headers, timeout=30).status_code == 200
+    alice = {u["sub"]: u for u in read_oidc_users(USERS)}["alice"]
+    changed = requests.put(
+        f"{deployment.oidc_issuer}/users/alice",
+        json={**alice, "dinamis_charter_accepted": False},
+        timeout=30,
+    )
+    assert changed.status_code == 204
+    time.sleep(REFRESH_AGE + 1)  # older than the refresh age: the next request refreshes
+    me = requests.get(deployment.hub_api_url + "/user", headers=headers, timeout=30)
+    assert me.status_code == 200 and sorted(me.json()["groups"]) == ["earthlab-users"]
+    assert groups(hub, "alice") == ["earthlab-users"]
+    # the restricted-data service (its token cache keeps an answer 10 s) refuses her then
+    deadline = time.monotonic() + 60  # a hang guard
+    status = 200
+    while status == 200 and time.monotonic() < deadline:
+        status = requests.get(quota, headers=headers, timeout=30).status_code
+        time.sleep(0.5)
+    assert status == 403
