@@ -167,7 +167,7 @@ def bench_big(count: int, repeat: int, work: Path) -> dict:
             "stac-big",
             api_command(sys.executable, cluster, database, IP, port),
             logs / "stac-big.log",
-            {"PATH": str(Path(sys.executable).parent)},
+            {"PATH": str(Path(sys.executable).parent), **cluster.client_env()},
             work,
         )
         procs.append(api)

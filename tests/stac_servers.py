@@ -120,7 +120,8 @@ def stac_servers(
                 command = api_command(sys.executable, live.cluster, database, IP, port)
             else:
                 command = rustac_command(bin_dir, files, IP, port)
-            live.procs[name] = start(name, command, logs / f"{name}.log", env, directory)
+            server_env = {**env, **live.cluster.client_env()} if live.cluster else env
+            live.procs[name] = start(name, command, logs / f"{name}.log", server_env, directory)
             waiting.append((live.procs[name], f"http://{IP}:{port}/"))
             config["centres"][centre.name] = {
                 "stac": f"http://{IP}:{port}/",

@@ -63,6 +63,26 @@ def test_hub_up_with_pgstac_catalogues(
         assert f"postgresql://127.0.0.1:{deployment.pgstac_port}/" in report.stdout
         pids = [proc.pid for proc, _ in status(run_dir)]
 
+        # any local account reaches a loopback port: the database wants its password (it
+        # trusted every connection), which is on no command line and in no log
+        import psycopg
+
+        server = f"127.0.0.1:{deployment.pgstac_port}/postgres"
+        monkeypatch.delenv("PGPASSWORD", raising=False)
+        with pytest.raises(psycopg.OperationalError, match="no password supplied"):
+            psycopg.connect(f"postgresql://postgres@{server}", connect_timeout=10)
+        with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+            psycopg.connect(f"postgresql://postgres:guess@{server}", connect_timeout=10)
+        password = RunDir(run_dir).secret("pgstac-password")
+        assert (run_dir / "secrets" / "pgstac-password").stat().st_mode & 0o777 == 0o600
+        with psycopg.connect(f"postgresql://postgres:{password}@{server}", connect_timeout=10):
+            pass
+        for pid in pids:
+            assert password not in " ".join(psutil.Process(pid).cmdline())
+        for log in (run_dir / "logs").iterdir():
+            assert password not in log.read_text(encoding="utf-8", errors="replace"), log
+        assert password not in started.stdout + started.stderr
+
         # the same centres file shape as with memory catalogues
         document = yaml.safe_load(Path(deployment.centres_file).read_text(encoding="utf-8"))
         catalogs = {c["name"]: c["catalog"] for c in document["centres"]}

@@ -201,7 +201,12 @@ def up(
     if auth == "oidc":
         _keep_client_secret(run, bool(provider_users))
     if deployment.pgstac_port is not None:
-        cluster = PgstacCluster.create(run.path / "pgstac", deployment.pgstac_port, deployment.ip)
+        cluster = PgstacCluster.create(
+            run.path / "pgstac",
+            deployment.pgstac_port,
+            deployment.ip,
+            password=run.new_secret(PGSTAC_SECRET),
+        )
         deployment = replace(deployment, pgstac_data=cluster.data_dir)
     for name in SECRET_NAMES:
         run.new_secret(name, 8 if name == "password" else 32)
@@ -347,11 +352,22 @@ def _write_catalogues(run: RunDir, d: Deployment, centre_set: Any) -> None:
     write_centres_file(Path(d.centres_file), centre_set, catalogs)
 
 
+PGSTAC_SECRET = "pgstac-password"
+"""The secret holding the password of a ``pgstac`` deployment's PostgreSQL superuser."""
+
+
 def _cluster(d: Deployment) -> PgstacCluster | None:
     """The PostgreSQL server of a ``pgstac`` deployment (None with ``memory``)."""
     if d.pgstac_port is None or d.pgstac_data is None:
         return None
-    return PgstacCluster(d.pgstac_data, d.pgstac_port, str(find_postgres()), d.ip)
+    password = RunDir(d.run_dir).secret(PGSTAC_SECRET)
+    return PgstacCluster(d.pgstac_data, d.pgstac_port, str(find_postgres()), password, d.ip)
+
+
+def _server_env(d: Deployment, name: str, env: dict[str, str]) -> dict[str, str]:
+    """The environment of one catalogue-side server: a pgstac API gets the database password."""
+    cluster = _cluster(d) if name.startswith("stac-") else None
+    return {**env, **cluster.client_env()} if cluster is not None else env
 
 
 def _remove_pgstac(d: Deployment) -> None:
@@ -453,7 +469,8 @@ def _start_catalogues(
     _start_pgstac(run, d, started, timeout)
     waiting = []
     for name, command, log, ready_url in _catalogue_commands(run, d):
-        proc = start(name, command, run.logs_dir / log, env, run.path, url=ready_url)
+        server_env = _server_env(d, name, env)
+        proc = start(name, command, run.logs_dir / log, server_env, run.path, url=ready_url)
         started.append(proc)
         waiting.append((proc, ready_url))
     _write_state(run, started)
@@ -498,7 +515,8 @@ def restart(
         if proc.name == name:
             stop(proc, timeout)
     _, command, log, ready_url = commands[name]
-    new = start(name, command, run.logs_dir / log, _base_env(d), run.path, url=ready_url)
+    server_env = _server_env(d, name, _base_env(d))
+    new = start(name, command, run.logs_dir / log, server_env, run.path, url=ready_url)
     _write_state(run, [new if p.name == name else p for p in procs])
     wait_until(new, http_ready(ready_url), timeout)
     return new

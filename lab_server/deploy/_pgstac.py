@@ -24,12 +24,13 @@ import json
 import os
 import pwd
 import re
+import secrets
 import shutil
 import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,7 @@ SYSTEM_PACKAGES = ("postgresql", f"postgresql-{POSTGRES_MAJOR}-postgis-3")
 SERVICE_ACCOUNT = "postgres"
 """The account PostgreSQL runs as when the lab runs as root (created by the Debian package)."""
 SUPERUSER = "postgres"
-"""Database superuser of the cluster (trust authentication, loopback only)."""
+"""Database superuser of the cluster (password authentication, loopback only)."""
 TEMPLATE = "pgstac_template"
 """Database where the pgstac schema is migrated once; centres' databases are copies of it."""
 
@@ -152,11 +153,17 @@ class PgstacCluster:
     """TCP port on ``ip``."""
     bin_dir: str
     """PostgreSQL's ``bin`` directory (:func:`find_postgres`)."""
+    password: str = field(repr=False)
+    """The superuser's password: every connection, TCP or socket, authenticates with it
+    (SCRAM-SHA-256), since any local account can reach a loopback port. Handed to clients in
+    their environment (:meth:`client_env`), never on a command line."""
     ip: str = "127.0.0.1"
-    """Address it listens at (loopback only; trust authentication)."""
+    """Address it listens at (loopback only)."""
 
     @classmethod
-    def create(cls, directory: Path, port: int, ip: str = "127.0.0.1") -> PgstacCluster:
+    def create(
+        cls, directory: Path, port: int, ip: str = "127.0.0.1", password: str | None = None
+    ) -> PgstacCluster:
         """Make an empty cluster directory for a new server (not initialised yet).
 
         Parameters
@@ -169,6 +176,8 @@ class PgstacCluster:
             TCP port to listen at.
         ip
             Loopback address.
+        password
+            The superuser's password (default: a new random one).
         """
         bin_dir = find_postgres()
         ids = _service_ids()
@@ -179,7 +188,7 @@ class PgstacCluster:
             base = Path(tempfile.mkdtemp(prefix="earthlab-pgstac-"))
             os.chown(base, *ids)
             data = base / "pgdata"
-        return cls(str(data), port, str(bin_dir), ip)
+        return cls(str(data), port, str(bin_dir), password or secrets.token_hex(24), ip)
 
     @property
     def admin_dsn(self) -> str:
@@ -187,11 +196,15 @@ class PgstacCluster:
         return self.dsn("postgres")
 
     def dsn(self, database: str) -> str:
-        """Connection string of one database of the cluster."""
-        return f"postgresql://{SUPERUSER}@{self.ip}:{self.port}/{database}"
+        """Connection string of one database of the cluster (with the password: never log it)."""
+        return f"postgresql://{SUPERUSER}:{self.password}@{self.ip}:{self.port}/{database}"
+
+    def client_env(self) -> dict[str, str]:
+        """What a client process (stac-fastapi-pgstac) needs in its environment to connect."""
+        return {"PGPASSWORD": self.password}
 
     def init(self) -> None:
-        """Run ``initdb`` (UTF-8, trust authentication, superuser ``postgres``).
+        """Run ``initdb`` (UTF-8, SCRAM-SHA-256 password authentication, superuser ``postgres``).
 
         Raises
         ------
@@ -199,26 +212,38 @@ class PgstacCluster:
             If ``initdb`` fails (its output is in the message).
         """
         data = Path(self.data_dir)
+        # the password reaches initdb in a file only the server's account reads, removed after
+        pwfile = data.parent / ".pgpass-initdb"
+        fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as f:
+            f.write(self.password + "\n")
+        ids = _service_ids()
+        if ids is not None:
+            os.chown(pwfile, *ids)
         command = [
             str(Path(self.bin_dir) / "initdb"),
             "-D",
             str(data),
             "-U",
             SUPERUSER,
-            "--auth=trust",
+            "--auth=scram-sha-256",
+            f"--pwfile={pwfile}",
             "-E",
             "UTF8",
             "--locale=C",
             "--no-sync",
         ]
-        done = subprocess.run(
-            _as_service(command),
-            cwd=data.parent,
-            env={"PATH": "/usr/bin:/bin", "LC_ALL": "C"},
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        try:
+            done = subprocess.run(
+                _as_service(command),
+                cwd=data.parent,
+                env={"PATH": "/usr/bin:/bin", "LC_ALL": "C"},
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+        finally:
+            pwfile.unlink(missing_ok=True)
         if done.returncode != 0:
             raise ConfigurationError(
                 f"initdb failed for the pgstac database in {data}:\n{done.stdout}{done.stderr}"
@@ -381,8 +406,7 @@ def api_environment(cluster: PgstacCluster, database: str) -> dict[str, str]:
         "STAC_FASTAPI_TITLE": f"pgstac: {database}",
         "STAC_FASTAPI_DESCRIPTION": "A centre's catalogue in pgstac (earthlab local lab)",
         "STAC_FASTAPI_LANDING_ID": database,
-        "PGUSER": SUPERUSER,
-        "PGPASSWORD": "unused",  # trust authentication on loopback; the setting is required
+        "PGUSER": SUPERUSER,  # PGPASSWORD comes from the process's environment (client_env)
         "PGHOST": cluster.ip,
         "PGPORT": str(cluster.port),
         "PGDATABASE": database,
