@@ -7,7 +7,7 @@ PIP     = $(PY) -m pip
 OUT    ?= out/demo
 PYTEST_ARGS ?=
 
-.PHONY: demo test install install-test system-packages lint typecheck docs benchmarks clean
+.PHONY: demo test install install-test system-packages pycsw-venv lint typecheck docs benchmarks clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,8 +52,17 @@ $(VENV)/.docs-installed: $(VENV)/.core-installed binder/requirements.txt
 	$(PIP) install --quiet -c constraints.txt -e ".[docs]" -r binder/requirements.txt
 	touch $@
 
+# The CSW server of the tests (tests/csw_server.py): pycsw in a virtual environment of its own,
+# .venv-pycsw, because its pins (OWSLib<0.29, SQLAlchemy 1.x) conflict with the lab's.
+PYCSW_VENV ?= .venv-pycsw
+$(PYCSW_VENV)/.installed: tests/pycsw-constraints.txt
+	$(PYTHON) -m venv $(PYCSW_VENV)
+	$(PYCSW_VENV)/bin/python -m pip install --quiet -r tests/pycsw-constraints.txt
+	touch $@
+pycsw-venv: $(PYCSW_VENV)/.installed
+
 install: $(VENV)/.core-installed
-install-test: $(VENV)/.test-installed system-packages
+install-test: $(VENV)/.test-installed system-packages pycsw-venv
 
 ## make demo: install and run the main job on the embedded sample federation.
 demo: install
@@ -80,4 +89,4 @@ benchmarks: install-test
 	$(PY) benchmarks/run_all.py
 
 clean:
-	rm -rf $(VENV) out build *.egg-info .pytest_cache
+	rm -rf $(VENV) $(PYCSW_VENV) out build *.egg-info .pytest_cache

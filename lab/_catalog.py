@@ -14,8 +14,8 @@ import os
 import time
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 import pystac
 
@@ -25,38 +25,15 @@ from lab._centres import Centre, CentreSet, centres
 from lab._errors import ConfigurationError, EarthLabWarning, RestrictedDataError
 from lab._http import RetryPolicy
 from lab._query import DatetimeLike, SearchQuery
+from lab._reports import CENTRE_PROPERTY, CentreReport, describe_reports
+from lab._reports import first_line as _first_line
+
+if TYPE_CHECKING:
+    from lab._collections import CollectionsResult
 
 __all__ = ["CentreReport", "FederatedCatalog", "SearchResult", "catalog"]
 
-CENTRE_PROPERTY = "earthlab:centre"
 STATUSES = ("ok", "missing", "restricted", "skipped")
-
-
-@dataclass(frozen=True)
-class CentreReport:
-    """What one centre answered to a federated search."""
-
-    centre: str
-    """Centre name."""
-    status: str
-    """``ok``, ``missing`` (failed or timed out), ``restricted`` (not allowed) or ``skipped``
-    (the centre declares it holds none of the collections asked for)."""
-    matched: int | None = None
-    """Matches the centre reported (or found), when known."""
-    returned: int = 0
-    """Items it returned."""
-    kept: int = 0
-    """Items kept in the merged result (after de-duplication and the limit)."""
-    duplicates: int = 0
-    """Items dropped because a preferred centre returned the same item."""
-    error: str = ""
-    """Why the centre is missing or restricted (empty when ok)."""
-    note: str = ""
-    """Anything else worth knowing (fallbacks used, retries)."""
-    attempts: int = 1
-    """Tries made (1 + retries used)."""
-    seconds: float = 0.0
-    """Wall time spent on this centre."""
 
 
 class SearchResult:
@@ -122,21 +99,8 @@ class SearchResult:
 
     def describe(self) -> str:
         """Return the federation report as readable text."""
-        lines = [f"{len(self)} items for {self.query.describe()}"]
-        if self.federation_missing:
-            lines[0] += f" (incomplete: {', '.join(self.federation_missing)} not searched)"
-        reports = list(self.federation.values())
-        name_width = max([12, *(len(r.centre) for r in reports)])
-        matched = ["?" if r.matched is None else str(r.matched) for r in reports]
-        matched_width = max([5, *(len(m) for m in matched)])
-        kept_width = max([5, *(len(str(r.kept)) for r in reports)])
-        for r, count in zip(reports, matched, strict=True):
-            detail = r.error or r.note
-            lines.append(
-                f"  {r.centre:<{name_width}} {r.status:<10} matched={count:<{matched_width}} "
-                f"kept={r.kept:<{kept_width}} {r.seconds:6.2f}s  {detail}".rstrip()
-            )
-        return "\n".join(lines)
+        head = f"{len(self)} items for {self.query.describe()}"
+        return describe_reports(head, self.federation, self.federation_missing)
 
     def __repr__(self) -> str:
         return f"<SearchResult {self.describe()}>"
@@ -231,7 +195,14 @@ class FederatedCatalog:
         answers: dict[str, tuple[AdapterResult | None, CentreReport]] = {}
         to_search = []
         for centre in selected.values():
-            if centre.holds(query.collections):
+            if centre.catalog.kind == "csw":  # dataset records, no items
+                from lab._adapters._csw import NOT_ITEMS
+
+                answers[centre.name] = (
+                    None,
+                    CentreReport(centre.name, "skipped", matched=0, note=NOT_ITEMS),
+                )
+            elif centre.holds(query.collections):
                 to_search.append(centre)
             else:
                 note = f"holds none of {', '.join(query.collections or ())}"
@@ -269,6 +240,62 @@ class FederatedCatalog:
         if undeclared and not len(result):
             warnings.warn(undeclared, EarthLabWarning, stacklevel=2)
         return result
+
+    def collections(
+        self,
+        q: str | Iterable[str] | None = None,
+        bbox: Sequence[float] | None = None,
+        datetime: DatetimeLike = None,
+        *,
+        centres: Sequence[str] | None = None,
+        timeout: float | None = None,
+    ) -> CollectionsResult:
+        """Find datasets: the collections of every centre matching the query, at once.
+
+        STAC APIs are asked with STAC Collection Search where they offer it, else their
+        ``/collections`` list is filtered by the lab; static catalogues, stac-geoparquet files
+        and cube stores are filtered by the lab; OGC CSW catalogues (``kind: csw``) are asked
+        GetRecords and their ISO 19139 records mapped to collections. Restricted collections
+        of local catalogues are never listed. See ``lab._collections``.
+
+        Parameters
+        ----------
+        q
+            Free text: matches, case-insensitively, a collection's id, title, description or
+            keywords (comma-separated terms, or a list: any of them).
+        bbox
+            ``west, south, east, north`` in WGS84 degrees: the spatial extent intersects it.
+        datetime
+            Instant or interval (as in :meth:`search`): the temporal extent overlaps it.
+        centres
+            Only these centres (names); default all.
+        timeout
+            Seconds allowed per centre, retries included (default: each centre's
+            ``catalog.timeout``).
+
+        Returns
+        -------
+        CollectionsResult
+            The :class:`pystac.Collection` objects (centre order, then id), each tagged with
+            ``extra_fields["earthlab:centre"]``, and ``result.federation``, the per-centre
+            report (the same as :meth:`search`'s).
+
+        Raises
+        ------
+        ConfigurationError
+            If an argument is invalid (the message names it).
+        UnknownCentreError
+            If ``centres`` names a centre that is not in the federation.
+        """
+        from lab._collections import CollectionQuery, search_collections
+
+        query = CollectionQuery.build(q, bbox, datetime)
+        if timeout is not None and not timeout > 0:
+            raise ConfigurationError(
+                f"timeout must be a positive number of seconds, got {timeout!r}"
+            )
+        selected = self.centres.select(None if centres is None else list(centres))
+        return search_collections(selected, query, timeout=timeout, max_workers=self.max_workers)
 
     def _search_centre(
         self, centre: Centre, query: SearchQuery, policy: RetryPolicy
@@ -428,8 +455,3 @@ def _undeclared_collections(
 def _total_budget(centre: Centre, timeout: float | None) -> float:
     """Wall time allowed for one centre, retries included."""
     return timeout if timeout is not None else centre.catalog.timeout
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else repr(exc)

@@ -7,7 +7,7 @@ A *centres file* is YAML::
       - name: theia
         title: "THEIA — continental surfaces"
         catalog:
-          kind: stac-geoparquet          # or stac-api, stac-static
+          kind: stac-geoparquet          # or stac-api, stac-static, cube-store, csw
           href: theia/items.parquet      # relative paths are relative to the file
         collections: [sentinel-2-l2a]
         priority: 10                     # lower wins when two centres mirror an item
@@ -47,7 +47,7 @@ from lab._errors import CentresFileError, UnknownCentreError
 
 __all__ = ["CatalogSpec", "Centre", "CentreSet", "GatewaySpec", "StorageSpec", "centres"]
 
-CATALOG_KINDS = ("stac-geoparquet", "stac-api", "stac-static", "cube-store")
+CATALOG_KINDS = ("stac-geoparquet", "stac-api", "stac-static", "cube-store", "csw")
 _NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 _SUPPORTED_VERSIONS = (1,)
 
@@ -57,9 +57,12 @@ class CatalogSpec:
     """Where and how a centre's catalogue is searched."""
 
     kind: str
-    """Adapter: ``stac-geoparquet`` (DuckDB, offline), ``stac-api`` or ``stac-static``."""
+    """Adapter: ``stac-geoparquet`` (DuckDB, offline), ``stac-api``, ``stac-static``,
+    ``cube-store`` or ``csw`` (an OGC CSW 2.0.2 of ISO 19139 dataset records: found by
+    ``collections``, holds no items)."""
     href: str
-    """Absolute path or URL of the catalogue (parquet file, API root, or catalog.json)."""
+    """Absolute path or URL of the catalogue (parquet file, API root, catalog.json, or the CSW
+    endpoint)."""
     timeout: float = 10.0
     """Seconds allowed for one search of this centre, retries included, before it is
     reported missing (also the timeout of each HTTP request)."""
@@ -77,6 +80,11 @@ class CatalogSpec:
             )
         if not self.href:
             raise CentresFileError("catalog.href is empty; give a path or URL")
+        if self.kind == "csw" and not self.href.startswith(("http://", "https://")):
+            raise CentresFileError(
+                f"catalog.href of a csw catalogue must be the http(s) URL of the CSW endpoint, "
+                f"got {self.href!r}"
+            )
         if not (self.timeout > 0):
             raise CentresFileError(f"catalog.timeout must be > 0 seconds, got {self.timeout!r}")
         if not (isinstance(self.retries, int) and 0 <= self.retries <= 10):

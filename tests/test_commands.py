@@ -29,6 +29,7 @@ def test_each_package_contributes_its_commands() -> None:
     assert by_package == {
         "sample": "lab",
         "search": "lab",
+        "collections": "lab",
         "quota": "lab",
         "cube": "datacubes",
         "demo": "recipes",

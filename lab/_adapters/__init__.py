@@ -55,7 +55,8 @@ def adapter_for(centre: Centre) -> CatalogAdapter:
     Returns
     -------
     CatalogAdapter
-        A ``stac-geoparquet``, ``stac-api``, ``stac-static`` or ``cube-store`` adapter.
+        A ``stac-geoparquet``, ``stac-api``, ``stac-static``, ``cube-store`` or ``csw``
+        adapter.
     """
     adapter = _plain_adapter(centre)
     if centre.restricted and "://" not in centre.catalog.href:
@@ -97,6 +98,10 @@ def _plain_adapter(centre: Centre) -> CatalogAdapter:
         from lab._adapters._stac_api import StacApiAdapter
 
         return StacApiAdapter(centre)
+    if kind == "csw":
+        from lab._adapters._csw import CswAdapter
+
+        return CswAdapter(centre)
     if kind == "cube-store":
         from lab._adapters._cube_store import CubeStoreAdapter
 

@@ -3,8 +3,9 @@
 Each package contributes its commands through the ``earthlab.commands`` entry-point group
 (``pyproject.toml``): the entry point's name is the command, its value a ``register(subparsers)``
 function that adds the sub-command and sets ``func`` on its parser (a callable taking the parsed
-namespace and returning an exit code). ``lab`` contributes ``sample``, ``search`` and ``quota``;
-``datacubes`` contributes ``cube``; ``recipes`` ``demo``; ``lab_server`` ``hub`` and ``kernels``.
+namespace and returning an exit code). ``lab`` contributes ``sample``, ``search``,
+``collections`` and ``quota``; ``datacubes`` contributes ``cube``; ``recipes`` ``demo``;
+``lab_server`` ``hub`` and ``kernels``.
 
 This module imports none of them: the bottom package stays below the others. A command whose
 module cannot be imported is an error that names it, never a silently missing sub-command.
