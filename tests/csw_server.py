@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,8 @@ from lab_server.deploy._procs import Proc, free_port, http_ready, start, stop, w
 ROOT = Path(__file__).resolve().parent.parent
 RECORDS = ROOT / "tests" / "data" / "csw"
 """The hand-written ISO 19139 dataset records."""
-PYCSW_VENV = Path(os.environ.get("EARTHLAB_TEST_PYCSW_VENV", ROOT / ".venv-pycsw"))
+PYCSW_VENV = ROOT / ".venv-pycsw"
+"""pycsw's virtual environment (``make pycsw-venv``)."""
 IP = "127.0.0.1"
 
 # Run by pycsw's interpreter: its WSGI application on loopback only (pycsw's own __main__ binds

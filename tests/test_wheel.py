@@ -158,7 +158,7 @@ def test_the_package_list_holds_every_package_of_the_tree() -> None:
 def test_every_command_is_registered(installed: Installed) -> None:
     done = installed.earthlab("--help")
     assert done.returncode == 0, done.stderr
-    for command in ("sample", "search", "quota", "cube", "demo", "hub", "kernels"):
+    for command in ("sample", "search", "collections", "quota", "cube", "demo", "hub", "kernels"):
         assert f"    {command} " in done.stdout
     version = installed.earthlab("--version")
     assert version.stdout.strip() == "earthlab 0.1.0"
@@ -179,6 +179,12 @@ def test_sample_search_cube_and_demo_from_any_directory(installed: Installed) ->
     features = found["features"] if isinstance(found, dict) else found
     assert len(features) > 0
     assert all(f["collection"] == "sentinel-2-l2a" for f in features)
+
+    datasets = installed.earthlab("collections", "--q", "water", "--json", extra_env=env)
+    assert datasets.returncode == 0, datasets.stderr
+    assert [c["id"] for c in json.loads(datasets.stdout)["collections"]] == [
+        "insitu-water-quality"
+    ]
 
     build = installed.earthlab(
         "cube", "build", "thau-lagoon-sample", "--target", "cubes/thau.zarr", "--quiet",
