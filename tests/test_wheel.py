@@ -182,9 +182,7 @@ def test_sample_search_cube_and_demo_from_any_directory(installed: Installed) ->
 
     datasets = installed.earthlab("collections", "--q", "water", "--json", extra_env=env)
     assert datasets.returncode == 0, datasets.stderr
-    assert [c["id"] for c in json.loads(datasets.stdout)["collections"]] == [
-        "insitu-water-quality"
-    ]
+    assert [c["id"] for c in json.loads(datasets.stdout)["collections"]] == ["insitu-water-quality"]
 
     build = installed.earthlab(
         "cube", "build", "thau-lagoon-sample", "--target", "cubes/thau.zarr", "--quiet",
