@@ -288,3 +288,29 @@ def test_answers_that_are_not_a_csw_are_missing_with_the_reason(tmp_path: Path) 
     assert "is not an OGC CSW 2.0.2" in result.missing["json"]
     assert result.missing["refused"].startswith("ConnectionError: ")
     assert "did not answer" in result.missing["refused"]
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_pgstac_answers_collection_search_itself_with_the_same_collections(
+    pgstac_federation, sample_dir: Path
+) -> None:
+    """stac-fastapi-pgstac conforms to Collection Search: q, bbox, datetime go to the server."""
+    federation = lab.catalog(pgstac_federation.centres_file)
+    offline = lab.catalog(sample_dir / "centres.yaml")
+    for query in (
+        {"q": "water"},
+        {"q": "sentinel"},
+        {"bbox": [3.5, 43.3, 3.8, 43.5]},
+        {"bbox": [-30, 40, -20, 50]},
+        {"datetime": "2022-01/2022-02"},
+        {"datetime": "2030"},
+    ):
+        served = federation.collections(**query)
+        for name in ("theia", "odatis"):
+            assert served.federation[name].status == "ok", served.describe()
+            assert served.federation[name].note.startswith("STAC Collection Search"), (
+                served.describe()
+            )
+        open_ids = [c.id for c in offline.collections(**query)]
+        assert [c.id for c in served if c.id != "pleiades-ms"] == open_ids, query
