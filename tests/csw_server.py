@@ -83,7 +83,8 @@ def csw_server(directory: Path, *record_dirs: Path, timeout: float = 60.0) -> It
     directory
         Where the configuration, SQLite repository and log go.
     record_dirs
-        Directories of ISO 19139 XML records, loaded with ``pycsw-admin.py -c load_records``.
+        Directories of ISO 19139 XML records, loaded with ``pycsw-admin.py -c load_records``
+        (their own files, not subdirectories: ``tests/data/csw/real/`` is for the mapping tests).
     timeout
         Seconds the server may take to answer its first GetCapabilities.
     """
@@ -104,7 +105,7 @@ def csw_server(directory: Path, *record_dirs: Path, timeout: float = 60.0) -> It
         subprocess.run([*admin, "-c", "setup_db"], check=True, stdout=out, stderr=out, env=env)
         for records in record_dirs:
             subprocess.run(
-                [*admin, "-c", "load_records", "-p", str(records), "-r"],
+                [*admin, "-c", "load_records", "-p", str(records)],
                 check=True,
                 stdout=out,
                 stderr=out,

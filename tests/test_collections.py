@@ -314,3 +314,19 @@ def test_pgstac_answers_collection_search_itself_with_the_same_collections(
             )
         open_ids = [c.id for c in offline.collections(**query)]
         assert [c.id for c in served if c.id != "pleiades-ms"] == open_ids, query
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_csw_paging_is_followed_and_bounded(mixed: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lab._adapters import _csw
+
+    every = HANDWRITTEN | set(mixed["sample_records"])
+    monkeypatch.setattr(_csw, "PAGE_SIZE", 2)
+    paged = lab.catalog(mixed["centres"]).collections(centres=["sextant"])
+    assert {c.id for c in paged} == every
+    assert "only the first" not in paged.federation["sextant"].note
+    monkeypatch.setattr(_csw, "MAX_RECORDS", 4)
+    cut = lab.catalog(mixed["centres"]).collections(centres=["sextant"])
+    assert len(cut) == 4
+    assert cut.federation["sextant"].note.endswith(f"only the first 4 of {len(every)} records read")
