@@ -330,3 +330,18 @@ def test_csw_paging_is_followed_and_bounded(mixed: dict, monkeypatch: pytest.Mon
     cut = lab.catalog(mixed["centres"]).collections(centres=["sextant"])
     assert len(cut) == 4
     assert cut.federation["sextant"].note.endswith(f"only the first 4 of {len(every)} records read")
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_csw_without_temporal_queryable_is_filtered_by_the_lab(
+    mixed: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lab._adapters import _csw
+
+    federation = lab.catalog(mixed["centres"])
+    sent = federation.collections(datetime="2010", centres=["sextant"])
+    monkeypatch.setattr(_csw.CswAdapter, "_temporal_queryable", lambda self, csw: False)
+    here = federation.collections(datetime="2010", centres=["sextant"])
+    assert {c.id for c in here} == {c.id for c in sent} == HANDWRITTEN
+    assert "datetime filtered by the lab" in here.federation["sextant"].note
