@@ -104,6 +104,25 @@ def test_a_csw_centre_in_search_is_skipped_with_a_note(sample_dir: Path, tmp_pat
     assert "sextant" not in result.federation_missing
 
 
+def test_cli_collections_offline_and_its_bad_arguments(
+    sample_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    centres = str(sample_dir / "centres.yaml")
+    assert main(["collections", "-q", "water", "--centres", centres]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split() == ["centre", "id", "title", "temporal", "extent"]
+    assert out[2].split()[:2] == ["odatis", "insitu-water-quality"]
+    assert out[4].startswith("1 collections for q=water")
+    assert main(["collections", "--json", "--centres", centres]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert [c["id"] for c in document["collections"]] == ["sentinel-2-l2a", "insitu-water-quality"]
+    assert document["federation:missing"] == ["dinamis"]
+    with pytest.raises(SystemExit) as exit_:
+        main(["collections", "--bbox", "1,2", "--centres", centres])
+    assert exit_.value.code == 2
+    assert "argument --bbox: bbox must be four numbers" in capsys.readouterr().err
+
+
 # --- live: rustac STAC APIs and a pycsw ----------------------------------------------------
 
 
