@@ -447,7 +447,7 @@ def _undeclared_collections(
         + (f" (did you mean {', '.join(hints)}?)" if hints else "")
         + f". Collections by centre{source}: {which}."
     )
-    if all(c.collections for c in selected.values()):
+    if all(c.collections or c.catalog.kind == "csw" for c in selected.values()):  # CSW: no items
         raise ConfigurationError(message)
     return message
 

@@ -102,6 +102,9 @@ def test_a_csw_centre_in_search_is_skipped_with_a_note(sample_dir: Path, tmp_pat
     report = result.federation["sextant"]
     assert (report.status, report.note) == ("skipped", NOT_ITEMS)
     assert "sextant" not in result.federation_missing
+    # a CSW centre declares no collections but holds no items: a typo is still an error
+    with pytest.raises(lab.ConfigurationError, match="did you mean 'sentinel-2-l2a'"):
+        lab.catalog(path).search(collections="sentinel-2-l2")
 
 
 def test_cli_collections_offline_and_its_bad_arguments(
