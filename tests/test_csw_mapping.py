@@ -14,6 +14,7 @@ import pystac
 import pytest
 from lxml import etree
 from owslib.iso import MD_Metadata
+from stac_schemas import validate
 
 from lab import CentresFileError
 from lab._adapters._csw import NOT_ITEMS, THEMES_SCHEMA, iso_collection
@@ -25,8 +26,11 @@ UTC = dt.UTC
 
 
 def mapped(path: Path) -> pystac.Collection:
+    """The record's collection, valid against the STAC 1.1.0 and themes schemas (offline)."""
     collection = iso_collection(MD_Metadata(etree.parse(str(path))))
-    return pystac.Collection.from_dict(collection.to_dict())  # survives a JSON round trip
+    document = collection.to_dict(include_self_link=False)
+    assert validate(document) == []
+    return pystac.Collection.from_dict(document)  # survives a JSON round trip
 
 
 def links(collection: pystac.Collection) -> dict[str, tuple[str, str | None, str | None]]:
