@@ -201,6 +201,11 @@ def test_csw_bbox_and_datetime(mixed: dict, sample_dir: Path) -> None:
     assert [c.id for c in atlantic] == ["aeris-parasol-aod-ocean-l2"]  # the only global record
     thau = federation.collections(bbox=[3.5, 43.3, 3.8, 43.5], centres=["sextant"])
     assert HANDWRITTEN | set(mixed["sample_records"]) == {c.id for c in thau}
+    for collection in thau:  # the sample's collections come back as they were written
+        written = mixed["sample_records"].get(collection.id)
+        if written:
+            assert collection.title == written["title"]
+            assert collection.extent.spatial.bboxes == written["extent"]["spatial"]["bbox"]
     # 2024: only SOMLIT's open-ended period (1997-now) and sample collections reaching 2024
     in_2024 = federation.collections(datetime="2024", centres=["sextant"])
     expected = {"somlit-coastal-hydrology"} | {
