@@ -250,3 +250,20 @@ def test_a_csw_adapter_has_no_items() -> None:
     centre = Centre("sextant", "Sextant", CatalogSpec(kind="csw", href="http://127.0.0.1:1/csw"))
     answer = CswAdapter(centre).search(SearchQuery())
     assert (answer.items, answer.matched, answer.note) == ([], 0, NOT_ITEMS)
+
+
+def test_a_keyword_block_mixing_text_and_anchors_keeps_both(tmp_path: Path) -> None:
+    """OWSLib alone keeps only the text keywords of such a block; the mapping keeps all."""
+    text = (DATA / "odatis-med-chl-l4.xml").read_text(encoding="utf-8")
+    free = "<gco:CharacterString>Mediterranean Sea</gco:CharacterString>\n          </gmd:keyword>"
+    assert text.count(free) == 1
+    anchor = (
+        '<gmd:keyword><gmx:Anchor xlink:href="http://vocab.nerc.ac.uk/collection/C19/current/'
+        '1_7/">Mediterranean Sea - Western Basin</gmx:Anchor></gmd:keyword>'
+    )
+    mixed = tmp_path / "mixed.xml"
+    mixed.write_text(text.replace(free, free + anchor), encoding="utf-8")
+    c = mapped(mixed)
+    assert c.keywords is not None
+    assert c.keywords[-3:] == ["Mediterranean Sea", "Mediterranean Sea - Western Basin", "oceans"]
+    assert "chlorophyll-a" in c.keywords

@@ -277,23 +277,20 @@ def iso_collection(record: Any) -> pystac.Collection:
     keywords: list[str] = []
     thesauri: dict[str, list[str]] = {}
     themes: list[dict[str, Any]] = []
-    for block in identification.keywords or []:
-        words = [k for k in block.keywords if k.name]
-        for word in words:
-            if word.name not in keywords:
-                keywords.append(word.name)
-        thesaurus = block.thesaurus or {}
-        if words and thesaurus.get("title"):
-            thesauri.setdefault(thesaurus["title"], []).extend(w.name for w in words)
+    for words, thesaurus in _keyword_blocks(record, identification):
+        for name, _ in words:
+            if name not in keywords:
+                keywords.append(name)
+        thesaurus_title = thesaurus.get("title")
+        if words and thesaurus_title:
+            thesauri.setdefault(thesaurus_title, []).extend(name for name, _ in words)
             concepts = []
-            for word in words:
-                concept: dict[str, Any] = {"id": word.name}
-                if word.url:
-                    concept["url"] = word.url
+            for name, url in words:
+                concept: dict[str, Any] = {"id": name}
+                if url:
+                    concept["url"] = url
                 concepts.append(concept)
-            themes.append(
-                {"scheme": thesaurus.get("url") or thesaurus["title"], "concepts": concepts}
-            )
+            themes.append({"scheme": thesaurus.get("url") or thesaurus_title, "concepts": concepts})
     for category in identification.topiccategory or []:
         if category not in keywords:
             keywords.append(category)
@@ -329,6 +326,54 @@ def iso_collection(record: Any) -> pystac.Collection:
         if online is not None:
             collection.add_link(online)
     return collection
+
+
+_NS = {
+    "gmd": GMD,
+    "gco": "http://www.isotc211.org/2005/gco",
+    "gmx": "http://www.isotc211.org/2005/gmx",
+    "xlink": "http://www.w3.org/1999/xlink",
+}
+
+
+def _keyword_blocks(
+    record: Any, identification: Any
+) -> list[tuple[list[tuple[str, str | None]], dict[str, str | None]]]:
+    """Each ``MD_Keywords`` of the first identification: ``([(keyword, url)], thesaurus)``.
+
+    Read from the record's XML: OWSLib keeps only the ``gco:CharacterString`` keywords of a
+    block that mixes them with ``gmx:Anchor`` ones. Falls back to OWSLib's blocks.
+    """
+    from lxml import etree
+
+    try:
+        root = etree.fromstring(record.xml)
+    except Exception:
+        root = None
+    info = None if root is None else root.find("gmd:identificationInfo", _NS)
+    if info is None or not len(info):
+        return [
+            (
+                [(k.name, k.url) for k in block.keywords if k.name],
+                dict(block.thesaurus or {}),
+            )
+            for block in identification.keywords or []
+        ]
+    blocks = []
+    for block in info[0].iterfind("gmd:descriptiveKeywords/gmd:MD_Keywords", _NS):
+        words = []
+        for keyword in block.iterfind("gmd:keyword", _NS):
+            value = keyword.find("gco:CharacterString", _NS)
+            if value is None:
+                value = keyword.find("gmx:Anchor", _NS)
+            if value is not None and (value.text or "").strip():
+                words.append((value.text.strip(), value.get(f"{{{_NS['xlink']}}}href")))
+        title = block.find("gmd:thesaurusName/gmd:CI_Citation/gmd:title/*", _NS)
+        thesaurus: dict[str, str | None] = {}
+        if title is not None and (title.text or "").strip():
+            thesaurus = {"title": title.text.strip(), "url": title.get(f"{{{_NS['xlink']}}}href")}
+        blocks.append((words, thesaurus))
+    return blocks
 
 
 def online_link(resource: Any) -> pystac.Link | None:
