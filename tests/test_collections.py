@@ -107,6 +107,44 @@ def test_a_csw_centre_in_search_is_skipped_with_a_note(sample_dir: Path, tmp_pat
         lab.catalog(path).search(collections="sentinel-2-l2")
 
 
+def test_without_a_static_mirror_collections_are_made_from_the_items(
+    sample_dir: Path, tmp_path: Path
+) -> None:
+    items = list(
+        pystac.Catalog.from_file(str(sample_dir / "theia" / "catalog.json")).get_items(
+            recursive=True
+        )
+    )
+    path = tmp_path / "centres.yaml"
+    href = str(sample_dir / "theia" / "items.parquet")
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "version": 1,
+                "centres": [
+                    {"name": "theia", "catalog": {"kind": "stac-geoparquet", "href": href}}
+                ],
+            }
+        ),
+        encoding="utf-8",
+    )
+    result = lab.catalog(path).collections(q="sentinel-2")
+    [collection] = result
+    assert collection.id == "sentinel-2-l2a"
+    assert collection.description == f"{len(items)} items"
+    assert collection.extent.spatial.bboxes == [
+        [
+            min(i.bbox[0] for i in items),
+            min(i.bbox[1] for i in items),
+            max(i.bbox[2] for i in items),
+            max(i.bbox[3] for i in items),
+        ]
+    ]
+    times = [i.datetime for i in items]
+    assert collection.extent.temporal.intervals == [[min(times), max(times)]]
+    assert result.federation["theia"].note.startswith("collections made from the items")
+
+
 def test_cli_collections_offline_and_its_bad_arguments(
     sample_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
