@@ -410,3 +410,104 @@ def test_csw_without_temporal_queryable_is_filtered_by_the_lab(
     here = federation.collections(datetime="2010", centres=["sextant"])
     assert {c.id for c in here} == {c.id for c in sent} == HANDWRITTEN
     assert "datetime filtered by the lab" in here.federation["sextant"].note
+
+
+def _collection(identifier: str, title: str, west: float) -> dict:
+    return {
+        "type": "Collection",
+        "stac_version": "1.1.0",
+        "id": identifier,
+        "title": title,
+        "description": title,
+        "license": "CC-BY-4.0",
+        "links": [],
+        "extent": {
+            "spatial": {"bbox": [[west, 40.0, west + 1.0, 41.0]]},
+            "temporal": {"interval": [["2020-01-01T00:00:00Z", None]]},
+        },
+    }
+
+
+class _StacApis(BaseHTTPRequestHandler):
+    """Small STAC APIs: without Collection Search (two pages), with it but no free text,
+    one refusing (403), one answering HTML."""
+
+    asked: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        self.asked.append(self.path)
+        path, _, _ = self.path.partition("?")
+        base = f"http://{IP}:{self.server.server_address[1]}"
+        core = [
+            "https://api.stacspec.org/v1.0.0/core",
+            "https://api.stacspec.org/v1.0.0/collections",
+        ]
+        search = "https://api.stacspec.org/v1.0.0-rc.1/collection-search"
+        if path in ("/plain/", "/searchable/"):
+            conforms = core + ([search] if path == "/searchable/" else [])
+            body: object = {"type": "Catalog", "id": "x", "description": "x", "links": [],
+                            "stac_version": "1.1.0", "conformsTo": conforms}  # fmt: skip
+        elif path == "/plain/collections" and "page=2" not in self.path:
+            body = {
+                "collections": [_collection("ocean-a", "Ocean colour A", 3.0)],
+                "links": [{"rel": "next", "href": f"{base}/plain/collections?page=2"}],
+            }
+        elif path == "/plain/collections":
+            body = {"collections": [_collection("land-b", "Land B", 3.0)], "links": []}
+        elif path == "/searchable/collections":
+            body = {"collections": [_collection("ocean-c", "Ocean colour C", 3.0),
+                                    _collection("land-d", "Land D", 3.0)], "links": []}  # fmt: skip
+        elif path.startswith("/refusing/"):
+            self._answer(403, "application/json", '{"description": "members only"}')
+            return
+        else:
+            self._answer(200, "text/html", "<html><body>portal</body></html>")
+            return
+        self._answer(200, "application/json", json.dumps(body))
+
+    def _answer(self, status: int, kind: str, text: str) -> None:
+        data = text.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.integration
+def test_stac_apis_without_free_text_are_filtered_by_the_lab(tmp_path: Path) -> None:
+    server = ThreadingHTTPServer((IP, 0), _StacApis)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    _StacApis.asked.clear()
+    try:
+        base = f"http://{IP}:{server.server_address[1]}"
+        centres = [
+            {"name": name, "catalog": {"kind": "stac-api", "href": f"{base}/{name}/", "retries": 0}}
+            for name in ("plain", "searchable", "refusing", "portal")
+        ]
+        path = tmp_path / "centres.yaml"
+        path.write_text(yaml.safe_dump({"version": 1, "centres": centres}), encoding="utf-8")
+        result = lab.catalog(path).collections(q="ocean", bbox=[2.5, 40.2, 3.5, 40.8])
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert [(c.extra_fields["earthlab:centre"], c.id) for c in result] == [
+        ("plain", "ocean-a"),  # from the second page too: land-b was read and filtered out
+        ("searchable", "ocean-c"),
+    ]
+    assert "/plain/collections?page=2" in _StacApis.asked
+    searched = [p for p in _StacApis.asked if p.startswith("/searchable/collections")]
+    assert searched == ["/searchable/collections?bbox=2.5%2C40.2%2C3.5%2C40.8"]
+    plain = result.federation["plain"].note
+    assert plain == "no Collection Search conformance: /collections filtered by the lab"
+    assert result.federation["searchable"].note == (
+        "STAC Collection Search on the server, q filtered by the lab (no free-text conformance)"
+    )
+    assert result.federation["refusing"].status == "restricted"
+    assert "members only" in result.federation["refusing"].error
+    assert result.federation["portal"].status == "missing"
+    assert "is declared kind: stac-api but its answer is not JSON" in result.missing["portal"]
