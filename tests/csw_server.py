@@ -101,16 +101,14 @@ def csw_server(directory: Path, *record_dirs: Path, timeout: float = 60.0) -> It
     admin = [str(python), str(python.parent / "pycsw-admin.py"), "-f", str(config)]
     env = {"PATH": str(python.parent), "PYCSW_CONFIG": str(config)}
     log = directory / "pycsw.log"
-    with open(log, "ab") as out:
-        subprocess.run([*admin, "-c", "setup_db"], check=True, stdout=out, stderr=out, env=env)
-        for records in record_dirs:
-            subprocess.run(
-                [*admin, "-c", "load_records", "-p", str(records)],
-                check=True,
-                stdout=out,
-                stderr=out,
-                env=env,
-            )
+    steps = [[*admin, "-c", "setup_db"]]
+    steps += [[*admin, "-c", "load_records", "-p", str(records)] for records in record_dirs]
+    for step in steps:
+        with open(log, "ab") as out:
+            done = subprocess.run(step, stdout=out, stderr=out, env=env, check=False)
+        if done.returncode:
+            tail = log.read_text(encoding="utf-8", errors="replace")[-3000:]
+            raise RuntimeError(f"{' '.join(step[2:])} failed ({done.returncode}); {log}:\n{tail}")
     command = [str(python), "-c", SERVE, IP, str(port)]
     proc = start("pycsw", command, log, env, directory)
     try:
