@@ -14,6 +14,13 @@ from __future__ import annotations
 from datacubes._access import cube_info, list_cubes, open_cube
 from datacubes._build import BuildReport, IncompleteBuildError, TargetConflictError, build
 from datacubes._errors import AssetMetadataError, BandNotFoundError, EmptyLoadError
+from datacubes._gridded import (
+    CurvilinearGridError,
+    GriddedFormatError,
+    NoGriddedAssetError,
+    load_gridded,
+    write_references,
+)
 from datacubes._intake import intake_catalog, write_intake_catalog
 from datacubes._io import AssetReadWarning
 from datacubes._load import describe_bands, load
@@ -27,8 +34,11 @@ __all__ = [
     "BandNotFoundError",
     "BuildReport",
     "CubeSpec",
+    "CurvilinearGridError",
     "EmptyLoadError",
+    "GriddedFormatError",
     "IncompleteBuildError",
+    "NoGriddedAssetError",
     "SpecError",
     "TargetConflictError",
     "build",
@@ -37,9 +47,11 @@ __all__ = [
     "intake_catalog",
     "list_cubes",
     "load",
+    "load_gridded",
     "maja_item",
     "open_cube",
     "read_spec",
     "shipped_specs",
     "write_intake_catalog",
+    "write_references",
 ]

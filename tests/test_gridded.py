@@ -1,0 +1,187 @@
+"""Gridded NetCDF/Zarr/kerchunk products loaded as cubes (issue 18, item 2)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from datacubes import (
+    BandNotFoundError,
+    CurvilinearGridError,
+    EmptyLoadError,
+    GriddedFormatError,
+    NoGriddedAssetError,
+    load_gridded,
+    write_references,
+)
+from lab import EarthLabError
+
+LAT = np.array([45.0, 44.5, 44.0, 43.5])  # stored north -> south
+LON = np.array([1.0, 1.25, 1.5, 1.75, 2.0])  # 0.25 x 0.5 degree pixels: not square
+
+
+def _truth(day: int) -> np.ndarray:
+    values = day * 100.0 + np.arange(20, dtype="float64").reshape(4, 5) * 0.5
+    values[0, 0] = np.nan
+    return values
+
+
+def _daily(folder: Path, days: int = 30) -> list[Path]:
+    paths = []
+    for day in range(days):
+        ds = xr.Dataset(
+            {"chl": (("time", "lat", "lon"), _truth(day)[None])},
+            coords={
+                "time": [pd.Timestamp("2024-01-01") + pd.Timedelta(days=day)],
+                "lat": LAT,
+                "lon": LON,
+            },
+        )
+        encoding = {
+            "chl": {"dtype": "int16", "scale_factor": 0.5, "add_offset": 0.0, "_FillValue": -999},
+            "time": {"units": "days since 2024-01-01", "calendar": "standard"},
+        }
+        path = folder / f"chl_{day:02d}.nc"
+        ds.to_netcdf(path, engine="h5netcdf", encoding=encoding)
+        paths.append(path)
+    return paths
+
+
+def _item(href: str, media: str = "application/x-netcdf") -> dict:
+    return {"type": "Feature", "id": "x", "assets": {"data": {"href": href, "type": media}}}
+
+
+def test_errors_belong_to_the_tree() -> None:
+    for cls in (CurvilinearGridError, GriddedFormatError, NoGriddedAssetError):
+        assert issubclass(cls, EarthLabError)
+
+
+def test_one_netcdf_decoded_with_its_own_pixels(tmp_path: Path) -> None:
+    path = _daily(tmp_path, days=1)[0]
+    cube = load_gridded(_item(str(path)))
+    chl = cube["chl"]
+    assert chl.dims == ("time", "lat", "lon")
+    np.testing.assert_array_equal(chl.values[0], _truth(0))
+    assert chl.attrs["crs"] == "EPSG:4326"
+    assert float(abs(np.diff(chl.lat)).max()) == 0.5 and float(np.diff(chl.lon).max()) == 0.25
+    sub = load_gridded(_item(str(path)), bbox=(1.2, 43.9, 1.6, 44.6))
+    assert list(sub.lat.values) == [44.5, 44.0] and list(sub.lon.values) == [1.25, 1.5]
+    with pytest.raises(EmptyLoadError, match="outside the grid"):
+        load_gridded(_item(str(path)), bbox=(10, 10, 11, 11))
+    with pytest.raises(BandNotFoundError, match="available: \\['chl'\\]"):
+        load_gridded(_item(str(path)), bands="sst")
+
+
+def test_no_gridded_asset_and_not_netcdf(tmp_path: Path) -> None:
+    with pytest.raises(NoGriddedAssetError, match=r"datacubes\.load"):
+        load_gridded(_item("a.tif", "image/tiff; application=geotiff"))
+    bad = tmp_path / "bad.nc"
+    bad.write_text("<html>not found</html>")
+    with pytest.raises(GriddedFormatError, match="cannot be opened"):
+        load_gridded(_item(str(bad)))
+
+
+def test_curvilinear_grid_is_refused(tmp_path: Path) -> None:
+    lat2, lon2 = np.meshgrid(LAT, LON, indexing="ij")
+    ds = xr.Dataset(
+        {"v": (("y", "x"), np.ones((4, 5)))},
+        coords={"lat": (("y", "x"), lat2), "lon": (("y", "x"), lon2)},
+    )
+    ds.to_netcdf(tmp_path / "c.nc", engine="h5netcdf")
+    with pytest.raises(CurvilinearGridError, match="not supported yet"):
+        load_gridded(_item(str(tmp_path / "c.nc")))
+
+
+def test_thirty_daily_files_through_references(tmp_path: Path) -> None:
+    (tmp_path / "daily").mkdir()
+    files = _daily(tmp_path / "daily")
+    collection = write_references(tmp_path / "daily", tmp_path / "refs" / "refs.json", "chl-daily")
+    stac = json.loads(collection.read_text())
+    assert stac["assets"]["references"]["roles"][0] == "references"
+    assert stac["extent"]["temporal"]["interval"][0][0].startswith("2024-01-01")
+    cube = load_gridded(stac, datetime="2024-01-03/2024-01-05")
+    assert list(cube.time.dt.day.values) == [3, 4, 5]
+    for i, day in enumerate((2, 3, 4)):
+        np.testing.assert_array_equal(cube["chl"].values[i], _truth(day))
+    full = load_gridded(stac)["chl"]
+    assert full.sizes["time"] == len(files) == 30
+    expected = xr.open_mfdataset(files, engine="h5netcdf")["chl"].values
+    np.testing.assert_array_equal(full.values, expected)
+
+
+DATA = Path(__file__).parent / "data" / "gridded"
+
+
+def test_ncep_air_temperature_decoded_by_hand() -> None:
+    # h5py: air[5, 3, 7] raw int16 26020, scale_factor 0.01 -> 260.20 K; lat[3] = 67.5,
+    # lon[7] = 267.5, time[5] = 1882470 hours since 1800-01-01 (calendar standard).
+    cube = load_gridded(_item(str(DATA / "kerchunk-tests_air.nc")))
+    air = cube["air"]
+    assert air.dims == ("time", "lat", "lon") and air.shape == (124, 11, 21)
+    assert air.attrs["crs"] == "EPSG:4326"
+    point = air.isel(time=5, lat=3, lon=7)
+    assert float(point.lat) == 67.5 and float(point.lon) == 267.5
+    assert float(point) == pytest.approx(260.20, abs=1e-6)
+    assert pd.Timestamp(point.time.values) == pd.Timestamp("1800-01-01") + pd.Timedelta(
+        hours=1882470
+    )
+    # latitude stored north -> south: the bbox is still (west, south, east, north)
+    sub = load_gridded(_item(str(DATA / "kerchunk-tests_air.nc")), bbox=(265, 66, 270, 69))
+    assert list(sub.lat.values) == [67.5] and list(sub.lon.values) == [265.0, 267.5, 270.0]
+
+
+def test_non_square_pixels_of_a_real_subset_kept() -> None:
+    # air_lon-every-2nd_8-steps.nc: kerchunk-tests_air.nc with every 2nd longitude (5 deg x 2.5 deg
+    # pixels) and the first 8 times, raw values and attributes unchanged (see SOURCES.md).
+    # h5py: air[5, 3, 2] raw 26400 (the original's lon index 4, 260.0 E) x 0.01 -> 264.00 K.
+    air = load_gridded(_item(str(DATA / "air_lon-every-2nd_8-steps.nc")))["air"]
+    assert set(np.diff(air.lon.values)) == {5.0} and set(np.diff(air.lat.values)) == {-2.5}
+    assert float(air.isel(time=5, lat=3, lon=2)) == pytest.approx(264.00, abs=1e-6)
+    assert float(air.lon[2]) == 260.0
+
+
+def test_omi_no2_netcdf3_with_grid_mapping() -> None:
+    # netCDF4 with auto mask/scale off: no2[0, 2, 3] = 7.8716035e15 (no scale), latitude[2] =
+    # 50.375, longitude[3] = 19.375, time[0] = 18262 days since 1970-1-1 = 2020-01-01;
+    # _FillValue -3.4e38 -> NaN; grid_mapping "crs" carries a proj4 string.
+    cube = load_gridded(_item(str(DATA / "OMI-Aura_L3-OMNO2d_monthly_Romania-subset.nc")))
+    no2 = cube["no2"]
+    assert float(no2.isel(time=0, latitude=2, longitude=3)) == pytest.approx(7.8716035e15, rel=1e-7)
+    assert pd.Timestamp(no2.time.values[0]) == pd.Timestamp("2020-01-01")
+    assert "+proj=longlat" in no2.attrs["crs"]
+    assert float(no2.min()) > 0  # the -3.4e38 fill never reaches the values
+
+
+def test_obpg_chlorophyll_bbox_reads_only_needed_chunks() -> None:
+    # h5py: chlor_a[1991, 4204] = 1.801773 mg m^-3 (scale 1, offset 0), lat[1991] = -75.958336,
+    # lon[4204] = 170.37502; the file holds 9 valid pixels, the rest is _FillValue -32767.
+    path = str(DATA / "S2008001.L3m_DAY_CHL_chlor_a_9km.nc")
+    chl = load_gridded(_item(path), bbox=(170.3, -76.0, 170.7, -75.9))["chlor_a"]
+    assert chl.sizes["lat"] == 1 and chl.sizes["lon"] == 4
+    assert float(chl.isel(lat=0, lon=0)) == pytest.approx(1.801773, rel=1e-6)
+    assert chl.attrs["crs"] == "EPSG:4326"
+    # 2160 x 4320 in 64 x 64 file chunks: the subset's dask graph holds one chunk, not 2295
+    assert len(chl.data.dask.layers) >= 1 and chl.data.npartitions == 1
+    full = load_gridded(_item(path))["chlor_a"]
+    assert int(full.notnull().sum()) == 9
+
+
+def test_references_cli_writes_a_collection_load_gridded_opens(tmp_path: Path) -> None:
+    from lab._cli import main
+
+    (tmp_path / "daily").mkdir()
+    _daily(tmp_path / "daily", days=3)
+    out = tmp_path / "refs.json"
+    code = main(
+        ["references", "build", str(tmp_path / "daily"), "--out", str(out), "--collection-id", "c"]
+    )
+    assert code == 0
+    stac = json.loads((tmp_path / "collection.json").read_text())
+    assert stac["id"] == "c" and stac["assets"]["references"]["href"] == "refs.json"
+    cube = load_gridded(stac)
+    np.testing.assert_array_equal(cube["chl"].values[2], _truth(2))
