@@ -278,6 +278,7 @@ def write_references(
     out: str | Path,
     collection_id: str | None = None,
     concat_dim: str = "time",
+    inline_threshold: int = 500,
 ) -> Path:
     """Combine NetCDF4/HDF5 files into one kerchunk reference file and a STAC Collection.
 
@@ -286,6 +287,19 @@ def write_references(
     chunks asked for. The Collection ``collection.json`` written next to ``out`` has one asset
     ``references`` (role ``references``, ``xarray-assets`` open hints) that
     :func:`load_gridded` opens.
+
+    Parameters
+    ----------
+    files_or_folder
+        A folder (its ``.nc``, ``.nc4``, ``.h5`` files, sorted by name) or the files.
+    out
+        The reference JSON to write.
+    collection_id
+        Id of the Collection (default: ``out``'s stem).
+    concat_dim
+        The dimension the files follow each other along.
+    inline_threshold
+        Chunks smaller than this many bytes are copied into the JSON (no file read for them).
 
     Returns
     -------
@@ -299,14 +313,18 @@ def write_references(
     for path in _files(files_or_folder):
         try:
             with path.open("rb") as handle:
-                singles.append(SingleHdf5ToZarr(handle, str(path.resolve())).translate())
+                singles.append(
+                    SingleHdf5ToZarr(
+                        handle, str(path.resolve()), inline_threshold=inline_threshold
+                    ).translate()
+                )
         except (OSError, ValueError) as exc:
             raise GriddedFormatError(
                 f"{path} is not a NetCDF4/HDF5 file ({exc}); NetCDF3 files need "
                 "kerchunk.netCDF3 or conversion to NetCDF4"
             ) from exc
     combined = MultiZarrToZarr(
-        singles, concat_dims=[concat_dim], coo_map={}, identical_dims=None
+        singles, concat_dims=[concat_dim], inline_threshold=inline_threshold
     ).translate()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -43,7 +44,14 @@ def _daily(folder: Path, days: int = 30) -> list[Path]:
             },
         )
         encoding = {
-            "chl": {"dtype": "int16", "scale_factor": 0.5, "add_offset": 0.0, "_FillValue": -999},
+            "chl": {
+                "dtype": "int16",
+                "scale_factor": 0.5,
+                "add_offset": 0.0,
+                "_FillValue": -999,
+                "chunksizes": (1, 4, 5),  # chunked + deflate: a tiny dataset is otherwise
+                "zlib": True,  # "compact" in the HDF5 header, which kerchunk inlines
+            },
             "time": {"units": "days since 2024-01-01", "calendar": "standard"},
         }
         path = folder / f"chl_{day:02d}.nc"
@@ -185,3 +193,40 @@ def test_references_cli_writes_a_collection_load_gridded_opens(tmp_path: Path) -
     assert stac["id"] == "c" and stac["assets"]["references"]["href"] == "refs.json"
     cube = load_gridded(stac)
     np.testing.assert_array_equal(cube["chl"].values[2], _truth(2))
+
+
+def test_references_read_only_the_files_and_chunks_asked_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import builtins
+
+    from fsspec.implementations import local
+
+    (tmp_path / "daily").mkdir()
+    _daily(tmp_path / "daily")
+    # inline_threshold=0: no chunk is copied into the JSON, every value comes from its file
+    collection = write_references(tmp_path / "daily", tmp_path / "refs.json", inline_threshold=0)
+    opened: list[str] = []
+
+    def counting_open(path: Any, *args: Any, **kwargs: Any) -> Any:
+        opened.append(Path(path).name)  # fsspec's local files are opened with this name
+        return builtins.open(path, *args, **kwargs)
+
+    monkeypatch.setattr(local, "open", counting_open, raising=False)
+    cube = load_gridded(json.loads(collection.read_text()), datetime="2024-01-10/2024-01-11")
+    np.testing.assert_array_equal(cube["chl"].values[1], _truth(10))
+    data_files = sorted({name for name in opened if name.endswith(".nc")})
+    # the two days asked for, plus the first file holding the shared lat/lon coordinates;
+    # none of the 27 other daily files is opened
+    assert data_files == ["chl_00.nc", "chl_09.nc", "chl_10.nc"]
+
+
+def test_zarr_asset_with_time_subset(tmp_path: Path) -> None:
+    path = _daily(tmp_path, days=1)[0]
+    ds = xr.open_dataset(path, engine="h5netcdf", decode_cf=False)
+    xr.concat([ds, ds.assign_coords(time=[1])], dim="time").to_zarr(tmp_path / "c.zarr")
+    cube = load_gridded(
+        _item(str(tmp_path / "c.zarr"), "application/vnd+zarr"), datetime="2024-01-02"
+    )
+    assert cube.sizes["time"] == 1
+    np.testing.assert_array_equal(cube["chl"].values[0], _truth(0))
