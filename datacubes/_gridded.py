@@ -74,6 +74,31 @@ def _kind(asset: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _pick(stac: Mapping[str, Any], key: str | None) -> tuple[str, Mapping[str, Any]] | None:
+    """The gridded asset of one item: ``key`` if given, else the best by kind, resolution, URL."""
+    assets: Mapping[str, Any] = stac.get("assets", {})
+    if key is not None:
+        if key not in assets or _kind(assets[key]) is None:
+            gridded = sorted(k for k, a in assets.items() if _kind(a))
+            raise NoGriddedAssetError(
+                f"item {stac.get('id')!r} has no gridded asset {key!r}; gridded assets: {gridded}"
+            )
+        return str(_kind(assets[key])), assets[key]
+    order = {"references": 0, "zarr": 1, "netcdf": 2}
+
+    def rank(asset: Mapping[str, Any]) -> tuple[int, bool, bool]:
+        roles = set(asset.get("roles", []))
+        href = str(asset.get("href", ""))
+        remote_other = "://" in href and not href.startswith(("http://", "https://", "file://"))
+        return order[str(_kind(asset))], bool(roles & {"downsampled", "overview"}), remote_other
+
+    candidates = [a for a in assets.values() if _kind(a)]
+    if not candidates:
+        return None
+    best = min(candidates, key=rank)
+    return str(_kind(best)), best
+
+
 def _resolve(href: str, base: str | None) -> str:
     if "://" in href or href.startswith("/") or base is None:
         return href
@@ -181,6 +206,7 @@ def load_gridded(
     bbox: Sequence[float] | None = None,
     datetime: str | None = None,
     chunks: Mapping[str, int] | None = None,
+    asset: str | None = None,
 ) -> xr.Dataset:
     """Load the gridded (NetCDF, Zarr, kerchunk reference) assets of STAC items as a lazy cube.
 
@@ -197,6 +223,10 @@ def load_gridded(
         ``"start/end"`` (either side may be ``..``) or one date.
     chunks
         Dask chunks (default: the file's own chunks).
+    asset
+        Key of the asset to open; default: references first, then Zarr, then NetCDF, full
+        resolution before ``downsampled``/``overview`` roles, http(s) or local before other
+        protocols (``abfs://`` ...).
 
     Returns
     -------
@@ -210,22 +240,17 @@ def load_gridded(
     CurvilinearGridError
     """
     dicts = _as_dicts(items_or_collection)
-    order = {"references": 0, "zarr": 1, "netcdf": 2}
     datasets = []
     for stac in dicts:
-        assets = stac.get("assets", {})
-        found = sorted(
-            ((order[k], key, a) for key, a in assets.items() if (k := _kind(a))),
-            key=lambda t: t[0],
-        )
-        if not found:
+        picked = _pick(stac, asset)
+        if picked is None:
             continue
-        asset = found[0][2]
+        kind, found = picked
         base = next(
             (lk.get("href") for lk in stac.get("links", []) if lk.get("rel") == "self"), None
         )
-        href = _resolve(str(asset["href"]), base)
-        datasets.append(_open(_kind(asset) or "netcdf", href, asset, dict(chunks or {})))
+        href = _resolve(str(found["href"]), base)
+        datasets.append(_open(kind, href, found, dict(chunks or {})))
     if not datasets:
         raise NoGriddedAssetError(
             "no NetCDF, Zarr or reference asset in the items (media types "

@@ -230,3 +230,17 @@ def test_zarr_asset_with_time_subset(tmp_path: Path) -> None:
     )
     assert cube.sizes["time"] == 1
     np.testing.assert_array_equal(cube["chl"].values[0], _truth(0))
+
+
+def test_asset_choice_on_real_stac_documents() -> None:
+    from datacubes._gridded import _pick
+
+    cmems = json.loads((DATA / "copernicusmarine_mock_item_olci-300m_P1D.json").read_text())
+    kind, asset = _pick(cmems, None) or ("", {})
+    # Zarr before the native NetCDF, full resolution before downsampledN
+    assert kind == "zarr" and asset is cmems["assets"]["timeChunked"]
+    assert _pick(cmems, "native") == ("netcdf", cmems["assets"]["native"])
+    daymet = json.loads((DATA / "pc_collection_daymet-daily-hi.json").read_text())
+    assert _pick(daymet, None) == ("zarr", daymet["assets"]["zarr-https"])  # not abfs://
+    with pytest.raises(NoGriddedAssetError, match=r"gridded assets: \['zarr-abfs', 'zarr-https'\]"):
+        _pick(daymet, "thumbnail")
