@@ -287,6 +287,8 @@ def load_gridded(
 def _files(files_or_folder: str | Path | Iterable[str | Path]) -> list[Path]:
     if isinstance(files_or_folder, (str, Path)):
         path = Path(files_or_folder)
+        if not path.exists():
+            raise NoGriddedAssetError(f"no NetCDF file at {path}: it does not exist")
         if path.is_dir():
             found = sorted(p for p in path.iterdir() if p.suffix in (".nc", ".nc4", ".h5"))
         else:
@@ -294,7 +296,9 @@ def _files(files_or_folder: str | Path | Iterable[str | Path]) -> list[Path]:
     else:
         found = sorted(Path(p) for p in files_or_folder)
     if not found:
-        raise NoGriddedAssetError(f"no NetCDF file (.nc, .nc4, .h5) in {files_or_folder}")
+        raise NoGriddedAssetError(
+            f"no NetCDF file (.nc, .nc4, .h5) in {files_or_folder}; pass a folder holding them"
+        )
     return found
 
 
@@ -345,8 +349,8 @@ def write_references(
                 )
         except (OSError, ValueError) as exc:
             raise GriddedFormatError(
-                f"{path} is not a NetCDF4/HDF5 file ({exc}); NetCDF3 files need "
-                "kerchunk.netCDF3 or conversion to NetCDF4"
+                f"{path} is not a NetCDF4/HDF5 file ({exc}); convert NetCDF-3 files to "
+                "NetCDF-4 first (nccopy -k nc4 IN OUT) or leave other files out of the folder"
             ) from exc
     combined = MultiZarrToZarr(
         singles, concat_dims=[concat_dim], inline_threshold=inline_threshold

@@ -244,3 +244,25 @@ def test_asset_choice_on_real_stac_documents() -> None:
     assert _pick(daymet, None) == ("zarr", daymet["assets"]["zarr-https"])  # not abfs://
     with pytest.raises(NoGriddedAssetError, match=r"gridded assets: \['zarr-abfs', 'zarr-https'\]"):
         _pick(daymet, "thumbnail")
+
+
+def test_noleap_calendar_decoded_with_cftime(tmp_path: Path) -> None:
+    ds = xr.Dataset(
+        {"t": (("time", "lat", "lon"), np.arange(3 * 20, dtype="float32").reshape(3, 4, 5))},
+        coords={"time": [58.0, 59.0, 60.0], "lat": LAT, "lon": LON},
+    )
+    ds.time.attrs.update(units="days since 2001-01-01", calendar="noleap")
+    ds.to_netcdf(tmp_path / "noleap.nc", engine="h5netcdf")
+    cube = load_gridded(_item(str(tmp_path / "noleap.nc")), datetime="2001-02-28/2001-03-01")
+    # noleap: day 58 is 28 February, day 59 is 1 March (no 29 February)
+    assert [str(t)[:10] for t in cube.time.values] == ["2001-02-28", "2001-03-01"]
+    assert type(cube.time.values[0]).__module__.startswith("cftime")
+    assert float(cube["t"].isel(time=1, lat=0, lon=0)) == 20.0
+
+
+def test_references_refuse_a_file_that_is_not_netcdf4(tmp_path: Path) -> None:
+    (tmp_path / "x.nc").write_text("CDF\x01 not really")
+    with pytest.raises(GriddedFormatError, match="not a NetCDF4/HDF5 file"):
+        write_references(tmp_path, tmp_path / "refs.json")
+    with pytest.raises(NoGriddedAssetError, match="no NetCDF file"):
+        write_references(tmp_path / "refs-dir-missing", tmp_path / "r.json")
