@@ -31,7 +31,9 @@ def register(subparsers: Any) -> None:
 
 def _build(args: argparse.Namespace) -> int:
     from datacubes import write_references
+    from lab.cli import output_parent
 
+    output_parent(args.out, "--out")  # a wrong --out fails before any file is read
     collection = write_references(
         args.folder, args.out, collection_id=args.collection_id, concat_dim=args.concat_dim
     )

@@ -32,6 +32,7 @@ def test_each_package_contributes_its_commands() -> None:
         "collections": "lab",
         "quota": "lab",
         "cube": "datacubes",
+        "references": "datacubes",
         "demo": "recipes",
         "hub": "lab_server",
         "kernels": "lab_server",
