@@ -236,8 +236,16 @@ def load_gridded(
 
     Raises
     ------
-    NoGriddedAssetError, BandNotFoundError, EmptyLoadError, GriddedFormatError,
+    NoGriddedAssetError
+        No item has a NetCDF, Zarr or reference asset (or not the ``asset`` asked for).
+    BandNotFoundError
+        A variable asked for is missing; the message lists the available ones.
+    EmptyLoadError
+        The bbox is outside the grid, or no time step falls in ``datetime``.
+    GriddedFormatError
+        An asset cannot be opened as the format it announces.
     CurvilinearGridError
+        Latitude/longitude are 2-D (not supported yet).
     """
     dicts = _as_dicts(items_or_collection)
     datasets = []
