@@ -193,6 +193,10 @@ def test_references_cli_writes_a_collection_load_gridded_opens(tmp_path: Path) -
     assert stac["id"] == "c" and stac["assets"]["references"]["href"] == "refs.json"
     cube = load_gridded(stac)
     np.testing.assert_array_equal(cube["chl"].values[2], _truth(2))
+    import pystac  # the same Collection read by pystac: relative href resolved from its self link
+
+    from_pystac = load_gridded(pystac.Collection.from_file(str(tmp_path / "collection.json")))
+    np.testing.assert_array_equal(from_pystac["chl"].values, cube["chl"].values)
 
 
 def test_references_read_only_the_files_and_chunks_asked_for(
