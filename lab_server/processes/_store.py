@@ -1,0 +1,243 @@
+"""Jobs of the processing service, in SQLite.
+
+:class:`JobStore` follows the job-keeping half of pygeoapi's process manager interface
+(``get_jobs``, ``add_job``, ``update_job``, ``get_job``, ``get_job_result``, ``delete_job``)
+with one addition: every job belongs to a hub user, and every read or change names the user,
+so that one user's jobs are invisible to another (an unknown job and another user's job are
+the same "not found").
+
+One database file, opened per operation (the service's threads and the job processes write
+to it; WAL mode, a busy timeout), so that a job survives a restart of the service.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from lab import EarthLabError
+
+__all__ = ["ACTIVE", "FINISHED", "JobNotFoundError", "JobResultNotFoundError", "JobStore", "now"]
+
+ACTIVE = ("accepted", "running")
+"""States of a job that has not finished."""
+FINISHED = ("successful", "failed", "dismissed")
+"""Final states."""
+
+_COLUMNS = (
+    "id",
+    "user",
+    "process_id",
+    "status",
+    "message",
+    "progress",
+    "created",
+    "started",
+    "finished",
+    "updated",
+    "inputs",
+    "results",
+    "mimetype",
+)
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    user TEXT NOT NULL,
+    process_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    message TEXT NOT NULL DEFAULT '',
+    progress INTEGER,
+    created TEXT NOT NULL,
+    started TEXT,
+    finished TEXT,
+    updated TEXT NOT NULL,
+    inputs TEXT NOT NULL DEFAULT '{}',
+    results TEXT,
+    mimetype TEXT
+);
+CREATE INDEX IF NOT EXISTS jobs_user ON jobs (user, created);
+"""
+assert all(name in _SCHEMA for name in _COLUMNS)
+
+
+class JobNotFoundError(EarthLabError, LookupError):
+    """No such job for this user (unknown, or another user's): list your jobs to find its id."""
+
+
+class JobResultNotFoundError(EarthLabError, LookupError):
+    """The job has no results (not finished, failed or dismissed): check its status first."""
+
+
+def now() -> str:
+    """The current UTC time as RFC 3339 (what the status documents carry)."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class JobStore:
+    """Jobs by user in an SQLite file.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The database file (created with its directory).
+    """
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._db() as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(_SCHEMA)
+
+    @contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        db.row_factory = sqlite3.Row
+        try:
+            yield db
+        finally:
+            db.close()
+
+    @staticmethod
+    def _job(row: sqlite3.Row) -> dict[str, Any]:
+        job = dict(row)
+        job["inputs"] = json.loads(job["inputs"] or "{}")
+        return job
+
+    def get_jobs(
+        self,
+        status: Any = None,
+        limit: int | None = None,
+        offset: int | None = None,
+        *,
+        user: str,
+        process_id: str | None = None,
+    ) -> dict[str, Any]:
+        """The user's jobs, newest first, optionally of one status or process.
+
+        Returns
+        -------
+        dict
+            ``{"jobs": [job, ...], "numberMatched": n}`` (pygeoapi's shape).
+        """
+        where, args = ["user = ?"], [user]
+        if status is not None:
+            where.append("status = ?")
+            args.append(getattr(status, "value", status))
+        if process_id is not None:
+            where.append("process_id = ?")
+            args.append(process_id)
+        clause = " AND ".join(where)
+        with self._db() as db:
+            matched = db.execute(f"SELECT count(*) FROM jobs WHERE {clause}", args).fetchone()[0]
+            rows = db.execute(
+                f"SELECT * FROM jobs WHERE {clause} ORDER BY created DESC, id LIMIT ? OFFSET ?",
+                [*args, -1 if limit is None else limit, offset or 0],
+            ).fetchall()
+        return {"jobs": [self._job(r) for r in rows], "numberMatched": matched}
+
+    def add_job(self, job_metadata: dict[str, Any]) -> str:
+        """Record a new job (``user``, ``process_id`` and ``inputs`` required); its id."""
+        stamp = now()
+        job = {
+            "id": job_metadata.get("id") or uuid.uuid4().hex,
+            "status": "accepted",
+            "message": "accepted, waiting for a worker",
+            "progress": 0,
+            "created": stamp,
+            "updated": stamp,
+            **job_metadata,
+        }
+        job["inputs"] = json.dumps(job.get("inputs") or {})
+        names = [c for c in _COLUMNS if c in job]
+        with self._db() as db:
+            db.execute(
+                f"INSERT INTO jobs ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
+                [job[n] for n in names],
+            )
+        return str(job["id"])
+
+    def update_job(
+        self, job_id: str, update_dict: dict[str, Any], *, only_if: tuple[str, ...] = ()
+    ) -> bool:
+        """Change a job's fields; with ``only_if``, only while its status is one of those.
+
+        Returns
+        -------
+        bool
+            Whether the job was changed (False: unknown, or no longer in ``only_if``).
+        """
+        update = {"updated": now(), **update_dict}
+        if "results" in update and not isinstance(update["results"], str | None):
+            update["results"] = json.dumps(update["results"])
+        unknown = set(update) - set(_COLUMNS)
+        if unknown:
+            raise KeyError(f"unknown job fields {sorted(unknown)}")
+        sql = f"UPDATE jobs SET {', '.join(f'{k} = ?' for k in update)} WHERE id = ?"
+        args = [*update.values(), job_id]
+        if only_if:
+            sql += f" AND status IN ({', '.join('?' * len(only_if))})"
+            args += list(only_if)
+        with self._db() as db:
+            return db.execute(sql, args).rowcount == 1
+
+    def get_job(self, job_id: str, user: str | None = None) -> dict[str, Any]:
+        """One job, if it is the user's (``user=None``: any user's, for the runner).
+
+        Raises
+        ------
+        JobNotFoundError
+            No such job, or another user's.
+        """
+        with self._db() as db:
+            row = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is None or (user is not None and row["user"] != user):
+            raise JobNotFoundError(f"no job {job_id}: list your jobs to find its id")
+        return self._job(row)
+
+    def get_job_result(self, job_id: str, user: str | None = None) -> tuple[str, Any]:
+        """The results document of the user's successful job.
+
+        Raises
+        ------
+        JobResultNotFoundError
+            The job has no results (yet, or any more).
+        """
+        job = self.get_job(job_id, user)
+        if job["status"] != "successful" or job["results"] is None:
+            raise JobResultNotFoundError(
+                f"job {job_id} is {job['status']}: results exist only once it is successful"
+            )
+        return job["mimetype"] or "application/json", json.loads(job["results"])
+
+    def delete_job(self, job_id: str, user: str | None = None) -> bool:
+        """Mark the user's job dismissed and drop its results (the runner stops it).
+
+        Returns
+        -------
+        bool
+            Whether it was still running (or waiting) when dismissed.
+        """
+        job = self.get_job(job_id, user)
+        self.update_job(
+            job_id,
+            {"status": "dismissed", "message": "dismissed by its owner", "results": None},
+        )
+        self.update_job(job_id, {"finished": now()}, only_if=("dismissed",))
+        return job["status"] in ACTIVE
+
+    def interrupted(self, message: str) -> list[str]:
+        """Fail every job left unfinished by a previous run of the service (its ids)."""
+        with self._db() as db:
+            ids = [r[0] for r in db.execute("SELECT id FROM jobs WHERE status IN (?, ?)", ACTIVE)]
+        for job_id in ids:
+            self.update_job(
+                job_id, {"status": "failed", "message": message, "finished": now()}, only_if=ACTIVE
+            )
+        return ids
