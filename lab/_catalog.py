@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING, Any
 import pystac
 
 from lab._adapters import AdapterResult, adapter_for
-from lab._adapters._common import merge_key
 from lab._centres import Centre, CentreSet, centres
 from lab._errors import ConfigurationError, EarthLabWarning, RestrictedDataError
 from lab._http import RetryPolicy
 from lab._query import DatetimeLike, SearchQuery
 from lab._reports import CENTRE_PROPERTY, CentreReport, describe_reports
 from lab._reports import first_line as _first_line
+from lab._sorting import sort_key
 
 if TYPE_CHECKING:
     from lab._collections import CollectionsResult
@@ -132,6 +132,7 @@ class FederatedCatalog:
         ids: str | Iterable[str] | None = None,
         intersects: dict[str, Any] | None = None,
         filter: dict[str, Any] | None = None,
+        sortby: str | Sequence[Any] | None = None,
         centres: Sequence[str] | None = None,
         timeout: float | None = None,
     ) -> SearchResult:
@@ -146,7 +147,8 @@ class FederatedCatalog:
         datetime
             Instant or interval: RFC 3339, partial dates (``"2022-01/2022-03"``), datetimes.
         limit
-            At most this many items in the merged result (earliest first).
+            At most this many items in the merged result: the first ones in the result's
+            order, whatever order each centre's server returns.
         ids
             Item id(s).
         intersects
@@ -155,7 +157,13 @@ class FederatedCatalog:
             CQL2-JSON filter: sent to the STAC APIs that conform to Filter and to stac-geoparquet
             searches; evaluated client-side for the others (STAC APIs without Filter, static
             catalogues, cube stores), which the centre's report note says. Never dropped.
-        centres
+        sortby
+            The result's order, as pystac-client takes it: ``"-properties.eo:cloud_cover"``,
+            ``"-datetime,+id"``, a list of such strings or of ``{"field", "direction"}``
+            mappings. Default: datetime ascending. Items without a field come after those
+            with it in both directions; ties go by datetime, collection and id. STAC APIs
+            that conform to Sort are sent it; the others, and every other kind of catalogue,
+            are sorted by the lab (with ``limit``: read whole, which the report note says).
             Only these centres (names); default all.
         timeout
             Seconds allowed per centre, retries included, overriding each centre's
@@ -165,7 +173,8 @@ class FederatedCatalog:
         Returns
         -------
         SearchResult
-            Items sorted by datetime, and ``result.federation``, the per-centre report.
+            Items in the ``sortby`` order (datetime by default), and
+            ``result.federation``, the per-centre report.
 
         Raises
         ------
@@ -184,7 +193,9 @@ class FederatedCatalog:
         UnknownCentreError
             If ``centres`` names a centre that is not in the federation.
         """
-        query = SearchQuery.build(collections, bbox, datetime, ids, intersects, filter, limit)
+        query = SearchQuery.build(
+            collections, bbox, datetime, ids, intersects, filter, limit, sortby
+        )
         if timeout is not None and not timeout > 0:
             raise ConfigurationError(
                 f"timeout must be a positive number of seconds, got {timeout!r}"
@@ -392,7 +403,7 @@ def _merge(
                 duplicates[name] += 1
             else:
                 kept[key] = item
-    items = sorted(kept.values(), key=merge_key)
+    items = sorted(kept.values(), key=sort_key(query.sortby))
     if query.limit:
         items = items[: query.limit]
     counts = dict.fromkeys(answers, 0)

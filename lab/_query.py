@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lab._errors import ConfigurationError
+from lab._sorting import SortField, parse_sortby
 
 __all__ = ["SearchQuery"]
 
@@ -40,6 +41,8 @@ class SearchQuery:
     evaluated client-side on STAC APIs without Filter, static catalogues and cube stores."""
     limit: int | None = None
     """At most this many items in the merged result (None: all)."""
+    sortby: tuple[SortField, ...] | None = None
+    """The order of the merged result (None: datetime ascending, the merge order)."""
 
     @classmethod
     def build(
@@ -51,6 +54,7 @@ class SearchQuery:
         intersects: dict[str, Any] | None = None,
         filter: dict[str, Any] | None = None,
         limit: int | None = None,
+        sortby: str | Sequence[Any] | None = None,
     ) -> SearchQuery:
         """Validate and normalise search arguments.
 
@@ -71,6 +75,9 @@ class SearchQuery:
             ``{"op": "<", "args": [{"property": "eo:cloud_cover"}, 20]}``.
         limit
             Maximum number of items in the result.
+        sortby
+            The order: ``"-properties.eo:cloud_cover,+id"``, a list of such strings, or
+            ``[{"field": ..., "direction": "asc"|"desc"}]`` (``lab._sorting``).
 
         Raises
         ------
@@ -85,6 +92,7 @@ class SearchQuery:
             intersects=_geometry(intersects),
             filter=_filter(filter),
             limit=_limit(limit),
+            sortby=parse_sortby(sortby),
         )
 
     def datetime_string(self) -> str | None:
@@ -111,6 +119,8 @@ class SearchQuery:
             parts.append("filter=<cql2>")
         if self.limit:
             parts.append(f"limit={self.limit}")
+        if self.sortby:
+            parts.append(f"sortby={','.join(str(f) for f in self.sortby)}")
         return " ".join(parts) or "(everything)"
 
 

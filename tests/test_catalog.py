@@ -422,3 +422,36 @@ def test_describe_aligns_columns_for_any_centre_name_length() -> None:
         assert len(starts) == 1, (column, text)
     assert rows[1].index("missing") == rows[0].index("ok")
     assert rows[1].endswith("timed out after 1.0 s")
+
+
+# --- sortby (issue 15, item 2) -------------------------------------------------------------
+
+
+def test_sortby_orders_the_merge_and_the_limit_on_every_kind_of_catalogue(federation: Path) -> None:
+    fed = lab.catalog(str(federation))
+    # alpha and mirror (stac-geoparquet, both search paths) and beta (static): cloud cover is
+    # the day number; a1 and a2 are in both alpha and mirror, alpha preferred
+    result = fed.search(collections="s2", sortby="-eo:cloud_cover")
+    assert [i.id for i in result] == ["a4", "a3", "m0", "a2", "a1", "a0"]
+    assert {i.id: i.properties["earthlab:centre"] for i in result}["a1"] == "alpha"
+    limited = fed.search(collections="s2", sortby="-properties.eo:cloud_cover", limit=3)
+    assert [i.id for i in limited] == ["a4", "a3", "m0"]
+    # day 5: b2 (insitu) and m0 (s2) at the same instant, ties by collection then id
+    latest = fed.search(sortby=[{"field": "datetime", "direction": "desc"}], limit=4)
+    assert [i.id for i in latest] == ["a4", "a3", "b2", "m0"]
+    two_keys = fed.search(collections="s2", sortby=["+eo:cloud_cover", "-id"], limit=2)
+    assert [i.id for i in two_keys] == ["a0", "a1"]
+    # the default stays the merge order, earliest first
+    assert [i.id for i in fed.search(collections="s2", limit=2)] == ["a0", "a1"]
+
+
+def test_cli_sortby(federation: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from lab._cli import main
+
+    command = ["search", "--centres", str(federation), "--collections", "s2", "--json"]
+    assert main([*command, "--sortby=-eo:cloud_cover", "--max-items", "2"]) == 0
+    assert [f["id"] for f in json.loads(capsys.readouterr().out)["features"]] == ["a4", "a3"]
+    with pytest.raises(SystemExit) as exited:
+        main([*command, "--sortby", "+"])
+    assert exited.value.code == 2
+    assert "sortby: empty or padded field name ''" in capsys.readouterr().err

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pystac
 import pystac_client  # noqa: F401  (imported up front: first-search import time is not latency)
 import pytest
 import requests
@@ -176,7 +177,7 @@ def test_limit_without_sort_reads_a_bounded_number_of_items(rustac: LiveFederati
         )
     report = result.federation["theia"]
     assert report.status == "missing" and len(result) == 0
-    assert "to keep the first 2 items in datetime order" in report.error
+    assert "to keep the first 2 items by +datetime" in report.error
     assert "does not conform to Sort" in report.error
     assert "catalog.client_filter_max_items" in report.error
 
@@ -216,3 +217,58 @@ def test_a_stopped_pgstac_centre_is_reported_missing(sample_dir: Path, tmp_path:
         assert after.federation_missing == ["odatis"]
         assert {i.properties["earthlab:centre"] for i in after} == {"theia", "dinamis"}
         assert len(after) == 26 - 7
+
+
+# --- the user's sortby: the same items in the same order on every server (issue 15, item 2) ---
+
+
+def expected_order(sample_dir: Path, keys: list[tuple[str, bool]], limit: int | None) -> list[str]:
+    """Ids of theia's items read from the catalogue files, sorted by hand: ``keys`` are
+    (property, descending); ties by datetime, collection, id ascending."""
+    catalog = pystac.Catalog.from_file(str(sample_dir / "theia" / "catalog.json"))
+    items = [i for i in catalog.get_items(recursive=True) if i.collection_id == "sentinel-2-l2a"]
+    # stable sorts from the last key to the first
+    items.sort(key=lambda i: (i.datetime.isoformat(), i.collection_id, i.id))
+    for name, descending in reversed(keys):
+        value = (lambda i: i.id) if name == "id" else (lambda i, n=name: i.properties[n])
+        items.sort(key=value, reverse=descending)
+    ids = [i.id for i in items]
+    return ids[:limit] if limit else ids
+
+
+SORTS = [
+    ("-datetime", [("datetime", True)], 3),
+    ("-properties.eo:cloud_cover", [("eo:cloud_cover", True)], 4),
+    (["+eo:cloud_cover", "-id"], [("eo:cloud_cover", False), ("id", True)], 5),
+    ([{"field": "properties.datetime", "direction": "desc"}], [("datetime", True)], None),
+]
+
+
+@pytest.mark.parametrize(("sortby", "keys", "limit"), SORTS, ids=["dt", "cloud", "two", "all"])
+def test_sortby_gives_the_same_items_in_the_same_order_on_every_server(
+    pgstac_federation: LiveFederation,
+    rustac: LiveFederation,
+    sample_dir: Path,
+    sortby: object,
+    keys: list[tuple[str, bool]],
+    limit: int | None,
+) -> None:
+    expected = expected_order(sample_dir, keys, limit)
+    assert len(expected) == (limit or 16)
+    answers = {}
+    for name, centres_file in (
+        ("files", sample_dir / "centres.yaml"),  # static catalogues, sorted by the lab
+        ("rustac", rustac.centres_file),  # no Sort conformance: read whole, sorted by the lab
+        ("pgstac", pgstac_federation.centres_file),  # Sort: sent sortby
+    ):
+        result = lab.catalog(centres_file).search(
+            collections="sentinel-2-l2a", sortby=sortby, limit=limit
+        )
+        answers[name] = [i.id for i in result]
+        if name == "rustac" and limit:
+            assert "no Sort conformance: read all 16 matching items to keep the first" in (
+                result.federation["theia"].note
+            )
+        if name == "pgstac":
+            assert "read all" not in result.federation["theia"].note
+    assert answers == dict.fromkeys(answers, expected)

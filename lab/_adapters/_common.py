@@ -13,6 +13,7 @@ import shapely.geometry
 
 from lab._adapters import AdapterResult
 from lab._query import cql2_expression
+from lab._sorting import sort_key
 
 if TYPE_CHECKING:
     from lab._centres import Centre
@@ -74,27 +75,16 @@ def matches(item: pystac.Item, query: SearchQuery) -> bool:
 
 
 def select(items: Iterable[pystac.Item], query: SearchQuery) -> AdapterResult:
-    """The items that match ``query`` (client-side), by time then id, at most ``query.limit``.
+    """The items that match ``query`` (client-side), in its order, at most ``query.limit``.
 
     For catalogues that cannot search themselves (static trees, cube stores, small
     stac-geoparquet files read whole).
     """
-    found = sorted((item for item in items if matches(item, query)), key=_time_and_id)
+    found = sorted((item for item in items if matches(item, query)), key=sort_key(query.sortby))
     matched = len(found)
     if query.limit:
         found = found[: query.limit]
     return AdapterResult(items=found, matched=matched)
-
-
-def merge_key(item: pystac.Item) -> tuple[str, str, str]:
-    """The federation's merge order: datetime (or start), collection, id."""
-    when = item.datetime or item.common_metadata.start_datetime
-    return (when.isoformat() if when else "", item.collection_id or "", item.id)
-
-
-def _time_and_id(item: pystac.Item) -> tuple[dt.datetime, str]:
-    when = item.datetime or item.common_metadata.start_datetime
-    return (when or dt.datetime.min.replace(tzinfo=dt.UTC), item.id)
 
 
 def filter_matches(query_filter: dict[str, Any], document: dict[str, Any]) -> bool:

@@ -30,6 +30,7 @@ import pystac
 from lab._adapters import AdapterResult
 from lab._adapters._common import absolute_hrefs, filter_matches, select
 from lab._errors import CatalogError
+from lab._sorting import describe, sort_key
 
 if TYPE_CHECKING:
     from lab._centres import Centre
@@ -111,13 +112,11 @@ class GeoparquetAdapter:
             kwargs["ids"] = list(query.ids)
         if query.intersects:
             kwargs["intersects"] = query.intersects
-        if query.limit:
-            kwargs["max_items"] = query.limit
+        # no max_items: DuckDB returns items in the file's order, and a limit keeps the first
+        # items in the query's order, so every match is read and sorted here
         # rustac would drop the parentheses of an 'or'/'not': such a filter is evaluated here,
         # on what DuckDB returns for the other conditions.
         client_side = query.filter if query.filter and _has_disjunction(query.filter) else None
-        if client_side:
-            kwargs.pop("max_items", None)
         filters: list[dict[str, Any] | None] = [None]
         if query.datetime:
             filters = [_instant_filter(query)]
@@ -135,15 +134,20 @@ class GeoparquetAdapter:
         documents = list(found.values())
         if client_side:
             documents = [d for d in documents if filter_matches(client_side, d)]
-        if len(filters) > 1 or client_side:
-            documents.sort(key=_document_time)
-            if query.limit:
-                documents = documents[: query.limit]
+        documents.sort(key=sort_key(query.sortby))
+        matched = len(documents)
+        note = ""
+        if query.limit and len(documents) > query.limit:
+            note = (
+                f"read all {len(documents)} matching items to keep the first {query.limit} "
+                f"by {describe(query.sortby)}"
+            )
+            documents = documents[: query.limit]
         items = [
             pystac.Item.from_dict(absolute_hrefs(d, self.base), preserve_dict=False)
             for d in documents
         ]
-        return AdapterResult(items=items, matched=len(items) if not query.limit else None)
+        return AdapterResult(items=items, matched=matched, note=note)
 
     def _is_small(self) -> bool:
         """Whether the catalogue is one local file of at most ``SMALL_FILE_ITEMS`` items."""
@@ -221,11 +225,6 @@ def _has_disjunction(node: Any) -> bool:
     if isinstance(node, list):
         return any(_has_disjunction(v) for v in node)
     return False
-
-
-def _document_time(document: dict[str, Any]) -> tuple[str, str]:
-    props = document.get("properties") or {}
-    return (str(props.get("datetime") or props.get("start_datetime") or ""), document["id"])
 
 
 def _columns(href: str) -> set[str]:

@@ -25,7 +25,6 @@ or no answer becomes a ``ConnectionError`` (retried); another status a :class:`C
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -33,10 +32,11 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from lab._adapters import AdapterResult
-from lab._adapters._common import filter_matches, matches, merge_key, restricted_message
+from lab._adapters._common import filter_matches, matches, restricted_message
 from lab._config import config
 from lab._errors import CatalogError, RestrictedDataError
 from lab._http import RetryPolicy, http_session, is_tls_failure
+from lab._sorting import DEFAULT_SORT, describe, sort_key, sort_prefix
 
 if TYPE_CHECKING:
     import pystac
@@ -56,8 +56,6 @@ FILTER_CONFORMANCE = (
 #: Conformance classes saying that item-search takes ``sortby`` (any STAC API version: pgstac 7
 #: declares v1.1.0 URIs, which pystac-client's own check does not match).
 SORT_CONFORMANCE = re.compile(r"^https://api\.stacspec\.org/v1\.[^/]*/item-search#sort$")
-#: The federation's merge order, sent as ``sortby`` to the APIs that conform to Sort.
-MERGE_SORTBY = [{"field": "properties.datetime", "direction": "asc"}]
 
 
 class StacApiAdapter:
@@ -167,10 +165,12 @@ class StacApiAdapter:
         sortable = _conforms_to_sort(client)
         if sortable and not client.conforms_to("SORT"):
             client.add_conforms_to("SORT")  # a later version pystac-client does not know
+        order = describe(query.sortby)
+        prefix = sort_prefix(query.sortby)
         search = client.search(
             **_criteria(query),
             filter=None if filter_here else cql2_filter,
-            sortby=MERGE_SORTBY if sortable else None,
+            sortby=[f.to_dict() for f in query.sortby or DEFAULT_SORT] if sortable else None,
             limit=min(PAGE_SIZE, query.limit + 1) if sortable else PAGE_SIZE,
         )
         max_read = int(config.get("catalog.client_filter_max_items"))
@@ -190,24 +190,27 @@ class StacApiAdapter:
             previous = ids
             read += len(page_features)
             for feature in page_features:
-                if features and in_order and _stamp(feature) < _stamp(features[-1]):
-                    in_order = False  # the API ignored sortby: read everything
+                if features and in_order and prefix(feature) < prefix(features[-1]):
+                    # the API ignored sortby, or put items without the field elsewhere than
+                    # last: read everything
+                    in_order = False
                 if filter_here and not filter_matches(cql2_filter, feature):  # type: ignore[arg-type]
                     continue
                 features.append(feature)
             if in_order and len(features) > query.limit:
-                boundary = _stamp(features[query.limit - 1])
-                if _stamp(features[-1]) > boundary:
+                boundary = prefix(features[query.limit - 1])
+                if boundary < prefix(features[-1]):
                     break
             if read > max_read:
                 raise CatalogError(
-                    f"{where}: to keep the first {query.limit} items in datetime order the lab "
+                    f"{where}: to keep the first {query.limit} items by {order} the lab "
                     f"must read every matching item (its STAC API "
                     f"{'ignores sortby' if sortable else 'does not conform to Sort'}), and "
                     f"that is more than {max_read} items; narrow the search with collections, "
                     "bbox or datetime, or raise catalog.client_filter_max_items"
                 )
-        items = sorted(_items([{"features": features}]), key=merge_key)[: query.limit]
+        features.sort(key=sort_key(query.sortby))
+        items = _items([{"features": features[: query.limit]}])
         notes = []
         if filter_here:
             notes.append(CLIENT_FILTER_NOTE)
@@ -215,12 +218,12 @@ class StacApiAdapter:
         if not sortable:
             notes.append(
                 f"no Sort conformance: read all {len(features)} matching items to keep the "
-                f"first {query.limit} by datetime"
+                f"first {query.limit} by {order}"
             )
         elif not in_order:
             notes.append(
                 f"the API ignored sortby: read all {len(features)} matching items to keep "
-                f"the first {query.limit} by datetime"
+                f"the first {query.limit} by {order}"
             )
         return AdapterResult(items=items, matched=matched, note="; ".join(notes))
 
@@ -259,7 +262,7 @@ class StacApiAdapter:
                     continue  # this centre does not hold that collection
                 raise
             found.extend(i for i in _items(pages) if matches(i, query))
-        found.sort(key=_sort_key)
+        found.sort(key=sort_key(query.sortby))
         matched = len(found)
         if query.limit:
             found = found[: query.limit]
@@ -301,21 +304,6 @@ def _conforms_to_sort(client: Any) -> bool:
     """Whether the API's landing page says item-search takes ``sortby`` (any version)."""
     uris = client.get_conforms_to() if client.has_conforms_to() else []
     return any(SORT_CONFORMANCE.match(str(uri)) for uri in uris)
-
-
-def _stamp(feature: dict[str, Any]) -> str:
-    """A feature's datetime (or start), normalised so that strings compare as instants."""
-    props = feature.get("properties") or {}
-    value = props.get("datetime") or props.get("start_datetime")
-    if not value:
-        return ""
-    try:
-        when = dt.datetime.fromisoformat(str(value))
-    except ValueError:
-        return str(value)
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    return when.astimezone(dt.UTC).isoformat()
 
 
 def _collections_url(client: Any) -> str:
@@ -402,11 +390,6 @@ def _items(pages: list[dict[str, Any]]) -> list[pystac.Item]:
         for page in pages
         for feature in page.get("features", [])
     ]
-
-
-def _sort_key(item: pystac.Item) -> tuple[str, str]:
-    when = item.datetime or item.common_metadata.start_datetime
-    return (when.isoformat() if when else "", item.id)
 
 
 def _api_error(centre: Centre, exc: Exception) -> Exception:

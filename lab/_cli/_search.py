@@ -35,10 +35,20 @@ def register(subparsers: Any) -> None:
         "that conform to Filter, evaluated by the lab for the others",
     )
     parser.add_argument(
+        "--sortby",
+        type=_sortby,
+        metavar="FIELDS",
+        help="order of the items, as the STAC API Sort extension writes it: fields with + or - "
+        "(descending), comma-separated, e.g. --sortby=-eo:cloud_cover,+datetime (write "
+        "--sortby=-... with '=': a value starting with '-' is read as an option otherwise); "
+        "default datetime ascending; items without a field come last",
+    )
+    parser.add_argument(
         "--max-items",
         "-n",
         type=positive_int,
-        help="at most this many items in all (the earliest), as stac-client's --max-items",
+        help="at most this many items in all (the first in --sortby order, the earliest by "
+        "default), as stac-client's --max-items",
     )
     parser.add_argument(
         "--limit",
@@ -83,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
         datetime=args.datetime,
         ids=args.ids,
         filter=args.filter,
+        sortby=args.sortby,
         limit=args.max_items,
         centres=args.only,
         timeout=args.timeout,
@@ -98,6 +109,18 @@ def run(args: argparse.Namespace) -> int:
         print()
         print(result.describe())
     return 0 if not result.federation_missing or len(result) else 1
+
+
+def _sortby(value: str) -> str:
+    """``--sortby``: checked now, so that a bad one is argparse's error (exit 2)."""
+    from lab._errors import ConfigurationError
+    from lab._sorting import parse_sortby
+
+    try:
+        parse_sortby(value)
+    except ConfigurationError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return value
 
 
 def _table(result: Any) -> str:
