@@ -24,7 +24,7 @@ from lab._centres import Centre, CentreSet, centres
 from lab._errors import ConfigurationError, EarthLabWarning, RestrictedDataError
 from lab._http import RetryPolicy
 from lab._query import DatetimeLike, SearchQuery
-from lab._reports import CENTRE_PROPERTY, CentreReport, describe_reports
+from lab._reports import CENTRE_PROPERTY, CentreReport, FederatedAnswer
 from lab._reports import first_line as _first_line
 from lab._sorting import sort_key
 
@@ -36,21 +36,20 @@ __all__ = ["CentreReport", "FederatedCatalog", "SearchResult", "catalog"]
 STATUSES = ("ok", "missing", "restricted", "skipped")
 
 
-class SearchResult:
+class SearchResult(FederatedAnswer):
     """Items found by a federated search, with a per-centre report.
 
-    Iterating gives :class:`pystac.Item` objects sorted by datetime, each tagged with its
-    centre in ``item.properties["earthlab:centre"]``.
+    Iterating gives :class:`pystac.Item` objects in the query's order (datetime by default),
+    each tagged with its centre in ``item.properties["earthlab:centre"]``.
     """
+
+    found = "items"
 
     def __init__(
         self, items: list[pystac.Item], federation: dict[str, CentreReport], query: SearchQuery
     ):
+        super().__init__(federation, query)
         self._items = items
-        self.federation = federation
-        """Per-centre reports, by centre name."""
-        self.query = query
-        """The normalised query."""
 
     def __iter__(self) -> Iterator[pystac.Item]:
         return iter(self._items)
@@ -66,44 +65,9 @@ class SearchResult:
         """The items, as a list."""
         return list(self._items)
 
-    @property
-    def missing(self) -> dict[str, str]:
-        """Centres that could not be searched, with the reason."""
-        return {n: r.error for n, r in self.federation.items() if r.status == "missing"}
-
-    @property
-    def restricted(self) -> dict[str, str]:
-        """Centres that refused the search (not allowed), with where to request access."""
-        return {n: r.error for n, r in self.federation.items() if r.status == "restricted"}
-
-    @property
-    def federation_missing(self) -> list[str]:
-        """Centres whose items may be missing from the result, in federation order.
-
-        The openEO federation extension's ``federation:missing``: every centre that was asked
-        but did not answer (``missing``) or refused (``restricted``), so the result may be
-        incomplete. Centres ``skipped`` because they hold none of the collections asked for
-        are not listed: nothing is missing from them.
-        """
-        return [n for n, r in self.federation.items() if r.status in ("missing", "restricted")]
-
     def item_collection(self) -> pystac.ItemCollection:
         """Return the items as a :class:`pystac.ItemCollection`."""
         return pystac.ItemCollection(self._items, clone_items=False)
-
-    def federation_table(self) -> list[dict[str, Any]]:
-        """Return the per-centre report as a list of plain dicts (e.g. for pandas)."""
-        from dataclasses import asdict
-
-        return [asdict(r) for r in self.federation.values()]
-
-    def describe(self) -> str:
-        """Return the federation report as readable text."""
-        head = f"{len(self)} items for {self.query.describe()}"
-        return describe_reports(head, self.federation, self.federation_missing)
-
-    def __repr__(self) -> str:
-        return f"<SearchResult {self.describe()}>"
 
 
 class FederatedCatalog:

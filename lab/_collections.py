@@ -26,7 +26,7 @@ import datetime as dt
 import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import pystac
@@ -38,7 +38,7 @@ from lab._reports import (
     CENTRE_PROPERTY,
     CentreCollections,
     CentreReport,
-    describe_reports,
+    FederatedAnswer,
     first_line,
 )
 
@@ -127,12 +127,14 @@ class CollectionQuery:
         return True
 
 
-class CollectionsResult:
+class CollectionsResult(FederatedAnswer):
     """Collections found across the federation, with the same per-centre report as ``search``.
 
     Iterating gives :class:`pystac.Collection` objects (centre order, then id), each tagged
     with its centre in ``collection.extra_fields["earthlab:centre"]``.
     """
+
+    found = "collections"
 
     def __init__(
         self,
@@ -140,11 +142,8 @@ class CollectionsResult:
         federation: dict[str, CentreReport],
         query: CollectionQuery,
     ):
+        super().__init__(federation, query)
         self._collections = collections
-        self.federation = federation
-        """Per-centre reports, by centre name."""
-        self.query = query
-        """The normalised query."""
 
     def __iter__(self) -> Iterator[pystac.Collection]:
         return iter(self._collections)
@@ -159,33 +158,6 @@ class CollectionsResult:
     def collections(self) -> list[pystac.Collection]:
         """The collections, as a list."""
         return list(self._collections)
-
-    @property
-    def missing(self) -> dict[str, str]:
-        """Centres that could not be searched, with the reason."""
-        return {n: r.error for n, r in self.federation.items() if r.status == "missing"}
-
-    @property
-    def restricted(self) -> dict[str, str]:
-        """Centres that refused (not allowed), with where to request access."""
-        return {n: r.error for n, r in self.federation.items() if r.status == "restricted"}
-
-    @property
-    def federation_missing(self) -> list[str]:
-        """Centres whose collections may be missing from the result (missing or restricted)."""
-        return [n for n, r in self.federation.items() if r.status in ("missing", "restricted")]
-
-    def federation_table(self) -> list[dict[str, Any]]:
-        """Return the per-centre report as a list of plain dicts (e.g. for pandas)."""
-        return [asdict(r) for r in self.federation.values()]
-
-    def describe(self) -> str:
-        """Return the federation report as readable text (as ``SearchResult.describe``)."""
-        head = f"{len(self)} collections for {self.query.describe()}"
-        return describe_reports(head, self.federation, self.federation_missing)
-
-    def __repr__(self) -> str:
-        return f"<CollectionsResult {self.describe()}>"
 
 
 def search_collections(

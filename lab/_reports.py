@@ -6,8 +6,9 @@ same report, printed the same way.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     import pystac
@@ -54,6 +55,59 @@ class CentreCollections:
     """Matches the centre reported (may exceed ``len(collections)`` when paging was cut)."""
     note: str = ""
     """How it was searched (server-side, filtered by the lab...)."""
+
+
+class FederatedAnswer(ABC):
+    """The per-centre side of a federated answer: ``SearchResult`` and ``CollectionsResult``.
+
+    Subclasses hold what was found (``__len__``) and name it (:attr:`found`).
+    """
+
+    found: ClassVar[str] = "items"
+    """What the answer holds, for :meth:`describe`."""
+
+    def __init__(self, federation: dict[str, CentreReport], query: Any):
+        self.federation = federation
+        """Per-centre reports, by centre name."""
+        self.query = query
+        """The normalised query."""
+
+    @abstractmethod
+    def __len__(self) -> int:
+        """How many items or collections were found."""
+
+    @property
+    def missing(self) -> dict[str, str]:
+        """Centres that could not be searched, with the reason."""
+        return {n: r.error for n, r in self.federation.items() if r.status == "missing"}
+
+    @property
+    def restricted(self) -> dict[str, str]:
+        """Centres that refused (not allowed), with where to request access."""
+        return {n: r.error for n, r in self.federation.items() if r.status == "restricted"}
+
+    @property
+    def federation_missing(self) -> list[str]:
+        """Centres whose answers may be missing from the result, in federation order.
+
+        The openEO federation extension's ``federation:missing``: every centre that was asked
+        but did not answer (``missing``) or refused (``restricted``), so the result may be
+        incomplete. Centres ``skipped`` because they hold none of the collections asked for
+        are not listed: nothing is missing from them.
+        """
+        return [n for n, r in self.federation.items() if r.status in ("missing", "restricted")]
+
+    def federation_table(self) -> list[dict[str, Any]]:
+        """Return the per-centre report as a list of plain dicts (e.g. for pandas)."""
+        return [asdict(r) for r in self.federation.values()]
+
+    def describe(self) -> str:
+        """Return the federation report as readable text."""
+        head = f"{len(self)} {self.found} for {self.query.describe()}"
+        return describe_reports(head, self.federation, self.federation_missing)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.describe()}>"
 
 
 def describe_reports(head: str, federation: dict[str, CentreReport], missing: list[str]) -> str:
