@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import datetime as dt
-import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -357,22 +356,11 @@ def _collections_of_items(items: list[pystac.Item]) -> list[pystac.Collection]:
 
 def _stac_api_collections(centre: Centre, query: CollectionQuery) -> CentreCollections:
     """A STAC API's collections: Collection Search when offered, else the list filtered here."""
-    from lab._adapters._common import restricted_message
+    from lab._adapters._common import request_headers
     from lab._http import http_session
 
     spec = centre.catalog
-    headers = dict(spec.headers)
-    if spec.token_env:
-        token = os.environ.get(spec.token_env)
-        if not token:
-            raise RestrictedDataError(
-                restricted_message(
-                    centre,
-                    f"no token: environment variable {spec.token_env} holding the catalogue "
-                    "token is not set (in the lab it is set in your server)",
-                )
-            )
-        headers["Authorization"] = f"Bearer {token}"
+    headers = request_headers(centre)
     with http_session(retry=replace(RetryPolicy.from_config(), total=0), timeout=spec.timeout) as s:
         s.headers.update(headers)
         landing = _get_json(s, centre, spec.href, None)

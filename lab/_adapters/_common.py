@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import posixpath
 from collections.abc import Iterable
 from pathlib import Path
@@ -12,6 +13,7 @@ import pystac
 import shapely.geometry
 
 from lab._adapters import AdapterResult
+from lab._errors import RestrictedDataError
 from lab._query import cql2_expression
 from lab._sorting import sort_key
 
@@ -49,6 +51,30 @@ def restricted_message(centre: Centre, reason: str) -> str:
     return (
         f"restricted: request access via {where}; {centre.name} serves {what}{who} only ({reason})"
     )
+
+
+def request_headers(centre: Centre) -> dict[str, str]:
+    """The headers of every request to a centre's catalogue: its own, and its token if any.
+
+    Raises
+    ------
+    RestrictedDataError
+        When the centre names a token variable (``token_env``) that is not set.
+    """
+    spec = centre.catalog
+    headers = dict(spec.headers)
+    if spec.token_env:
+        token = os.environ.get(spec.token_env)
+        if not token:
+            raise RestrictedDataError(
+                restricted_message(
+                    centre,
+                    f"no token: environment variable {spec.token_env} holding the catalogue "
+                    "token is not set (in the lab it is set in your server)",
+                )
+            )
+        headers["Authorization"] = f"Bearer {token}"
+    return headers
 
 
 def matches(item: pystac.Item, query: SearchQuery) -> bool:

@@ -17,13 +17,13 @@ OWS ExceptionReport) is a :class:`~lab._errors.CatalogError` naming the centre; 
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 from typing import TYPE_CHECKING, Any
 
 import pystac
 
 from lab._adapters import AdapterResult
+from lab._adapters._common import request_headers
 from lab._errors import CatalogError, RestrictedDataError
 from lab._reports import CentreCollections
 
@@ -147,19 +147,7 @@ class CswAdapter:
         from owslib.catalogue.csw2 import CatalogueServiceWeb
 
         spec = self.centre.catalog
-        headers = dict(spec.headers)
-        if spec.token_env:
-            token = os.environ.get(spec.token_env)
-            if not token:
-                from lab._adapters._common import restricted_message
-
-                raise RestrictedDataError(
-                    restricted_message(
-                        self.centre,
-                        f"no token: environment variable {spec.token_env} is not set",
-                    )
-                )
-            headers["Authorization"] = f"Bearer {token}"
+        headers = request_headers(self.centre)
         try:
             csw = CatalogueServiceWeb(spec.href, timeout=spec.timeout, headers=headers or None)
         except Exception as exc:

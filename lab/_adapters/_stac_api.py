@@ -25,14 +25,18 @@ or no answer becomes a ``ConnectionError`` (retried); another status a :class:`C
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from lab._adapters import AdapterResult
-from lab._adapters._common import filter_matches, matches, restricted_message
+from lab._adapters._common import (
+    filter_matches,
+    matches,
+    request_headers,
+    restricted_message,
+)
 from lab._config import config
 from lab._errors import CatalogError, RestrictedDataError
 from lab._http import RetryPolicy, http_session, is_tls_failure
@@ -78,18 +82,7 @@ class StacApiAdapter:
         from pystac_client.stac_api_io import StacApiIO
 
         spec = self.centre.catalog
-        headers = dict(spec.headers)
-        if spec.token_env:
-            token = os.environ.get(spec.token_env)
-            if not token:
-                raise RestrictedDataError(
-                    restricted_message(
-                        self.centre,
-                        f"no token: environment variable {spec.token_env} holding the "
-                        "catalogue token is not set (in the lab it is set in your server)",
-                    )
-                )
-            headers["Authorization"] = f"Bearer {token}"
+        headers = request_headers(self.centre)
         # Retries are the federation's (per centre, same policy); one try per request here.
         stac_io = StacApiIO(max_retries=0)
         stac_io.session.close()
