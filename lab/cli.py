@@ -21,6 +21,7 @@ from lab._errors import ConfigurationError
 
 __all__ = [
     "CommandLineError",
+    "add_federation_options",
     "bbox",
     "cql2_filter",
     "datetime_interval",
@@ -217,3 +218,16 @@ def cql2_filter(text: str) -> dict[str, Any]:
     except ConfigurationError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return dict(document)
+
+
+def add_federation_options(parser: argparse.ArgumentParser) -> None:
+    """``--centre`` (repeatable), ``--centres`` and ``--timeout``: which centres, how long."""
+    parser.add_argument(
+        "--centre", action="append", dest="only", help="only this centre (repeatable)"
+    )
+    parser.add_argument(
+        "--centres",
+        dest="centres_file",
+        help="centres file (default: $EARTHLAB_CENTRES or the sample)",
+    )
+    parser.add_argument("--timeout", type=positive_float, help="seconds allowed per centre")

@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from lab.cli import bbox, datetime_interval, positive_float
+from lab.cli import add_federation_options, bbox, datetime_interval
 
 
 def register(subparsers: Any) -> None:
@@ -32,15 +32,7 @@ def register(subparsers: Any) -> None:
         type=datetime_interval,
         help="instant or interval the temporal extent overlaps, e.g. 2022-01/2022-03",
     )
-    parser.add_argument(
-        "--centre", action="append", dest="only", help="only this centre (repeatable)"
-    )
-    parser.add_argument(
-        "--centres",
-        dest="centres_file",
-        help="centres file (default: $EARTHLAB_CENTRES or the sample)",
-    )
-    parser.add_argument("--timeout", type=positive_float, help="seconds allowed per centre")
+    add_federation_options(parser)
     parser.add_argument(
         "--json",
         action="store_true",

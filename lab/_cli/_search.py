@@ -7,7 +7,13 @@ import json
 import sys
 from typing import Any
 
-from lab.cli import bbox, cql2_filter, datetime_interval, positive_float, positive_int
+from lab.cli import (
+    add_federation_options,
+    bbox,
+    cql2_filter,
+    datetime_interval,
+    positive_int,
+)
 
 
 def register(subparsers: Any) -> None:
@@ -57,15 +63,7 @@ def register(subparsers: Any) -> None:
         metavar="N",
         help="not supported: in stac-client --limit is the page size, not a total; use --max-items",
     )
-    parser.add_argument(
-        "--centre", action="append", dest="only", help="only this centre (repeatable)"
-    )
-    parser.add_argument(
-        "--centres",
-        dest="centres_file",
-        help="centres file (default: $EARTHLAB_CENTRES or the sample)",
-    )
-    parser.add_argument("--timeout", type=positive_float, help="seconds allowed per centre")
+    add_federation_options(parser)
     parser.add_argument(
         "--json",
         action="store_true",
