@@ -21,7 +21,15 @@ import pystac
 
 from lab._errors import ConfigurationError
 
-__all__ = ["DEFAULT_SORT", "SortField", "parse_sortby", "sort_key", "sort_prefix"]
+__all__ = [
+    "DEFAULT_SORT",
+    "SortField",
+    "describe",
+    "parse_sortby",
+    "sort_items",
+    "sort_key",
+    "sort_prefix",
+]
 
 TOP_LEVEL = ("id", "collection")
 """Fields of the item itself rather than of its properties."""

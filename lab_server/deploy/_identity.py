@@ -26,7 +26,6 @@ from lab import ConfigurationError
 
 __all__ = [
     "AUTH_MODES",
-    "CLAIM_FIELDS",
     "discovery_url",
     "provider_command",
     "read_oidc_users",
@@ -34,9 +33,6 @@ __all__ = [
 
 AUTH_MODES = ("password", "oidc")
 """How users log in (``hub up --auth``)."""
-
-CLAIM_FIELDS = ("sub",)
-"""Fields every user of a users file must have."""
 
 
 def discovery_url(issuer: str) -> str:
