@@ -28,7 +28,13 @@ from lab_server.deploy._layout import access_scope
 def running_lab(centres_file: Path, run_dir: Path, **kwargs: Any) -> Iterator[Deployment]:
     """Start the whole local lab on free ports; stop everything on exit."""
     try:
-        yield up(centres_file, run_dir=run_dir, port=0, **kwargs)
+        deployment = up(centres_file, run_dir=run_dir, port=0, **kwargs)
+        # when up returns, every gateway answers through the lab's URL (the hub adds the
+        # services' routes after its API answers; a request before that reached the hub: 403)
+        for g in deployment.gateways:
+            health = requests.get(deployment.gateway_address(g.centre) + "/api/health", timeout=30)
+            assert health.status_code == 200 and health.json()["status"] == "pass", health.text
+        yield deployment
     finally:
         down(run_dir)
 

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import requests
 import yaml
 
 from lab import ConfigurationError
@@ -309,6 +311,9 @@ def _start_all(run: RunDir, d: Deployment, chp: Path, started: list[Proc], timeo
     started.append(hub)
     _write_state(run, started)
     wait_until(hub, _hub_ready(d), timeout)
+    # the proxy's default target is the hub, so /hub/api answers before the hub has added the
+    # services' routes: until then /services/... reaches the hub (a 403 on POST, a 404 on GET)
+    wait_until(hub, _routes_ready(d, token), timeout)
     ensure_alive(started)
 
 
@@ -525,6 +530,16 @@ def restart(
 def _hub_ready(d: Deployment) -> Any:
     # through the proxy: the hub's route is in place, not the proxy's error page
     return http_ready(f"{d.url}hub/api/", accept=lambda response: "version" in response.json())
+
+
+def _routes_ready(d: Deployment, proxy_auth: Mapping[str, str]) -> Any:
+    """A check that the proxy routes every service of the lab (the hub adds them after start)."""
+    wanted = {f"/services/{name}" for name in d.routed_services}
+
+    def routed(response: requests.Response) -> bool:
+        return wanted <= {path.rstrip("/") for path in response.json()}
+
+    return http_ready(f"http://{d.ip}:{d.proxy_api_port}/api/routes", proxy_auth, routed)
 
 
 def _base_env(d: Deployment) -> dict[str, str]:

@@ -244,6 +244,14 @@ class Deployment:
         """HTTP address of a centre's gateway, through the hub's proxy."""
         return f"{self.url}services/{service_name(centre)}"
 
+    @property
+    def routed_services(self) -> tuple[str, ...]:
+        """Names of the hub services the proxy routes at ``/services/<name>/`` (gateways,
+        restricted-data services): the hub adds their routes after its API answers."""
+        return tuple(g.service for g in self.gateways) + tuple(
+            s.service for s in self.catalogues if s.restricted
+        )
+
     def gateway_proxy_address(self, centre: str) -> str:
         """``gateway://`` address of a centre's scheduler proxy."""
         return f"gateway://{self.ip}:{self.gateway(centre).tcp_port}"
