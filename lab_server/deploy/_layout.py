@@ -246,8 +246,11 @@ class Deployment:
 
     @property
     def routed_services(self) -> tuple[str, ...]:
-        """Names of the hub services the proxy routes at ``/services/<name>/`` (gateways,
-        restricted-data services): the hub adds their routes after its API answers."""
+        """Names of the services the proxy routes at ``/services/<name>/``.
+
+        The gateways and restricted-data services: the hub adds their routes after its API
+        answers.
+        """
         return tuple(g.service for g in self.gateways) + tuple(
             s.service for s in self.catalogues if s.restricted
         )
