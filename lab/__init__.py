@@ -25,6 +25,7 @@ from lab._errors import (
     EarthLabError,
     EarthLabWarning,
     NoItemsError,
+    ProcessingError,
     RestrictedDataError,
     UnknownCentreError,
 )
@@ -48,7 +49,12 @@ __all__ = [
     "GatewayReport",
     "GatewayWarning",
     "HttpError",
+    "Job",
+    "JobStatus",
     "NoItemsError",
+    "ProcessDescription",
+    "ProcessesClient",
+    "ProcessingError",
     "RestrictedDataError",
     "RetryPolicy",
     "SearchQuery",
@@ -63,6 +69,7 @@ __all__ = [
     "http_session",
     "list_clusters",
     "make_sample",
+    "processes",
     "read_catalogue",
     "read_centres_file",
     "remove_request_hook",
@@ -91,6 +98,7 @@ if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers and
         http_session,
         remove_request_hook,
     )
+    from lab._processes import Job, JobStatus, ProcessDescription, ProcessesClient, processes
     from lab._query import SearchQuery
     from lab.sample import make_sample
 
@@ -116,6 +124,11 @@ _LAZY = {
     "StoppedClusters": "lab._cluster",
     "list_clusters": "lab._cluster",
     "stop_clusters": "lab._cluster",
+    "processes": "lab._processes",
+    "ProcessesClient": "lab._processes",
+    "ProcessDescription": "lab._processes",
+    "Job": "lab._processes",
+    "JobStatus": "lab._processes",
     "config": "lab._config",
     "ConfigurationWarning": "lab._config",
     "HttpError": "lab._http",

@@ -79,7 +79,7 @@ a gateway in front of it failed. Never another 4xx (the request is wrong: the sa
 the same answer) nor a plain 500 (the server refuses this request)."""
 DEFAULTS = "earthlab.yaml"
 """The defaults file, in the ``lab`` package."""
-_KINDS = ("path", "int", "float", "statuses", "gateways")
+_KINDS = ("path", "url", "int", "float", "statuses", "gateways")
 _CENTRE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 _GATEWAY_FIELDS = ("address", "proxy_address")
 
@@ -130,6 +130,8 @@ class Setting:
             if not isinstance(value, str) or not value.strip():
                 raise ValueError("must be a path (text) or null")
             return os.path.expanduser(value)
+        if self.kind == "url":
+            return _url(value)
         if self.kind == "int":
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ValueError(f"must be an integer{self._bounds()}")
@@ -212,6 +214,12 @@ SETTINGS: tuple[Setting, ...] = (
         "file's; the hub sets them for single-user servers.",
     ),
     Setting(
+        "processes.url",
+        "url",
+        "The lab's processing service (OGC API - Processes) that lab.processes() and "
+        "`earthlab process` use; null: none (the hub sets it for single-user servers).",
+    ),
+    Setting(
         "catalog.client_filter_max_items",
         "int",
         "Most items read from a STAC API to do client-side what it cannot: evaluate a CQL2 "
@@ -275,6 +283,14 @@ def _statuses(value: Any) -> tuple[int, ...]:
             "is wrong, a plain 500 that the server refuses it: another try gets the same answer)"
         )
     return tuple(sorted(set(value)))
+
+
+def _url(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not re.match(r"https?://[^/\s]+", value.strip()):
+        raise ValueError("must be an http(s) URL (http://host:port/path) or null")
+    return value.strip()
 
 
 def _gateways(value: Any) -> dict[str, dict[str, str]]:

@@ -16,6 +16,7 @@ __all__ = [
     "EarthLabError",
     "EarthLabWarning",
     "NoItemsError",
+    "ProcessingError",
     "RestrictedDataError",
     "UnknownCentreError",
 ]
@@ -62,3 +63,7 @@ class AssetReadError(EarthLabError, OSError):
 
 class ClusterError(EarthLabError):
     """A Dask cluster could not be created, found or reached."""
+
+
+class ProcessingError(EarthLabError):
+    """A processing service refused a request, or a job failed; the message quotes the server."""

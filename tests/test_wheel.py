@@ -164,6 +164,7 @@ def test_every_command_is_registered(installed: Installed) -> None:
         "sample",
         "search",
         "collections",
+        "process",
         "quota",
         "cube",
         "references",
