@@ -54,21 +54,22 @@ c.JupyterHubAuthenticator.jupyterhub_api_token = (
     (run_dir / "secrets" / f"{service}-token").read_text(encoding="ascii").strip()
 )
 
-# Clusters as local processes of this environment, with the per-user caps.
-c.DaskGateway.backend_class = earthlab_gateway.local_backend_class()
-bin_dir = Path(lab["bin_dir"])
+# Clusters as local processes with the per-user caps: as the gateway's user, or with isolated
+# users (hub up --isolate-users) as the cluster owner's own Unix account, from the user
+# environment.
+user_python = lab.get("user_python") or ""
+if user_python:
+    import earthlab_isolation
+
+    c.DaskGateway.backend_class = earthlab_isolation.isolated_backend_class(run_dir / "users")
+    dask_cmd = [user_python, "-m", "dask"]
+else:
+    c.DaskGateway.backend_class = earthlab_gateway.local_backend_class()
+    dask_cmd = [str(Path(lab["bin_dir"]) / "dask")]
 # The guard preload: a cluster whose gateway is gone ends itself (earthlab_scheduler_guard.py).
-c.ClusterConfig.scheduler_cmd = [
-    str(bin_dir / "dask"),
-    "scheduler",
-    *earthlab_gateway.scheduler_guard_args(),
-]
+c.ClusterConfig.scheduler_cmd = [*dask_cmd, "scheduler", *earthlab_gateway.scheduler_guard_args()]
 # Workers held to their worker_cores by CPU affinity (earthlab_worker_cores.py).
-c.ClusterConfig.worker_cmd = [
-    str(bin_dir / "dask"),
-    "worker",
-    *earthlab_gateway.worker_cores_args(),
-]
+c.ClusterConfig.worker_cmd = [*dask_cmd, "worker", *earthlab_gateway.worker_cores_args()]
 c.ClusterConfig.environment = {
     **c.ClusterConfig.environment,
     lab_config.env_name("centres"): lab["centres_file"],

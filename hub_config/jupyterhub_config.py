@@ -137,15 +137,31 @@ if restricted_servers:
     ]
     c.JupyterHub.load_roles += [earthlab_hub.restricted_service_role(service_centres)]
 
-# Single-user servers: local processes of this environment, one home per user.
-c.JupyterHub.spawner_class = "jupyterhub.spawner.SimpleLocalProcessSpawner"
-c.SimpleLocalProcessSpawner.home_dir_template = str(run.path / "users" / "{username}")
-c.Spawner.cmd = [str(bin_dir / "jupyterhub-singleuser")]
+# Single-user servers: local processes, one home per user. Isolated users (hub up
+# --isolate-users, as root): each server runs as the user's own Unix account, from the user
+# environment; otherwise every server runs as the person who started the lab.
+if lab.isolated:
+    import earthlab_isolation
+
+    c.JupyterHub.spawner_class = earthlab_isolation.IsolatedSpawner
+    c.IsolatedSpawner.homes_dir = str(run.path / "users")
+    c.IsolatedSpawner.user_python = lab.user_python
+    c.IsolatedSpawner.notebook_sources = {k: str(v) for k, v in notebook_sources().items()}
+    c.Spawner.cmd = [lab.user_python, "-m", "jupyterhub.singleuser"]
+    server_args = []
+else:
+    c.JupyterHub.spawner_class = "jupyterhub.spawner.SimpleLocalProcessSpawner"
+    c.SimpleLocalProcessSpawner.home_dir_template = str(run.path / "users" / "{username}")
+    c.Spawner.cmd = [str(bin_dir / "jupyterhub-singleuser")]
+    server_args = ["--allow-root"] if os.geteuid() == 0 else []
+    # First login: the lab's notebooks and workshop in ~/earthlab-notebooks/ (missing files
+    # only, at every start: the user's edits are kept) with a welcome page, the default URL.
+    c.Spawner.pre_spawn_hook = earthlab_hub.copy_notebooks_hook(notebook_sources())
 c.Spawner.default_url = earthlab_hub.welcome_url()  # ~/earthlab-notebooks/WELCOME.md
 c.Spawner.start_timeout = 120
 c.Spawner.http_timeout = 120
 c.Spawner.args = [
-    "--allow-root",
+    *server_args,
     f"--MultiKernelManager.default_kernel_name={lab.kernel}",
     f"--MappingKernelManager.cull_idle_timeout={policy['hub']['cull_idle_kernels']}",
     "--MappingKernelManager.cull_interval=60",
@@ -157,9 +173,6 @@ c.Spawner.environment = {
     "JUPYTER_PATH": str(run.path / "share" / "jupyter"),
     "DASK_DISTRIBUTED__DASHBOARD__LINK": "{JUPYTERHUB_SERVICE_PREFIX}proxy/{port}/status",
 }
-# First login: the lab's notebooks and workshop in ~/earthlab-notebooks/ (missing files only,
-# at every start: the user's edits are kept) with a welcome page, the default URL above.
-c.Spawner.pre_spawn_hook = earthlab_hub.copy_notebooks_hook(notebook_sources())
 c.Spawner.post_stop_hook = earthlab_hub.stop_clusters_hook(
     {g.centre: f"http://{lab.ip}:{g.http_port}/services/{g.service}" for g in lab.gateways}
 )

@@ -76,6 +76,13 @@ def register(subparsers: Any) -> None:
         help="with --auth oidc: run a test identity provider on loopback seeded with FILE's "
         "users (tests and rehearsals only: anyone reaching it may sign in as a seeded user)",
     )
+    start.add_argument(
+        "--isolate-users",
+        action="store_true",
+        help="as root: run each user's server, kernels and Dask processes as the user's own "
+        "Unix account (earthlab-NAME, created on first use, private home), as The Littlest "
+        "JupyterHub does",
+    )
     start.set_defaults(func=run_up)
     stop = actions.add_parser(
         "down",
@@ -262,6 +269,7 @@ def run_up(args: argparse.Namespace) -> int:
         auth=args.auth,
         oidc_issuer=args.oidc_issuer,
         oidc_users=args.oidc_users,
+        isolate_users=args.isolate_users,
     )
     run = RunDir(deployment.run_dir)
     _record(run.path)
@@ -283,6 +291,11 @@ def run_up(args: argparse.Namespace) -> int:
     for g in deployment.gateways:
         print(f"  {g.service:<28} {deployment.gateway_address(g.centre)}")
     print(f"Centres file of the notebooks: {deployment.centres_file}")
+    if deployment.isolated:
+        print(
+            f"Users isolated: each runs as the Unix account earthlab-NAME, home "
+            f"{run.path / 'users'}/NAME (0700), environment {deployment.user_python}"
+        )
     if deployment.pgstac_port is not None:
         print(
             f"Catalogues: pgstac (PostgreSQL at {deployment.ip}:{deployment.pgstac_port}, "

@@ -39,6 +39,12 @@ from lab_server.deploy._identity import (
     provider_command,
     read_oidc_users,
 )
+from lab_server.deploy._isolation import (
+    check_homes_reachable,
+    make_user_env,
+    require_root,
+    restrict_run_dir,
+)
 from lab_server.deploy._kernels import DEFAULT_KERNEL, install_kernel
 from lab_server.deploy._layout import (
     CATALOGUE_BACKENDS,
@@ -86,6 +92,7 @@ def up(
     auth: str = "password",
     oidc_issuer: str | None = None,
     oidc_users: str | os.PathLike[str] | None = None,
+    isolate_users: bool = False,
 ) -> Deployment:
     """Start the local lab: proxy, one gateway per centre, JupyterHub.
 
@@ -122,6 +129,9 @@ def up(
         With ``auth="oidc"`` instead of ``oidc_issuer``: a users file (``users:``, claims with
         ``sub``) seeding a test provider the lab runs on loopback (oidc-provider-mock; for
         tests and rehearsals: anyone reaching it may sign in as a seeded user).
+    isolate_users
+        Run each user's server, kernels, schedulers and workers as the user's own Unix
+        account, with a private home (needs root; see ``lab_server.deploy._isolation``).
 
     Returns
     -------
@@ -152,10 +162,14 @@ def up(
         )
     if auth != "oidc" and (oidc_issuer or oidc_users):
         raise ConfigurationError("--oidc-issuer and --oidc-users go with --auth oidc")
+    if isolate_users:
+        require_root()
     provider_users = read_oidc_users(oidc_users) if oidc_users else None
     oidc_port = free_port() if provider_users else None
 
     run = RunDir(run_dir or default_run_dir())
+    if isolate_users:
+        check_homes_reachable(run.path)
     running = [p.name for p in _procs(run) if p.alive()]
     if running:
         raise ConfigurationError(
@@ -199,6 +213,8 @@ def up(
         owner=owner_name() if auth == "password" else "",
     )
     run.create()
+    if isolate_users:
+        deployment = replace(deployment, user_python=str(make_user_env(run.path)))
     _keep_policy(run, config)
     if auth == "oidc":
         _keep_client_secret(run, bool(provider_users))
@@ -224,7 +240,14 @@ def up(
     _write_catalogues(run, deployment, centre_set)
     if provider_users:
         (run.path / "oidc-users.json").write_text(json.dumps(provider_users), encoding="utf-8")
-    install_kernel(deployment.kernel, prefix=str(run.path), quiet=True)  # JUPYTER_PATH: hub
+    install_kernel(  # JUPYTER_PATH: hub
+        deployment.kernel,
+        prefix=str(run.path),
+        python=deployment.user_python or None,
+        quiet=True,
+    )
+    if deployment.isolated:
+        restrict_run_dir(run.path)
     started: list[Proc] = []
     try:
         _start_all(run, deployment, chp, started, timeout)

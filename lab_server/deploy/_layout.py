@@ -204,6 +204,14 @@ class Deployment:
     owner: str = ""
     """The person who ran ``hub up`` (its Unix account): with per-user passwords, the first
     account and the hub's admin."""
+    user_python: str = ""
+    """With isolated users (``hub up --isolate-users``): the interpreter of the user
+    environment their servers, kernels and Dask processes run; '' when users are not isolated."""
+
+    @property
+    def isolated(self) -> bool:
+        """True when each user's processes run as their own Unix account."""
+        return bool(self.user_python)
 
     def __post_init__(self) -> None:
         if self.auth not in AUTH_MODES:

@@ -1,0 +1,243 @@
+"""Users isolated by the operating system on one machine (``earthlab hub up --isolate-users``).
+
+The way The Littlest JupyterHub does it: the lab runs as root, and each hub user gets a Unix
+account of their own, ``earthlab-<name>``, created on first use (first server, or first
+cluster), whose home ``<run>/users/<name>`` is theirs alone (mode 0700). Their single-user
+server, kernels, Dask schedulers and workers run as that account; the hub and the gateways
+keep root to start them. What users run comes from the *user environment* ``<run>/userenv``:
+a virtual environment of a Python that others may execute (never one inside root's home, which
+others cannot enter), that sees the lab's packages through a ``.pth`` file.
+
+Permissions of the run directory: the directory and ``users/``, ``gateways/`` may be traversed
+(0711: no listing); ``share/`` (the kernelspec), ``userenv/`` and the users' centres file are
+readable; ``secrets/``, ``logs/``, ``hub/``, ``stac/``, ``restricted/`` and the state are
+root's only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pwd
+import re
+import shutil
+import stat
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+from lab import ConfigurationError
+
+__all__ = [
+    "USER_PREFIX",
+    "check_homes_reachable",
+    "ensure_account",
+    "make_user_env",
+    "require_root",
+    "restrict_run_dir",
+    "system_user",
+    "unreachable_ancestor",
+]
+
+USER_PREFIX = "earthlab-"
+"""Prefix of the Unix accounts of hub users."""
+_PLAIN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,22}$")
+
+
+def system_user(hub_name: str) -> str:
+    """The Unix account of a hub user: ``earthlab-<name>``, or a hashed form for other names.
+
+    Hub names that are not short lower-case words (e-mail addresses from an identity provider,
+    long names) get ``earthlab-<first letters>-<8 hex digits of their SHA-256>``: valid Unix
+    names of at most 32 characters, distinct for distinct hub names.
+    """
+    if _PLAIN.match(hub_name):
+        return USER_PREFIX + hub_name
+    safe = re.sub(r"[^a-z0-9]", "", hub_name.lower())[:12] or "user"
+    digest = hashlib.sha256(hub_name.encode("utf-8")).hexdigest()[:8]
+    return f"{USER_PREFIX}{safe}-{digest}"
+
+
+def require_root() -> None:
+    """Refuse to isolate users without the privilege it takes (starting processes as them)."""
+    if os.geteuid() != 0:
+        raise ConfigurationError(
+            "--isolate-users needs root: the hub and the gateways start each user's processes "
+            "as the user's own Unix account; run `earthlab hub up` as root, or without "
+            "--isolate-users for a single-person lab"
+        )
+
+
+def unreachable_ancestor(path: Path) -> Path | None:
+    """The first directory of ``path`` (itself included) that others may not traverse, if any."""
+    for directory in [*reversed(path.resolve().parents), path.resolve()]:
+        if not os.stat(directory).st_mode & stat.S_IXOTH:
+            return directory
+    return None
+
+
+def _must_reach(path: Path, what: str) -> None:
+    blocked = unreachable_ancestor(path)
+    if blocked is not None:
+        raise ConfigurationError(
+            f"users cannot reach {what} {path}: {blocked} is closed to others (mode "
+            f"{stat.S_IMODE(os.stat(blocked).st_mode):o}); give a --run-dir and an environment "
+            f"under directories others may traverse, or `chmod o+x {blocked}`"
+        )
+
+
+def _shared_python() -> str:
+    """A Python of this environment's version that users may run (not inside root's home)."""
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    candidates = [os.path.realpath(sys.executable)]
+    candidates += [f"{prefix}/bin/{version}" for prefix in ("/usr/local", "/usr")]
+    for candidate in candidates:
+        path = Path(candidate)
+        if path.is_file() and unreachable_ancestor(path.parent) is None:
+            return str(path)
+    raise ConfigurationError(
+        f"no {version} that users may run: this environment's interpreter "
+        f"{os.path.realpath(sys.executable)} is under a directory closed to others, and "
+        f"neither /usr/local/bin/{version} nor /usr/bin/{version} exists; install Debian's "
+        f"{version} (apt-get install {version} {version}-venv) or a Python outside root's home"
+    )
+
+
+def make_user_env(run_path: Path) -> Path:
+    """Create ``<run>/userenv``: a venv users may run that sees this environment's packages.
+
+    Returns
+    -------
+    pathlib.Path
+        Its interpreter.
+
+    Raises
+    ------
+    ConfigurationError
+        If no suitable Python exists, or this environment's packages are closed to others.
+    """
+    purelib = Path(sysconfig.get_paths()["purelib"])
+    _must_reach(purelib, "the lab's packages in")
+    for source in _editable_sources():
+        _must_reach(source, "the lab's sources in")
+    env = run_path / "userenv"
+    if env.exists():
+        shutil.rmtree(env)
+    subprocess.run(
+        [_shared_python(), "-m", "venv", "--without-pip", str(env)], check=True, capture_output=True
+    )
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    site = env / "lib" / version / "site-packages"
+    # addsitedir, not a plain path: the lab's own .pth files (editable installs) are read too
+    (site / "earthlab-environment.pth").write_text(
+        f"import site; site.addsitedir({str(purelib)!r})\n", encoding="utf-8"
+    )
+    for path in [env, *env.rglob("*")]:
+        mode = os.lstat(path).st_mode
+        if not stat.S_ISLNK(mode):
+            os.chmod(
+                path,
+                stat.S_IMODE(mode)
+                | stat.S_IROTH
+                | (stat.S_IXOTH if path.is_dir() or mode & stat.S_IXUSR else 0),
+            )
+    return env / "bin" / "python"
+
+
+def _editable_sources() -> list[Path]:
+    """Where the lab's packages live when installed in editable mode (the repository)."""
+    import lab
+
+    return [Path(lab.__file__).resolve().parent.parent]
+
+
+def check_homes_reachable(run_path: Path) -> None:
+    """Refuse a run directory under a directory others may not traverse (homes unreachable).
+
+    Raises
+    ------
+    ConfigurationError
+        Naming the closed directory and how to fix it.
+    """
+    existing = run_path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    _must_reach(existing if existing != run_path else run_path.parent, "their homes under")
+
+
+def restrict_run_dir(run_path: Path) -> None:
+    """Set the run directory's permissions for isolated users (see the module docstring)."""
+    check_homes_reachable(run_path)
+    modes = {
+        "": 0o711,
+        "users": 0o711,
+        "gateways": 0o711,
+        "share": 0o755,
+        "secrets": 0o700,
+        "logs": 0o700,
+        "hub": 0o700,
+        "stac": 0o700,
+        "restricted": 0o700,
+    }
+    for name, mode in modes.items():
+        path = run_path / name
+        if path.is_dir():
+            os.chmod(path, mode)
+    for path in (run_path / "share").rglob("*"):
+        os.chmod(path, 0o755 if path.is_dir() else 0o644)
+    for path in (run_path / "gateways").iterdir():
+        if path.is_dir():
+            os.chmod(path, 0o711)
+    for name in ("state.json",):
+        path = run_path / name
+        if path.exists():
+            os.chmod(path, 0o600)
+
+
+def ensure_account(hub_name: str, homes: Path) -> pwd.struct_passwd:
+    """Create the Unix account of a hub user and its private home if missing; return it.
+
+    The home is ``homes/<hub name>``, owned by the account, mode 0700. Safe to call from the
+    hub and the gateways at once (an account created meanwhile is taken as it is).
+    """
+    name = system_user(hub_name)
+    home = homes / hub_name
+    try:
+        account = pwd.getpwnam(name)
+    except KeyError:
+        done = subprocess.run(
+            [
+                "useradd",
+                "--no-create-home",
+                "--home-dir",
+                str(home),
+                "--shell",
+                "/bin/bash",
+                "--user-group",
+                "--comment",
+                f"earthlab hub user {hub_name}",
+                name,
+            ],
+            capture_output=True,
+            text=True,
+        )
+        try:
+            account = pwd.getpwnam(name)
+        except KeyError:
+            raise ConfigurationError(
+                f"could not create the Unix account {name} of hub user {hub_name}: "
+                f"{done.stderr.strip() or done.returncode}"
+            ) from None
+    if Path(account.pw_dir) != home:
+        raise ConfigurationError(
+            f"the Unix account {name} exists with home {account.pw_dir}, not {home}: another "
+            f"lab or person uses it; remove it (userdel {name}) or run one isolated lab at a time"
+        )
+    home.mkdir(mode=0o700, exist_ok=True)
+    info = os.lstat(home)
+    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
+        raise ConfigurationError(f"{home} is not a directory: remove it")
+    os.chown(home, account.pw_uid, account.pw_gid, follow_symlinks=False)
+    os.chmod(home, 0o700)
+    return account

@@ -1,0 +1,211 @@
+"""Isolated users on one machine (``earthlab hub up --isolate-users``, as root), attacked.
+
+Each hub user's server, kernels, schedulers and workers run as the user's own Unix account
+(``earthlab-<name>``) with a private home; the tests act as an ordinary user's notebook and try
+what the security review of issue 16 did: read the run directory's secrets and signing keys,
+another user's home and cluster keys, get root, and make root write where the user points.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import shutil
+import stat
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hub_fixtures import Hub, Kernel, running_lab
+
+from lab import ConfigurationError
+from lab_server.deploy import up
+from lab_server.deploy._isolation import system_user
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.slow,
+    pytest.mark.skipif(os.geteuid() != 0, reason="isolating users takes root (CI runs as root)"),
+]
+
+USERS = ("ann", "ben")
+
+
+@pytest.fixture(scope="module")
+def deployment(sample_dir: Path) -> Iterator:
+    # pytest's own temporary directories are closed to others (0700): users could not reach
+    # their homes there
+    base = Path(tempfile.mkdtemp(prefix="earthlab-isolated-", dir="/tmp"))
+    os.chmod(base, 0o711)
+    try:
+        with running_lab(sample_dir / "centres.yaml", base / "run", isolate_users=True) as d:
+            yield d
+    finally:
+        for user in USERS:
+            subprocess.run(["userdel", system_user(user)], capture_output=True, check=False)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def hub(deployment) -> Hub:
+    hub = Hub(deployment)
+    for user in USERS:
+        hub.create_user(user)
+    return hub
+
+
+@pytest.fixture(scope="module")
+def kernels(hub: Hub) -> Iterator[dict[str, Kernel]]:
+    """A kernel in each user's own server."""
+    started = {}
+    for user in USERS:
+        server = hub.start_server(user)
+        started[user] = Kernel(server, hub.token(user, [f"access:servers!user={user}"]))
+    yield started
+    for kernel in started.values():
+        kernel.close()
+
+
+def run(kernel: Kernel, code: str) -> dict:
+    """Run ``code`` (which prints one JSON line) in the kernel; return what it printed."""
+    output = kernel.execute(code)
+    assert output.error is None, output.error
+    return json.loads(output.stdout.strip().splitlines()[-1])
+
+
+ATTEMPT = """
+import json
+def attempt(action):
+    try:
+        action()
+        return "allowed"
+    except PermissionError:
+        return "denied"
+"""
+
+
+def test_each_server_runs_as_its_users_own_account(deployment, kernels):
+    homes = Path(deployment.run_dir) / "users"
+    for user, kernel in kernels.items():
+        seen = run(
+            kernel,
+            "import json, os, pwd\n"
+            "print(json.dumps({'user': pwd.getpwuid(os.getuid()).pw_name, 'uid': os.getuid(), "
+            "'groups': os.getgroups(), 'home': os.environ['HOME'], 'cwd': os.getcwd()}))",
+        )
+        account = pwd.getpwnam(system_user(user))
+        assert seen["user"] == f"earthlab-{user}"
+        assert seen["uid"] == account.pw_uid != 0
+        assert 0 not in seen["groups"]
+        assert seen["home"] == str(homes / user)
+        home = os.stat(homes / user)
+        assert (home.st_uid, stat.S_IMODE(home.st_mode)) == (account.pw_uid, 0o700)
+        # the lab's notebooks were copied into the home, as the user
+        welcome = homes / user / "earthlab-notebooks" / "WELCOME.md"
+        assert welcome.stat().st_uid == account.pw_uid
+
+
+def test_no_user_process_runs_as_root_or_with_allow_root(deployment, kernels):
+    uids = {pwd.getpwnam(system_user(u)).pw_uid: u for u in USERS}
+    seen = {u: 0 for u in USERS}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+            environ = (entry / "environ").read_bytes()
+            uid = entry.stat().st_uid
+        except OSError:
+            continue
+        if (
+            b"jupyterhub.singleuser" in b" ".join(cmdline)
+            and deployment.run_dir.encode() in environ
+        ):
+            assert uid in uids, f"a user server runs as uid {uid}: {cmdline}"
+            assert b"--allow-root" not in cmdline
+            seen[uids[uid]] += 1
+    assert seen == {u: 1 for u in USERS}
+
+
+def test_a_notebook_cannot_read_the_labs_secrets_or_another_users_home(deployment, kernels):
+    run_dir = Path(deployment.run_dir)
+    secrets = sorted(p.name for p in (run_dir / "secrets").iterdir())
+    assert "admin-token" in secrets and "proxy-token" in secrets
+    assert any(name.endswith("-key") for name in secrets)  # the URL-signing key
+    code = ATTEMPT + (
+        f"run = {str(run_dir)!r}\n"
+        f"secrets = {secrets!r}\n"
+        "import os\n"
+        "print(json.dumps({\n"
+        "  'secrets': {n: attempt(lambda n=n: open(f'{run}/secrets/{n}').read()) for n in secrets},\n"
+        "  'list_secrets': attempt(lambda: os.listdir(f'{run}/secrets')),\n"
+        "  'list_run_dir': attempt(lambda: os.listdir(run)),\n"
+        "  'other_home': attempt(lambda: os.listdir(f'{run}/users/ben')),\n"
+        "  'other_notebook': attempt(lambda: open(f'{run}/users/ben/earthlab-notebooks/WELCOME.md').read()),\n"
+        "  'hub_database': attempt(lambda: open(f'{run}/hub/jupyterhub.sqlite', 'rb').read(1)),\n"
+        "  'logs': attempt(lambda: os.listdir(f'{run}/logs')),\n"
+        "  'restricted': attempt(lambda: os.listdir(f'{run}/restricted')),\n"
+        "  'served_catalogues': attempt(lambda: os.listdir(f'{run}/stac')),\n"
+        "  'own_home': attempt(lambda: os.listdir(os.environ['HOME'])),\n"
+        "}))"
+    )
+    seen = run(kernels["ann"], code)
+    assert seen.pop("own_home") == "allowed"
+    assert set(seen.pop("secrets").values()) == {"denied"}
+    assert set(seen.values()) == {"denied"}, seen
+
+
+def test_clusters_run_as_their_owner_and_their_keys_are_private(deployment, kernels):
+    seen = run(
+        kernels["ann"],
+        "import json, os, pwd, lab\n"
+        "client = lab.cluster(centre='theia', workers=1)\n"
+        "workers = client.run(lambda: pwd.getpwuid(os.getuid()).pw_name)\n"
+        "scheduler = client.run_on_scheduler(lambda: pwd.getpwuid(os.getuid()).pw_name)\n"
+        "workdir = client.run_on_scheduler(lambda: os.getcwd())\n"
+        "print(json.dumps({'workers': sorted(set(workers.values())), 'scheduler': scheduler, "
+        "'workdir': workdir}))",
+    )
+    assert seen["workers"] == ["earthlab-ann"]
+    assert seen["scheduler"] == "earthlab-ann"
+    workdir = Path(seen["workdir"])
+    assert workdir.parent == Path(deployment.run_dir) / "gateways" / "theia"
+    certs = workdir / ".certs"
+    ann = pwd.getpwnam("earthlab-ann").pw_uid
+    assert (certs.stat().st_uid, stat.S_IMODE(certs.stat().st_mode)) == (ann, 0o700)
+    # ben's notebook cannot read ann's scheduler key (code would run on her cluster)
+    stolen = run(
+        kernels["ben"],
+        ATTEMPT + f"print(json.dumps(attempt(lambda: open({str(certs / 'dask.pem')!r}).read())))",
+    )
+    assert stolen == "denied"
+
+
+def test_root_never_writes_where_a_user_points(deployment, hub, kernels):
+    """A symlink planted in the home does not make the notebook copy write into the hub's files."""
+    run_dir = Path(deployment.run_dir)
+    target = run_dir / "hub"
+    run(
+        kernels["ben"],
+        "import json, os, shutil\n"
+        "home = os.environ['HOME']\n"
+        "shutil.rmtree(os.path.join(home, 'earthlab-notebooks'))\n"
+        f"os.symlink({str(target)!r}, os.path.join(home, 'earthlab-notebooks'))\n"
+        "print(json.dumps('planted'))",
+    )
+    kernels["ben"].close()
+    hub.stop_server("ben")
+    hub.start_server("ben")
+    assert not (target / "WELCOME.md").exists()
+    assert sorted(p.name for p in target.iterdir() if p.suffix in (".md", ".ipynb")) == []
+
+
+def test_up_refuses_a_run_directory_users_cannot_reach(sample_dir: Path, tmp_path: Path):
+    closed = tmp_path / "closed"
+    closed.mkdir(mode=0o700)
+    with pytest.raises(ConfigurationError, match=r"closed to others.*chmod o\+x"):
+        up(sample_dir / "centres.yaml", run_dir=closed / "run", port=0, isolate_users=True)
+    assert not (closed / "run").exists()
