@@ -23,7 +23,10 @@ $(VENV)/.core-installed: $(VENV)/bin/python pyproject.toml constraints.txt
 # (lab_server/deploy/_pgstac.py: tests/pgstac_server.py, `earthlab hub up --catalogue pgstac`).
 # Installed with apt-get when running as root (CI); otherwise the exact command is printed and
 # the browser and pgstac tests fail until they are installed.
-SYSTEM_PACKAGES = chromium chromium-driver postgresql postgresql-15-postgis-3
+# python3.11 and python3.11-venv: the user environment of isolated users (hub up
+# --isolate-users), a Python that others may run (this venv's is in root's home in CI).
+SYSTEM_PACKAGES = chromium chromium-driver postgresql postgresql-15-postgis-3 python3.11 \
+	python3.11-venv
 system-packages:
 	@missing=""; for pkg in $(SYSTEM_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$pkg 2>/dev/null | grep -q "install ok installed" \
