@@ -209,3 +209,19 @@ def test_up_refuses_a_run_directory_users_cannot_reach(sample_dir: Path, tmp_pat
     with pytest.raises(ConfigurationError, match=r"closed to others.*chmod o\+x"):
         up(sample_dir / "centres.yaml", run_dir=closed / "run", port=0, isolate_users=True)
     assert not (closed / "run").exists()
+
+
+def test_up_refuses_restricted_files_every_user_could_read(sample_dir: Path):
+    base = Path(tempfile.mkdtemp(prefix="earthlab-open-", dir="/tmp"))
+    try:
+        os.chmod(base, 0o755)
+        shutil.copytree(sample_dir, base / "sample")
+        for path in [base / "sample", *(base / "sample").rglob("*")]:
+            os.chmod(path, 0o755 if path.is_dir() else 0o644)
+        with pytest.raises(
+            ConfigurationError, match=r"restricted files of centre 'dinamis'.*o-rwx"
+        ):
+            up(base / "sample" / "centres.yaml", run_dir=base / "run", port=0, isolate_users=True)
+        assert not (base / "run" / "state.json").exists()  # refused before starting anything
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

@@ -32,6 +32,7 @@ from lab import ConfigurationError
 __all__ = [
     "USER_PREFIX",
     "check_homes_reachable",
+    "check_private",
     "ensure_account",
     "make_user_env",
     "require_root",
@@ -164,6 +165,22 @@ def check_homes_reachable(run_path: Path) -> None:
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     _must_reach(existing if existing != run_path else run_path.parent, "their homes under")
+
+
+def check_private(root: Path, what: str) -> None:
+    """Refuse files that other users could read directly (restricted data, bypassing quotas).
+
+    Raises
+    ------
+    ConfigurationError
+        If ``root`` and every directory above it may be traversed by others.
+    """
+    if unreachable_ancestor(root) is None:
+        raise ConfigurationError(
+            f"{what} in {root} can be read by every user of the machine, bypassing the "
+            f"restricted-data service: close it to others (`chmod o-rwx {root}`), then start "
+            "the lab again"
+        )
 
 
 def restrict_run_dir(run_path: Path) -> None:

@@ -41,6 +41,7 @@ from lab_server.deploy._identity import (
 )
 from lab_server.deploy._isolation import (
     check_homes_reachable,
+    check_private,
     make_user_env,
     require_root,
     restrict_run_dir,
@@ -238,6 +239,11 @@ def up(
         keep_owner_account(run, deployment.owner, run.secret("password"))
     run.write_deployment(deployment)
     _write_catalogues(run, deployment, centre_set)
+    if deployment.isolated:
+        for server in catalogues:
+            if server.restricted:
+                root = Path(_served(run, server)["root"])
+                check_private(root, f"the restricted files of centre {server.centre!r}")
     if provider_users:
         (run.path / "oidc-users.json").write_text(json.dumps(provider_users), encoding="utf-8")
     install_kernel(  # JUPYTER_PATH: hub
