@@ -24,9 +24,10 @@ $(VENV)/.core-installed: $(VENV)/bin/python pyproject.toml constraints.txt
 # Installed with apt-get when running as root (CI); otherwise the exact command is printed and
 # the browser and pgstac tests fail until they are installed.
 # python3.11 and python3.11-venv: the user environment of isolated users (hub up
-# --isolate-users), a Python that others may run (this venv's is in root's home in CI).
+# --isolate-users), a Python that others may run (this venv's is in root's home in CI);
+# iptables: the firewall rules that close the lab's private ports to those users.
 SYSTEM_PACKAGES = chromium chromium-driver postgresql postgresql-15-postgis-3 python3.11 \
-	python3.11-venv
+	python3.11-venv iptables
 system-packages:
 	@missing=""; for pkg in $(SYSTEM_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$pkg 2>/dev/null | grep -q "install ok installed" \

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 from hub_fixtures import Hub, Kernel, running_lab
 
 from lab import ConfigurationError
@@ -201,6 +202,43 @@ def test_root_never_writes_where_a_user_points(deployment, hub, kernels):
     hub.start_server("ben")
     assert not (target / "WELCOME.md").exists()
     assert sorted(p.name for p in target.iterdir() if p.suffix in (".md", ".ipynb")) == []
+
+
+def test_private_catalogue_ports_answer_the_lab_not_users(deployment, hub, kernels):
+    """The restricted centre's own catalogue (no authentication) refuses users' processes."""
+    private = next(s for s in deployment.catalogues if s.restricted)
+    url = f"http://{deployment.ip}:{private.port}/"
+    assert requests.get(url, timeout=10).status_code == 200  # the lab's own servers (root)
+    code = ATTEMPT.replace("except PermissionError", "except (PermissionError, OSError)") + (
+        "import urllib.request\n"
+        f"print(json.dumps(attempt(lambda: urllib.request.urlopen({url!r}, timeout=10).read())))"
+    )
+    assert run(kernels["ann"], code) == "denied"
+    # members still search it, through the restricted-data service
+    hub.add_to_group("dinamis", ["ben"])
+    token = hub.token("ben", [f"access:services!service={private.service}"])
+    found = requests.get(
+        deployment.catalogue_url(private.centre) + "search",
+        headers={"Authorization": f"token {token}"},
+        params={"limit": 2},
+        timeout=30,
+    )
+    assert found.status_code == 200, found.text
+    assert len(found.json()["features"]) == 2
+
+
+def test_down_removes_the_firewall_rules(sample_dir: Path):
+    base = Path(tempfile.mkdtemp(prefix="earthlab-rules-", dir="/tmp"))
+    os.chmod(base, 0o711)
+    run_dir = base / "run"
+    try:
+        with running_lab(sample_dir / "centres.yaml", run_dir, isolate_users=True):
+            rules = subprocess.run(["iptables", "-S", "OUTPUT"], capture_output=True, text=True)
+            assert rules.stdout.count(f"earthlab {run_dir.resolve()}") == 1
+        rules = subprocess.run(["iptables", "-S", "OUTPUT"], capture_output=True, text=True)
+        assert f"earthlab {run_dir.resolve()}" not in rules.stdout
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def test_up_refuses_a_run_directory_users_cannot_reach(sample_dir: Path, tmp_path: Path):

@@ -16,10 +16,12 @@ root's only.
 
 from __future__ import annotations
 
+import grp
 import hashlib
 import os
 import pwd
 import re
+import shlex
 import shutil
 import stat
 import subprocess
@@ -33,8 +35,10 @@ __all__ = [
     "USER_PREFIX",
     "check_homes_reachable",
     "check_private",
+    "close_ports",
     "ensure_account",
     "make_user_env",
+    "open_ports",
     "require_root",
     "restrict_run_dir",
     "system_user",
@@ -43,6 +47,8 @@ __all__ = [
 
 USER_PREFIX = "earthlab-"
 """Prefix of the Unix accounts of hub users."""
+USERS_GROUP = "earthlab-users"
+"""The Unix group of every isolated user's account (the firewall rules name it)."""
 _PLAIN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,22}$")
 
 
@@ -220,12 +226,15 @@ def ensure_account(hub_name: str, homes: Path) -> pwd.struct_passwd:
     """
     name = system_user(hub_name)
     home = homes / hub_name
+    _ensure_users_group()
     try:
         account = pwd.getpwnam(name)
     except KeyError:
         done = subprocess.run(
             [
                 "useradd",
+                "--groups",
+                USERS_GROUP,
                 "--no-create-home",
                 "--home-dir",
                 str(home),
@@ -246,6 +255,8 @@ def ensure_account(hub_name: str, homes: Path) -> pwd.struct_passwd:
                 f"could not create the Unix account {name} of hub user {hub_name}: "
                 f"{done.stderr.strip() or done.returncode}"
             ) from None
+    if name not in grp.getgrnam(USERS_GROUP).gr_mem:
+        subprocess.run(["usermod", "--append", "--groups", USERS_GROUP, name], check=True)
     if Path(account.pw_dir) != home:
         raise ConfigurationError(
             f"the Unix account {name} exists with home {account.pw_dir}, not {home}: another "
@@ -258,3 +269,83 @@ def ensure_account(hub_name: str, homes: Path) -> pwd.struct_passwd:
     os.chown(home, account.pw_uid, account.pw_gid, follow_symlinks=False)
     os.chmod(home, 0o700)
     return account
+
+
+def _ensure_users_group() -> None:
+    try:
+        grp.getgrnam(USERS_GROUP)
+    except KeyError:
+        subprocess.run(["groupadd", "--force", USERS_GROUP], check=True, capture_output=True)
+
+
+def _iptables(*args: str) -> subprocess.CompletedProcess:
+    iptables = shutil.which("iptables")
+    if iptables is None:
+        raise ConfigurationError(
+            "--isolate-users closes the lab's private ports to users with iptables, which is "
+            "missing: apt-get install iptables (make system-packages does it)"
+        )
+    return subprocess.run([iptables, *args], capture_output=True, text=True)
+
+
+def _rule(port: int, run_path: Path) -> list[str]:
+    return [
+        "OUTPUT",
+        "-o",
+        "lo",
+        "-p",
+        "tcp",
+        "--dport",
+        str(port),
+        "-m",
+        "owner",
+        "--gid-owner",
+        USERS_GROUP,
+        "--suppl-groups",
+        "-m",
+        "comment",
+        "--comment",
+        f"earthlab {run_path}",
+        "-j",
+        "REJECT",
+        "--reject-with",
+        "tcp-reset",
+    ]
+
+
+def close_ports(run_path: Path, ports: list[int]) -> None:
+    """Refuse connections from isolated users' processes to the lab's private ``ports``.
+
+    Loopback ports have no owner: a private server (a restricted centre's catalogue, the
+    pgstac database) would answer any process of the machine. The kernel's firewall rejects
+    connections whose process belongs to :data:`USERS_GROUP`; the lab's own servers (root)
+    still connect. :func:`open_ports` removes the rules (``hub down``).
+
+    Raises
+    ------
+    ConfigurationError
+        If iptables is missing or refuses the rule (no firewall in this kernel).
+    """
+    _ensure_users_group()
+    for port in ports:
+        done = _iptables("-I", *_rule(port, run_path))
+        if done.returncode != 0:
+            open_ports(run_path)
+            raise ConfigurationError(
+                f"could not close port {port} to users with iptables: {done.stderr.strip()}; "
+                "isolated users need a kernel firewall (netfilter) to keep private ports private"
+            )
+
+
+def open_ports(run_path: Path) -> int:
+    """Remove the rules :func:`close_ports` added for this run directory; return how many."""
+    if shutil.which("iptables") is None:
+        return 0
+    listed = _iptables("-S", "OUTPUT").stdout.splitlines()
+    removed = 0
+    for line in listed:
+        words = shlex.split(line)
+        if words[:1] == ["-A"] and f"earthlab {run_path}" in words:
+            _iptables("-D", *words[1:])
+            removed += 1
+    return removed

@@ -42,7 +42,9 @@ from lab_server.deploy._identity import (
 from lab_server.deploy._isolation import (
     check_homes_reachable,
     check_private,
+    close_ports,
     make_user_env,
+    open_ports,
     require_root,
     restrict_run_dir,
 )
@@ -254,6 +256,8 @@ def up(
     )
     if deployment.isolated:
         restrict_run_dir(run.path)
+    if deployment.isolated:  # private ports closed to users' processes (kernel firewall)
+        close_ports(run.path, _private_ports(deployment))
     started: list[Proc] = []
     try:
         _start_all(run, deployment, chp, started, timeout)
@@ -262,8 +266,15 @@ def up(
             stop(proc)
         _write_state(run, [])
         _remove_pgstac(deployment)
+        open_ports(run.path)
         raise
     return deployment
+
+
+def _private_ports(d: Deployment) -> list[int]:
+    """Ports users must not reach: restricted centres' own catalogues, the pgstac database."""
+    ports = [s.port for s in d.catalogues if s.restricted]
+    return ports + ([d.pgstac_port] if d.pgstac_port is not None else [])
 
 
 def _start_all(run: RunDir, d: Deployment, chp: Path, started: list[Proc], timeout: float) -> None:
@@ -662,6 +673,7 @@ def down(run_dir: str | os.PathLike[str] | None = None, timeout: float = 20.0) -
     _write_state(run, [])
     if run.lab_json.is_file():
         _remove_pgstac(run.deployment())  # rebuilt from the centres' files at every `up`
+    open_ports(run.path)  # the firewall rules of isolated users, if any
     return stopped
 
 
