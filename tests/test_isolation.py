@@ -18,6 +18,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 import requests
 from hub_fixtures import Hub, Kernel, running_lab
@@ -25,6 +26,7 @@ from hub_fixtures import Hub, Kernel, running_lab
 from lab import ConfigurationError
 from lab_server.deploy import up
 from lab_server.deploy._isolation import system_user
+from lab_server.deploy._layout import RUN_MARKER
 
 pytestmark = [
     pytest.mark.integration,
@@ -112,21 +114,16 @@ def test_each_server_runs_as_its_users_own_account(deployment, kernels):
 def test_no_user_process_runs_as_root_or_with_allow_root(deployment, kernels):
     uids = {pwd.getpwnam(system_user(u)).pw_uid: u for u in USERS}
     seen = {u: 0 for u in USERS}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    for proc in psutil.process_iter():
         try:
-            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
-            environ = (entry / "environ").read_bytes()
-            uid = entry.stat().st_uid
-        except OSError:
+            cmdline = proc.cmdline()
+            environ = proc.environ()
+            uid = proc.uids().real
+        except (psutil.Error, OSError):
             continue
-        if (
-            b"jupyterhub.singleuser" in b" ".join(cmdline)
-            and deployment.run_dir.encode() in environ
-        ):
+        if "jupyterhub.singleuser" in cmdline and environ.get(RUN_MARKER) == deployment.run_dir:
             assert uid in uids, f"a user server runs as uid {uid}: {cmdline}"
-            assert b"--allow-root" not in cmdline
+            assert "--allow-root" not in cmdline
             seen[uids[uid]] += 1
     assert seen == {u: 1 for u in USERS}
 
