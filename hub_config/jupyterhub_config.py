@@ -173,6 +173,12 @@ c.Spawner.environment = {
     "JUPYTER_PATH": str(run.path / "share" / "jupyter"),
     "DASK_DISTRIBUTED__DASHBOARD__LINK": "{JUPYTERHUB_SERVICE_PREFIX}proxy/{port}/status",
 }
+if lab.isolated:
+    # the user environment's prefix is not the lab environment's: JupyterLab's extensions
+    # (share/jupyter) and the server extensions they enable (etc/jupyter) are the latter's
+    lab_prefix = bin_dir.parent
+    c.Spawner.environment["JUPYTER_PATH"] += os.pathsep + str(lab_prefix / "share" / "jupyter")
+    c.Spawner.environment["JUPYTER_CONFIG_PATH"] = str(lab_prefix / "etc" / "jupyter")
 c.Spawner.post_stop_hook = earthlab_hub.stop_clusters_hook(
     {g.centre: f"http://{lab.ip}:{g.http_port}/services/{g.service}" for g in lab.gateways}
 )

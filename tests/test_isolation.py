@@ -25,7 +25,7 @@ from hub_fixtures import Hub, Kernel, running_lab
 
 from lab import ConfigurationError
 from lab_server.deploy import up
-from lab_server.deploy._isolation import system_user
+from lab_server.deploy._isolation import ensure_account, system_user
 from lab_server.deploy._layout import RUN_MARKER
 
 pytestmark = [
@@ -109,6 +109,23 @@ def test_each_server_runs_as_its_users_own_account(deployment, kernels):
         # the lab's notebooks were copied into the home, as the user
         welcome = homes / user / "earthlab-notebooks" / "WELCOME.md"
         assert welcome.stat().st_uid == account.pw_uid
+
+
+def test_jupyterlab_of_an_isolated_user_has_the_labs_extensions(deployment, hub, kernels):
+    """The user environment is another prefix: the Dask panel, proxy and widgets still load."""
+    server = deployment.url.rstrip("/") + "/user/ann/"
+    headers = {"Authorization": f"token {hub.token('ann', ['access:servers!user=ann'])}"}
+    answer = requests.get(server + "lab/api/extensions", headers=headers, timeout=60)
+    assert answer.status_code == 200, answer.text[:300]
+    loaded = {e["name"]: e["enabled"] for e in answer.json()}
+    for name in (
+        "dask-labextension",
+        "jupyterhub-jupyter-server-proxy",
+        "jupyter-widgets-jupyterlab-manager",
+    ):
+        assert loaded.get(name) is True, sorted(loaded)
+    clusters = requests.get(server + "dask/clusters", headers=headers, timeout=60)
+    assert clusters.status_code == 200 and clusters.json() == []
 
 
 def test_no_user_process_runs_as_root_or_with_allow_root(deployment, kernels):
@@ -260,3 +277,24 @@ def test_up_refuses_restricted_files_every_user_could_read(sample_dir: Path):
         assert not (base / "run" / "state.json").exists()  # refused before starting anything
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_an_account_left_by_a_lab_that_is_gone_moves_to_this_labs_home(tmp_path: Path):
+    name = system_user("stale-zoe")
+    subprocess.run(
+        ["useradd", "--no-create-home", "--home-dir", str(tmp_path / "gone"), "--user-group", name],
+        check=True,
+    )
+    try:
+        homes = tmp_path / "users"
+        homes.mkdir()
+        account = ensure_account("stale-zoe", homes)
+        assert account.pw_dir == str(homes / "stale-zoe")
+        home = os.stat(homes / "stale-zoe")
+        assert (home.st_uid, stat.S_IMODE(home.st_mode)) == (account.pw_uid, 0o700)
+        # a home that still exists is another lab's: refused, not taken over
+        subprocess.run(["usermod", "--home", str(tmp_path), name], check=True)
+        with pytest.raises(ConfigurationError, match="another lab or person uses it"):
+            ensure_account("stale-zoe", homes)
+    finally:
+        subprocess.run(["userdel", name], capture_output=True, check=False)

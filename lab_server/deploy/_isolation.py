@@ -257,6 +257,10 @@ def ensure_account(hub_name: str, homes: Path) -> pwd.struct_passwd:
             ) from None
     if name not in grp.getgrnam(USERS_GROUP).gr_mem:
         subprocess.run(["usermod", "--append", "--groups", USERS_GROUP, name], check=True)
+    if Path(account.pw_dir) != home and not Path(account.pw_dir).exists():
+        # left by a lab whose run directory is gone: the account moves to this lab's home
+        subprocess.run(["usermod", "--home", str(home), name], check=True, capture_output=True)
+        account = pwd.getpwnam(name)
     if Path(account.pw_dir) != home:
         raise ConfigurationError(
             f"the Unix account {name} exists with home {account.pw_dir}, not {home}: another "
