@@ -20,6 +20,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+import rasterio
 import requests
 from hub_fixtures import Hub, Kernel, running_lab
 
@@ -126,6 +127,22 @@ def test_jupyterlab_of_an_isolated_user_has_the_labs_extensions(deployment, hub,
         assert loaded.get(name) is True, sorted(loaded)
     clusters = requests.get(server + "dask/clusters", headers=headers, timeout=60)
     assert clusters.status_code == 200 and clusters.json() == []
+
+
+def test_the_labs_commands_run_as_the_user(kernels):
+    """earthlab, rio and dask exist beside the user environment's interpreter and run."""
+    seen = run(
+        kernels["ann"],
+        "import json, subprocess, sys\n"
+        "from pathlib import Path\n"
+        "bin_dir = Path(sys.executable).parent\n"
+        "done = {name: subprocess.run([str(bin_dir / name), '--version'], capture_output=True,"
+        " text=True) for name in ('earthlab', 'rio', 'dask')}\n"
+        "print(json.dumps({n: [d.returncode, d.stdout.strip()] for n, d in done.items()}))",
+    )
+    assert seen["earthlab"] == [0, "earthlab 0.1.0"]
+    assert seen["rio"] == [0, rasterio.__version__]
+    assert seen["dask"][0] == 0
 
 
 def test_no_user_process_runs_as_root_or_with_allow_root(deployment, kernels):
@@ -279,7 +296,7 @@ def test_up_refuses_restricted_files_every_user_could_read(sample_dir: Path):
         shutil.rmtree(base, ignore_errors=True)
 
 
-def test_an_account_left_by_a_lab_that_is_gone_moves_to_this_labs_home(tmp_path: Path):
+def test_an_account_left_by_a_stopped_or_gone_lab_moves_to_this_labs_home(tmp_path: Path):
     name = system_user("stale-zoe")
     subprocess.run(
         ["useradd", "--no-create-home", "--home-dir", str(tmp_path / "gone"), "--user-group", name],
@@ -292,7 +309,14 @@ def test_an_account_left_by_a_lab_that_is_gone_moves_to_this_labs_home(tmp_path:
         assert account.pw_dir == str(homes / "stale-zoe")
         home = os.stat(homes / "stale-zoe")
         assert (home.st_uid, stat.S_IMODE(home.st_mode)) == (account.pw_uid, 0o700)
-        # a home that still exists is another lab's: refused, not taken over
+        # a stopped lab's home (its state lists no live server): taken over, same uid
+        stopped = tmp_path / "monday" / "users" / "stale-zoe"
+        stopped.mkdir(parents=True)
+        (tmp_path / "monday" / "state.json").write_text('{"processes": []}')
+        subprocess.run(["usermod", "--home", str(stopped), name], check=True)
+        assert ensure_account("stale-zoe", homes).pw_uid == account.pw_uid
+        assert pwd.getpwnam(name).pw_dir == str(homes / "stale-zoe")
+        # a home that is not a lab's, or a running lab's: refused, not taken over
         subprocess.run(["usermod", "--home", str(tmp_path), name], check=True)
         with pytest.raises(ConfigurationError, match="another lab or person uses it"):
             ensure_account("stale-zoe", homes)

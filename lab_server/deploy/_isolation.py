@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import grp
 import hashlib
+import json
 import os
 import pwd
 import re
@@ -140,6 +141,7 @@ def make_user_env(run_path: Path) -> Path:
     (site / "earthlab-environment.pth").write_text(
         f"import site; site.addsitedir({str(purelib)!r})\n", encoding="utf-8"
     )
+    _copy_console_scripts(Path(sys.executable).parent, env / "bin")
     for path in [env, *env.rglob("*")]:
         mode = os.lstat(path).st_mode
         if not stat.S_ISLNK(mode):
@@ -150,6 +152,30 @@ def make_user_env(run_path: Path) -> Path:
                 | (stat.S_IXOTH if path.is_dir() or mode & stat.S_IXUSR else 0),
             )
     return env / "bin" / "python"
+
+
+def _copy_console_scripts(lab_bin: Path, user_bin: Path) -> list[str]:
+    """Give the user environment the lab environment's commands (``earthlab``, ``rio``, ``dask``).
+
+    Each Python script of ``lab_bin`` is copied with its ``#!`` line pointing at the user
+    environment's interpreter (the original names one users may not run); programs that are
+    not Python scripts are left out. Returns the names copied.
+    """
+    python = user_bin / "python"
+    copied = []
+    for script in sorted(lab_bin.iterdir()):
+        target = user_bin / script.name
+        if target.exists() or target.is_symlink() or not script.is_file():
+            continue
+        with open(script, "rb") as f:
+            first = f.readline()
+        if not first.startswith(b"#!") or b"python" not in first:
+            continue
+        body = script.read_bytes()[len(first) :]
+        target.write_bytes(b"#!" + str(python).encode() + b"\n" + body)
+        os.chmod(target, 0o755)
+        copied.append(script.name)
+    return copied
 
 
 def _editable_sources() -> list[Path]:
@@ -257,8 +283,9 @@ def ensure_account(hub_name: str, homes: Path) -> pwd.struct_passwd:
             ) from None
     if name not in grp.getgrnam(USERS_GROUP).gr_mem:
         subprocess.run(["usermod", "--append", "--groups", USERS_GROUP, name], check=True)
-    if Path(account.pw_dir) != home and not Path(account.pw_dir).exists():
-        # left by a lab whose run directory is gone: the account moves to this lab's home
+    if Path(account.pw_dir) != home and not _home_of_a_running_lab(Path(account.pw_dir)):
+        # left by a lab that is stopped or gone (yesterday's workshop in another run
+        # directory): the account, same uid, moves to this lab's home
         subprocess.run(["usermod", "--home", str(home), name], check=True, capture_output=True)
         account = pwd.getpwnam(name)
     if Path(account.pw_dir) != home:
@@ -353,3 +380,22 @@ def open_ports(run_path: Path) -> int:
             _iptables("-D", *words[1:])
             removed += 1
     return removed
+
+
+def _home_of_a_running_lab(home: Path) -> bool:
+    """True if ``home`` is ``<run>/users/<name>`` of a lab whose servers still run.
+
+    A home that is not a lab's (created by someone else) counts as in use.
+    """
+    from lab_server.deploy._procs import Proc
+
+    if not home.exists():
+        return False
+    state = home.parent.parent / "state.json"
+    if home.parent.name != "users" or not state.is_file():
+        return True
+    try:
+        procs = [Proc(**p) for p in json.loads(state.read_text(encoding="utf-8"))["processes"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return True
+    return any(p.alive() for p in procs)
