@@ -30,6 +30,7 @@ def test_each_package_contributes_its_commands() -> None:
         "sample": "lab",
         "search": "lab",
         "collections": "lab",
+        "process": "lab",
         "quota": "lab",
         "cube": "datacubes",
         "references": "datacubes",
