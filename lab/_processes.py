@@ -167,6 +167,19 @@ class JobStatus:
             links=tuple(document.get("links") or ()),
         )
 
+    def to_json(self) -> dict[str, Any]:
+        """The status as ``statusInfo`` JSON (without links)."""
+        return {
+            "jobID": self.job_id,
+            "processID": self.process_id,
+            "status": self.status,
+            "message": self.message,
+            "progress": self.progress,
+            "created": self.created,
+            "started": self.started,
+            "finished": self.finished,
+        }
+
     @property
     def done(self) -> bool:
         """True once the job is successful, failed or dismissed."""
@@ -233,10 +246,7 @@ class ProcessesClient:
 
     def list(self) -> builtins.list[ProcessDescription]:
         """The processes the service offers (``/processes``, every page)."""
-        found: builtins.list[ProcessDescription] = []
-        for page in self._pages("processes", "processes"):
-            found.extend(ProcessDescription.from_json(p) for p in page)
-        return found
+        return [ProcessDescription.from_json(p) for p in self._listed("processes")]
 
     def describe(self, process_id: str) -> ProcessDescription:
         """The full description of one process (its inputs' and outputs' schemas)."""
@@ -298,21 +308,19 @@ class ProcessesClient:
 
     def jobs(self) -> builtins.list[JobStatus]:
         """The caller's jobs (``/jobs``, every page)."""
-        found: builtins.list[JobStatus] = []
-        for page in self._pages("jobs", "jobs"):
-            found.extend(JobStatus.from_json(j) for j in page)
-        return found
+        return [JobStatus.from_json(j) for j in self._listed("jobs")]
 
     def job(self, job_id: str) -> Job:
         """The job ``job_id`` (of the caller)."""
         return Job(self, urljoin(self.url, f"jobs/{_segment(job_id)}"))
 
-    def _pages(self, path: str, key: str) -> Iterator[builtins.list[Any]]:
+    def _listed(self, path: str) -> Iterator[Any]:
+        """The entries of a paged list (``/processes``, ``/jobs``: the key is the path)."""
         url: str | None = path
         seen = set()
         while url is not None:
             document = self._json(url)
-            yield list(document.get(key) or ())
+            yield from document.get(path) or ()
             url = next(
                 (link["href"] for link in document.get("links", ()) if link.get("rel") == "next"),
                 None,

@@ -134,7 +134,7 @@ def run_command(args: argparse.Namespace) -> int:
             return 0
         status = outcome.status()
         if args.json:
-            _print_json(_status_json(status))
+            _print_json(status.to_json())
         else:
             print(f"job {status.job_id}: {status.status} (earthlab process status {status.job_id})")
         return 0
@@ -144,7 +144,7 @@ def run_command(args: argparse.Namespace) -> int:
             job.wait(timeout=args.timeout, progress=not args.json) if args.wait else job.status()
         )
         if args.json:
-            _print_json(_status_json(status))
+            _print_json(status.to_json())
         else:
             _print_status(status)
         return 0 if status.status != "failed" else 1
@@ -156,7 +156,7 @@ def run_command(args: argparse.Namespace) -> int:
         return 0
     found_jobs: list[JobStatus] = client.jobs()
     if args.json:
-        _print_json([_status_json(s) for s in found_jobs])
+        _print_json([s.to_json() for s in found_jobs])
     else:
         _print_table(
             [("job", "process", "status", "progress", "created")]
@@ -193,19 +193,6 @@ def _inputs(path: str | None, given: list[tuple[str, Any]]) -> dict[str, Any]:
     for name, values in repeated.items():
         inputs[name] = values[0] if len(values) == 1 else values
     return inputs
-
-
-def _status_json(status: Any) -> dict[str, Any]:
-    return {
-        "jobID": status.job_id,
-        "processID": status.process_id,
-        "status": status.status,
-        "message": status.message,
-        "progress": status.progress,
-        "created": status.created,
-        "started": status.started,
-        "finished": status.finished,
-    }
 
 
 def _print_status(status: Any) -> None:
