@@ -142,24 +142,24 @@ def main() -> int:
         assert identical, "references and open_mfdataset differ"
         mf.close()
 
-        boxes = []
-        lat_index = pd.Index(cube["lat"].values)
-        lon_index = pd.Index(cube["lon"].values)
-        for lat, lon in STATIONS:
-            i = int(np.abs(lat_index.values - lat).argmin())
-            j = int(np.abs(lon_index.values - lon).argmin())
-            boxes.append(cube["chlor_a"].isel(lat=slice(i - 1, i + 2), lon=slice(j - 1, j + 2)))
+        lats, lons = cube["lat"].values, cube["lon"].values
+        cells = [
+            (int(np.abs(lats - lat).argmin()), int(np.abs(lons - lon).argmin()))
+            for lat, lon in STATIONS
+        ]
+        boxes = [
+            cube["chlor_a"].isel(lat=slice(i - 1, i + 2), lon=slice(j - 1, j + 2)) for i, j in cells
+        ]
         with CountReads() as reads:
             matchups = [box.mean(("lat", "lon")).compute() for box in boxes]
         chunk_reads = len(reads.ranges)
         chunks_per_day = (NLAT // CHUNK) * (NLON // CHUNK)
-        under_stations = set()  # the chunks the 3 x 3 boxes cover, per day
-        for lat, lon in STATIONS:
-            i = int(np.abs(lat_index.values - lat).argmin())
-            j = int(np.abs(lon_index.values - lon).argmin())
-            for row in (i - 1, i, i + 1):
-                for col in (j - 1, j, j + 1):
-                    under_stations.add((row // CHUNK, col // CHUNK))
+        under_stations = {  # the chunks the 3 x 3 boxes cover, per day
+            (row // CHUNK, col // CHUNK)
+            for i, j in cells
+            for row in (i - 1, i, i + 1)
+            for col in (j - 1, j, j + 1)
+        }
         assert all(m.sizes["time"] == args.days for m in matchups)
         assert chunk_reads == len(under_stations) * args.days, (chunk_reads, under_stations)
 
