@@ -55,7 +55,7 @@ c.JupyterHubAuthenticator.jupyterhub_api_token = (
 )
 
 # Clusters as local processes with the per-user caps: as the gateway's user, or with isolated
-# users (hub up --isolate-users) as the cluster owner's own Unix account, from the user
+# users (hub up as root) as the cluster owner's own Unix account, from the user
 # environment.
 user_python = lab.get("user_python") or ""
 if user_python:

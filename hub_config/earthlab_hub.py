@@ -94,7 +94,9 @@ def restricted_service_role(centres: Sequence[str]) -> dict[str, Any]:
 
 
 def group_roles(
-    restricted: Mapping[str, Sequence[str]], services: Sequence[str] = ()
+    restricted: Mapping[str, Sequence[str]],
+    services: Sequence[str] = (),
+    only_user: str | None = None,
 ) -> list[dict[str, Any]]:
     """One role per hub group giving its members the restricted centres it opens.
 
@@ -104,6 +106,9 @@ def group_roles(
         ``{centre: [groups its restricted collections are for]}``.
     services
         Centres that have a restricted-data service (its scope is given too).
+    only_user
+        A single-person lab (users not isolated: anyone could read the restricted files on
+        disk): the roles go to this user only, whatever the groups say.
     """
     by_group: dict[str, list[str]] = {}
     for centre, groups in restricted.items():
@@ -117,7 +122,7 @@ def group_roles(
                 *(restricted_scope(c) for c in centres if c in services),
                 *(access_scope(c) for c in centres),
             ],
-            "groups": [group],
+            **({"users": [only_user]} if only_user is not None else {"groups": [group]}),
         }
         for group, centres in sorted(by_group.items())
     ]

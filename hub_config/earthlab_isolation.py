@@ -1,4 +1,4 @@
-"""Hub and gateway sides of isolated users (``earthlab hub up --isolate-users``, as root).
+"""Hub and gateway sides of isolated users (``earthlab hub up`` as root).
 
 - :class:`IsolatedSpawner`: a ``LocalProcessSpawner`` whose servers run as the hub user's own
   Unix account (``lab_server.deploy._isolation.system_user``), created on first spawn with a

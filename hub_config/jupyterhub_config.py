@@ -123,7 +123,11 @@ c.JupyterHub.load_roles = [
 # Restricted data: the gateway (and restricted-data service) of a centre with restricted
 # collections are open to the collections' groups only, through a role given to each group.
 if restricted_groups:
-    c.JupyterHub.load_roles += earthlab_hub.group_roles(restricted_groups, service_centres)
+    # a single-person lab (not started as root, users not isolated): every account could
+    # read the restricted files on disk, so they are granted to the lab's owner only
+    c.JupyterHub.load_roles += earthlab_hub.group_roles(
+        restricted_groups, service_centres, None if lab.isolated else (lab.owner or None)
+    )
     if lab.auth != "oidc":  # with single sign-on the provider's claims make the groups
         c.JupyterHub.load_groups = {
             group: {"users": []} for groups in restricted_groups.values() for group in groups
@@ -138,7 +142,7 @@ if restricted_servers:
     c.JupyterHub.load_roles += [earthlab_hub.restricted_service_role(service_centres)]
 
 # Single-user servers: local processes, one home per user. Isolated users (hub up
-# --isolate-users, as root): each server runs as the user's own Unix account, from the user
+# as root): each server runs as the user's own Unix account, from the user
 # environment; otherwise every server runs as the person who started the lab.
 if lab.isolated:
     import earthlab_isolation

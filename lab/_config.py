@@ -720,10 +720,14 @@ def cache_dir() -> Path:
     -------
     pathlib.Path
         The ``cache_dir`` setting if set, else ``$XDG_CACHE_HOME/earthlab``, else
-        ``~/.cache/earthlab``.
+        ``~/.cache/earthlab``; for root, ``/var/cache/earthlab`` (a lab started as root serves
+        the sample federation to accounts that cannot enter root's home).
     """
     configured = config.get("cache_dir")
     if configured:
         return Path(configured)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base).expanduser() / "earthlab"
+    if os.environ.get("XDG_CACHE_HOME"):
+        return Path(os.environ["XDG_CACHE_HOME"]).expanduser() / "earthlab"
+    if os.geteuid() == 0:
+        return Path("/var/cache/earthlab")
+    return Path.home() / ".cache" / "earthlab"

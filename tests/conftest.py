@@ -23,6 +23,32 @@ pytest_plugins = ["pgstac_server"]
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "tests" / "data" / "reference"
+ROOT_TEMP_PREFIX = "earthlab-pytest-"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """As root, temporary directories of this session in ``/tmp/earthlab-pytest-<pid>``.
+
+    A lab started as root isolates its users and runs its services as an account of their
+    own: the directories above a lab's run directory and the sample federation must let them
+    pass (``hub_fixtures.reachable_by_users``). pytest's shared ``/tmp/pytest-of-root`` is set
+    back to 0700 by every other pytest session that starts meanwhile (a developer's second
+    run), which would close a running lab to its users; a directory of this session's own is
+    not. Those of ended sessions stay for inspection until the next session starts.
+    """
+    if os.geteuid() != 0 or config.option.basetemp is not None:
+        return
+    import shutil
+    import tempfile
+
+    import psutil
+
+    base = Path(tempfile.gettempdir())
+    for old in base.glob(ROOT_TEMP_PREFIX + "*"):
+        pid = old.name[len(ROOT_TEMP_PREFIX) :]
+        if pid.isdigit() and not psutil.pid_exists(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+    config.option.basetemp = str(base / f"{ROOT_TEMP_PREFIX}{os.getpid()}")
 
 
 @pytest.fixture(autouse=True)
@@ -68,6 +94,11 @@ def sample_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     out = tmp_path_factory.mktemp("sample")
     lab.make_sample(out)
+    # as root a lab isolates its users and runs its services as an account of their own,
+    # which must reach the served files (`hub up` names the `chmod o+x` otherwise)
+    from hub_fixtures import reachable_by_users
+
+    reachable_by_users(out / "centres.yaml")
     return out
 
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
+import stat
 import time
 import uuid
 from collections.abc import Iterator
@@ -24,9 +26,30 @@ from lab_server.deploy import Deployment, RunDir, down, up
 from lab_server.deploy._layout import access_scope
 
 
+def reachable_by_users(run_dir: Path) -> Path:
+    """As root, let other accounts traverse the directories above ``run_dir`` (``o+x``).
+
+    A lab started as root isolates its users, whose homes are under the run directory; pytest's
+    temporary directories are closed to others (0700), which ``hub up`` refuses, naming the
+    ``chmod o+x`` an operator would run: this is that command. Nothing becomes listable.
+    """
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        for directory in [*reversed(run_dir.parent.resolve().parents), run_dir.parent.resolve()]:
+            mode = directory.stat().st_mode
+            if not mode & stat.S_IXOTH:
+                directory.chmod(stat.S_IMODE(mode) | stat.S_IXOTH)
+    return run_dir
+
+
 @contextlib.contextmanager
 def running_lab(centres_file: Path, run_dir: Path, **kwargs: Any) -> Iterator[Deployment]:
-    """Start the whole local lab on free ports; stop everything on exit."""
+    """Start the whole local lab on free ports; stop everything on exit.
+
+    As root (CI), the lab isolates its users: each hub user the tests create gets a Unix
+    account ``earthlab-<name>``, and ``run_dir``'s parents are made traversable for them.
+    """
+    reachable_by_users(run_dir)
     try:
         deployment = up(centres_file, run_dir=run_dir, port=0, **kwargs)
         # when up returns, every gateway answers through the lab's URL (the hub adds the

@@ -25,6 +25,7 @@ import psutil
 import pystac
 import pytest
 import rustac
+from hub_fixtures import reachable_by_users
 
 import lab
 from lab._cli import main
@@ -563,7 +564,7 @@ def test_hub_up_down_up_on_the_same_port(sample_dir: Path, tmp_path: Path) -> No
     import requests
 
     env = {"XDG_STATE_HOME": str(tmp_path / "state")}
-    run_dir = tmp_path / "run"
+    run_dir = reachable_by_users(tmp_path / "run")  # as root (CI) the lab isolates its users
     port = free_port()
     centres = str(sample_dir / "centres.yaml")
     up = ["hub", "up", "--port", str(port), "--centres", centres, "--run-dir", str(run_dir)]

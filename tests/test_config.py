@@ -388,3 +388,25 @@ def test_the_servers_own_variables_are_never_taken_for_misspelt_settings(
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         lab.config.get("centres")
+
+
+@pytest.mark.parametrize(("uid", "root"), [(0, True), (1000, False)])
+def test_defaults_of_root_stay_out_of_roots_home(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, uid: int, root: bool
+) -> None:
+    """A lab started as root isolates its users, who cannot enter root's home (0700)."""
+    from lab._config import cache_dir
+    from lab_server.deploy import default_run_dir
+
+    for name in ("XDG_CACHE_HOME", "XDG_STATE_HOME", "EARTHLAB_CACHE_DIR", "EARTHLAB_HUB_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setattr(os, "geteuid", lambda: uid)
+    if root:
+        assert str(cache_dir()) == "/var/cache/earthlab"
+        assert str(default_run_dir()) == "/var/lib/earthlab/hub"
+    else:
+        assert cache_dir() == tmp_path / ".cache" / "earthlab"
+        assert default_run_dir() == tmp_path.resolve() / ".local" / "state" / "earthlab" / "hub"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))  # an explicit choice wins
+    assert cache_dir() == tmp_path / "xdg" / "earthlab"

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import rasterio
 import requests
-from hub_fixtures import Hub, Kernel, running_lab
+from hub_fixtures import Hub, Kernel, reachable_by_users, running_lab
 
 import lab
 from lab_server.deploy._layout import access_scope, gateway_env_names
@@ -303,7 +303,7 @@ def test_hub_command_starts_reports_and_stops_everything(sample_dir, tmp_path, m
     text = (Path(__file__).parent.parent / "hub_config" / "lab.yaml").read_text()
     policy.write_text(text.replace("  idle_timeout: 1800\n", "  idle_timeout: 4\n"))
     assert policy.read_text() != text
-    run_dir = tmp_path / "run"
+    run_dir = reachable_by_users(tmp_path / "run")  # as root, users are isolated
     earthlab = [sys.executable, "-m", "lab._cli", "hub", "--run-dir", str(run_dir)]
     try:
         started = subprocess.run(

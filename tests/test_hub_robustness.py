@@ -14,7 +14,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from hub_fixtures import Hub, Kernel
+from hub_fixtures import Hub, Kernel, reachable_by_users
 
 from lab_server.deploy import down, status, up
 
@@ -52,7 +52,7 @@ def run_processes(run_dir: Path) -> dict[str, list[psutil.Process]]:
 
 
 def test_killed_hub_and_gateway_leave_nothing_after_down(sample_dir, tmp_path):
-    run_dir = tmp_path / "run"
+    run_dir = reachable_by_users(tmp_path / "run")  # as root, users are isolated
     try:
         deployment = up(sample_dir / "centres.yaml", run_dir=run_dir, port=0)
         hub = Hub(deployment)
@@ -168,7 +168,7 @@ def test_clusters_of_a_killed_gateway_end_by_themselves(sample_dir, tmp_path, mo
     policy.write_text(text.replace("  idle_timeout: 1800\n", "  idle_timeout: 20\n"))
     assert policy.read_text() != text
     monkeypatch.setenv("EARTHLAB_POLICY_FILE", str(policy))
-    run_dir = tmp_path / "run"
+    run_dir = reachable_by_users(tmp_path / "run")  # as root, users are isolated
     try:
         deployment = up(sample_dir / "centres.yaml", run_dir=run_dir, port=0)
         hub = Hub(deployment)

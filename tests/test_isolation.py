@@ -1,4 +1,4 @@
-"""Isolated users on one machine (``earthlab hub up --isolate-users``, as root), attacked.
+"""Isolated users on one machine (``earthlab hub up`` as root), attacked.
 
 Each hub user's server, kernels, schedulers and workers run as the user's own Unix account
 (``earthlab-<name>``) with a private home; the tests act as an ordinary user's notebook and try
@@ -25,8 +25,8 @@ import requests
 from hub_fixtures import Hub, Kernel, running_lab
 
 from lab import ConfigurationError
-from lab_server.deploy import up
-from lab_server.deploy._isolation import ensure_account, system_user
+from lab_server.deploy import status, up
+from lab_server.deploy._isolation import SERVICE_ACCOUNT, ensure_account, system_user
 from lab_server.deploy._layout import RUN_MARKER
 
 pytestmark = [
@@ -36,6 +36,7 @@ pytestmark = [
 ]
 
 USERS = ("ann", "ben")
+RUNUSER = shutil.which("runuser", path="/usr/sbin:/sbin:/usr/bin:/bin") or "runuser"
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +46,7 @@ def deployment(sample_dir: Path) -> Iterator:
     base = Path(tempfile.mkdtemp(prefix="earthlab-isolated-", dir="/tmp"))
     os.chmod(base, 0o711)
     try:
-        with running_lab(sample_dir / "centres.yaml", base / "run", isolate_users=True) as d:
+        with running_lab(sample_dir / "centres.yaml", base / "run") as d:
             yield d
     finally:
         for user in USERS:
@@ -190,6 +191,43 @@ def test_a_notebook_cannot_read_the_labs_secrets_or_another_users_home(deploymen
     assert set(seen.values()) == {"denied"}, seen
 
 
+def test_services_that_need_no_privilege_run_as_the_service_account(deployment, kernels):
+    """STAC front, catalogue servers, restricted-data service: the service account, which
+    reads its own secrets and the restricted files, and nothing else of the lab's."""
+    run_dir = Path(deployment.run_dir)
+    procs = {proc.name: proc for proc, alive in status(run_dir) if alive}
+    services = [n for n in procs if n == "front" or n.startswith(("stac-", "restricted-"))]
+    assert {"front", "stac-theia", "stac-dinamis", "restricted-dinamis"} <= set(services)
+    account = pwd.getpwnam(SERVICE_ACCOUNT)
+    for name in services:
+        process = psutil.Process(procs[name].pid)
+        assert process.uids().effective == account.pw_uid != 0, name
+        assert set(process.gids()) == {account.pw_gid}, name
+        assert not process.as_dict(["cmdline"])["cmdline"][0].startswith("/root"), name
+    for name in ("hub", "proxy", "gateway-theia"):  # they start processes as users
+        assert psutil.Process(procs[name].pid).uids().effective == 0, name
+
+    def service_reads(path: Path) -> bool:
+        done = subprocess.run(
+            [RUNUSER, "-u", SERVICE_ACCOUNT, "--", "cat", str(path)],
+            capture_output=True,
+            check=False,
+        )
+        return done.returncode == 0
+
+    secrets = run_dir / "secrets"
+    assert service_reads(secrets / "restricted-dinamis-token")
+    assert service_reads(secrets / "restricted-dinamis-key")
+    for other in ("admin-token", "proxy-token", "crypt-key", "dask-gateway-theia-token"):
+        assert (secrets / other).exists() and not service_reads(secrets / other), other
+    assert not service_reads(run_dir / "hub" / "jupyterhub.sqlite")
+    restricted = next(s for s in deployment.catalogues if s.restricted)
+    served = json.loads((run_dir / "stac" / "dinamis" / "served.json").read_text())
+    image = next(p for p in Path(served["root"]).rglob("*.tif"))
+    assert service_reads(image)  # and users do not (test above)
+    assert restricted.service == "restricted-dinamis"
+
+
 def test_clusters_run_as_their_owner_and_their_keys_are_private(deployment, kernels):
     seen = run(
         kernels["ann"],
@@ -263,7 +301,7 @@ def test_down_removes_the_firewall_rules(sample_dir: Path):
     os.chmod(base, 0o711)
     run_dir = base / "run"
     try:
-        with running_lab(sample_dir / "centres.yaml", run_dir, isolate_users=True):
+        with running_lab(sample_dir / "centres.yaml", run_dir):
             rules = subprocess.run(["iptables", "-S", "OUTPUT"], capture_output=True, text=True)
             assert rules.stdout.count(f"earthlab {run_dir.resolve()}") == 1
         rules = subprocess.run(["iptables", "-S", "OUTPUT"], capture_output=True, text=True)
@@ -272,11 +310,18 @@ def test_down_removes_the_firewall_rules(sample_dir: Path):
         shutil.rmtree(base, ignore_errors=True)
 
 
+def test_a_lab_started_as_root_cannot_share_roots_account(sample_dir: Path, tmp_path: Path):
+    """As root, isolation is not optional: every user's server would otherwise be root's."""
+    with pytest.raises(ConfigurationError, match=r"isolates its users.*ordinary account"):
+        up(sample_dir / "centres.yaml", run_dir=tmp_path / "run", port=0, isolate_users=False)
+    assert not (tmp_path / "run").exists()
+
+
 def test_up_refuses_a_run_directory_users_cannot_reach(sample_dir: Path, tmp_path: Path):
     closed = tmp_path / "closed"
     closed.mkdir(mode=0o700)
     with pytest.raises(ConfigurationError, match=r"closed to others.*chmod o\+x"):
-        up(sample_dir / "centres.yaml", run_dir=closed / "run", port=0, isolate_users=True)
+        up(sample_dir / "centres.yaml", run_dir=closed / "run", port=0)
     assert not (closed / "run").exists()
 
 
@@ -290,7 +335,7 @@ def test_up_refuses_restricted_files_every_user_could_read(sample_dir: Path):
         with pytest.raises(
             ConfigurationError, match=r"restricted files of centre 'dinamis'.*o-rwx"
         ):
-            up(base / "sample" / "centres.yaml", run_dir=base / "run", port=0, isolate_users=True)
+            up(base / "sample" / "centres.yaml", run_dir=base / "run", port=0)
         assert not (base / "run" / "state.json").exists()  # refused before starting anything
     finally:
         shutil.rmtree(base, ignore_errors=True)

@@ -17,7 +17,7 @@ import psutil
 import pytest
 import requests
 import yaml
-from hub_fixtures import Hub
+from hub_fixtures import Hub, reachable_by_users
 
 import lab
 from lab_server.deploy import RunDir, status
@@ -31,7 +31,7 @@ SERVICE_SCOPE = "access:services!service=restricted-dinamis"
 def test_hub_up_with_pgstac_catalogues(
     sample_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    run_dir = tmp_path / "run"
+    run_dir = reachable_by_users(tmp_path / "run")  # as root, users are isolated
     earthlab = [sys.executable, "-m", "lab._cli", "hub", "--run-dir", str(run_dir)]
     centres = str(sample_dir / "centres.yaml")
     pids: list[int] = []

@@ -10,6 +10,7 @@ erin's usage: keep their order.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import sqlite3
@@ -334,6 +335,8 @@ def test_local_hub_and_helm_layer_restrict_dinamis_the_same_way(tmp_path, monkey
             catalogues=(CatalogueServer("dinamis", 9200, 9201),),
             hub_config=str(hub_config),
             bin_dir=str(Path(sys.executable).parent),
+            user_python=sys.executable,  # users isolated: a lab of several people
+            owner="solo",
         )
     )
     monkeypatch.setenv("EARTHLAB_HUB_RUN_DIR", str(run.path))
@@ -364,6 +367,12 @@ def test_local_hub_and_helm_layer_restrict_dinamis_the_same_way(tmp_path, monkey
         == (roles["restricted-data-services"]["scopes"])
     )
     assert layer["config"]["Spawner"]["server_token_scopes"] == c.Spawner.server_token_scopes
+    # a single-person lab (users not isolated): the owner only, whatever the groups say
+    run.write_deployment(dataclasses.replace(run.deployment(), user_python=""))
+    c = PyFileConfigLoader("jupyterhub_config.py", path=str(hub_config)).load_config()
+    roles = {r["name"]: r for r in c.JupyterHub.load_roles}
+    assert roles["restricted-data-dinamis"]["users"] == ["solo"]
+    assert "groups" not in roles["restricted-data-dinamis"]
 
 
 @pytest.mark.integration

@@ -11,6 +11,8 @@ charter acceptance, not the hub admin's; a change at the provider counts at the 
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -20,7 +22,7 @@ import pytest
 import requests
 import tornado.web
 import yaml
-from hub_fixtures import Hub, running_lab
+from hub_fixtures import Hub, Kernel, reachable_by_users, running_lab
 
 import lab
 from lab_server.deploy import up
@@ -130,7 +132,7 @@ def test_a_real_provider_needs_the_client_secret_in_the_environment(
     with pytest.raises(lab.ConfigurationError, match=r"\$EARTHLAB_OIDC_CLIENT_SECRET, which is"):
         up(
             sample_dir / "centres.yaml",
-            run_dir=tmp_path / "run",
+            run_dir=reachable_by_users(tmp_path / "run"),  # as root, users are isolated
             port=0,
             auth="oidc",
             oidc_issuer="https://sso.example.org/realms/dataterra",
@@ -291,3 +293,38 @@ def test_a_change_at_the_provider_counts_at_the_next_refresh_for_the_services(
         status = requests.get(quota, headers=headers, timeout=30).status_code
         time.sleep(0.5)
     assert status == 403
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+@pytest.mark.skipif(os.geteuid() != 0, reason="users are isolated when the lab runs as root (CI)")
+def test_a_notebook_cannot_make_its_user_a_member_at_the_test_provider(deployment, hub) -> None:
+    """The test provider's ``/users`` API rewrites anyone's claims: closed to users' kernels."""
+    assert login(deployment, "dave").status_code == 302
+    kernel = Kernel(hub.start_server("dave"), hub.token("dave", ["access:servers!user=dave"]))
+    try:
+        dave = {u["sub"]: u for u in read_oidc_users(USERS)}["dave"]
+        forged = json.dumps(
+            {
+                **dave,
+                "groups": ["earthlab-users", "dinamis"],
+                "dinamis_adhesion": True,
+                "dinamis_charter_accepted": True,
+            }
+        )
+        output = kernel.execute(
+            "import json, urllib.request\n"
+            f"request = urllib.request.Request({deployment.oidc_issuer + '/users/dave'!r}, "
+            f"data={forged!r}.encode(), method='PUT', "
+            "headers={'Content-Type': 'application/json'})\n"
+            "try:\n"
+            "    print(urllib.request.urlopen(request, timeout=10).status)\n"
+            "except OSError as error:\n"
+            "    print('refused', type(error).__name__)\n"
+        )
+    finally:
+        kernel.close()
+    assert output.error is None, output.error
+    assert output.stdout.strip().startswith("refused"), output.stdout
+    assert login(deployment, "dave").status_code == 302
+    assert "dinamis" not in groups(hub, "dave")

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from hub_fixtures import reachable_by_users
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -85,6 +86,8 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     )
     work = tmp / "work"
     work.mkdir()
+    # as root a lab isolates its users: they must reach the run directory and this venv
+    reachable_by_users(work / "run")
     home = tmp / "home"
     home.mkdir()
     # A clean environment: the new venv first on PATH, no checkout on any path, own dirs.

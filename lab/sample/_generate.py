@@ -136,6 +136,9 @@ def generate(root: Path, acqs: Sequence[_scenes.Acquisition], seed: int, progres
         items=vhr_items,
         license="proprietary",
     )
+    # restricted files are their owner's only: a lab started as root refuses to serve files
+    # every account could read directly (bypassing the restricted-data service and its quota)
+    (root / _vhr.CENTRE).chmod(0o700)
 
     _say(progress, "writing the truth")
     matchups = _insitu.expected_matchups(events, acqs, scratch.scl, surf)

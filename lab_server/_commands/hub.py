@@ -76,13 +76,6 @@ def register(subparsers: Any) -> None:
         help="with --auth oidc: run a test identity provider on loopback seeded with FILE's "
         "users (tests and rehearsals only: anyone reaching it may sign in as a seeded user)",
     )
-    start.add_argument(
-        "--isolate-users",
-        action="store_true",
-        help="as root: run each user's server, kernels and Dask processes as the user's own "
-        "Unix account (earthlab-NAME, created on first use, private home), as The Littlest "
-        "JupyterHub does",
-    )
     start.set_defaults(func=run_up)
     stop = actions.add_parser(
         "down",
@@ -269,7 +262,6 @@ def run_up(args: argparse.Namespace) -> int:
         auth=args.auth,
         oidc_issuer=args.oidc_issuer,
         oidc_users=args.oidc_users,
-        isolate_users=args.isolate_users,
     )
     run = RunDir(deployment.run_dir)
     _record(run.path)
@@ -295,6 +287,13 @@ def run_up(args: argparse.Namespace) -> int:
         print(
             f"Users isolated: each runs as the Unix account earthlab-NAME, home "
             f"{run.path / 'users'}/NAME (0700), environment {deployment.user_python}"
+        )
+    else:
+        print(
+            f"A single-person lab: every server, kernel and Dask worker runs as your Unix "
+            f"account, so restricted collections are granted to {deployment.owner} only; for "
+            "a lab of several people (a workshop), start it as root: each user then gets their "
+            "own Unix account"
         )
     if deployment.pgstac_port is not None:
         print(

@@ -1,4 +1,4 @@
-"""Users isolated by the operating system on one machine (``earthlab hub up --isolate-users``).
+"""Users isolated by the operating system on one machine (``earthlab hub up`` as root).
 
 The way The Littlest JupyterHub does it: the lab runs as root, and each hub user gets a Unix
 account of their own, ``earthlab-<name>``, created on first use (first server, or first
@@ -8,10 +8,16 @@ keep root to start them. What users run comes from the *user environment* ``<run
 a virtual environment of a Python that others may execute (never one inside root's home, which
 others cannot enter), that sees the lab's packages through a ``.pth`` file.
 
+The services that need no privilege (STAC front, restricted-data services, catalogue servers,
+the test identity provider) run as the service account :data:`SERVICE_ACCOUNT`, from the same
+user environment, in ``<run>/services``.
+
 Permissions of the run directory: the directory and ``users/``, ``gateways/`` may be traversed
 (0711: no listing); ``share/`` (the kernelspec), ``userenv/`` and the users' centres file are
-readable; ``secrets/``, ``logs/``, ``hub/``, ``stac/``, ``restricted/`` and the state are
-root's only.
+readable; ``logs/``, ``hub/`` and the state are root's only; ``secrets/`` and ``stac/`` are
+root's, readable by the service account's group where it needs them (its own secrets, the
+served catalogues); ``restricted/`` (the quota ledgers) and ``services/`` are the service
+account's. Restricted files are readable by root and the service account's group only.
 """
 
 from __future__ import annotations
@@ -33,14 +39,18 @@ from pathlib import Path
 from lab import ConfigurationError
 
 __all__ = [
+    "SERVICE_ACCOUNT",
     "USER_PREFIX",
     "check_homes_reachable",
     "check_private",
+    "check_services_reach",
     "close_ports",
     "ensure_account",
+    "ensure_service_account",
+    "give_to_services",
     "make_user_env",
     "open_ports",
-    "require_root",
+    "resolve_isolation",
     "restrict_run_dir",
     "system_user",
     "unreachable_ancestor",
@@ -48,6 +58,10 @@ __all__ = [
 
 USER_PREFIX = "earthlab-"
 """Prefix of the Unix accounts of hub users."""
+SERVICE_ACCOUNT = "earthlab"
+"""The Unix account of the lab's services that need no privilege (STAC front, restricted-data
+services, catalogue servers, the test identity provider). Never a hub user's: theirs are
+``earthlab-<name>``."""
 USERS_GROUP = "earthlab-users"
 """The Unix group of every isolated user's account (the firewall rules name it)."""
 _PLAIN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,22}$")
@@ -67,14 +81,36 @@ def system_user(hub_name: str) -> str:
     return f"{USER_PREFIX}{safe}-{digest}"
 
 
-def require_root() -> None:
-    """Refuse to isolate users without the privilege it takes (starting processes as them)."""
-    if os.geteuid() != 0:
+def resolve_isolation(isolate_users: bool | None) -> bool:
+    """Whether the lab isolates its users: always as root, never otherwise.
+
+    Parameters
+    ----------
+    isolate_users
+        ``None``: decide from the privilege this process has.
+
+    Raises
+    ------
+    ConfigurationError
+        ``True`` without root (starting processes as other accounts takes root), or ``False``
+        as root (every user's server would run as root: a root shell for everyone).
+    """
+    root = os.geteuid() == 0
+    if isolate_users is None:
+        return root
+    if isolate_users and not root:
         raise ConfigurationError(
-            "--isolate-users needs root: the hub and the gateways start each user's processes "
-            "as the user's own Unix account; run `earthlab hub up` as root, or without "
-            "--isolate-users for a single-person lab"
+            "isolating users needs root: the hub and the gateways start each user's processes "
+            "as the user's own Unix account; run `earthlab hub up` as root for a lab of "
+            "several people, or as yourself for a single-person lab"
         )
+    if not isolate_users and root:
+        raise ConfigurationError(
+            "a lab started as root isolates its users (otherwise every user's server, kernel "
+            "and Dask worker would run as root); run `earthlab hub up` as an ordinary account "
+            "for a single-person lab"
+        )
+    return isolate_users
 
 
 def unreachable_ancestor(path: Path) -> Path | None:
@@ -92,6 +128,24 @@ def _must_reach(path: Path, what: str) -> None:
             f"users cannot reach {what} {path}: {blocked} is closed to others (mode "
             f"{stat.S_IMODE(os.stat(blocked).st_mode):o}); give a --run-dir and an environment "
             f"under directories others may traverse, or `chmod o+x {blocked}`"
+        )
+
+
+def check_services_reach(path: Path, what: str) -> None:
+    """Refuse files the lab's services, running as :data:`SERVICE_ACCOUNT`, cannot reach.
+
+    Raises
+    ------
+    ConfigurationError
+        If a directory of ``path`` may not be traversed by others; the message names it.
+    """
+    blocked = unreachable_ancestor(path)
+    if blocked is not None:
+        raise ConfigurationError(
+            f"the lab's services (Unix account {SERVICE_ACCOUNT}) cannot reach {what} in "
+            f"{path}: {blocked} is closed to others (mode "
+            f"{stat.S_IMODE(os.stat(blocked).st_mode):o}); `chmod o+x {blocked}` (traversal "
+            "only: nothing becomes listable), or keep the files elsewhere"
         )
 
 
@@ -215,24 +269,118 @@ def check_private(root: Path, what: str) -> None:
         )
 
 
-def restrict_run_dir(run_path: Path) -> None:
-    """Set the run directory's permissions for isolated users (see the module docstring)."""
+def ensure_service_account() -> pwd.struct_passwd:
+    """Create the lab's service account :data:`SERVICE_ACCOUNT` if missing; return it.
+
+    A system account with a group of its own, no login shell, no home of its own (the lab
+    gives its processes ``<run>/services``). It can never be a hub user's account: those are
+    ``earthlab-<name>``.
+    """
+    try:
+        return pwd.getpwnam(SERVICE_ACCOUNT)
+    except KeyError:
+        done = subprocess.run(
+            [
+                "useradd",
+                "--system",
+                "--user-group",
+                "--no-create-home",
+                "--home-dir",
+                "/nonexistent",
+                "--shell",
+                "/usr/sbin/nologin",
+                "--comment",
+                "earthlab services (STAC front, restricted data, catalogues)",
+                SERVICE_ACCOUNT,
+            ],
+            capture_output=True,
+            text=True,
+        )
+    try:
+        return pwd.getpwnam(SERVICE_ACCOUNT)
+    except KeyError:
+        raise ConfigurationError(
+            f"could not create the lab's service account {SERVICE_ACCOUNT}: "
+            f"{done.stderr.strip() or done.returncode}"
+        ) from None
+
+
+def give_to_services(root: Path, what: str) -> None:
+    """Let the service account read ``root`` (restricted files), still closed to everyone else.
+
+    Files that root owns (the operator's, or the sample the lab generated) get the service
+    account's group, with group read (and traverse for directories); other bits are kept, so
+    they stay unreadable to users. Files of another account are that account's to share.
+
+    Raises
+    ------
+    ConfigurationError
+        If ``root`` is not root's and the service account cannot read it; the message gives the
+        command that shares it.
+    """
+    group = grp.getgrnam(SERVICE_ACCOUNT).gr_gid
+    owner = os.stat(root).st_uid
+    if owner != 0:
+        if os.stat(root).st_gid == group and os.stat(root).st_mode & stat.S_IRGRP:
+            return
+        raise ConfigurationError(
+            f"{what} in {root} belong to {pwd.getpwuid(owner).pw_name}, and the lab's "
+            f"restricted-data service runs as {SERVICE_ACCOUNT}: share them with its group "
+            f"(`chgrp -R {SERVICE_ACCOUNT} {root} && chmod -R g+rX,o-rwx {root}`), then start "
+            "the lab again"
+        )
+    for path in [root, *root.rglob("*")]:
+        info = os.lstat(path)
+        if stat.S_ISLNK(info.st_mode) or info.st_uid != 0:
+            continue
+        os.chown(path, -1, group, follow_symlinks=False)
+        extra = stat.S_IRGRP | (stat.S_IXGRP if stat.S_ISDIR(info.st_mode) else 0)
+        os.chmod(path, stat.S_IMODE(info.st_mode) | extra)
+
+
+def restrict_run_dir(run_path: Path, service_secrets: list[str]) -> None:
+    """Set the run directory's permissions for isolated users (see the module docstring).
+
+    Parameters
+    ----------
+    run_path
+        The run directory.
+    service_secrets
+        Names of the secrets the services running as :data:`SERVICE_ACCOUNT` read (the
+        restricted-data services' hub tokens and signing keys): readable by its group.
+    """
     check_homes_reachable(run_path)
+    service = ensure_service_account()
     modes = {
         "": 0o711,
         "users": 0o711,
         "gateways": 0o711,
         "share": 0o755,
-        "secrets": 0o700,
+        "secrets": 0o710,
         "logs": 0o700,
         "hub": 0o700,
-        "stac": 0o700,
+        "stac": 0o750,
         "restricted": 0o700,
+        "services": 0o700,
     }
+    (run_path / "services").mkdir(exist_ok=True)
     for name, mode in modes.items():
         path = run_path / name
         if path.is_dir():
             os.chmod(path, mode)
+    # what the services read: root's, their group's; what they write: theirs
+    for name in ("secrets", "stac"):
+        os.chown(run_path / name, 0, service.pw_gid)
+    for path in (run_path / "stac").rglob("*"):
+        os.chown(path, 0, service.pw_gid, follow_symlinks=False)
+        os.chmod(path, 0o750 if path.is_dir() else 0o640)
+    for name in service_secrets:
+        path = run_path / "secrets" / name
+        os.chown(path, 0, service.pw_gid)
+        os.chmod(path, 0o640)
+    for name in ("restricted", "services"):
+        for path in [run_path / name, *(run_path / name).rglob("*")]:
+            os.chown(path, service.pw_uid, service.pw_gid, follow_symlinks=False)
     for path in (run_path / "share").rglob("*"):
         os.chmod(path, 0o755 if path.is_dir() else 0o644)
     for path in (run_path / "gateways").iterdir():
@@ -313,7 +461,7 @@ def _iptables(*args: str) -> subprocess.CompletedProcess:
     iptables = shutil.which("iptables")
     if iptables is None:
         raise ConfigurationError(
-            "--isolate-users closes the lab's private ports to users with iptables, which is "
+            "a lab started as root closes its private ports to users with iptables, which is "
             "missing: apt-get install iptables (make system-packages does it)"
         )
     return subprocess.run([iptables, *args], capture_output=True, text=True)

@@ -40,12 +40,16 @@ from lab_server.deploy._identity import (
     read_oidc_users,
 )
 from lab_server.deploy._isolation import (
+    SERVICE_ACCOUNT,
     check_homes_reachable,
     check_private,
+    check_services_reach,
     close_ports,
+    ensure_service_account,
+    give_to_services,
     make_user_env,
     open_ports,
-    require_root,
+    resolve_isolation,
     restrict_run_dir,
 )
 from lab_server.deploy._kernels import DEFAULT_KERNEL, install_kernel
@@ -95,7 +99,7 @@ def up(
     auth: str = "password",
     oidc_issuer: str | None = None,
     oidc_users: str | os.PathLike[str] | None = None,
-    isolate_users: bool = False,
+    isolate_users: bool | None = None,
 ) -> Deployment:
     """Start the local lab: proxy, one gateway per centre, JupyterHub.
 
@@ -134,7 +138,9 @@ def up(
         tests and rehearsals: anyone reaching it may sign in as a seeded user).
     isolate_users
         Run each user's server, kernels, schedulers and workers as the user's own Unix
-        account, with a private home (needs root; see ``lab_server.deploy._isolation``).
+        account, with a private home (see ``lab_server.deploy._isolation``). ``None`` (the
+        default) means: when this process runs as root. Root always isolates (``False`` as
+        root is refused: every user would get root's files); ``True`` needs root.
 
     Returns
     -------
@@ -165,8 +171,7 @@ def up(
         )
     if auth != "oidc" and (oidc_issuer or oidc_users):
         raise ConfigurationError("--oidc-issuer and --oidc-users go with --auth oidc")
-    if isolate_users:
-        require_root()
+    isolate_users = resolve_isolation(isolate_users)
     provider_users = read_oidc_users(oidc_users) if oidc_users else None
     oidc_port = free_port() if provider_users else None
 
@@ -213,7 +218,9 @@ def up(
         if auth == "oidc"
         else None,
         oidc_port=oidc_port,
-        owner=owner_name() if auth == "password" else "",
+        # with passwords, the first account and the hub's admin; in a single-person lab (not
+        # root), also the only one restricted collections are granted to, whatever the groups
+        owner=owner_name() if auth == "password" or not isolate_users else "",
     )
     run.create()
     if isolate_users:
@@ -237,15 +244,21 @@ def up(
         if server.restricted:
             run.new_secret(f"{server.service}-token")
             run.new_secret(f"{server.service}-key")
-    if deployment.owner:
+    if auth == "password":
         keep_owner_account(run, deployment.owner, run.secret("password"))
     run.write_deployment(deployment)
     _write_catalogues(run, deployment, centre_set)
     if deployment.isolated:
+        ensure_service_account()
         for server in catalogues:
+            root = Path(_served(run, server)["root"])
             if server.restricted:
-                root = Path(_served(run, server)["root"])
-                check_private(root, f"the restricted files of centre {server.centre!r}")
+                what = f"the restricted files of centre {server.centre!r}"
+                check_private(root, what)
+                check_services_reach(root.parent, what)
+                give_to_services(root, what)
+            else:
+                check_services_reach(root, f"the files of centre {server.centre!r}")
     if provider_users:
         (run.path / "oidc-users.json").write_text(json.dumps(provider_users), encoding="utf-8")
     install_kernel(  # JUPYTER_PATH: hub
@@ -255,7 +268,15 @@ def up(
         quiet=True,
     )
     if deployment.isolated:
-        restrict_run_dir(run.path)
+        restrict_run_dir(
+            run.path,
+            [
+                f"{s.service}-{kind}"
+                for s in catalogues
+                if s.restricted
+                for kind in ("token", "key")
+            ],
+        )
     if deployment.isolated:  # private ports closed to users' processes (kernel firewall)
         close_ports(run.path, _private_ports(deployment))
     started: list[Proc] = []
@@ -272,9 +293,16 @@ def up(
 
 
 def _private_ports(d: Deployment) -> list[int]:
-    """Ports users must not reach: restricted centres' own catalogues, the pgstac database."""
+    """Ports users' processes must not reach.
+
+    The restricted centres' own catalogues (no authentication: the restricted-data service is
+    their door), the pgstac database, and the test identity provider (its ``/users`` API
+    changes anyone's claims: a notebook could make its own user a DINAMIS member; the hub,
+    root's, still reaches it, and so do browsers, which do not run as lab users).
+    """
     ports = [s.port for s in d.catalogues if s.restricted]
-    return ports + ([d.pgstac_port] if d.pgstac_port is not None else [])
+    ports += [d.pgstac_port] if d.pgstac_port is not None else []
+    return ports + ([d.oidc_port] if d.oidc_port is not None else [])
 
 
 def _start_all(run: RunDir, d: Deployment, chp: Path, started: list[Proc], timeout: float) -> None:
@@ -365,11 +393,12 @@ def _start_test_provider(
     assert d.oidc_port is not None and d.oidc_issuer
     provider = start(
         "oidc-provider",
-        provider_command(d.bin_dir, d.ip, d.oidc_port, users),
+        provider_command(d.service_bin_dir, d.ip, d.oidc_port, users),
         run.logs_dir / "oidc-provider.log",
-        env,
-        run.path,
+        _service_env(run, d, env),
+        _service_dir(run, d),
         url=d.oidc_issuer + "/",
+        account=_service_account(d),
     )
     started.append(provider)
     _write_state(run, started)
@@ -383,7 +412,14 @@ def _write_catalogues(run: RunDir, d: Deployment, centre_set: Any) -> None:
         source = centre_set[server.centre]
         directory = run.path / "stac" / server.centre
         files = prepare_catalogue(source, directory, d.asset_base(source.name))
-        served = {"files": files, "root": str(centre_root(source).resolve())}
+        served = {
+            "files": files,
+            "root": str(centre_root(source).resolve()),
+            # what the restricted-data service needs of the centre, which it may not read
+            # from the operator's centres file (the service account's view of the disk)
+            "restricted": dict(source.restricted),
+            "access_url": source.access_url,
+        }
         (directory / "served.json").write_text(json.dumps(served), encoding="utf-8")
         catalog: dict[str, Any] = {
             "kind": "stac-api",
@@ -409,6 +445,30 @@ def _cluster(d: Deployment) -> PgstacCluster | None:
     return PgstacCluster(d.pgstac_data, d.pgstac_port, str(find_postgres()), password, d.ip)
 
 
+def _service_account(d: Deployment) -> str | None:
+    """The account of the services that need no privilege (None: the lab's own).
+
+    The service account when users are isolated (the lab runs as root).
+    """
+    return SERVICE_ACCOUNT if d.isolated else None
+
+
+def _service_dir(run: RunDir, d: Deployment) -> Path:
+    """Working directory of those services: ``<run>/services`` (theirs) when isolated."""
+    return run.path / "services" if d.isolated else run.path
+
+
+def _service_env(run: RunDir, d: Deployment, env: dict[str, str]) -> dict[str, str]:
+    """Their environment: their own home and the commands of the environment they run from."""
+    if not d.isolated:
+        return env
+    return {
+        **env,
+        "HOME": str(run.path / "services"),
+        "PATH": os.pathsep.join([d.service_bin_dir, env.get("PATH", "/usr/bin:/bin")]),
+    }
+
+
 def _server_env(d: Deployment, name: str, env: dict[str, str]) -> dict[str, str]:
     """The environment of one catalogue-side server: a pgstac API gets the database password."""
     cluster = _cluster(d) if name.startswith("stac-") else None
@@ -428,14 +488,16 @@ def _catalogue_commands(run: RunDir, d: Deployment) -> list[tuple[str, list[str]
     starts it before them.
     """
     commands = []
-    python = str(Path(d.bin_dir) / "python")
+    python = str(Path(d.service_bin_dir) / "python")
     cluster = _cluster(d)
     for server in d.catalogues:
         if cluster is not None:
             database = _served(run, server)["database"]
             command = api_command(python, cluster, database, d.ip, server.port)
         else:
-            command = rustac_command(d.bin_dir, _served(run, server)["files"], d.ip, server.port)
+            command = rustac_command(
+                d.service_bin_dir, _served(run, server)["files"], d.ip, server.port
+            )
         commands.append(
             (
                 f"stac-{server.centre}",
@@ -514,8 +576,16 @@ def _start_catalogues(
     _start_pgstac(run, d, started, timeout)
     waiting = []
     for name, command, log, ready_url in _catalogue_commands(run, d):
-        server_env = _server_env(d, name, env)
-        proc = start(name, command, run.logs_dir / log, server_env, run.path, url=ready_url)
+        server_env = _server_env(d, name, _service_env(run, d, env))
+        proc = start(
+            name,
+            command,
+            run.logs_dir / log,
+            server_env,
+            _service_dir(run, d),
+            url=ready_url,
+            account=_service_account(d),
+        )
         started.append(proc)
         waiting.append((proc, ready_url))
     _write_state(run, started)
@@ -560,8 +630,16 @@ def restart(
         if proc.name == name:
             stop(proc, timeout)
     _, command, log, ready_url = commands[name]
-    server_env = _server_env(d, name, _base_env(d))
-    new = start(name, command, run.logs_dir / log, server_env, run.path, url=ready_url)
+    server_env = _server_env(d, name, _service_env(run, d, _base_env(d)))
+    new = start(
+        name,
+        command,
+        run.logs_dir / log,
+        server_env,
+        _service_dir(run, d),
+        url=ready_url,
+        account=_service_account(d),
+    )
     _write_state(run, [new if p.name == name else p for p in procs])
     wait_until(new, http_ready(ready_url), timeout)
     return new

@@ -98,13 +98,18 @@ def default_run_dir() -> Path:
     -------
     pathlib.Path
         The ``hub_dir`` setting (``lab.config``, ``EARTHLAB_HUB_DIR``) if set, else
-        ``$XDG_STATE_HOME/earthlab/hub`` (default ``~/.local/state/earthlab/hub``).
+        ``$XDG_STATE_HOME/earthlab/hub`` (default ``~/.local/state/earthlab/hub``; for root,
+        ``/var/lib/earthlab/hub``: isolated users' homes are under the run directory, and
+        they cannot enter root's home).
     """
     configured = config.get("hub_dir")
     if configured:
         return Path(configured).expanduser().resolve()
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base).expanduser().resolve() / "earthlab" / "hub"
+    if os.environ.get("XDG_STATE_HOME"):
+        return Path(os.environ["XDG_STATE_HOME"]).expanduser().resolve() / "earthlab" / "hub"
+    if os.geteuid() == 0:
+        return Path("/var/lib/earthlab/hub")
+    return Path.home().resolve() / ".local" / "state" / "earthlab" / "hub"
 
 
 def hub_config_dir() -> Path:
@@ -203,15 +208,25 @@ class Deployment:
     """Port of the test provider the lab runs (``hub up --oidc-users``); None otherwise."""
     owner: str = ""
     """The person who ran ``hub up`` (its Unix account): with per-user passwords, the first
-    account and the hub's admin."""
+    account and the hub's admin; in a single-person lab (not started as root), the only hub
+    user restricted collections are granted to."""
     user_python: str = ""
-    """With isolated users (``hub up --isolate-users``): the interpreter of the user
+    """With isolated users (``hub up`` as root): the interpreter of the user
     environment their servers, kernels and Dask processes run; '' when users are not isolated."""
 
     @property
     def isolated(self) -> bool:
         """True when each user's processes run as their own Unix account."""
         return bool(self.user_python)
+
+    @property
+    def service_bin_dir(self) -> str:
+        """Where the commands of the services that need no privilege are.
+
+        The user environment's with isolated users (they run as the service account), else
+        the lab's.
+        """
+        return str(Path(self.user_python).parent) if self.isolated else self.bin_dir
 
     def __post_init__(self) -> None:
         if self.auth not in AUTH_MODES:

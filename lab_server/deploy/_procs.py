@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import psutil
 import requests
@@ -81,14 +82,24 @@ def start(
     env: Mapping[str, str],
     cwd: Path,
     url: str = "",
+    account: str | None = None,
 ) -> Proc:
     """Start a server in its own session, output appended to ``log``.
+
+    Parameters
+    ----------
+    account
+        Run the server as this Unix account and its own group only (no supplementary
+        groups); needs root. The log is opened here, by the caller.
 
     Returns
     -------
     Proc
         The started process.
     """
+    as_account: dict[str, Any] = (
+        {"user": account, "group": account, "extra_groups": []} if account else {}
+    )
     with open(log, "ab") as out:
         popen = subprocess.Popen(
             list(command),
@@ -98,6 +109,7 @@ def start(
             env=dict(env),
             cwd=cwd,
             start_new_session=True,
+            **as_account,
         )
     try:
         created = psutil.Process(popen.pid).create_time()

@@ -26,7 +26,6 @@ from lab_server.restricted._service import Footprint, ServiceConfig, make_app
 
 def build_config(run_dir: Path, centre: str) -> tuple[ServiceConfig, int, str]:
     """The service's configuration, port and address, from the run directory."""
-    from lab import read_centres_file
     from lab_server.deploy import RunDir
 
     run = RunDir(run_dir)
@@ -34,8 +33,9 @@ def build_config(run_dir: Path, centre: str) -> tuple[ServiceConfig, int, str]:
     server = deployment.catalogue(centre)
     if server.service_port is None:
         raise SystemExit(f"centre {centre!r} has no restricted collections in {run.lab_json}")
-    source_file = deployment.source_centres_file or deployment.centres_file
-    source = read_centres_file(Path(source_file))[centre]
+    # what hub up wrote of the centre (the operator's centres file may be closed to the
+    # service account this service runs as)
+    served = json.loads((run.path / "stac" / centre / "served.json").read_text(encoding="utf-8"))
     policy_file = Path(os.environ.get(POLICY_FILE) or Path(deployment.hub_config) / "lab.yaml")
     policy = QuotaPolicy.from_policy(yaml.safe_load(policy_file.read_text(encoding="utf-8")))
     public = deployment.restricted_service_url(centre)
@@ -47,23 +47,22 @@ def build_config(run_dir: Path, centre: str) -> tuple[ServiceConfig, int, str]:
         for asset in feature["assets"].values():
             if asset["href"].startswith(asset_url):
                 footprints[asset["href"][len(asset_url) :]] = cost
-    from lab_server.deploy._catalogues import centre_root
-
     config = ServiceConfig(
         centre=centre,
         service=server.service,
         prefix=f"/services/{server.service}/",
         public_url=public,
         upstream=f"http://{deployment.ip}:{server.port}/",
-        files_root=centre_root(source).resolve(),
+        files_root=Path(served["root"]),
         hub_api_url=deployment.hub_api_url,
         api_token=run.secret(f"{server.service}-token"),
         signing_key=bytes.fromhex(run.secret(f"{server.service}-key")),
-        groups=dict(source.restricted),
-        access_url=source.access_url or f"the operators of {centre}",
+        groups=dict(served["restricted"]),
+        access_url=served["access_url"] or f"the operators of {centre}",
         policy=policy,
         ledger_path=run.path / "restricted" / centre / "usage.sqlite",
         footprints=footprints,
+        only_user=None if deployment.isolated else deployment.owner,
     )
     return config, server.service_port, deployment.ip
 

@@ -83,6 +83,9 @@ class ServiceConfig:
     """The SQLite usage ledger."""
     footprints: Mapping[str, Footprint]
     """``{asset path: Footprint}`` of every asset the service serves."""
+    only_user: str | None = None
+    """A single-person lab (users not isolated by the operating system, so every account could
+    read the restricted files on disk): the only user admitted, whatever the groups say."""
 
     @property
     def access_scope(self) -> str:
@@ -180,6 +183,16 @@ class Gatekeeper:
 
     async def member(self, user: str) -> Caller:
         """Admit ``user`` if they belong to a group the collections are restricted to."""
+        if self.config.only_user is not None and user != self.config.only_user:
+            raise RefusalError(
+                403,
+                "Restricted",
+                f"restricted: this is a single-person lab (not started as root, so its users "
+                f"are not isolated from each other and could read the restricted files on "
+                f"disk): {', '.join(sorted(self.config.groups))} is for its owner "
+                f"{self.config.only_user} only; for a lab of several people, start it as root "
+                "(`earthlab hub up`), which gives each user their own Unix account",
+            )
         groups = await self.groups_of(user)
         if not groups & set(self.config.groups.values()):
             raise self.restricted(f"{user} is not a member")
