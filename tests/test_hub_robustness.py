@@ -37,6 +37,7 @@ def run_processes(run_dir: Path) -> dict[str, list[psutil.Process]]:
         line = " ".join(p.info["cmdline"] or [])
         for kind, word in (
             ("server", "jupyterhub-singleuser"),
+            ("server", "-m jupyterhub.singleuser"),  # isolated users: the user environment's
             ("kernel", "ipykernel"),
             ("scheduler", "scheduler"),
             ("worker", "worker"),
