@@ -38,7 +38,11 @@ import earthlab_hub  # noqa: E402
 from lab import http_session, read_centres_file  # noqa: E402
 from lab_server.deploy import RunDir  # noqa: E402
 from lab_server.deploy._identity import discovery_url  # noqa: E402
-from lab_server.deploy._layout import ADMIN_SERVICE, notebook_sources  # noqa: E402
+from lab_server.deploy._layout import (  # noqa: E402
+    ADMIN_SERVICE,
+    PROCESSES_SERVICE,
+    notebook_sources,
+)
 from lab_server.environment import HUB_RUN_DIR  # noqa: E402
 
 run = RunDir(os.environ[HUB_RUN_DIR])
@@ -172,6 +176,23 @@ c.Spawner.args = [
     f"--ServerApp.shutdown_no_activity_timeout={policy['hub']['cull_idle_servers']}",
 ]
 c.Spawner.server_token_scopes = earthlab_hub.server_token_scopes(centres, service_centres)
+# The processing service (OGC API - Processes): every user may use it, from a browser session
+# or a token; their servers' tokens carry its scope so lab.processes() works in a notebook.
+if lab.processes_port is not None:
+    c.JupyterHub.services += [
+        {
+            "name": PROCESSES_SERVICE,
+            "url": f"http://{lab.ip}:{lab.processes_port}",
+            "api_token": run.secret(f"{PROCESSES_SERVICE}-token"),
+            "display": True,
+            "info": {"description": "OGC API - Processes: the lab's recipes as jobs"},
+        }
+    ]
+    processes_scope = f"access:services!service={PROCESSES_SERVICE}"
+    next(r for r in c.JupyterHub.load_roles if r["name"] == "user")["scopes"].append(
+        processes_scope
+    )
+    c.Spawner.server_token_scopes.append(processes_scope)
 c.Spawner.environment = {
     **lab.user_environment(),
     "JUPYTER_PATH": str(run.path / "share" / "jupyter"),

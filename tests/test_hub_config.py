@@ -59,6 +59,7 @@ def run_dir(tmp_path: Path) -> RunDir:
     )
     for g in gateways:
         run.new_secret(f"{g.service}-token")
+    run.new_secret("processes-token")
     run.write_deployment(
         Deployment(
             run_dir=str(run.path),
@@ -69,6 +70,7 @@ def run_dir(tmp_path: Path) -> RunDir:
             centres_file=str(centres_file),
             hub_config=str(HUB_CONFIG),
             bin_dir=str(Path(sys.executable).parent),
+            processes_port=9300,
         )
     )
     return run
@@ -179,17 +181,26 @@ def test_local_hub_registers_gateways_scopes_and_environment(run_dir, monkeypatc
     c = local_hub(run_dir, monkeypatch)
     deployment = run_dir.deployment()
     services = {s["name"]: s for s in c.JupyterHub.services}
-    assert set(services) == {"dask-gateway-theia", "dask-gateway-odatis", "earthlab-admin"}
+    assert set(services) == {
+        "dask-gateway-theia",
+        "dask-gateway-odatis",
+        "earthlab-admin",
+        "processes",
+    }
+    assert services["processes"]["url"] == "http://127.0.0.1:9300"
+    assert services["processes"]["api_token"] == run_dir.secret("processes-token")
     for g in deployment.gateways:
         assert services[g.service]["url"] == f"http://127.0.0.1:{g.http_port}"
         assert services[g.service]["api_token"] == run_dir.secret(f"{g.service}-token")
     roles = {r["name"]: r for r in c.JupyterHub.load_roles}
     scopes = [access_scope(centre) for centre in CENTRES]
-    assert roles["user"]["scopes"] == ["self", *scopes]
+    processes = "access:services!service=processes"
+    assert roles["user"]["scopes"] == ["self", *scopes, processes]
     assert c.Spawner.server_token_scopes == [
         "users:activity!user",
         "access:servers!server",
         *scopes,
+        processes,
     ]
     assert not any(s.startswith("access:services") for s in roles["earthlab-admin"]["scopes"])
     env = c.Spawner.environment
@@ -198,6 +209,7 @@ def test_local_hub_registers_gateways_scopes_and_environment(run_dir, monkeypatc
         assert env[address_var] == f"http://127.0.0.1:8000/services/dask-gateway-{centre}"
         assert env[proxy_var] == f"gateway://127.0.0.1:{deployment.gateway(centre).tcp_port}"
     assert env["EARTHLAB_CENTRES"] == deployment.centres_file
+    assert env["EARTHLAB_PROCESSES__URL"] == "http://127.0.0.1:8000/services/processes/"
     assert "--MultiKernelManager.default_kernel_name=earth-analytics" in c.Spawner.args
     assert c.ConfigurableHTTPProxy.should_start is False
     # one password per account, from the run directory's accounts file (no shared password)
@@ -266,7 +278,12 @@ def test_helm_hub_agrees_with_the_local_hub(run_dir, monkeypatch, policy_modules
     gateway_services = {
         s["name"] for s in local.JupyterHub.services if s["name"].startswith("dask-gateway-")
     }
-    assert set(hub["services"]) == gateway_services
+    assert set(hub["services"]) == gateway_services | {"processes"}
+    processes = next(s for s in local.JupyterHub.services if s["name"] == "processes")
+    assert hub["services"]["processes"]["display"] is processes["display"]
+    assert values["singleuser"]["extraEnv"]["EARTHLAB_PROCESSES__URL"] == (
+        "https://lab.example.org/services/processes/"
+    )
     for name in gateway_services:  # the gateways' OAuth login for dashboards, no confirmation
         local_service = next(s for s in local.JupyterHub.services if s["name"] == name)
         assert hub["services"][name]["oauth_no_confirm"] is local_service["oauth_no_confirm"]
@@ -351,7 +368,8 @@ def test_helm_has_one_gateway_release_per_sample_centre(sample_dir):
     open_centres = [n for n in names if not centres[n].restricted]
     assert open_centres == list(CENTRES)
     assert list(helm_values("jupyterhub.yaml")["hub"]["services"]) == [
-        f"dask-gateway-{n}" for n in open_centres
+        *(f"dask-gateway-{n}" for n in open_centres),
+        "processes",  # the processing service, one for the lab
     ]
     layer = helm_values("jupyterhub-dinamis.yaml")["hub"]["services"]
     assert set(layer) == {"dask-gateway-dinamis", "restricted-dinamis"}

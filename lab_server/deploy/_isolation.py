@@ -362,8 +362,10 @@ def restrict_run_dir(run_path: Path, service_secrets: list[str]) -> None:
         "stac": 0o750,
         "restricted": 0o700,
         "services": 0o700,
+        "processes": 0o700,
     }
-    (run_path / "services").mkdir(exist_ok=True)
+    for name in ("services", "processes"):
+        (run_path / name).mkdir(exist_ok=True)
     for name, mode in modes.items():
         path = run_path / name
         if path.is_dir():
@@ -378,7 +380,7 @@ def restrict_run_dir(run_path: Path, service_secrets: list[str]) -> None:
         path = run_path / "secrets" / name
         os.chown(path, 0, service.pw_gid)
         os.chmod(path, 0o640)
-    for name in ("restricted", "services"):
+    for name in ("restricted", "services", "processes"):
         for path in [run_path / name, *(run_path / name).rglob("*")]:
             os.chown(path, service.pw_uid, service.pw_gid, follow_symlinks=False)
     for path in (run_path / "share").rglob("*"):

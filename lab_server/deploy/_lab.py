@@ -55,6 +55,7 @@ from lab_server.deploy._isolation import (
 from lab_server.deploy._kernels import DEFAULT_KERNEL, install_kernel
 from lab_server.deploy._layout import (
     CATALOGUE_BACKENDS,
+    PROCESSES_SERVICE,
     SECRET_NAMES,
     Deployment,
     GatewayPorts,
@@ -206,6 +207,7 @@ def up(
         source_centres_file=str(centre_set.source),
         catalogues=catalogues,
         front_port=free_port() if any(not s.restricted for s in catalogues) else None,
+        processes_port=free_port(),
         hub_config=str(config),
         bin_dir=current_bin_dir(),
         kernel=DEFAULT_KERNEL,
@@ -240,6 +242,8 @@ def up(
         run.new_secret(name, 8 if name == "password" else 32)
     for g in deployment.gateways:
         run.new_secret(f"{g.service}-token")
+    run.new_secret(f"{PROCESSES_SERVICE}-token")
+    (run.path / "processes").mkdir(exist_ok=True)
     for server in catalogues:
         if server.restricted:
             run.new_secret(f"{server.service}-token")
@@ -271,10 +275,13 @@ def up(
         restrict_run_dir(
             run.path,
             [
-                f"{s.service}-{kind}"
-                for s in catalogues
-                if s.restricted
-                for kind in ("token", "key")
+                f"{PROCESSES_SERVICE}-token",
+                *(
+                    f"{s.service}-{kind}"
+                    for s in catalogues
+                    if s.restricted
+                    for kind in ("token", "key")
+                ),
             ],
         )
     if deployment.isolated:  # private ports closed to users' processes (kernel firewall)
@@ -470,7 +477,13 @@ def _service_env(run: RunDir, d: Deployment, env: dict[str, str]) -> dict[str, s
 
 
 def _server_env(d: Deployment, name: str, env: dict[str, str]) -> dict[str, str]:
-    """The environment of one catalogue-side server: a pgstac API gets the database password."""
+    """The environment of one catalogue-side server.
+
+    A pgstac API gets the database password; the processing service, the users' view of the
+    lab (centres file, gateways).
+    """
+    if name == PROCESSES_SERVICE:
+        return {**env, **d.user_environment()}
     cluster = _cluster(d) if name.startswith("stac-") else None
     return {**env, **cluster.client_env()} if cluster is not None else env
 
@@ -535,6 +548,15 @@ def _catalogue_commands(run: RunDir, d: Deployment) -> list[tuple[str, list[str]
                     f"http://{d.ip}:{server.service_port}/services/{server.service}/health",
                 )
             )
+    if d.processes_port is not None:
+        commands.append(
+            (
+                PROCESSES_SERVICE,
+                [python, "-m", "lab_server.processes"],
+                f"{PROCESSES_SERVICE}.log",
+                f"http://{d.ip}:{d.processes_port}/services/{PROCESSES_SERVICE}/health",
+            )
+        )
     return commands
 
 

@@ -49,6 +49,8 @@ __all__ = [
 
 LAB_JSON = "lab.json"
 SECRET_NAMES = ("proxy-token", "admin-token", "cookie-secret", "password", "crypt-key")
+PROCESSES_SERVICE = "processes"
+"""Hub service name of the processing service (``lab_server.processes``)."""
 ADMIN_SERVICE = "earthlab-admin"
 """Hub service whose token (``secrets/admin-token``) administers users and servers."""
 
@@ -210,6 +212,9 @@ class Deployment:
     """The person who ran ``hub up`` (its Unix account): with per-user passwords, the first
     account and the hub's admin; in a single-person lab (not started as root), the only hub
     user restricted collections are granted to."""
+    processes_port: int | None = None
+    """Port of the processing service (the hub service ``processes``, OGC API – Processes);
+    None in labs started before it existed."""
     user_python: str = ""
     """With isolated users (``hub up`` as root): the interpreter of the user
     environment their servers, kernels and Dask processes run; '' when users are not isolated."""
@@ -271,12 +276,20 @@ class Deployment:
     def routed_services(self) -> tuple[str, ...]:
         """Names of the services the proxy routes at ``/services/<name>/``.
 
-        The gateways and restricted-data services: the hub adds their routes after its API
-        answers.
+        The gateways, restricted-data services and the processing service: the hub adds their
+        routes after its API answers.
         """
-        return tuple(g.service for g in self.gateways) + tuple(
-            s.service for s in self.catalogues if s.restricted
+        processes = (PROCESSES_SERVICE,) if self.processes_port is not None else ()
+        return (
+            tuple(g.service for g in self.gateways)
+            + tuple(s.service for s in self.catalogues if s.restricted)
+            + processes
         )
+
+    @property
+    def processes_url(self) -> str:
+        """The processing service's URL through the hub's proxy, ending in ``/``."""
+        return f"{self.url}services/{PROCESSES_SERVICE}/"
 
     def gateway_proxy_address(self, centre: str) -> str:
         """``gateway://`` address of a centre's scheduler proxy."""
@@ -321,6 +334,8 @@ class Deployment:
             address_var, proxy_var = gateway_env_names(g.centre)
             env[address_var] = self.gateway_address(g.centre)
             env[proxy_var] = self.gateway_proxy_address(g.centre)
+        if self.processes_port is not None:  # lab.processes() with no argument
+            env[config.env_name("processes.url")] = self.processes_url
         return env
 
     def to_json(self) -> str:

@@ -1,0 +1,253 @@
+"""The processes the service offers: pygeoapi processors, built in or contributed.
+
+A process is a pygeoapi :class:`~pygeoapi.process.base.BaseProcessor`: its ``metadata`` is an
+OGC process description (pygeoapi's ``PROCESS_METADATA`` format: id, title, version,
+``jobControlOptions``, ``inputs`` and ``outputs`` with JSON Schemas; units as ``x-ogc-unit``),
+and ``execute(data)`` returns ``(mimetype, outputs)``. The lab's processors also take a
+:class:`JobContext` (progress, cancellation, a working directory).
+
+``echo`` is built in. Other packages contribute processes through the entry-point group
+``earthlab.processes`` (``pyproject.toml``), since the server side imports only the SDK: the
+entry point names an object with a ``metadata`` mapping and an
+``execute(data, context) -> dict`` method, wrapped here in a :class:`ContributedProcessor`.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from importlib import import_module
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any
+
+from pygeoapi.process.base import BaseProcessor
+
+from lab import EarthLabError
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "ContributedProcessor",
+    "EchoProcessor",
+    "JobCancelledError",
+    "JobContext",
+    "LabProcessor",
+    "ProcessDefinitionError",
+    "load_processors",
+    "processor_for",
+]
+
+ENTRY_POINT_GROUP = "earthlab.processes"
+
+
+class JobCancelledError(EarthLabError, RuntimeError):
+    """The job was dismissed by its owner while it ran."""
+
+
+class ProcessDefinitionError(EarthLabError, TypeError):
+    """A contributed process is not usable (its entry point names the wrong object)."""
+
+
+@dataclass
+class JobContext:
+    """What a running process may use: its job, progress reporting and cancellation.
+
+    Attributes
+    ----------
+    job_id, user : str
+        The job and its owner.
+    work_dir : pathlib.Path
+        The owner's results directory (outputs written there belong to the owner).
+    report : callable
+        ``report(fraction, message)``: records progress (0 to 1).
+    is_cancelled : callable
+        Whether the owner dismissed the job.
+    """
+
+    job_id: str
+    user: str
+    work_dir: Path
+    report: Callable[[float | None, str], None] = field(default=lambda f, m: None)
+    is_cancelled: Callable[[], bool] = field(default=lambda: False)
+
+    def progress(self, fraction: float | None, message: str = "") -> None:
+        """Report progress (a fraction of the work done, or None) and stop if dismissed.
+
+        Raises
+        ------
+        JobCancelledError
+            The job was dismissed: processes call this between steps.
+        """
+        if self.is_cancelled():
+            raise JobCancelledError(f"job {self.job_id} was dismissed")
+        self.report(fraction, message)
+
+
+def _io(schema: dict[str, Any], title: str, description: str, **extra: Any) -> dict[str, Any]:
+    return {"title": title, "description": description, "schema": schema, **extra}
+
+
+_BBOX = {
+    "type": "object",
+    "required": ["bbox"],
+    "properties": {
+        "bbox": {"type": "array", "items": {"type": "number"}, "minItems": 4, "maxItems": 6},
+        "crs": {"type": "string", "format": "uri"},
+    },
+}
+# The echo process of OGC's test suite (ets-ogcapi-processes10): every input comes back as the
+# output of the same stem (stringInput -> stringOutput); pause (s) makes a job last.
+_ECHO_INPUTS: dict[str, dict[str, Any]] = {
+    "stringInput": _io({"type": "string"}, "String", "A string, echoed as stringOutput."),
+    "measureInput": _io(
+        {
+            "type": "object",
+            "required": ["measurement", "uom"],
+            "properties": {
+                "measurement": {"type": "number"},
+                "uom": {"type": "string"},
+                "reference": {"type": "string", "format": "uri"},
+            },
+        },
+        "Measure",
+        "A value with its unit of measure, echoed as measureOutput.",
+    ),
+    "dateInput": _io(
+        {"type": "string", "format": "date-time"}, "Date", "An instant, echoed as dateOutput."
+    ),
+    "doubleInput": _io({"type": "number"}, "Number", "A number, echoed as doubleOutput."),
+    "arrayInput": _io(
+        {"type": "array", "items": {"type": "integer"}, "minItems": 1},
+        "Array",
+        "An array of integers, echoed as arrayOutput.",
+    ),
+    "complexObjectInput": _io(
+        {"type": "object"}, "Object", "Any JSON object, echoed as complexObjectOutput."
+    ),
+    "geometryInput": _io(
+        {"type": "object", "required": ["type"], "properties": {"type": {"type": "string"}}},
+        "Geometry",
+        "A GeoJSON geometry, echoed as geometryOutput.",
+    ),
+    "boundingBoxInput": _io(_BBOX, "Bounding box", "A bounding box, echoed as boundingBoxOutput."),
+    "pause": _io(
+        {"type": "number", "minimum": 0, "maximum": 3600, "x-ogc-unit": "s"},
+        "Pause",
+        "Seconds to wait before answering (progress is reported every 0.1 s; a dismissed "
+        "job stops at once).",
+    ),
+}
+ECHO_METADATA: dict[str, Any] = {
+    "id": "echo",
+    "title": "Echo",
+    "description": "Returns its inputs as outputs (stringInput -> stringOutput, ...): the "
+    "process OGC's conformance tests rely on. 'pause' makes it last that many seconds.",
+    "version": "1.0.0",
+    "keywords": ["test", "echo"],
+    "jobControlOptions": ["sync-execute", "async-execute", "dismiss"],
+    "outputTransmission": ["value"],
+    "inputs": {
+        name: {**spec, "minOccurs": 0, "maxOccurs": 1} for name, spec in _ECHO_INPUTS.items()
+    },
+    "outputs": {
+        name.replace("Input", "Output"): {
+            "title": spec["title"],
+            "description": f"The {name} given.",
+            "schema": spec["schema"],
+        }
+        for name, spec in _ECHO_INPUTS.items()
+        if name != "pause"
+    },
+    "example": {"inputs": {"stringInput": "Hello", "doubleInput": 42.0}},
+}
+
+
+class LabProcessor(BaseProcessor):
+    """A pygeoapi processor that also runs with a :class:`JobContext`."""
+
+    reference: str | None = None
+    """``module:attribute`` a job's worker process loads it from (None: built in)."""
+
+    def run(self, data: dict[str, Any], context: JobContext) -> dict[str, Any]:
+        """Execute for a job: the outputs by id (JSON values)."""
+        raise NotImplementedError
+
+    def execute(self, data: dict[str, Any], outputs: dict[str, Any] | None = None) -> Any:
+        """Run as pygeoapi does: without a job (no progress, no cancellation)."""
+        return "application/json", self.run(data, JobContext("", "", Path.cwd()))
+
+
+class EchoProcessor(LabProcessor):
+    """OGC's ``echo``: the inputs given, as outputs."""
+
+    def __init__(self) -> None:
+        super().__init__({"name": "echo"}, copy.deepcopy(ECHO_METADATA))
+
+    def run(self, data: dict[str, Any], context: JobContext) -> dict[str, Any]:
+        """Wait ``pause`` seconds (reporting progress), then echo."""
+        pause = float(data.get("pause") or 0)
+        start = time.monotonic()
+        context.progress(0.0, "echoing")
+        while (elapsed := time.monotonic() - start) < pause:
+            context.progress(elapsed / pause, f"pausing {pause - elapsed:.1f} s more")
+            time.sleep(min(0.1, pause - elapsed))
+        return {
+            name.replace("Input", "Output"): value
+            for name, value in data.items()
+            if name != "pause"
+        }
+
+
+class ContributedProcessor(LabProcessor):
+    """A process another package contributes (entry point ``earthlab.processes``)."""
+
+    def __init__(self, name: str, reference: str):
+        target = resolve(reference)
+        meta = getattr(target, "metadata", None)
+        if not isinstance(meta, Mapping) or meta.get("id") != name:
+            raise ProcessDefinitionError(
+                f"the process {name!r} ({target!r}) needs a 'metadata' mapping whose id is {name!r}"
+            )
+        super().__init__({"name": name}, copy.deepcopy(dict(meta)))
+        self.target = target
+        self.reference = reference
+
+    def run(self, data: dict[str, Any], context: JobContext) -> dict[str, Any]:
+        """Call the contributed ``execute(data, context)``."""
+        return dict(self.target.execute(data, context))
+
+
+def resolve(reference: str) -> Any:
+    """The object a ``module:attribute`` reference names."""
+    module, _, attribute = reference.partition(":")
+    target: Any = import_module(module)
+    for part in attribute.split(".") if attribute else ():
+        target = getattr(target, part)
+    return target
+
+
+def load_processors(extra: Mapping[str, str] | None = None) -> dict[str, LabProcessor]:
+    """Every process offered: ``echo``, the entry points, then ``extra`` references.
+
+    Parameters
+    ----------
+    extra : mapping, optional
+        ``{id: "module:attribute"}`` of further processes (tests, operators' own).
+    """
+    processors: dict[str, LabProcessor] = {"echo": EchoProcessor()}
+    references = {
+        ep.name: ep.value for ep in importlib_metadata.entry_points(group=ENTRY_POINT_GROUP)
+    }
+    references.update(extra or {})
+    for name, reference in sorted(references.items()):
+        processors[name] = ContributedProcessor(name, reference)
+    return processors
+
+
+def processor_for(process_id: str, reference: str | None) -> LabProcessor:
+    """One processor, in a job's worker (``reference`` None for ``echo``)."""
+    if reference is None:
+        return EchoProcessor()
+    return ContributedProcessor(process_id, reference)

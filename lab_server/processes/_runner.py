@@ -1,0 +1,260 @@
+"""Where jobs run: the runner seam, and the local runner (one worker process per job).
+
+:class:`Runner` is what the service asks of any place jobs run: ``submit`` an accepted job,
+``cancel`` it, ``shutdown``. :class:`LocalRunner` runs each asynchronous job in its own
+process (``spawn``), at most ``max_workers`` at once (the others wait, ``accepted``): a
+dismissed job's process is terminated, which stops any computation (the cube builds it runs
+resume from their manifest). The worker records its state, progress and results in the job
+database itself, so the service's restart does not lose a finished job.
+
+Progress: the process reports it (:class:`~lab_server.processes._registry.JobContext`) and,
+when it computes with Dask's local schedulers, the fraction of Dask tasks done is reported too.
+
+A Dask Gateway runner (jobs on the cluster of the centre holding the data, as their owner)
+implements the same three methods: see ``docs/processing.md``.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import threading
+import time
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Protocol
+
+from lab_server.processes._registry import JobCancelledError, JobContext, LabProcessor
+from lab_server.processes._store import ACTIVE, JobStore, now
+
+__all__ = ["LocalRunner", "Runner", "run_job"]
+
+log = logging.getLogger("earthlab.processes")
+
+
+class Runner(Protocol):
+    """What runs asynchronous jobs."""
+
+    def submit(self, job_id: str, processor: LabProcessor, inputs: dict[str, Any]) -> None:
+        """Start (or queue) an accepted job; it records its own states in the store."""
+
+    def cancel(self, job_id: str) -> bool:
+        """Stop a job that runs or waits (already marked dismissed); whether one was found."""
+
+    def shutdown(self) -> None:
+        """Stop every job (the service stops)."""
+
+
+def _reporter(store: JobStore, job_id: str) -> Any:
+    """A ``report(fraction, message)`` writing at most every 0.2 s (and every message change)."""
+    last: dict[str, Any] = {"at": 0.0, "message": None}
+
+    def report(fraction: float | None, message: str) -> None:
+        stamp = time.monotonic()
+        if message == last["message"] and stamp - last["at"] < 0.2:
+            return
+        last.update(at=stamp, message=message)
+        update: dict[str, Any] = {"message": message or "running"}
+        if fraction is not None:
+            update["progress"] = max(0, min(99, int(fraction * 100)))
+        store.update_job(job_id, update, only_if=("running",))
+
+    return report
+
+
+def _dismissal_check(store: JobStore, job_id: str) -> Any:
+    last = {"at": 0.0, "cancelled": False}
+
+    def is_cancelled() -> bool:
+        if not last["cancelled"] and time.monotonic() - last["at"] > 0.2:
+            last["at"] = time.monotonic()
+            last["cancelled"] = store.get_job(job_id)["status"] == "dismissed"
+        return bool(last["cancelled"])
+
+    return is_cancelled
+
+
+def run_job(
+    store: JobStore, job_id: str, processor: LabProcessor, inputs: dict[str, Any], work_dir: Path
+) -> str:
+    """Run an accepted job here and record its states; its final status."""
+    job = store.get_job(job_id)
+    if not store.update_job(
+        job_id, {"status": "running", "started": now(), "message": "running"}, only_if=("accepted",)
+    ):
+        return str(store.get_job(job_id)["status"])  # dismissed before it started
+    context = JobContext(
+        job_id,
+        job["user"],
+        work_dir,
+        report=_reporter(store, job_id),
+        is_cancelled=_dismissal_check(store, job_id),
+    )
+    started = time.monotonic()
+    try:
+        with _dask_progress(context):
+            outputs = processor.run(inputs, context)
+    except JobCancelledError:
+        return "dismissed"
+    except Exception as exc:
+        log.warning("job %s (%s) failed:\n%s", job_id, processor.name, traceback.format_exc())
+        message = str(exc).strip() or "no message"
+        store.update_job(
+            job_id,
+            {"status": "failed", "message": f"{type(exc).__name__}: {message}", "finished": now()},
+            only_if=ACTIVE,
+        )
+        return "failed"
+    done = store.update_job(
+        job_id,
+        {
+            "status": "successful",
+            "progress": 100,
+            "message": f"done in {time.monotonic() - started:.1f} s",
+            "results": outputs,
+            "mimetype": "application/json",
+            "finished": now(),
+        },
+        only_if=ACTIVE,
+    )
+    return "successful" if done else str(store.get_job(job_id)["status"])
+
+
+class _dask_progress:  # noqa: N801 (a context manager used like a function)
+    """Report the fraction of Dask tasks done (local schedulers) while a job runs."""
+
+    def __init__(self, context: JobContext):
+        self.context = context
+        self.total = 0
+        self.done = 0
+        self.lock = threading.Lock()
+        self.callback: Any = None
+
+    def _start_state(self, dsk: Any, state: Any) -> None:
+        with self.lock:
+            self.total += len(state["ready"]) + len(state["waiting"]) + len(state["finished"])
+
+    def _posttask(self, key: Any, result: Any, dsk: Any, state: Any, worker_id: Any) -> None:
+        with self.lock:
+            self.done += 1
+            fraction = self.done / self.total if self.total else None
+        self.context.report(fraction, f"{self.done} of {self.total} Dask tasks done")
+
+    def __enter__(self) -> _dask_progress:
+        from dask.callbacks import Callback
+
+        self.callback = Callback(start_state=self._start_state, posttask=self._posttask)
+        self.callback.register()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.callback.unregister()
+
+
+def _work(
+    db: str, job_id: str, process_id: str, reference: str | None, inputs: Any, work_dir: str
+) -> None:
+    """A job's worker process."""
+    from lab_server.processes._registry import processor_for
+
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s job %(process)d] %(message)s")
+    store = JobStore(Path(db))
+    try:
+        processor = processor_for(process_id, reference)
+    except Exception as exc:
+        store.update_job(
+            job_id,
+            {"status": "failed", "message": f"cannot load the process: {exc}", "finished": now()},
+            only_if=ACTIVE,
+        )
+        return
+    run_job(store, job_id, processor, inputs, Path(work_dir))
+
+
+class LocalRunner:
+    """Each job in its own process, ``max_workers`` at once.
+
+    Parameters
+    ----------
+    store : JobStore
+        The job database.
+    results_dir : pathlib.Path
+        Users' results directories are ``results_dir/<user>``.
+    max_workers : int
+        Jobs running at once.
+    """
+
+    def __init__(self, store: JobStore, results_dir: Path, max_workers: int = 2):
+        self.store = store
+        self.results_dir = results_dir
+        self.pool = ThreadPoolExecutor(max_workers, thread_name_prefix="job")
+        self.procs: dict[str, Any] = {}
+        self.lock = threading.Lock()
+        self.closing = False
+
+    def submit(self, job_id: str, processor: LabProcessor, inputs: dict[str, Any]) -> None:
+        """Queue the job for the next free worker."""
+        self.pool.submit(self._supervise, job_id, processor, inputs)
+
+    def _supervise(self, job_id: str, processor: LabProcessor, inputs: dict[str, Any]) -> None:
+        job = self.store.get_job(job_id)
+        if job["status"] != "accepted" or self.closing:
+            return
+        work_dir = self.results_dir / job["user"]
+        work_dir.mkdir(parents=True, exist_ok=True)
+        proc = multiprocessing.get_context("spawn").Process(
+            target=_work,
+            args=(
+                str(self.store.path),
+                job_id,
+                processor.metadata["id"],
+                processor.reference,
+                inputs,
+                str(work_dir),
+            ),
+            name=f"job-{job_id}",
+            daemon=True,
+        )
+        with self.lock:
+            if self.store.get_job(job_id)["status"] != "accepted":
+                return
+            proc.start()
+            self.procs[job_id] = proc
+        proc.join()
+        with self.lock:
+            self.procs.pop(job_id, None)
+        why = (
+            "the processing service stopped while the job ran: run it again"
+            if self.closing
+            else f"the job's worker process exited with code {proc.exitcode} before "
+            "finishing (killed, or out of memory?): run the job again"
+        )
+        if self.store.update_job(
+            job_id,
+            {"status": "failed", "message": why, "finished": now()},
+            only_if=ACTIVE,
+        ):
+            log.warning("job %s: worker exited with %s", job_id, proc.exitcode)
+
+    def cancel(self, job_id: str) -> bool:
+        """Terminate the job's process (it is marked dismissed already)."""
+        with self.lock:
+            proc = self.procs.get(job_id)
+        if proc is None:
+            return False
+        proc.terminate()
+        proc.join(10)
+        if proc.is_alive():
+            proc.kill()
+            proc.join(10)
+        return True
+
+    def shutdown(self) -> None:
+        """Stop every running job and the pool."""
+        self.closing = True
+        with self.lock:
+            running = list(self.procs)
+        for job_id in running:
+            self.cancel(job_id)
+        self.pool.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,312 @@
+"""The lab's processing service (OGC API – Processes), started by ``hub up``, used as users do.
+
+Issue 17. The real hub, its proxy and the service (``python -m lab_server.processes``, as the
+service account when the lab runs as root) on loopback; clients are plain HTTP with users'
+hub tokens and the SDK's ``lab.processes()``. One test per requirement class the service
+declares (Part 1: core, ogc-process-description, json, job-list, dismiss, oas30), then what
+users must get: progress, cancellation, jobs private to their owner, jobs kept across a restart
+of the service, and a real cube build whose values equal the same build run directly.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+import pytest
+import requests
+import xarray as xr
+from hub_fixtures import Hub, Kernel, running_lab
+
+import lab
+from lab_server.deploy import restart, status
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+SPEC = "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/"
+SCOPE = ["access:services!service=processes"]
+ASYNC = {"Prefer": "respond-async"}
+
+
+@pytest.fixture(scope="module")
+def deployment(sample_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    with running_lab(sample_dir / "centres.yaml", tmp_path_factory.mktemp("processes")) as d:
+        yield d
+
+
+@pytest.fixture(scope="module")
+def hub(deployment) -> Hub:
+    hub = Hub(deployment)
+    for user in ("alice", "bob", "carol"):
+        hub.create_user(user)
+    return hub
+
+
+@pytest.fixture(scope="module")
+def api(deployment, hub) -> dict[str, Any]:
+    """``api["alice"](method, path, ...)``: a request with that user's token."""
+
+    def caller(user: str, scopes: list[str]) -> Any:
+        headers = {"Authorization": f"token {hub.token(user, scopes)}"}
+
+        def call(method: str, path: str, **kwargs: Any) -> requests.Response:
+            return requests.request(
+                method,
+                deployment.processes_url + path,
+                headers={**headers, **kwargs.pop("headers", {})},
+                timeout=120,
+                **kwargs,
+            )
+
+        return call
+
+    return {
+        "alice": caller("alice", SCOPE),
+        "bob": caller("bob", SCOPE),
+        "carol-without-scope": caller("carol", ["read:users:name!user=carol"]),
+    }
+
+
+def wait_for(api_call: Any, job_id: str, states: set[str], timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = api_call("GET", f"jobs/{job_id}").json()
+        if job["status"] in states:
+            return dict(job)
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} not {states} after {timeout} s: {job}")
+
+
+def assert_exception(response: requests.Response, status: int, kind: str) -> dict:
+    """An OGC exception document (type, title, status, detail) with that status."""
+    assert response.status_code == status, response.text
+    document = response.json()
+    assert document["status"] == status and document["type"].endswith(kind), document
+    assert document["detail"], document
+    return dict(document)
+
+
+# --- requirement classes --------------------------------------------------------------------
+
+
+def test_core_landing_page_and_conformance(deployment, api) -> None:
+    landing = requests.get(deployment.processes_url, timeout=30)
+    assert landing.status_code == 200
+    rels = {link["rel"]: link["href"] for link in landing.json()["links"]}
+    assert rels["http://www.opengis.net/def/rel/ogc/1.0/conformance"] == (
+        deployment.processes_url + "conformance"
+    )
+    assert rels["service-desc"] == deployment.processes_url + "openapi"
+    declared = requests.get(deployment.processes_url + "conformance", timeout=30).json()
+    assert sorted(declared["conformsTo"]) == sorted(
+        SPEC + c
+        for c in ("core", "ogc-process-description", "json", "job-list", "dismiss", "oas30")
+    )
+    # everything else needs the user's hub token, with the service's scope
+    assert_exception(requests.get(deployment.processes_url + "processes", timeout=30), 401, "")
+    assert_exception(api["carol-without-scope"]("GET", "processes"), 403, "")
+
+
+def test_oas30_the_api_definition(deployment) -> None:
+    answer = requests.get(deployment.processes_url + "openapi", timeout=30)
+    assert answer.headers["Content-Type"].startswith("application/vnd.oai.openapi+json")
+    document = answer.json()
+    assert document["openapi"].startswith("3.0")
+    assert document["servers"][0]["url"].rstrip("/") == deployment.processes_url.rstrip("/")
+    for path in ("/processes", "/processes/{processID}/execution", "/jobs/{jobId}/results"):
+        assert path in document["paths"], sorted(document["paths"])
+
+
+def test_ogc_process_description_of_echo_and_cube_build(api) -> None:
+    listed = api["alice"]("GET", "processes").json()["processes"]
+    assert {p["id"] for p in listed} == {"echo", "cube-build"}
+    echo = api["alice"]("GET", "processes/echo").json()
+    assert echo["inputs"]["stringInput"]["schema"] == {"type": "string"}
+    assert echo["inputs"]["pause"]["schema"]["x-ogc-unit"] == "s"
+    assert "async-execute" in echo["jobControlOptions"] and "dismiss" in echo["jobControlOptions"]
+    build = api["alice"]("GET", "processes/cube-build").json()
+    assert build["inputs"]["spec"]["minOccurs"] == 1
+    assert build["outputs"]["cube"]["schema"]["properties"]["bytes_written"]["x-ogc-unit"] == "By"
+    assert_exception(api["alice"]("GET", "processes/nope"), 404, "no-such-process")
+
+
+def test_json_synchronous_echo_and_bad_inputs(api) -> None:
+    inputs = {
+        "stringInput": "Thau",
+        "doubleInput": 12.5,
+        "arrayInput": [1, 2, 3],
+        "measureInput": {"measurement": 3.2, "uom": "FNU"},
+    }
+    answer = api["alice"]("POST", "processes/echo/execution", json={"inputs": inputs})
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {
+        "stringOutput": "Thau",
+        "doubleOutput": 12.5,
+        "arrayOutput": [1, 2, 3],
+        "measureOutput": {"measurement": 3.2, "uom": "FNU"},
+    }
+    assert answer.headers["Location"].startswith(api_url(api) + "jobs/")
+    bad = api["alice"]("POST", "processes/echo/execution", json={"inputs": {"doubleInput": "x"}})
+    assert "doubleInput" in assert_exception(bad, 400, "InvalidParameterValue")["detail"]
+    unknown = api["alice"]("POST", "processes/echo/execution", json={"inputs": {"size": 1}})
+    assert (
+        "unknown inputs ['size']"
+        in assert_exception(unknown, 400, "InvalidParameterValue")["detail"]
+    )
+    missing = api["alice"]("POST", "processes/cube-build/execution", json={"inputs": {}})
+    assert_exception(missing, 400, "MissingParameterValue")
+    garbled = api["alice"]("POST", "processes/echo/execution", data=b"{not json")
+    assert_exception(garbled, 400, "invalid-request")
+
+
+def api_url(api: dict[str, Any]) -> str:
+    return str(api["alice"]("GET", "").url)
+
+
+def test_job_list_asynchronous_job_with_progress(api) -> None:
+    started = api["alice"](
+        "POST",
+        "processes/echo/execution",
+        json={"inputs": {"stringInput": "later", "pause": 3}},
+        headers=ASYNC,
+    )
+    assert started.status_code == 201, started.text
+    assert started.headers["Preference-Applied"] == "respond-async"
+    job_id = started.json()["jobID"]
+    assert started.headers["Location"].endswith(f"/jobs/{job_id}")
+    assert started.json()["status"] in ("accepted", "running")
+    running = wait_for(api["alice"], job_id, {"running"}, 30)
+    seen = set()
+    while running["status"] == "running":
+        seen.add(running.get("progress"))
+        time.sleep(0.3)
+        running = api["alice"]("GET", f"jobs/{job_id}").json()
+    assert running["status"] == "successful", running
+    assert running["progress"] == 100
+    assert len({p for p in seen if p is not None and 0 < p < 100}) >= 2, seen  # it moved
+    assert api["alice"]("GET", f"jobs/{job_id}/results").json() == {"stringOutput": "later"}
+    listed = api["alice"]("GET", "jobs").json()
+    assert job_id in [j["jobID"] for j in listed["jobs"]]
+    assert all(j["processID"] in ("echo", "cube-build") for j in listed["jobs"])
+
+
+def test_dismiss_stops_a_running_job(deployment, api) -> None:
+    started = api["alice"](
+        "POST", "processes/echo/execution", json={"inputs": {"pause": 120}}, headers=ASYNC
+    )
+    job_id = started.json()["jobID"]
+    wait_for(api["alice"], job_id, {"running"}, 30)
+    workers = job_processes(deployment)
+    assert len(workers) == 1  # the job's own process
+    dismissed = api["alice"]("DELETE", f"jobs/{job_id}")
+    assert dismissed.status_code == 200 and dismissed.json()["status"] == "dismissed"
+    psutil.wait_procs(workers, timeout=20)
+    assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in workers)
+    time.sleep(1)
+    assert api["alice"]("GET", f"jobs/{job_id}").json()["status"] == "dismissed"
+    assert_exception(api["alice"]("GET", f"jobs/{job_id}/results"), 404, "no-such-job")
+
+
+def job_processes(deployment: Any) -> list[psutil.Process]:
+    """The job worker processes of the service (multiprocessing's spawned children)."""
+    (service,) = [p for p, alive in status(deployment.run_dir) if p.name == "processes" and alive]
+    return [
+        child
+        for child in psutil.Process(service.pid).children()
+        if "spawn_main" in " ".join(child.cmdline())
+    ]
+
+
+# --- what users must get ---------------------------------------------------------------------
+
+
+def test_a_users_jobs_are_invisible_to_others(api) -> None:
+    """The attack: bob reads, lists, dismisses and asks the results of alice's job."""
+    done = api["alice"]("POST", "processes/echo/execution", json={"inputs": {"stringInput": "a"}})
+    job_id = done.headers["Location"].rsplit("/", 1)[1]
+    assert api["alice"]("GET", f"jobs/{job_id}").json()["status"] == "successful"
+    for method, path in (
+        ("GET", f"jobs/{job_id}"),
+        ("GET", f"jobs/{job_id}/results"),
+        ("DELETE", f"jobs/{job_id}"),
+    ):
+        assert_exception(api["bob"](method, path), 404, "no-such-job")
+    assert job_id not in [j["jobID"] for j in api["bob"]("GET", "jobs").json()["jobs"]]
+    assert api["alice"]("GET", f"jobs/{job_id}/results").json() == {"stringOutput": "a"}
+
+
+def test_jobs_survive_a_restart_of_the_service(deployment, api) -> None:
+    done = api["alice"]("POST", "processes/echo/execution", json={"inputs": {"stringInput": "k"}})
+    kept = done.headers["Location"].rsplit("/", 1)[1]
+    running = api["alice"](
+        "POST", "processes/echo/execution", json={"inputs": {"pause": 120}}, headers=ASYNC
+    ).json()["jobID"]
+    wait_for(api["alice"], running, {"running"}, 30)
+    restart("processes", deployment.run_dir)
+    assert api["alice"]("GET", f"jobs/{kept}/results").json() == {"stringOutput": "k"}
+    interrupted = api["alice"]("GET", f"jobs/{running}").json()
+    assert interrupted["status"] == "failed"
+    assert "processing service stopped while the job ran: run it again" in (interrupted["message"])
+    names = [proc.name for proc, alive in status(deployment.run_dir) if alive]
+    assert "processes" in names
+
+
+def test_cube_build_job_equals_the_build_run_directly(deployment, api, tmp_path) -> None:
+    import datacubes
+
+    started = api["alice"](
+        "POST",
+        "processes/cube-build/execution",
+        json={"inputs": {"spec": "thau-lagoon-sample", "target": "thau.zarr"}},
+        headers=ASYNC,
+    )
+    assert started.status_code == 201, started.text
+    job = wait_for(api["alice"], started.json()["jobID"], {"successful", "failed"}, 600)
+    assert job["status"] == "successful", job
+    cube = api["alice"]("GET", f"jobs/{job['jobID']}/results").json()["cube"]
+    assert cube["complete"] and cube["regions_written"] == cube["regions_total"] > 0
+    assert cube["url"].endswith("/processes/results/alice/thau.zarr")
+    # the same spec built here, from the same federation: the same values
+    with lab.config.set(centres=deployment.centres_file):
+        direct = datacubes.build("thau-lagoon-sample", target=str(tmp_path / "direct.zarr"))
+    assert direct.complete
+    served = xr.open_zarr(cube["url"])
+    mine = xr.open_zarr(tmp_path / "direct.zarr")
+    assert sorted(served.data_vars) == sorted(mine.data_vars)
+    for name in mine.data_vars:
+        np.testing.assert_array_equal(served[name].values, mine[name].values)
+    # building again into the same target resumes: nothing rewritten
+    again = api["alice"](
+        "POST",
+        "processes/cube-build/execution",
+        json={"inputs": {"spec": "thau-lagoon-sample", "target": "thau.zarr"}},
+    )
+    assert again.status_code == 200, again.text
+    assert again.json()["cube"]["regions_written"] == 0
+
+
+def test_lab_processes_in_a_users_notebook(hub) -> None:
+    """In a kernel of the user's server: ``lab.processes()`` with no argument (the hub set the
+    service's URL and the server's token carries its scope), a job waited for."""
+    server = hub.start_server("alice")
+    kernel = Kernel(server, hub.token("alice", ["access:servers!user=alice"]))
+    try:
+        output = kernel.execute(
+            "import lab\n"
+            "service = lab.processes()\n"
+            "print(sorted(p.id for p in service.list()))\n"
+            "job = service.execute('echo', {'stringInput': 'from a notebook', 'pause': 1}, "
+            "asynchronous=True)\n"
+            "print(job.wait(timeout=60, progress=False).status, job.results())\n",
+            timeout=120,
+        )
+    finally:
+        kernel.close()
+    assert output.error is None, output.error
+    lines = output.stdout.strip().splitlines()
+    assert lines[0] == "['cube-build', 'echo']"
+    assert lines[1] == "successful {'stringOutput': 'from a notebook'}"
