@@ -310,3 +310,20 @@ def test_lab_processes_in_a_users_notebook(hub) -> None:
     lines = output.stdout.strip().splitlines()
     assert lines[0] == "['cube-build', 'echo']"
     assert lines[1] == "successful {'stringOutput': 'from a notebook'}"
+
+
+def test_an_independent_client_owslib(deployment, hub) -> None:
+    """OWSLib's OGC API – Processes client (another project's reading of the standard)."""
+    from owslib.ogcapi.processes import Processes
+
+    token = hub.token("bob", SCOPE)
+    client = Processes(deployment.processes_url, headers={"Authorization": f"token {token}"})
+    assert set(client.conformance()["conformsTo"]) >= {SPEC + "core", SPEC + "job-list"}
+    assert {p["id"] for p in client.processes()} == {"echo", "cube-build"}
+    assert client.process("echo")["inputs"]["doubleInput"]["schema"] == {"type": "number"}
+    assert client.execute("echo", {"stringInput": "OWSLib", "doubleInput": 0.5}) == {
+        "stringOutput": "OWSLib",
+        "doubleOutput": 0.5,
+    }
+    started = client.execute("echo", {"stringInput": "later"}, async_=True)
+    assert started["status"] in ("accepted", "running", "successful"), started
