@@ -335,6 +335,7 @@ def test_hub_command_starts_reports_and_stops_everything(sample_dir, tmp_path, m
                 "stac-dinamis",
                 "front",
                 "restricted-dinamis",
+                "processes",
                 "gateway-theia",
                 "gateway-odatis",
                 "gateway-dinamis",

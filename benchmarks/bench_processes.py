@@ -1,0 +1,187 @@
+"""The processing service: a job's overhead over the same recipe called directly, and many jobs.
+
+Starts the local lab (what ``earthlab hub up`` starts, with the processing service) on a fresh
+sample federation in a temporary directory, then:
+
+1. **overhead**: builds the sample cube (``cube-build``, spec ``thau-lagoon-sample``) as an
+   asynchronous job, polled every 0.2 s as a client would, and the same build called directly
+   in this process with ``datacubes.build`` (what a notebook cell does), each ``--repeat``
+   times into fresh targets; reports the best wall time of each and the ratio job / direct
+   (issue 17 goal: job <= 1.2 x direct + 2 s). Both builds fill regions with local threads
+   on this machine (jobs do not yet run on a gateway cluster);
+2. **many jobs**: ``--jobs`` asynchronous ``echo`` jobs lasting ``--pause`` s each, submitted
+   at once by ``--users`` users (the same number each); checks that every one succeeds, and
+   reports how many ran at once at most (the service runs 2 and queues the others), the
+   queueing time (started - created) and the total wall time against the ideal
+   ``jobs x pause / 2``.
+
+Writes the section "Processing jobs" of docs/benchmarks.md (replacing only that section) and
+prints it.
+
+Usage::
+
+    python benchmarks/bench_processes.py [--repeat 2] [--jobs 20] [--users 5] [--pause 2]
+                                         [--no-write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import statistics
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+from hub_fixtures import Hub, running_lab  # noqa: E402
+
+import datacubes  # noqa: E402
+import lab  # noqa: E402
+
+DOCS = ROOT / "docs" / "benchmarks.md"
+SECTION = "## Processing jobs"
+SCOPE = ["access:services!service=processes"]
+SPEC = "thau-lagoon-sample"
+
+
+class Client:
+    """A user's requests to the service."""
+
+    def __init__(self, url: str, token: str):
+        self.url = url
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"token {token}"
+
+    def submit(self, process: str, inputs: dict[str, Any]) -> str:
+        answer = self.session.post(
+            f"{self.url}processes/{process}/execution",
+            json={"inputs": inputs},
+            headers={"Prefer": "respond-async"},
+            timeout=60,
+        )
+        if answer.status_code != 201:
+            raise SystemExit(f"{process} refused: {answer.status_code} {answer.text}")
+        return str(answer.json()["jobID"])
+
+    def wait(self, job_id: str, timeout: float = 1800) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            job = self.session.get(f"{self.url}jobs/{job_id}", timeout=60).json()
+            if job["status"] in ("successful", "failed", "dismissed"):
+                return dict(job)
+            time.sleep(0.2)
+        raise SystemExit(f"job {job_id} still running after {timeout} s")
+
+
+def overhead(client: Client, centres_file: str, work: Path, repeat: int) -> dict[str, float]:
+    """Best wall times of the cube build as a job and called directly."""
+    job_times, direct_times = [], []
+    for run in range(repeat):
+        started = time.perf_counter()
+        job = client.wait(client.submit("cube-build", {"spec": SPEC, "target": f"b{run}.zarr"}))
+        job_times.append(time.perf_counter() - started)
+        if job["status"] != "successful":
+            raise SystemExit(f"the cube-build job failed: {job['message']}")
+        started = time.perf_counter()
+        with lab.config.set(centres=centres_file):
+            report = datacubes.build(SPEC, target=str(work / f"direct{run}.zarr"))
+        direct_times.append(time.perf_counter() - started)
+        if not report.complete:
+            raise SystemExit("the direct build is incomplete")
+    return {"job": min(job_times), "direct": min(direct_times)}
+
+
+def many_jobs(clients: list[Client], jobs: int, pause: float) -> dict[str, Any]:
+    """``jobs`` echo jobs submitted at once by the clients; their timings."""
+    owners = [clients[i % len(clients)] for i in range(jobs)]
+    started = time.perf_counter()
+    with ThreadPoolExecutor(len(clients)) as pool:
+        ids = list(
+            pool.map(lambda c: c.submit("echo", {"stringInput": "x", "pause": pause}), owners)
+        )
+        done = list(pool.map(lambda pair: pair[0].wait(pair[1]), zip(owners, ids, strict=True)))
+    wall = time.perf_counter() - started
+    failed = [j for j in done if j["status"] != "successful"]
+    if failed:
+        raise SystemExit(f"{len(failed)} of {jobs} jobs did not succeed: {failed[0]}")
+
+    def stamp(job: dict[str, Any], key: str) -> float:
+        return datetime.fromisoformat(job[key]).timestamp()
+
+    waits = [stamp(j, "started") - stamp(j, "created") for j in done]
+    spans = [(stamp(j, "started"), stamp(j, "finished")) for j in done]
+    most = max(sum(1 for s, f in spans if s <= t < f) for t, _ in spans)
+    return {"wall": wall, "waits": waits, "most_at_once": most, "ok": len(done)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--jobs", type=int, default=20)
+    parser.add_argument("--users", type=int, default=5)
+    parser.add_argument("--pause", type=float, default=2.0)
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-processes-") as tmp:
+        sample = Path(tmp) / "sample"
+        lab.make_sample(sample)
+        with running_lab(sample / "centres.yaml", Path(tmp) / "run") as deployment:
+            hub = Hub(deployment)
+            names = [f"user{i}" for i in range(args.users)]
+            for name in names:
+                hub.create_user(name)
+            clients = [Client(deployment.processes_url, hub.token(n, SCOPE)) for n in names]
+            times = overhead(clients[0], deployment.centres_file, Path(tmp), args.repeat)
+            crowd = many_jobs(clients, args.jobs, args.pause)
+    ratio = times["job"] / times["direct"]
+    goal = times["job"] <= 1.2 * times["direct"] + 2.0
+    ideal = args.jobs * args.pause / 2
+    waits = crowd["waits"]
+    text = (
+        f"{SECTION}\n\n"
+        f"`benchmarks/bench_processes.py`, one run on one machine ({platform.machine()}, "
+        f"{os.cpu_count()} cores, shared with other work, Python {platform.python_version()}), "
+        "against the processing service of a local lab on the sample federation.\n\n"
+        f"- **Overhead of a job.** The sample cube (`{SPEC}`) built as an asynchronous "
+        "`cube-build` job (submitted, then polled every 0.2 s) takes "
+        f"**{ratio:.2f}x** the same build called directly (`datacubes.build`, as a notebook "
+        f"cell does), best of {args.repeat}; goal job <= 1.2 x direct + 2 s: "
+        f"{'met' if goal else 'NOT met'} (job - direct = {times['job'] - times['direct']:.1f} "
+        "s of process start, imports and polling). Both fill regions with local threads on "
+        "this machine: jobs do not run on a gateway cluster yet.\n"
+        f"- **{args.jobs} jobs from {args.users} users at once** (`echo`, {args.pause:g} s "
+        f"each): {crowd['ok']} of {args.jobs} succeeded; at most {crowd['most_at_once']} ran "
+        "at once (the service runs 2, the others wait `accepted`); queueing "
+        f"{min(waits):.1f} s min, {statistics.median(waits):.1f} s median, {max(waits):.1f} s "
+        f"max; total wall time **{crowd['wall'] / ideal:.2f}x** the ideal "
+        f"{args.jobs} x {args.pause:g} s / 2 workers.\n"
+    )
+    print(text)
+    if not args.no_write:
+        write_section(text)
+    return 0
+
+
+def write_section(text: str) -> None:
+    """Replace (or append) this benchmark's section of docs/benchmarks.md."""
+    current = DOCS.read_text(encoding="utf-8") if DOCS.is_file() else "# Benchmarks\n\n"
+    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
+    if pattern.search(current):
+        updated = pattern.sub(lambda _: text + "\n", current)
+    else:
+        updated = current.rstrip("\n") + "\n\n" + text
+    DOCS.write_text(updated, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
