@@ -10,6 +10,7 @@ of the service, and a real cube build whose values equal the same build run dire
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +31,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 SPEC = "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/"
 SCOPE = ["access:services!service=processes"]
 ASYNC = {"Prefer": "respond-async"}
+PROCESSES = {"echo", "cube-build", "water-quality-crossing"}
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +125,7 @@ def test_oas30_the_api_definition(deployment) -> None:
 
 def test_ogc_process_description_of_echo_and_cube_build(api) -> None:
     listed = api["alice"]("GET", "processes").json()["processes"]
-    assert {p["id"] for p in listed} == {"echo", "cube-build"}
+    assert {p["id"] for p in listed} == PROCESSES
     echo = api["alice"]("GET", "processes/echo").json()
     assert echo["inputs"]["stringInput"]["schema"] == {"type": "string"}
     assert echo["inputs"]["pause"]["schema"]["x-ogc-unit"] == "s"
@@ -191,7 +193,7 @@ def test_job_list_asynchronous_job_with_progress(api) -> None:
     assert api["alice"]("GET", f"jobs/{job_id}/results").json() == {"stringOutput": "later"}
     listed = api["alice"]("GET", "jobs").json()
     assert job_id in [j["jobID"] for j in listed["jobs"]]
-    assert all(j["processID"] in ("echo", "cube-build") for j in listed["jobs"])
+    assert all(j["processID"] in PROCESSES for j in listed["jobs"])
 
 
 def test_dismiss_stops_a_running_job(deployment, api) -> None:
@@ -289,6 +291,31 @@ def test_cube_build_job_equals_the_build_run_directly(deployment, api, tmp_path)
     assert again.json()["cube"]["regions_written"] == 0
 
 
+def test_water_quality_crossing_job_equals_the_recipe_called_directly(
+    deployment, api, tmp_path
+) -> None:
+    from recipes.crossing import water_quality_crossing
+
+    inputs = {"max_dt": "3h", "window": 5, "name": "thau-crossing"}
+    started = api["alice"](
+        "POST", "processes/water-quality-crossing/execution", json={"inputs": inputs}, headers=ASYNC
+    )
+    assert started.status_code == 201, started.text
+    job = wait_for(api["alice"], started.json()["jobID"], {"successful", "failed"}, 900)
+    assert job["status"] == "successful", job
+    outputs = api["alice"]("GET", f"jobs/{job['jobID']}/results").json()
+    direct = water_quality_crossing(
+        tmp_path / "direct", centres=deployment.centres_file, max_dt="3h", window=5, progress=None
+    )
+    expected = json.loads(direct.files["validation"].read_text())
+    assert outputs["validation"] == expected
+    assert outputs["validation"]["turbidity"]["n"] > 0
+    assert set(outputs["files"]) == {str(k) for k in direct.files}
+    assert outputs["files"]["report"].endswith("/results/alice/thau-crossing/report.html")
+    assert outputs["federation"] == {k: str(v) for k, v in direct.federation.items()}
+    assert outputs["federation"]["theia"] == "ok"
+
+
 def test_lab_processes_in_a_users_notebook(hub) -> None:
     """In a kernel of the user's server: ``lab.processes()`` with no argument (the hub set the
     service's URL and the server's token carries its scope), a job waited for."""
@@ -308,7 +335,7 @@ def test_lab_processes_in_a_users_notebook(hub) -> None:
         kernel.close()
     assert output.error is None, output.error
     lines = output.stdout.strip().splitlines()
-    assert lines[0] == "['cube-build', 'echo']"
+    assert lines[0] == "['cube-build', 'echo', 'water-quality-crossing']"
     assert lines[1] == "successful {'stringOutput': 'from a notebook'}"
 
 
@@ -319,7 +346,7 @@ def test_an_independent_client_owslib(deployment, hub) -> None:
     token = hub.token("bob", SCOPE)
     client = Processes(deployment.processes_url, headers={"Authorization": f"token {token}"})
     assert set(client.conformance()["conformsTo"]) >= {SPEC + "core", SPEC + "job-list"}
-    assert {p["id"] for p in client.processes()} == {"echo", "cube-build"}
+    assert {p["id"] for p in client.processes()} == PROCESSES
     assert client.process("echo")["inputs"]["doubleInput"]["schema"] == {"type": "number"}
     assert client.execute("echo", {"stringInput": "OWSLib", "doubleInput": 0.5}) == {
         "stringOutput": "OWSLib",
