@@ -274,15 +274,24 @@ def test_root_never_writes_where_a_user_points(deployment, hub, kernels):
 
 
 def test_private_catalogue_ports_answer_the_lab_not_users(deployment, hub, kernels):
-    """The restricted centre's own catalogue (no authentication) refuses users' processes."""
+    """Every centre's own catalogue server (no authentication) refuses users' processes; the
+    STAC front (public collections) and the restricted-data service are their doors."""
     private = next(s for s in deployment.catalogues if s.restricted)
-    url = f"http://{deployment.ip}:{private.port}/"
-    assert requests.get(url, timeout=10).status_code == 200  # the lab's own servers (root)
-    code = ATTEMPT.replace("except PermissionError", "except (PermissionError, OSError)") + (
-        "import urllib.request\n"
-        f"print(json.dumps(attempt(lambda: urllib.request.urlopen({url!r}, timeout=10).read())))"
+    for server in deployment.catalogues:
+        url = f"http://{deployment.ip}:{server.port}/"
+        assert requests.get(url, timeout=10).status_code == 200  # the lab's own servers (root)
+        code = ATTEMPT.replace("except PermissionError", "except (PermissionError, OSError)") + (
+            "import urllib.request\n"
+            f"print(json.dumps(attempt(lambda: urllib.request.urlopen({url!r}, timeout=10)"
+            ".read())))"
+        )
+        assert run(kernels["ann"], code) == "denied", server.centre
+    front = deployment.catalogue_url("theia")
+    code = (
+        "import json, urllib.request\n"
+        f"print(json.dumps(urllib.request.urlopen({front!r}, timeout=10).status))"
     )
-    assert run(kernels["ann"], code) == "denied"
+    assert run(kernels["ann"], code) == 200
     # members still search it, through the restricted-data service
     hub.add_to_group("dinamis", ["ben"])
     token = hub.token("ben", [f"access:services!service={private.service}"])
@@ -301,9 +310,10 @@ def test_down_removes_the_firewall_rules(sample_dir: Path):
     os.chmod(base, 0o711)
     run_dir = base / "run"
     try:
-        with running_lab(sample_dir / "centres.yaml", run_dir):
+        with running_lab(sample_dir / "centres.yaml", run_dir) as d:
             rules = subprocess.run(["iptables", "-S", "OUTPUT"], capture_output=True, text=True)
-            assert rules.stdout.count(f"earthlab {run_dir.resolve()}") == 1
+            # one rule per centre's own catalogue server (no pgstac, no test provider here)
+            assert rules.stdout.count(f"earthlab {run_dir.resolve()}") == len(d.catalogues) == 3
         rules = subprocess.run(["iptables", "-S", "OUTPUT"], capture_output=True, text=True)
         assert f"earthlab {run_dir.resolve()}" not in rules.stdout
     finally:

@@ -302,12 +302,14 @@ def up(
 def _private_ports(d: Deployment) -> list[int]:
     """Ports users' processes must not reach.
 
-    The restricted centres' own catalogues (no authentication: the restricted-data service is
-    their door), the pgstac database, and the test identity provider (its ``/users`` API
-    changes anyone's claims: a notebook could make its own user a DINAMIS member; the hub,
-    root's, still reaches it, and so do browsers, which do not run as lab users).
+    Every centre's own catalogue server (no authentication: users go through the STAC front,
+    which serves the open centres' public collections, and through the restricted-data
+    service, which checks the group and the quota), the pgstac database, and the test identity
+    provider (its ``/users`` API changes anyone's claims: a notebook could make its own user a
+    DINAMIS member; the hub, root's, still reaches it, and so do browsers, which do not run as
+    lab users).
     """
-    ports = [s.port for s in d.catalogues if s.restricted]
+    ports = [s.port for s in d.catalogues]
     ports += [d.pgstac_port] if d.pgstac_port is not None else []
     return ports + ([d.oidc_port] if d.oidc_port is not None else [])
 
