@@ -87,12 +87,14 @@ def _metadata() -> dict[str, Any]:
         "outputs": {
             "cube": {
                 "title": "The build's report",
-                "description": "Where the cube is and what this run did.",
+                "description": "Where the cube is (href: the Zarr store through the "
+                "service, readable by you only with your hub token) and what this run did.",
                 "schema": {
                     "type": "object",
                     "properties": {
                         "name": {"type": "string"},
                         "url": {"type": "string"},
+                        "href": {"type": "string", "format": "uri"},
                         "steps": count,
                         "steps_added": count,
                         "steps_refilled": count,
@@ -140,6 +142,8 @@ class CubeBuildProcess:
         except IncompleteBuildError as exc:
             raise IncompleteBuildError(exc.report.summary(), exc.report) from exc
         cube = {**asdict(report), "notes": list(report.notes), "failed": dict(report.failed)}
+        if getattr(context, "results_url", ""):  # the store through the service, owner only
+            cube["href"] = context.results_url + target
         return {"cube": cube, "summary": report.summary()}
 
 

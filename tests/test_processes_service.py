@@ -257,7 +257,7 @@ def test_jobs_survive_a_restart_of_the_service(deployment, api) -> None:
     assert "processes" in names
 
 
-def test_cube_build_job_equals_the_build_run_directly(deployment, api, tmp_path) -> None:
+def test_cube_build_job_equals_the_build_run_directly(deployment, hub, api, tmp_path) -> None:
     import datacubes
 
     started = api["alice"](
@@ -281,6 +281,24 @@ def test_cube_build_job_equals_the_build_run_directly(deployment, api, tmp_path)
     assert sorted(served.data_vars) == sorted(mine.data_vars)
     for name in mine.data_vars:
         np.testing.assert_array_equal(served[name].values, mine[name].values)
+    # its owner opens it through the service with her hub token, nobody else does
+    assert cube["href"] == deployment.processes_url + "results/thau.zarr"
+    alice = {"Authorization": f"token {hub.token('alice', SCOPE)}"}
+    remote = xr.open_zarr(cube["href"], storage_options={"headers": alice}, consolidated=True)
+    for name in mine.data_vars:
+        np.testing.assert_array_equal(remote[name].values, mine[name].values)
+    meta = ".zmetadata" if (tmp_path / "direct.zarr" / ".zmetadata").exists() else "zarr.json"
+    assert requests.get(f"{cube['href']}/{meta}", headers=alice, timeout=30).status_code == 200
+    bob = {"Authorization": f"token {hub.token('bob', SCOPE)}"}
+    for url in (
+        f"{cube['href']}/{meta}",  # bob's own results directory has no such store
+        deployment.processes_url + f"results/..%2Falice%2Fthau.zarr%2F{meta}",
+        deployment.processes_url + "results/%2E%2E/alice/thau.zarr/" + meta,
+    ):
+        refused = requests.get(url, headers=bob, timeout=30)
+        assert refused.status_code in (403, 404), (url, refused.status_code)
+        assert "chunks" not in refused.text and "zarr_format" not in refused.text
+    assert requests.get(f"{cube['href']}/{meta}", timeout=30).status_code == 401
     # building again into the same target resumes: nothing rewritten
     again = api["alice"](
         "POST",

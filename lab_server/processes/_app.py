@@ -117,7 +117,7 @@ class ProcessesService:
         if interrupted:
             log.warning("%d jobs interrupted by a restart marked failed", len(interrupted))
         self.runner: Runner = runner or LocalRunner(
-            self.store, config.results_dir, config.max_workers
+            self.store, config.results_dir, config.max_workers, config.public_url + "results/"
         )
         self.sync_pool = ThreadPoolExecutor(4, thread_name_prefix="sync-job")
         self.hub_auth = HubAuth(
@@ -271,7 +271,14 @@ class ProcessesService:
             work_dir = self.config.results_dir / user
             work_dir.mkdir(parents=True, exist_ok=True)
             await asyncio.get_running_loop().run_in_executor(
-                self.sync_pool, run_job, self.store, job_id, processor, inputs, work_dir
+                self.sync_pool,
+                run_job,
+                self.store,
+                job_id,
+                processor,
+                inputs,
+                work_dir,
+                self.config.public_url + "results/",
             )
         return self.store.get_job(job_id)
 
@@ -501,6 +508,41 @@ class ResultsHandler(_Handler):
         self.reply(results)
 
 
+class ResultFilesHandler(tornado.web.StaticFileHandler):
+    """``GET results/{path}``: a file the caller's jobs wrote, to the caller only.
+
+    Each user's results directory is the root (``results/<user>/``, from their hub token):
+    another user's files are out of reach by construction, paths leaving the root are refused
+    (tornado's check), directories are not listed. Range requests and ``HEAD`` work, so a Zarr
+    store written by a job opens over HTTP (``xarray.open_zarr`` with the token in the
+    ``storage_options`` headers).
+    """
+
+    def initialize(self, service: ProcessesService) -> None:  # type: ignore[override]
+        """Keep the service; the root is set per caller in :meth:`prepare`."""
+        self.service = service
+        super().initialize(path=str(service.config.results_dir))
+
+    async def prepare(self) -> None:
+        """Identify the caller; their results directory is the root."""
+        user = await self.service.caller(self)
+        self.root = str((self.service.config.results_dir / user).resolve())
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """An OGC exception document, as the other routes answer."""
+        exc = kwargs.get("exc_info", (None, None))[1]
+        if isinstance(exc, OgcError):
+            kind, detail = exc.kind, exc.detail
+        else:
+            kind, detail = "no-such-result", f"no result file {self.path!r} of yours"
+        self.set_header("Content-Type", "application/problem+json")
+        self.finish(
+            json.dumps(
+                {"type": _EXC + kind, "title": kind, "status": status_code, "detail": detail}
+            )
+        )
+
+
 def make_app(
     config: ServiceConfig, service: ProcessesService | None = None
 ) -> tornado.web.Application:
@@ -520,6 +562,7 @@ def make_app(
             (rf"{p}/jobs/?", JobListHandler, args),
             (rf"{p}/jobs/([^/]+)/?", JobHandler, args),
             (rf"{p}/jobs/([^/]+)/results/?", ResultsHandler, args),
+            (rf"{p}/results/(.+)", ResultFilesHandler, args),
         ],
         processes=service,
     )

@@ -64,6 +64,9 @@ class JobContext:
         ``report(fraction, message)``: records progress (0 to 1).
     is_cancelled : callable
         Whether the owner dismissed the job.
+    results_url : str
+        URL of ``work_dir`` through the service (``…/results/``, ending in ``/``): files there
+        are served to their owner only, with the hub's authentication.
     """
 
     job_id: str
@@ -71,6 +74,7 @@ class JobContext:
     work_dir: Path
     report: Callable[[float | None, str], None] = field(default=lambda f, m: None)
     is_cancelled: Callable[[], bool] = field(default=lambda: False)
+    results_url: str = ""
 
     def progress(self, fraction: float | None, message: str = "") -> None:
         """Report progress (a fraction of the work done, or None) and stop if dismissed.

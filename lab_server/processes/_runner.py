@@ -76,7 +76,12 @@ def _dismissal_check(store: JobStore, job_id: str) -> Any:
 
 
 def run_job(
-    store: JobStore, job_id: str, processor: LabProcessor, inputs: dict[str, Any], work_dir: Path
+    store: JobStore,
+    job_id: str,
+    processor: LabProcessor,
+    inputs: dict[str, Any],
+    work_dir: Path,
+    results_url: str = "",
 ) -> str:
     """Run an accepted job here and record its states; its final status."""
     job = store.get_job(job_id)
@@ -90,6 +95,7 @@ def run_job(
         work_dir,
         report=_reporter(store, job_id),
         is_cancelled=_dismissal_check(store, job_id),
+        results_url=results_url,
     )
     started = time.monotonic()
     try:
@@ -153,7 +159,13 @@ class _dask_progress:  # noqa: N801 (a context manager used like a function)
 
 
 def _work(
-    db: str, job_id: str, process_id: str, reference: str | None, inputs: Any, work_dir: str
+    db: str,
+    job_id: str,
+    process_id: str,
+    reference: str | None,
+    inputs: Any,
+    work_dir: str,
+    results_url: str,
 ) -> None:
     """A job's worker process."""
     from lab_server.processes._registry import processor_for
@@ -169,7 +181,7 @@ def _work(
             only_if=ACTIVE,
         )
         return
-    run_job(store, job_id, processor, inputs, Path(work_dir))
+    run_job(store, job_id, processor, inputs, Path(work_dir), results_url)
 
 
 class LocalRunner:
@@ -183,11 +195,16 @@ class LocalRunner:
         Users' results directories are ``results_dir/<user>``.
     max_workers : int
         Jobs running at once.
+    results_url : str
+        URL of ``results_dir`` through the service (users' files are under ``<user>/``).
     """
 
-    def __init__(self, store: JobStore, results_dir: Path, max_workers: int = 2):
+    def __init__(
+        self, store: JobStore, results_dir: Path, max_workers: int = 2, results_url: str = ""
+    ):
         self.store = store
         self.results_dir = results_dir
+        self.results_url = results_url
         self.pool = ThreadPoolExecutor(max_workers, thread_name_prefix="job")
         self.procs: dict[str, Any] = {}
         self.lock = threading.Lock()
@@ -212,6 +229,7 @@ class LocalRunner:
                 processor.reference,
                 inputs,
                 str(work_dir),
+                self.results_url,
             ),
             name=f"job-{job_id}",
             daemon=True,
