@@ -11,6 +11,9 @@ of the service, and a real cube build whose values equal the same build run dire
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -372,3 +375,33 @@ def test_an_independent_client_owslib(deployment, hub) -> None:
     }
     started = client.execute("echo", {"stringInput": "later"}, async_=True)
     assert started["status"] in ("accepted", "running", "successful"), started
+
+
+def test_the_earthlab_process_commands_against_the_service(deployment, hub) -> None:
+    """From a shell with a hub token in the environment, as a user outside the lab does."""
+    env = {
+        **os.environ,
+        "EARTHLAB_PROCESSES__URL": deployment.processes_url,
+        "JUPYTERHUB_API_TOKEN": hub.token("bob", SCOPE),
+    }
+    command = [str(Path(sys.executable).parent / "earthlab"), "process"]
+
+    def earthlab(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*command, *args], capture_output=True, text=True, timeout=120, env=env, check=False
+        )
+
+    listed = earthlab("list")
+    assert listed.returncode == 0, listed.stderr
+    assert all(name in listed.stdout for name in PROCESSES)
+    ran = earthlab("run", "echo", "-i", "stringInput=shell", "--json")
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout) == {"stringOutput": "shell"}
+    submitted = earthlab("run", "echo", "-i", "stringInput=later", "--async", "--json")
+    job_id = json.loads(submitted.stdout)["jobID"]
+    waited = earthlab("status", job_id, "--wait", "--json")
+    assert json.loads(waited.stdout)["status"] == "successful", waited.stdout
+    assert "later" in earthlab("results", job_id).stdout
+    env["JUPYTERHUB_API_TOKEN"] = hub.token("alice", SCOPE)  # another user: not found
+    refused = earthlab("status", job_id)
+    assert refused.returncode != 0 and "404" in refused.stderr + refused.stdout
