@@ -366,7 +366,8 @@ def test_hub_command_starts_reports_and_stops_everything(sample_dir, tmp_path, m
         stopped = subprocess.run([*earthlab, "down"], capture_output=True, text=True, timeout=120)
     assert stopped.returncode == 0
     assert stopped.stdout.strip() == (
-        "stopped: hub, gateway-dinamis, gateway-odatis, gateway-theia, restricted-dinamis, "
+        "stopped: hub, gateway-dinamis, gateway-odatis, gateway-theia, processes, "
+        "restricted-dinamis, "
         "front, stac-dinamis, stac-odatis, stac-theia, proxy"
     )
     assert not [
