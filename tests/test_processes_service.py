@@ -217,13 +217,14 @@ def test_dismiss_stops_a_running_job(deployment, api) -> None:
 
 
 def job_processes(deployment: Any) -> list[psutil.Process]:
-    """The job worker processes of the service (multiprocessing's spawned children)."""
+    """The job processes of the service: the children of its fork server."""
     (service,) = [p for p, alive in status(deployment.run_dir) if p.name == "processes" and alive]
-    return [
+    (server,) = [
         child
         for child in psutil.Process(service.pid).children()
-        if "spawn_main" in " ".join(child.cmdline())
+        if "forkserver" in " ".join(child.cmdline())
     ]
+    return list(server.children())
 
 
 # --- what users must get ---------------------------------------------------------------------
