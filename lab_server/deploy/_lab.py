@@ -400,14 +400,14 @@ def _start_test_provider(
     """Start the test OpenID provider seeded with the users file (``hub up --oidc-users``)."""
     users = json.loads((run.path / "oidc-users.json").read_text(encoding="utf-8"))
     assert d.oidc_port is not None and d.oidc_issuer
-    provider = start(
+    provider = _start_service(
+        run,
+        d,
         "oidc-provider",
         provider_command(d.service_bin_dir, d.ip, d.oidc_port, users),
-        run.logs_dir / "oidc-provider.log",
-        _service_env(run, d, env),
-        _service_dir(run, d),
-        url=d.oidc_issuer + "/",
-        account=_service_account(d),
+        "oidc-provider.log",
+        env,
+        d.oidc_issuer + "/",
     )
     started.append(provider)
     _write_state(run, started)
@@ -454,28 +454,31 @@ def _cluster(d: Deployment) -> PgstacCluster | None:
     return PgstacCluster(d.pgstac_data, d.pgstac_port, str(find_postgres()), password, d.ip)
 
 
-def _service_account(d: Deployment) -> str | None:
-    """The account of the services that need no privilege (None: the lab's own).
+def _start_service(
+    run: RunDir,
+    d: Deployment,
+    name: str,
+    command: list[str],
+    log: str,
+    env: dict[str, str],
+    url: str,
+) -> Proc:
+    """Start one of the services that need no privilege.
 
-    The service account when users are isolated (the lab runs as root).
+    Catalogue servers, the STAC front, the restricted-data and processing services, the test
+    identity provider. When users are isolated (the lab runs as root) it runs as the service account, from the
+    user environment's commands, with ``<run>/services`` as its home and working directory;
+    otherwise as the lab's own account, in the run directory.
     """
-    return SERVICE_ACCOUNT if d.isolated else None
-
-
-def _service_dir(run: RunDir, d: Deployment) -> Path:
-    """Working directory of those services: ``<run>/services`` (theirs) when isolated."""
-    return run.path / "services" if d.isolated else run.path
-
-
-def _service_env(run: RunDir, d: Deployment, env: dict[str, str]) -> dict[str, str]:
-    """Their environment: their own home and the commands of the environment they run from."""
     if not d.isolated:
-        return env
-    return {
+        return start(name, command, run.logs_dir / log, env, run.path, url=url)
+    home = run.path / "services"
+    env = {
         **env,
-        "HOME": str(run.path / "services"),
+        "HOME": str(home),
         "PATH": os.pathsep.join([d.service_bin_dir, env.get("PATH", "/usr/bin:/bin")]),
     }
+    return start(name, command, run.logs_dir / log, env, home, url=url, account=SERVICE_ACCOUNT)
 
 
 def _server_env(d: Deployment, name: str, env: dict[str, str]) -> dict[str, str]:
@@ -600,16 +603,7 @@ def _start_catalogues(
     _start_pgstac(run, d, started, timeout)
     waiting = []
     for name, command, log, ready_url in _catalogue_commands(run, d):
-        server_env = _server_env(d, name, _service_env(run, d, env))
-        proc = start(
-            name,
-            command,
-            run.logs_dir / log,
-            server_env,
-            _service_dir(run, d),
-            url=ready_url,
-            account=_service_account(d),
-        )
+        proc = _start_service(run, d, name, command, log, _server_env(d, name, env), ready_url)
         started.append(proc)
         waiting.append((proc, ready_url))
     _write_state(run, started)
@@ -654,16 +648,7 @@ def restart(
         if proc.name == name:
             stop(proc, timeout)
     _, command, log, ready_url = commands[name]
-    server_env = _server_env(d, name, _service_env(run, d, _base_env(d)))
-    new = start(
-        name,
-        command,
-        run.logs_dir / log,
-        server_env,
-        _service_dir(run, d),
-        url=ready_url,
-        account=_service_account(d),
-    )
+    new = _start_service(run, d, name, command, log, _server_env(d, name, _base_env(d)), ready_url)
     _write_state(run, [new if p.name == name else p for p in procs])
     wait_until(new, http_ready(ready_url), timeout)
     return new
