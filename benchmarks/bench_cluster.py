@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import statistics
 import sys
 import tempfile
@@ -32,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import requests
+from _docs import write_section
 
 import datacubes
 import lab
@@ -134,17 +134,6 @@ def render(results: dict, repeat: int, n_items: int) -> str:
     )
 
 
-def write_section(text: str) -> None:
-    """Replace (or append) the Clusters section of docs/benchmarks.md, leaving others as is."""
-    current = DOCS.read_text(encoding="utf-8") if DOCS.is_file() else "# Benchmarks\n\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(current):
-        updated = pattern.sub(lambda _: text + "\n", current, count=1)
-    else:
-        updated = current.rstrip("\n") + "\n\n" + text
-    DOCS.write_text(updated.rstrip("\n") + "\n", encoding="utf-8")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("sample_dir", nargs="?", type=Path)
@@ -177,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     text = render(results, args.repeat, len(items))
     print(text)
     if not args.no_write:
-        write_section(text)
+        write_section(SECTION, text)
         print(f"written to {DOCS}")
     return 0
 

@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import statistics
 import sys
 import tempfile
@@ -43,12 +42,12 @@ import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
+from _docs import write_section  # noqa: E402
 from hub_fixtures import Hub, running_lab  # noqa: E402
 
 import datacubes  # noqa: E402
 import lab  # noqa: E402
 
-DOCS = ROOT / "docs" / "benchmarks.md"
 SECTION = "## Processing jobs"
 SCOPE = ["access:services!service=processes"]
 SPEC = "thau-lagoon-sample"
@@ -168,19 +167,8 @@ def main() -> int:
     )
     print(text)
     if not args.no_write:
-        write_section(text)
+        write_section(SECTION, text)
     return 0
-
-
-def write_section(text: str) -> None:
-    """Replace (or append) this benchmark's section of docs/benchmarks.md."""
-    current = DOCS.read_text(encoding="utf-8") if DOCS.is_file() else "# Benchmarks\n\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(current):
-        updated = pattern.sub(lambda _: text + "\n", current)
-    else:
-        updated = current.rstrip("\n") + "\n\n" + text
-    DOCS.write_text(updated, encoding="utf-8")
 
 
 if __name__ == "__main__":
