@@ -144,6 +144,14 @@ class CubeBuildProcess:
         cube = {**asdict(report), "notes": list(report.notes), "failed": dict(report.failed)}
         if getattr(context, "results_url", ""):  # the store through the service, owner only
             cube["href"] = context.results_url + target
+        if hasattr(context, "add_product"):  # the job's STAC Item
+            context.add_product(
+                "cube",
+                context.work_dir / target,
+                "application/vnd+zarr",
+                spec.title or spec.name,
+                **({"description": spec.description} if spec.description else {}),
+            )
         return {"cube": cube, "summary": report.summary()}
 
 

@@ -186,6 +186,12 @@ class JobStatus:
         return self.status in FINAL_STATES
 
 
+REBUILD_FORMAT = "ogcapi-processes"
+"""``processing:expression.format`` of the Items the lab's service describes results with."""
+ITEM_REL = "describedby"
+"""Relation of a job status's link to the STAC Item of its results."""
+
+
 class ProcessesClient:
     """A client of one OGC API – Processes service; build it with :func:`lab.processes`.
 
@@ -306,6 +312,87 @@ class ProcessesClient:
             )
         return _results(response)
 
+    def rebuild(self, item: Any, *, asynchronous: bool = True) -> Job | dict[str, Any]:
+        """Run again the request a result's STAC Item records (``processing:expression``).
+
+        Parameters
+        ----------
+        item
+            A result Item of this lab (a pystac Item or its dict: :meth:`Job.item`, or found
+            by ``lab.catalog().search(collections="results")``).
+        asynchronous
+            As in :meth:`execute`.
+
+        Raises
+        ------
+        ProcessingError
+            If the Item does not record an OGC API – Processes request.
+        """
+        document = item if isinstance(item, Mapping) else item.to_dict(transform_hrefs=False)
+        expression = (document.get("properties") or {}).get("processing:expression") or {}
+        request = expression.get("expression") if isinstance(expression, Mapping) else None
+        if expression.get("format") != REBUILD_FORMAT or not isinstance(request, Mapping):
+            raise ProcessingError(
+                f"item {document.get('id')!r} records no request to rebuild it (its "
+                f"processing:expression must have format {REBUILD_FORMAT!r}): only results of "
+                "the lab's processing service can be rebuilt"
+            )
+        return self.execute(
+            str(request["process"]), dict(request.get("inputs") or {}), asynchronous=asynchronous
+        )
+
+    def subscribe(
+        self,
+        process_id: str,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        every: float | None = None,
+        new_items: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Run a process regularly (the lab's service): on a schedule or on new items.
+
+        The process runs once now, then every ``every`` seconds, or each time the federated
+        catalogue finds items of the ``new_items`` search it had not found before (for
+        example a ``cube-build`` into the same target extends the cube with each new scene).
+
+        Parameters
+        ----------
+        process_id, inputs
+            As in :meth:`execute`.
+        every
+            Seconds between two runs (the lab sets a minimum).
+        new_items
+            A search: ``{"collections": [...], "bbox": [w, s, e, n], "datetime": "a/b"}``.
+
+        Returns
+        -------
+        dict
+            The subscription: ``id``, ``process``, ``inputs``, ``trigger``, ``status``,
+            ``message``, ``jobs`` (ids of its runs).
+
+        Raises
+        ------
+        ConfigurationError
+            Neither or both of ``every`` and ``new_items``.
+        ProcessingError
+            The service refused it (bad inputs or trigger: its message).
+        """
+        if (every is None) == (new_items is None):
+            raise ConfigurationError("give one trigger: every=seconds or new_items={search}")
+        trigger = {"every": every} if every is not None else {"new_items": dict(new_items or {})}
+        body = {"process": process_id, "inputs": dict(inputs or {}), "trigger": trigger}
+        response = self.request("POST", "subscriptions", json=body, expect=(201,))
+        return dict(response.json())
+
+    def subscriptions(self) -> builtins.list[dict[str, Any]]:
+        """The caller's subscriptions, newest first (cancelled ones too)."""
+        return builtins.list(self._json("subscriptions").get("subscriptions") or ())
+
+    def unsubscribe(self, subscription_id: str) -> dict[str, Any]:
+        """Cancel a subscription (its runs already started go on); the subscription."""
+        response = self.request("DELETE", f"subscriptions/{_segment(subscription_id)}")
+        return dict(response.json())
+
     def jobs(self) -> builtins.list[JobStatus]:
         """The caller's jobs (``/jobs``, every page)."""
         return [JobStatus.from_json(j) for j in self._listed("jobs")]
@@ -406,6 +493,32 @@ class Job:
             If the job has not succeeded (the server's answer says why).
         """
         return _results(self.client.request("GET", self.url.rstrip("/") + "/results"))
+
+    def item(self) -> Any:
+        """The STAC Item describing the results of a successful job (a pystac Item).
+
+        The lab's service links it from the job's status (its assets are the files the job
+        wrote, readable by you with your token; ``processing:expression`` rebuilds it).
+
+        Raises
+        ------
+        ProcessingError
+            If the job has no such Item (not successful, or a process that wrote no file, or
+            a service that does not describe results as STAC).
+        """
+        import pystac
+
+        status = self.client._json(self.url)
+        href = next(
+            (link.get("href") for link in status.get("links", ()) if link.get("rel") == ITEM_REL),
+            None,
+        )
+        if href is None:
+            raise ProcessingError(
+                f"job {self.job_id} has no STAC Item of its results (status "
+                f"{status.get('status')}): only successful jobs that wrote files have one"
+            )
+        return pystac.Item.from_dict(self.client._json(urljoin(self.url, href)))
 
     def dismiss(self) -> JobStatus:
         """Cancel the job if it runs, or forget it and its results; return the new status."""

@@ -102,6 +102,15 @@ class SearchQuery:
         start, end = self.datetime
         return f"{_iso(start)}/{_iso(end)}"
 
+    def matches(self, item: Any) -> bool:
+        """Say whether a pystac Item matches the query, as a static catalogue is searched.
+
+        Collections, ids, the datetime interval (an item's own interval overlapping it), the
+        bbox or geometry (intersecting the item's geometry) and the CQL2 filter are checked;
+        ``limit`` and ``sortby`` are not (they apply to a result, not to one item).
+        """
+        return matches(item, self)
+
     def describe(self) -> str:
         """Return a one-line human description, for messages."""
         parts = []
@@ -294,3 +303,62 @@ def cql2_expression(value: dict[str, Any]) -> Any:
         If the filter is not valid CQL2-JSON.
     """
     return _parsed(json.dumps(value, sort_keys=True))
+
+
+# --- client-side evaluation (static catalogues, cube stores, the lab's own services) -----
+
+
+def matches(item: Any, query: SearchQuery) -> bool:
+    """Say whether an item matches a query (for catalogues that cannot search themselves)."""
+    if query.collections and item.collection_id not in query.collections:
+        return False
+    if query.ids and item.id not in query.ids:
+        return False
+    if query.datetime and not _in_interval(item, query.datetime):
+        return False
+    if query.bbox or query.intersects:
+        import shapely.geometry
+
+        if item.geometry is None:
+            return False
+        shape = shapely.geometry.shape(item.geometry)
+        if query.bbox and not shape.intersects(shapely.geometry.box(*query.bbox)):
+            return False
+        if query.intersects and not shape.intersects(shapely.geometry.shape(query.intersects)):
+            return False
+    if query.filter:
+        return filter_matches(
+            query.filter, item.to_dict(include_self_link=False, transform_hrefs=False)
+        )
+    return True
+
+
+def filter_matches(query_filter: dict[str, Any], document: dict[str, Any]) -> bool:
+    """Evaluate a CQL2-JSON filter on an item document, as a STAC API server would.
+
+    A comparison with a property the item does not have is not true (CQL2's NULL semantics),
+    so the item does not match, as on a server.
+    """
+    try:
+        return bool(cql2_expression(query_filter).matches(document))
+    except Exception as exc:  # cql2 raises a bare Exception when a property is missing
+        if "reduce" in str(exc):
+            return False
+        raise
+
+
+def _in_interval(item: Any, interval: tuple[dt.datetime | None, dt.datetime | None]) -> bool:
+    props = item.properties
+    start = _parse(props.get("start_datetime")) or item.datetime
+    end = _parse(props.get("end_datetime")) or item.datetime
+    if start is None or end is None:
+        return False
+    lo, hi = interval
+    return (hi is None or start <= hi) and (lo is None or end >= lo)
+
+
+def _parse(value: Any) -> dt.datetime | None:
+    if not value:
+        return None
+    parsed = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)

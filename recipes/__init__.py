@@ -12,6 +12,8 @@ validation
     Validation statistics and regional recalibration of algorithms.
 crossing
     The water-quality crossing end to end: search, cube, matchups, validation, report.
+maps
+    Composite water-quality maps (turbidity, chlorophyll-a, SPM) as Cloud-Optimised GeoTIFFs.
 
 Errors
 ------
@@ -26,8 +28,16 @@ from types import ModuleType
 
 from recipes._errors import InSituFormatError
 
-_MODULES = ("crossing", "insitu", "matchup", "validation", "water_quality")
-__all__ = ["InSituFormatError", "crossing", "insitu", "matchup", "validation", "water_quality"]
+_MODULES = ("crossing", "insitu", "maps", "matchup", "validation", "water_quality")
+__all__ = [
+    "InSituFormatError",
+    "crossing",
+    "insitu",
+    "maps",
+    "matchup",
+    "validation",
+    "water_quality",
+]
 
 
 def __getattr__(name: str) -> ModuleType:

@@ -13,8 +13,14 @@ import re
 from typing import Any
 
 from recipes.crossing import water_quality_crossing
+from recipes.maps import COMPOSITES, MAP_PRODUCTS, water_quality_maps
 
-__all__ = ["WATER_QUALITY_CROSSING", "WaterQualityCrossingProcess"]
+__all__ = [
+    "WATER_QUALITY_CROSSING",
+    "WATER_QUALITY_MAPS",
+    "WaterQualityCrossingProcess",
+    "WaterQualityMapsProcess",
+]
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 _STEP = re.compile(r"^(\d)/(\d) ")
@@ -27,6 +33,48 @@ _METRICS = {
         "r2": {"type": ["number", "null"]},
     },
 }
+
+
+_SEARCH_INPUTS: dict[str, Any] = {
+    "bbox": {
+        "title": "Bounding box",
+        "description": "West, south, east, north in WGS84 degrees (default: the whole "
+        "extent of the collections).",
+        "minOccurs": 0,
+        "maxOccurs": 1,
+        "schema": {
+            "type": "array",
+            "items": {"type": "number"},
+            "minItems": 4,
+            "maxItems": 4,
+            "x-ogc-unit": "deg",
+        },
+    },
+    "datetime": {
+        "title": "Dates",
+        "description": "RFC 3339 instant or interval (start/end, '..' open).",
+        "minOccurs": 0,
+        "maxOccurs": 1,
+        "schema": {"type": "string"},
+    },
+}
+
+
+def _name_input(default: str) -> dict[str, Any]:
+    return {
+        "title": "Output folder",
+        "description": f"Folder of the outputs in your results directory (default: {default}).",
+        "minOccurs": 0,
+        "maxOccurs": 1,
+        "schema": {"type": "string", "pattern": _NAME},
+    }
+
+
+def _folder(data: dict[str, Any], default: str) -> str:
+    name = str(data.get("name") or default)
+    if not re.match(_NAME, name) or ".." in name:
+        raise ValueError(f"name must be a folder name, got {name!r}")
+    return name
 
 
 def _metadata() -> dict[str, Any]:
@@ -44,27 +92,7 @@ def _metadata() -> dict[str, Any]:
         "jobControlOptions": ["sync-execute", "async-execute", "dismiss"],
         "outputTransmission": ["value"],
         "inputs": {
-            "bbox": {
-                "title": "Bounding box",
-                "description": "West, south, east, north in WGS84 degrees (default: the whole "
-                "extent of the collections).",
-                "minOccurs": 0,
-                "maxOccurs": 1,
-                "schema": {
-                    "type": "array",
-                    "items": {"type": "number"},
-                    "minItems": 4,
-                    "maxItems": 4,
-                    "x-ogc-unit": "deg",
-                },
-            },
-            "datetime": {
-                "title": "Dates",
-                "description": "RFC 3339 instant or interval (start/end, '..' open).",
-                "minOccurs": 0,
-                "maxOccurs": 1,
-                "schema": {"type": "string"},
-            },
+            **_SEARCH_INPUTS,
             "max_dt": {
                 "title": "Matchup time window",
                 "description": "Largest time between a scene and an in-situ sample (pandas "
@@ -80,14 +108,7 @@ def _metadata() -> dict[str, Any]:
                 "maxOccurs": 1,
                 "schema": {"type": "integer", "minimum": 1, "maximum": 15, "x-ogc-unit": "px"},
             },
-            "name": {
-                "title": "Output folder",
-                "description": "Folder of the outputs in your results directory (default: "
-                "crossing).",
-                "minOccurs": 0,
-                "maxOccurs": 1,
-                "schema": {"type": "string", "pattern": _NAME},
-            },
+            "name": _name_input("crossing"),
         },
         "outputs": {
             "validation": {
@@ -115,6 +136,28 @@ def _metadata() -> dict[str, Any]:
     }
 
 
+_COG = "image/tiff; application=geotiff; profile=cloud-optimized"
+_MEDIA = {
+    ".tif": (_COG, "data"),
+    ".zarr": ("application/vnd+zarr", "data"),
+    ".parquet": ("application/vnd.apache.parquet", "data"),
+    ".json": ("application/json", "metadata"),
+    ".html": ("text/html", "overview"),
+    ".png": ("image/png", "thumbnail"),
+}
+
+
+def _steps(context: Any) -> Any:
+    """A recipe's ``progress`` reporting its numbered steps as the job's progress."""
+
+    def step(line: str) -> None:
+        found = _STEP.match(line)
+        if found:  # "3/6 writing the cube": 2 of 6 steps done
+            context.progress((int(found.group(1)) - 1) / int(found.group(2)), line[4:])
+
+    return step
+
+
 class WaterQualityCrossingProcess:
     """The ``water-quality-crossing`` process (see the module's docstring)."""
 
@@ -125,14 +168,7 @@ class WaterQualityCrossingProcess:
 
     def execute(self, data: dict[str, Any], context: Any) -> dict[str, Any]:
         """Run the crossing into ``context.work_dir / name``; the figures as outputs."""
-        name = str(data.get("name") or "crossing")
-        if not re.match(_NAME, name) or ".." in name:
-            raise ValueError(f"name must be a folder name, got {name!r}")
-
-        def step(line: str) -> None:
-            found = _STEP.match(line)
-            if found:  # "3/6 writing the cube": 2 of 6 steps done
-                context.progress((int(found.group(1)) - 1) / int(found.group(2)), line[4:])
+        name = _folder(data, "crossing")
 
         bbox = data.get("bbox")
         result = water_quality_crossing(
@@ -141,9 +177,14 @@ class WaterQualityCrossingProcess:
             datetime=data.get("datetime"),
             max_dt=str(data.get("max_dt") or "3h"),
             window=int(data.get("window") or 5),
-            progress=step,
+            progress=_steps(context),
         )
         validation = json.loads(result.files["validation"].read_text(encoding="utf-8"))
+        if hasattr(context, "add_product"):  # the job's STAC Item
+            for role, path in result.files.items():
+                media, kind = _MEDIA.get(path.suffix, ("application/octet-stream", "data"))
+                context.add_product(role, path, media, roles=(kind,))
+            context.add_sources(result.items)
         return {
             "validation": validation,
             "files": {role: str(path) for role, path in result.files.items()},
@@ -152,3 +193,116 @@ class WaterQualityCrossingProcess:
 
 
 WATER_QUALITY_CROSSING = WaterQualityCrossingProcess()
+
+
+def _maps_metadata() -> dict[str, Any]:
+    return {
+        "id": "water-quality-maps",
+        "title": "Water quality maps from Sentinel-2",
+        "description": "Searches every centre for Sentinel-2 L2A scenes, masks clouds, "
+        "computes turbidity (Nechad 2009, FNU), chlorophyll-a (NDCI, µg/L) and suspended "
+        "particulate matter (Nechad 2010, g/m³) on water pixels, composes the dates (median, "
+        "mean, max or the latest clear date) and writes one Cloud-Optimised GeoTIFF per "
+        "product in the requesting user's results directory.",
+        "version": "1.0.0",
+        "keywords": ["water quality", "maps", "Sentinel-2", "COG", "composite"],
+        "jobControlOptions": ["sync-execute", "async-execute", "dismiss"],
+        "outputTransmission": ["value"],
+        "inputs": {
+            **_SEARCH_INPUTS,
+            "products": {
+                "title": "Products",
+                "description": "Products to map (default: all three).",
+                "minOccurs": 0,
+                "maxOccurs": 1,
+                "schema": {
+                    "type": "array",
+                    "items": {"type": "string", "enum": list(MAP_PRODUCTS)},
+                    "minItems": 1,
+                    "uniqueItems": True,
+                },
+            },
+            "composite": {
+                "title": "Composite",
+                "description": "Per pixel over the clear-water dates: median, mean, max, or "
+                "the latest date whose water is at least 90 % clear.",
+                "minOccurs": 0,
+                "maxOccurs": 1,
+                "schema": {"type": "string", "enum": list(COMPOSITES), "default": "median"},
+            },
+            "name": _name_input("maps"),
+        },
+        "outputs": {
+            "maps": {
+                "title": "Maps",
+                "description": "Per product: the COG's path, its URL through the service "
+                "(href: yours only, with your hub token) and its units.",
+                "schema": {
+                    "type": "object",
+                    "additionalProperties": {
+                        "type": "object",
+                        "properties": {
+                            "path": {"type": "string"},
+                            "href": {"type": "string", "format": "uri"},
+                            "units": {"type": "string"},
+                        },
+                    },
+                },
+            },
+            "dates": {
+                "title": "Dates composed",
+                "description": "Dates (YYYY-MM-DD) of the scenes in the composite.",
+                "schema": {"type": "array", "items": {"type": "string", "format": "date"}},
+            },
+            "scenes": {
+                "title": "Scenes",
+                "description": "Ids of the Sentinel-2 items read.",
+                "schema": {"type": "array", "items": {"type": "string"}},
+            },
+        },
+        "example": {"inputs": {"products": ["turbidity"], "composite": "median"}},
+    }
+
+
+class WaterQualityMapsProcess:
+    """The ``water-quality-maps`` process (see :mod:`recipes.maps`)."""
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """The OGC process description."""
+        return _maps_metadata()
+
+    def execute(self, data: dict[str, Any], context: Any) -> dict[str, Any]:
+        """Write the maps into ``context.work_dir / name``; where they are as outputs."""
+        name = _folder(data, "maps")
+        bbox = data.get("bbox")
+        result = water_quality_maps(
+            context.work_dir / name,
+            bbox=tuple(bbox) if bbox else None,
+            datetime=data.get("datetime"),
+            products=list(data.get("products") or MAP_PRODUCTS),
+            composite=str(data.get("composite") or "median"),
+            progress=_steps(context),
+        )
+        if hasattr(context, "add_product"):  # the job's STAC Item
+            for product, path in result.files.items():
+                context.add_product(
+                    product, path, _COG, f"{MAP_PRODUCTS[product]}, {result.composite}"
+                )
+            context.add_sources(result.items)
+        base = getattr(context, "results_url", "")
+        return {
+            "maps": {
+                product: {
+                    "path": str(path),
+                    **({"href": f"{base}{name}/{path.name}"} if base else {}),
+                    "units": result.units[product],
+                }
+                for product, path in result.files.items()
+            },
+            "dates": list(result.dates),
+            "scenes": list(result.scenes),
+        }
+
+
+WATER_QUALITY_MAPS = WaterQualityMapsProcess()

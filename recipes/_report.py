@@ -47,8 +47,6 @@ def latest_clear_date(cube: xr.Dataset) -> str:
 
 def write_maps(cube: xr.Dataset, out: Path) -> dict[str, Path]:
     """Write turbidity and chl-a maps as COG: latest clear date and median composite."""
-    import rioxarray  # noqa: F401 - .rio accessor
-
     files: dict[str, Path] = {}
     t = latest_clear_index(cube)
     date = latest_clear_date(cube)
@@ -57,15 +55,34 @@ def write_maps(cube: xr.Dataset, out: Path) -> dict[str, Path]:
         median = _median(cube[variable])
         for label, layer in ((f"latest_{date}", latest), ("median", median)):
             path = out / f"{variable}_{label}.tif"
-            layer = layer.drop_vars([c for c in layer.coords if c not in ("x", "y", "spatial_ref")])
-            layer = layer.rio.write_crs(cube.rio.crs).rio.write_nodata(np.nan, encoded=False)
-            layer.attrs = {
-                "units": cube[variable].attrs.get("units", ""),
-                "long_name": MAPPED[variable],
-            }
-            layer.rio.to_raster(path, driver="COG", compress="DEFLATE")
+            write_cog(
+                layer,
+                path,
+                crs=cube.rio.crs,
+                units=cube[variable].attrs.get("units", ""),
+                long_name=MAPPED[variable],
+            )
             files[f"{variable}_{label.split('_')[0]}"] = path
     return files
+
+
+def write_cog(
+    layer: xr.DataArray,
+    path: Path,
+    *,
+    crs: Any,
+    units: str,
+    long_name: str,
+    tags: Mapping[str, str] | None = None,
+) -> None:
+    """Write one float32 map as a COG (DEFLATE, NaN nodata), with units and tags."""
+    import rioxarray  # noqa: F401 - .rio accessor
+
+    layer = layer.astype("float32")
+    layer = layer.drop_vars([c for c in layer.coords if c not in ("x", "y", "spatial_ref")])
+    layer = layer.rio.write_crs(crs).rio.write_nodata(np.nan, encoded=False)
+    layer.attrs = {"units": units, "long_name": long_name, **dict(tags or {})}
+    layer.rio.to_raster(path, driver="COG", compress="DEFLATE")
 
 
 def _median(values: xr.DataArray) -> xr.DataArray:
@@ -79,6 +96,13 @@ def _median(values: xr.DataArray) -> xr.DataArray:
 
 # --- What the report says about its data ---------------------------------------------------
 
+
+def _adds_data(centre: lab.Centre, origin: lab.CentreSet) -> bool:
+    """Whether a centre may hold a collection of ``origin`` (unknown collections: it may)."""
+    held = {c for other in origin.values() for c in other.collections}
+    return not centre.collections or bool(set(centre.collections) & held)
+
+
 SAMPLE_GENERATOR = "earthlab sample"
 """The ``generator`` field of the sample federation's ``truth/generator.json``."""
 
@@ -91,7 +115,9 @@ def sample_record(centres: lab.CentreSet | None) -> dict[str, Any] | None:
     directory: a copy of the sample's files under another centres file, or a centres file
     next to a sample that searches other catalogues, is not the sample. A centres file
     ``derived_from`` the sample's, with the same centres (the local lab's, whose catalogues
-    are the sample's served as STAC APIs), is the sample too.
+    are the sample's served as STAC APIs), is the sample too; it may add centres that hold
+    none of the sample's collections (the lab's own services, such as users' processing
+    results): they add no data to the sample's.
 
     Parameters
     ----------
@@ -112,7 +138,9 @@ def sample_record(centres: lab.CentreSet | None) -> dict[str, Any] | None:
             origin = lab.read_centres_file(Path(derived_from))
         except lab.EarthLabError:
             return None
-        if set(origin) != set(centres):
+        if not set(origin) <= set(centres) or any(
+            _adds_data(centres[name], origin) for name in set(centres) - set(origin)
+        ):
             return None
         return sample_record(origin)
     root = Path(source).resolve().parent

@@ -61,6 +61,8 @@ class CrossingResult:
     """Status of each centre in the satellite search."""
     seconds: float
     """Wall time of the whole job."""
+    items: tuple[Any, ...] = ()
+    """The items read: satellite scenes, then in-situ stations (pystac Items)."""
 
     def __repr__(self) -> str:
         kept = int(self.matchups["kept"].sum())
@@ -180,7 +182,9 @@ def water_quality_crossing(
     seconds = time.monotonic() - started
     say(f"done in {seconds:.0f} s: open {files['report']}")
     federation_status = {name: r.status for name, r in scenes.federation.items()}
-    return CrossingResult(out, files, report, matchups, federation_status, seconds)
+    return CrossingResult(
+        out, files, report, matchups, federation_status, seconds, (*scenes, *stations)
+    )
 
 
 def _write_zarr(dataset: xr.Dataset, path: Path) -> None:

@@ -16,9 +16,8 @@ from test_stac_api_pagination import EMPTY_PAGE, PC_HOST, centre, not_found, rep
 
 import lab
 from lab._adapters import _stac_api
-from lab._adapters._common import filter_matches
 from lab._adapters._stac_api import CLIENT_FILTER_NOTE, StacApiAdapter
-from lab._query import SearchQuery
+from lab._query import SearchQuery, filter_matches
 
 CLEAR = {"op": "<", "args": [{"property": "eo:cloud_cover"}, 20]}
 

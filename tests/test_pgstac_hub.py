@@ -86,9 +86,12 @@ def test_hub_up_with_pgstac_catalogues(
         # the same centres file shape as with memory catalogues
         document = yaml.safe_load(Path(deployment.centres_file).read_text(encoding="utf-8"))
         catalogs = {c["name"]: c["catalog"] for c in document["centres"]}
+        # (and each user's processing results, served by the processing service)
         assert {n: c["kind"] for n, c in catalogs.items()} == dict.fromkeys(
-            ("theia", "odatis", "dinamis"), "stac-api"
+            ("theia", "odatis", "dinamis", "results"), "stac-api"
         )
+        assert catalogs["results"]["href"] == deployment.processes_url + "stac/"
+        assert catalogs["results"]["token_env"] == "JUPYTERHUB_API_TOKEN"
         assert catalogs["theia"]["href"] == deployment.catalogue_url("theia")
         assert catalogs["dinamis"]["href"] == deployment.restricted_service_url("dinamis") + "stac/"
         # what answers behind the front is stac-fastapi-pgstac
@@ -96,17 +99,21 @@ def test_hub_up_with_pgstac_catalogues(
         assert landing["id"] == "centre_theia"
         assert any("filter" in c for c in landing["conformsTo"])
 
-        # a member of the dinamis group searches all three centres through the lab
+        # a member of the dinamis group searches all three centres through the lab (and her
+        # processing results, none yet)
         hub = Hub(deployment)
         hub.create_user("erin")
         hub.add_to_group("dinamis", ["erin"])
+        results_scope = "access:services!service=processes"
         monkeypatch.setenv(
-            "JUPYTERHUB_API_TOKEN", hub.token("erin", [SERVICE_SCOPE, access_scope("dinamis")])
+            "JUPYTERHUB_API_TOKEN",
+            hub.token("erin", [SERVICE_SCOPE, access_scope("dinamis"), results_scope]),
         )
         result = lab.catalog(deployment.centres_file).search()
         assert {c: r.status for c, r in result.federation.items()} == dict.fromkeys(
-            ("theia", "odatis", "dinamis"), "ok"
+            ("theia", "odatis", "dinamis", "results"), "ok"
         )
+        assert result.federation["results"].matched == 0
         counts = {
             c: sum(i.properties["earthlab:centre"] == c for i in result)
             for c in ("theia", "odatis", "dinamis")

@@ -34,7 +34,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 SPEC = "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/"
 SCOPE = ["access:services!service=processes"]
 ASYNC = {"Prefer": "respond-async"}
-PROCESSES = {"echo", "cube-build", "water-quality-crossing"}
+PROCESSES = {"echo", "cube-build", "water-quality-crossing", "water-quality-maps"}
 
 
 @pytest.fixture(scope="module")
@@ -338,6 +338,128 @@ def test_water_quality_crossing_job_equals_the_recipe_called_directly(
     assert outputs["federation"]["theia"] == "ok"
 
 
+def _cog(href: str, token: str) -> np.ndarray:
+    import rasterio
+    from rasterio.io import MemoryFile
+
+    answer = requests.get(href, headers={"Authorization": f"token {token}"}, timeout=60)
+    assert answer.status_code == 200, (href, answer.status_code)
+    with MemoryFile(answer.content) as memory, memory.open() as cog:
+        assert isinstance(cog, rasterio.io.DatasetReader)
+        return np.asarray(cog.read(1))
+
+
+def test_maps_job_results_are_a_stac_item_searched_by_the_federation_and_rebuilt(
+    deployment, hub, api, monkeypatch
+) -> None:
+    """Item 4 of the issue: the job's STAC Item (processing extension, inputs' items linked),
+    in Alice's ``results`` collection that ``lab.catalog()`` searches as a centre, hers only;
+    its own ``processing:expression`` rebuilds the same maps."""
+    alice, bob = hub.token("alice", SCOPE), hub.token("bob", SCOPE)
+    client = lab.processes(deployment.processes_url, token=alice)
+    inputs = {"products": ["turbidity", "chlorophyll_a"], "composite": "median", "name": "maps"}
+    job = client.execute("water-quality-maps", inputs, asynchronous=True)
+    assert isinstance(job, lab.Job)
+    job.wait(timeout=600, progress=False)
+    outputs = job.results()
+    assert set(outputs["maps"]) == {"turbidity", "chlorophyll_a"}
+    assert len(outputs["scenes"]) == 16
+
+    item = job.item()
+    assert item.id == job.job_id and item.collection_id == "results"
+    expression = item.properties["processing:expression"]
+    assert expression["expression"] == {"process": "water-quality-maps", "inputs": inputs}
+    sources = [link for link in item.links if link.rel == "derived_from"]
+    assert sorted(link.title for link in sources) == sorted(outputs["scenes"])
+    first = requests.get(sources[0].href, timeout=30).json()  # the scene in theia's STAC API
+    assert first["id"] == sources[0].title and first["collection"] == "sentinel-2-l2a"
+    href = item.assets["turbidity"].href
+    assert href == outputs["maps"]["turbidity"]["href"]
+    before = _cog(href, alice)
+    assert np.isfinite(before).sum() > 100_000
+    refused = requests.get(href, headers={"Authorization": f"token {bob}"}, timeout=30)
+    assert refused.status_code in (403, 404) and not refused.content.startswith(b"II*")
+
+    # the federated catalogue finds it, with the token of its owner only
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", alice)
+    federation = lab.catalog(deployment.centres_file)
+    found = federation.search(collections="results", bbox=[3.55, 43.35, 3.6, 43.4])
+    assert item.id in [i.id for i in found] and found.federation["results"].status == "ok"
+    assert len(federation.search(collections="results", bbox=[0, 0, 1, 1])) == 0
+    assert federation.search(collections="sentinel-2-l2a").federation["results"].status == (
+        "skipped"
+    )
+    landing = requests.get(
+        deployment.processes_url + "stac/", headers={"Authorization": f"token {alice}"}, timeout=30
+    ).json()
+    assert "https://api.stacspec.org/v1.0.0/item-search" in landing["conformsTo"]
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", bob)
+    theirs = lab.catalog(deployment.centres_file).search(collections="results")
+    assert item.id not in [i.id for i in theirs]
+    assert api["bob"]("GET", f"stac/collections/results/items/{item.id}").status_code == 404
+    assert requests.get(deployment.processes_url + "stac/search", timeout=30).status_code == 401
+
+    # rebuilt from its own metadata: the same request, the same maps
+    again = client.rebuild(item)
+    assert isinstance(again, lab.Job) and again.job_id != job.job_id
+    again.wait(timeout=600, progress=False)
+    rebuilt = again.item()
+    assert rebuilt.properties["processing:expression"] == expression
+    np.testing.assert_array_equal(_cog(rebuilt.assets["turbidity"].href, alice), before)
+    with pytest.raises(lab.ProcessingError, match="no request to rebuild"):
+        client.rebuild(first)
+
+
+def test_subscriptions_through_the_api_and_the_cli(deployment, hub, api) -> None:
+    """Item 5 of the issue, as users reach it: subscribe (runs once now), list, cancel; the
+    service's own federated search finds the baseline of a new-items subscription; another
+    user neither sees nor cancels it. The triggers themselves: tests/test_subscriptions.py."""
+    client = lab.processes(deployment.processes_url, token=hub.token("alice", SCOPE))
+    scheduled = client.subscribe("echo", {"stringInput": "hourly"}, every=3600)
+    assert scheduled["status"] == "active" and len(scheduled["jobs"]) == 1
+    first = client.job(scheduled["jobs"][0]).wait(timeout=60, progress=False)
+    assert first.status == "successful"
+    watching = client.subscribe(
+        "echo",
+        {"stringInput": "a new scene"},
+        new_items={"collections": ["sentinel-2-l2a"], "bbox": [3.5, 43.3, 3.7, 43.5]},
+    )
+    assert watching["message"].startswith("subscribed with 16 items known"), watching
+    mine = {s["id"]: s for s in client.subscriptions()}
+    assert {scheduled["id"], watching["id"]} <= set(mine)
+
+    with pytest.raises(lab.ProcessingError, match="at least 60 s"):
+        client.subscribe("echo", {}, every=1)
+    refused = api["alice"]("POST", "subscriptions", json={"process": "echo", "inputs": {"x": 1}})
+    assert_exception(refused, 400, "InvalidParameterValue")
+    bob = api["bob"]
+    assert bob("GET", f"subscriptions/{scheduled['id']}").status_code == 404
+    assert bob("DELETE", f"subscriptions/{scheduled['id']}").status_code == 404
+    assert scheduled["id"] not in str(bob("GET", "subscriptions").json())
+
+    env = {
+        **os.environ,
+        "EARTHLAB_PROCESSES__URL": deployment.processes_url,
+        "JUPYTERHUB_API_TOKEN": hub.token("alice", SCOPE),
+    }
+    earthlab = [str(Path(sys.executable).parent / "earthlab"), "process"]
+    listed = subprocess.run(
+        [*earthlab, "subscriptions"], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert listed.returncode == 0 and "every 3600 s" in listed.stdout, listed.stderr
+    assert "new items of sentinel-2-l2a" in listed.stdout
+    for sub in (scheduled, watching):
+        cancelled = subprocess.run(
+            [*earthlab, "unsubscribe", sub["id"]],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
+        assert cancelled.returncode == 0 and "cancelled" in cancelled.stdout, cancelled.stderr
+    assert {s["id"]: s["status"] for s in client.subscriptions()}[scheduled["id"]] == "cancelled"
+
+
 def test_lab_processes_in_a_users_notebook(hub) -> None:
     """In a kernel of the user's server: ``lab.processes()`` with no argument (the hub set the
     service's URL and the server's token carries its scope), a job waited for."""
@@ -357,7 +479,7 @@ def test_lab_processes_in_a_users_notebook(hub) -> None:
         kernel.close()
     assert output.error is None, output.error
     lines = output.stdout.strip().splitlines()
-    assert lines[0] == "['cube-build', 'echo', 'water-quality-crossing']"
+    assert lines[0] == str(sorted(PROCESSES))
     assert lines[1] == "successful {'stringOutput': 'from a notebook'}"
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import posixpath
 from collections.abc import Iterable
@@ -10,11 +9,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pystac
-import shapely.geometry
 
 from lab._adapters import AdapterResult
 from lab._errors import RestrictedDataError
-from lab._query import cql2_expression
+from lab._query import matches
 from lab._sorting import sort_key
 
 if TYPE_CHECKING:
@@ -77,29 +75,6 @@ def request_headers(centre: Centre) -> dict[str, str]:
     return headers
 
 
-def matches(item: pystac.Item, query: SearchQuery) -> bool:
-    """Say whether an item matches a query (for catalogues that cannot search themselves)."""
-    if query.collections and item.collection_id not in query.collections:
-        return False
-    if query.ids and item.id not in query.ids:
-        return False
-    if query.datetime and not _in_interval(item, query.datetime):
-        return False
-    if query.bbox or query.intersects:
-        if item.geometry is None:
-            return False
-        shape = shapely.geometry.shape(item.geometry)
-        if query.bbox and not shape.intersects(shapely.geometry.box(*query.bbox)):
-            return False
-        if query.intersects and not shape.intersects(shapely.geometry.shape(query.intersects)):
-            return False
-    if query.filter:
-        return filter_matches(
-            query.filter, item.to_dict(include_self_link=False, transform_hrefs=False)
-        )
-    return True
-
-
 def select(items: Iterable[pystac.Item], query: SearchQuery) -> AdapterResult:
     """The items that match ``query`` (client-side), in its order, at most ``query.limit``.
 
@@ -111,36 +86,3 @@ def select(items: Iterable[pystac.Item], query: SearchQuery) -> AdapterResult:
     if query.limit:
         found = found[: query.limit]
     return AdapterResult(items=found, matched=matched)
-
-
-def filter_matches(query_filter: dict[str, Any], document: dict[str, Any]) -> bool:
-    """Evaluate a CQL2-JSON filter on an item document, as a STAC API server would.
-
-    A comparison with a property the item does not have is not true (CQL2's NULL semantics),
-    so the item does not match, as on a server.
-    """
-    try:
-        return bool(cql2_expression(query_filter).matches(document))
-    except Exception as exc:  # cql2 raises a bare Exception when a property is missing
-        if "reduce" in str(exc):
-            return False
-        raise
-
-
-def _in_interval(
-    item: pystac.Item, interval: tuple[dt.datetime | None, dt.datetime | None]
-) -> bool:
-    props = item.properties
-    start = _parse(props.get("start_datetime")) or item.datetime
-    end = _parse(props.get("end_datetime")) or item.datetime
-    if start is None or end is None:
-        return False
-    lo, hi = interval
-    return (hi is None or start <= hi) and (lo is None or end >= lo)
-
-
-def _parse(value: Any) -> dt.datetime | None:
-    if not value:
-        return None
-    parsed = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)

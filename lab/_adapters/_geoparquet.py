@@ -28,8 +28,9 @@ from typing import TYPE_CHECKING, Any
 import pystac
 
 from lab._adapters import AdapterResult
-from lab._adapters._common import absolute_hrefs, filter_matches, select
+from lab._adapters._common import absolute_hrefs, select
 from lab._errors import CatalogError
+from lab._query import filter_matches
 from lab._sorting import describe, sort_key
 
 if TYPE_CHECKING:

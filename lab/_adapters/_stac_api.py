@@ -31,15 +31,11 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from lab._adapters import AdapterResult
-from lab._adapters._common import (
-    filter_matches,
-    matches,
-    request_headers,
-    restricted_message,
-)
+from lab._adapters._common import request_headers, restricted_message
 from lab._config import config
 from lab._errors import CatalogError, RestrictedDataError
 from lab._http import RetryPolicy, http_session, is_tls_failure
+from lab._query import filter_matches, matches
 from lab._sorting import DEFAULT_SORT, describe, sort_key, sort_prefix
 
 if TYPE_CHECKING:

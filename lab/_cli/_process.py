@@ -1,7 +1,8 @@
 """``earthlab process``: run the processing service's processes from a shell (OGC API – Processes).
 
 ``list``, ``describe ID``, ``run ID -i name=value ... [--async]``, ``status JOB [--wait]``,
-``results JOB``, ``dismiss JOB``, ``jobs``. The service is the ``processes.url`` setting
+``results JOB``, ``dismiss JOB``, ``jobs``; ``subscribe ID -i ... --every SECONDS`` or
+``--on-new-items COLLECTION [--bbox W,S,E,N]``, ``subscriptions``, ``unsubscribe SUB``. The service is the ``processes.url`` setting
 (``EARTHLAB_PROCESSES__URL``, set by the hub in single-user servers) or ``--url``; the token is
 ``JUPYTERHUB_API_TOKEN`` or ``--token-env NAME`` (never a token on the command line: it would
 show in the process list and the shell's history).
@@ -46,22 +47,32 @@ def register(subparsers: Any) -> None:
     describe.add_argument("--json", action="store_true", help="print the server's description")
 
     run = commands.add_parser("run", help="run a process (synchronously unless --async)")
-    run.add_argument("process_id", metavar="PROCESS")
-    run.add_argument(
-        "-i",
-        "--input",
-        action="append",
-        default=[],
-        type=_input,
-        metavar="NAME=VALUE",
-        help="an input; VALUE is read as JSON when it parses (42, [1,2], {...}), else text; "
-        "repeat a name for several values",
-    )
-    run.add_argument(
-        "--inputs-file", metavar="FILE", help="a JSON file of inputs (name -> value), first"
-    )
+    _request_arguments(run)
     run.add_argument("--async", dest="asynchronous", action="store_true", help="submit a job")
     run.add_argument("--json", action="store_true", help="print JSON (results, or the job)")
+
+    subscribe = commands.add_parser(
+        "subscribe", help="run a process now, then on a schedule or on new items"
+    )
+    _request_arguments(subscribe)
+    trigger = subscribe.add_mutually_exclusive_group(required=True)
+    trigger.add_argument("--every", type=positive_float, metavar="SECONDS", help="a schedule")
+    trigger.add_argument(
+        "--on-new-items",
+        metavar="COLLECTION",
+        action="append",
+        help="run when the catalogue finds new items of this collection (repeatable)",
+    )
+    subscribe.add_argument(
+        "--bbox", metavar="W,S,E,N", help="with --on-new-items: only items within this box"
+    )
+    subscribe.add_argument("--json", action="store_true", help="print the subscription as JSON")
+
+    subscriptions = commands.add_parser("subscriptions", help="your subscriptions")
+    subscriptions.add_argument("--json", action="store_true", help="print them as JSON")
+
+    unsubscribe = commands.add_parser("unsubscribe", help="cancel a subscription")
+    unsubscribe.add_argument("subscription_id", metavar="SUBSCRIPTION")
 
     status = commands.add_parser("status", help="a job's status")
     status.add_argument("job_id", metavar="JOB")
@@ -79,6 +90,24 @@ def register(subparsers: Any) -> None:
     jobs.add_argument("--json", action="store_true", help="print the statuses as JSON")
 
     parser.set_defaults(func=run_command)
+
+
+def _request_arguments(parser: Any) -> None:
+    """The process and its inputs (``run`` and ``subscribe``)."""
+    parser.add_argument("process_id", metavar="PROCESS")
+    parser.add_argument(
+        "-i",
+        "--input",
+        action="append",
+        default=[],
+        type=_input,
+        metavar="NAME=VALUE",
+        help="an input; VALUE is read as JSON when it parses (42, [1,2], {...}), else text; "
+        "repeat a name for several values",
+    )
+    parser.add_argument(
+        "--inputs-file", metavar="FILE", help="a JSON file of inputs (name -> value), first"
+    )
 
 
 def _input(text: str) -> tuple[str, Any]:
@@ -138,6 +167,56 @@ def run_command(args: argparse.Namespace) -> int:
         else:
             print(f"job {status.job_id}: {status.status} (earthlab process status {status.job_id})")
         return 0
+    if action == "subscribe":
+        inputs = _inputs(args.inputs_file, args.input)
+        if args.bbox and not args.on_new_items:
+            raise CommandLineError("argument --bbox: only with --on-new-items")
+        search: dict[str, Any] = {"collections": args.on_new_items}
+        if args.bbox:
+            try:
+                search["bbox"] = [float(v) for v in args.bbox.split(",")]
+            except ValueError:
+                raise CommandLineError(
+                    f"argument --bbox: {args.bbox!r} is not W,S,E,N numbers"
+                ) from None
+        sub = client.subscribe(
+            args.process_id,
+            inputs,
+            every=args.every,
+            new_items=search if args.on_new_items else None,
+        )
+        if args.json:
+            _print_json(sub)
+        else:
+            print(
+                f"subscription {sub['id']}: {sub['status']}, {sub['message']} "
+                f"(earthlab process unsubscribe {sub['id']})"
+            )
+        return 0
+    if action == "subscriptions":
+        subs = client.subscriptions()
+        if args.json:
+            _print_json(subs)
+        else:
+            _print_table(
+                [("subscription", "process", "trigger", "status", "runs", "last")]
+                + [
+                    (
+                        sub["id"],
+                        sub["process"],
+                        _trigger_text(sub["trigger"]),
+                        sub["status"],
+                        str(len(sub["jobs"])),
+                        sub["message"],
+                    )
+                    for sub in subs
+                ]
+            )
+        return 0
+    if action == "unsubscribe":
+        sub = client.unsubscribe(args.subscription_id)
+        print(f"subscription {sub['id']}: {sub['status']}")
+        return 0
     if action == "status":
         job = client.job(args.job_id)
         status = (
@@ -193,6 +272,13 @@ def _inputs(path: str | None, given: list[tuple[str, Any]]) -> dict[str, Any]:
     for name, values in repeated.items():
         inputs[name] = values[0] if len(values) == 1 else values
     return inputs
+
+
+def _trigger_text(trigger: dict[str, Any]) -> str:
+    if "every" in trigger:
+        return f"every {trigger['every']:g} s"
+    search = trigger.get("new_items") or {}
+    return "new items of " + ",".join(search.get("collections") or ())
 
 
 def _print_status(status: Any) -> None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import posixpath
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -182,7 +182,10 @@ def rustac_command(bin_dir: str, files: list[str], ip: str, port: int) -> list[s
 
 
 def write_centres_file(
-    path: Path, centre_set: CentreSet, catalogs: Mapping[str, Mapping[str, Any]]
+    path: Path,
+    centre_set: CentreSet,
+    catalogs: Mapping[str, Mapping[str, Any]],
+    extra: Sequence[Mapping[str, Any]] = (),
 ) -> Path:
     """Write a centres file: ``centre_set`` with some centres' ``catalog`` replaced.
 
@@ -195,6 +198,9 @@ def write_centres_file(
     catalogs
         ``{centre: catalog mapping}`` to put in place of those centres' catalogues; a served
         restricted centre also loses its ``static_catalog`` (local files are not for clients).
+    extra
+        Further centres (entries of a centres file) after them: the lab's own services
+        searched as centres (each user's processing results).
 
     Returns
     -------
@@ -209,6 +215,7 @@ def write_centres_file(
             if centre.restricted:
                 entry.pop("static_catalog", None)
         entries.append(entry)
+    entries.extend(dict(e) for e in extra)
     header = (
         "# Centres file of a local lab deployment (written by earthlab hub up).\n"
         f"# Source: {centre_set.source}\n"

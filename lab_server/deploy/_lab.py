@@ -56,6 +56,8 @@ from lab_server.deploy._kernels import DEFAULT_KERNEL, install_kernel
 from lab_server.deploy._layout import (
     CATALOGUE_BACKENDS,
     PROCESSES_SERVICE,
+    RESULTS_CENTRE,
+    RESULTS_COLLECTION,
     SECRET_NAMES,
     Deployment,
     GatewayPorts,
@@ -439,7 +441,23 @@ def _write_catalogues(run: RunDir, d: Deployment, centre_set: Any) -> None:
         if server.restricted:
             catalog["token_env"] = TOKEN_ENV
         catalogs[server.centre] = catalog
-    write_centres_file(Path(d.centres_file), centre_set, catalogs)
+    extra = []
+    if d.processes_port is not None:  # each user's processing results, searched as a centre
+        extra.append(
+            {
+                "name": RESULTS_CENTRE,
+                "title": "Your processing results (Earth Analytics Lab)",
+                "description": "The outputs of your jobs of the lab's processing service, "
+                "one STAC Item per job (yours only)",
+                "collections": [RESULTS_COLLECTION],
+                "catalog": {
+                    "kind": "stac-api",
+                    "href": d.processes_url + "stac/",
+                    "token_env": TOKEN_ENV,
+                },
+            }
+        )
+    write_centres_file(Path(d.centres_file), centre_set, catalogs, extra)
 
 
 PGSTAC_SECRET = "pgstac-password"

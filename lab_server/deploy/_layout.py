@@ -50,6 +50,10 @@ __all__ = [
 LAB_JSON = "lab.json"
 SECRET_NAMES = ("proxy-token", "admin-token", "cookie-secret", "password", "crypt-key")
 PROCESSES_SERVICE = "processes"
+RESULTS_CENTRE = "results"
+"""The centre of users' centres file that searches their processing results."""
+RESULTS_COLLECTION = "results"
+"""Its collection (``lab_server.processes._stac.COLLECTION``: each user sees their own)."""
 """Hub service name of the processing service (``lab_server.processes``)."""
 ADMIN_SERVICE = "earthlab-admin"
 """Hub service whose token (``secrets/admin-token``) administers users and servers."""

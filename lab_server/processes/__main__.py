@@ -52,6 +52,7 @@ def main(argv: list[str] | None = None) -> None:
     async def serve() -> None:
         service = ProcessesService(config)
         make_app(config, service).listen(port, address=ip)
+        service.start_clock()
         logging.getLogger("earthlab.processes").info(
             "serving %d processes at %s", len(service.processors), config.public_url
         )

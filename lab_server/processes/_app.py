@@ -33,11 +33,17 @@ from lab import EarthLabError
 from lab_server.processes._openapi import openapi_document
 from lab_server.processes._registry import LabProcessor, load_processors
 from lab_server.processes._runner import LocalRunner, Runner, run_job
+from lab_server.processes._stac import COLLECTION, ITEM_REL, stac_routes
 from lab_server.processes._store import (
     ACTIVE,
     JobNotFoundError,
     JobResultNotFoundError,
     JobStore,
+)
+from lab_server.processes._subscriptions import (
+    SubscriptionError,
+    Subscriptions,
+    federated_search,
 )
 
 __all__ = ["CONFORMANCE", "ProcessesService", "ServiceConfig", "make_app"]
@@ -75,6 +81,10 @@ class ServiceConfig:
     """Asynchronous jobs running at once (the others wait, accepted)."""
     extra_processes: Mapping[str, str] = field(default_factory=dict)
     """Further processes, ``{id: "module:attribute"}`` (besides the entry points)."""
+    subscription_poll: float = 30.0
+    """Seconds between two checks of the subscriptions (schedules due, new items)."""
+    min_interval: float = 60.0
+    """The shortest schedule a subscription may ask for, in seconds."""
 
     @property
     def access_scope(self) -> str:
@@ -117,15 +127,42 @@ class ProcessesService:
         if interrupted:
             log.warning("%d jobs interrupted by a restart marked failed", len(interrupted))
         self.runner: Runner = runner or LocalRunner(
-            self.store, config.results_dir, config.max_workers, config.public_url + "results/"
+            self.store, config.results_dir, config.max_workers, config.public_url
         )
         self.sync_pool = ThreadPoolExecutor(4, thread_name_prefix="sync-job")
+        self.subscriptions = Subscriptions(
+            self.store, self.submit, federated_search, min_interval=config.min_interval
+        )
+        self._clock: Any = None
         self.hub_auth = HubAuth(
             api_url=config.hub_api_url, api_token=config.api_token, cache_max_age=10
         )
 
+    def start_clock(self) -> None:
+        """Check the subscriptions every ``subscription_poll`` seconds (off the event loop)."""
+        import tornado.ioloop
+
+        pool = ThreadPoolExecutor(1, thread_name_prefix="subscriptions")
+        busy: dict[str, Any] = {"future": None}
+
+        def tick() -> None:
+            if busy["future"] is None or busy["future"].done():  # never two checks at once
+                busy["future"] = pool.submit(self.subscriptions.tick)
+
+        self._clock = tornado.ioloop.PeriodicCallback(tick, self.config.subscription_poll * 1000)
+        self._clock.start()
+
+    def submit(self, user: str, process_id: str, inputs: dict[str, Any]) -> str:
+        """Start an asynchronous job of ``user`` (a subscription's run); its id."""
+        processor = self.processor(process_id)
+        job_id = self.store.add_job({"user": user, "process_id": process_id, "inputs": inputs})
+        self.runner.submit(job_id, processor, inputs)
+        return job_id
+
     def close(self) -> None:
         """Stop running jobs and threads."""
+        if self._clock is not None:
+            self._clock.stop()
         self.runner.shutdown()
         self.sync_pool.shutdown(wait=False, cancel_futures=True)
 
@@ -202,8 +239,35 @@ class ProcessesService:
         ]
         if job["status"] == "successful":
             links.append(self.link(f"jobs/{job['id']}/results", _REL + "results", "results"))
+            if job.get("item"):  # the STAC Item of what it wrote
+                links.append(
+                    self.link(
+                        f"stac/collections/{COLLECTION}/items/{job['id']}",
+                        ITEM_REL,
+                        "STAC Item of the results",
+                        "application/geo+json",
+                    )
+                )
         info["links"] = links
         return info
+
+    def subscription_info(self, sub: Mapping[str, Any]) -> dict[str, Any]:
+        """A subscription's document: request, trigger, state, its jobs (links)."""
+        return {
+            "id": sub["id"],
+            "process": sub["process_id"],
+            "inputs": sub["inputs"],
+            "trigger": sub["trigger"],
+            "status": sub["status"],
+            "message": sub["message"],
+            "created": sub["created"],
+            "jobs": list(sub["jobs"]),
+            "links": [
+                self.link(f"subscriptions/{sub['id']}", "self", "the subscription"),
+                self.link(f"processes/{sub['process_id']}", "up", "the process"),
+                *(self.link(f"jobs/{j}", "related", "a run") for j in sub["jobs"]),
+            ],
+        }
 
     # execution ---------------------------------------------------------------------------
 
@@ -278,7 +342,7 @@ class ProcessesService:
                 processor,
                 inputs,
                 work_dir,
-                self.config.public_url + "results/",
+                self.config.public_url,
             )
         return self.store.get_job(job_id)
 
@@ -508,6 +572,74 @@ class ResultsHandler(_Handler):
         self.reply(results)
 
 
+class SubscriptionListHandler(_Handler):
+    """``GET subscriptions`` (the caller's) and ``POST subscriptions`` (subscribe)."""
+
+    def get(self) -> None:
+        """The caller's subscriptions, newest first."""
+        s = self.service
+        self.reply(
+            {
+                "subscriptions": [
+                    s.subscription_info(sub) for sub in s.subscriptions.list(self.user)
+                ],
+                "links": [s.link("subscriptions", "self", "your subscriptions")],
+            }
+        )
+
+    async def post(self) -> None:
+        """Subscribe: ``{"process", "inputs", "trigger"}``; runs once now; 201 + Location."""
+        s = self.service
+        try:
+            request = json.loads(self.request.body or b"{}")
+        except ValueError as exc:
+            raise OgcError(400, "invalid-request", f"the body is not JSON: {exc}") from None
+        if not isinstance(request, dict) or not isinstance(request.get("process"), str):
+            raise OgcError(
+                400,
+                "invalid-request",
+                'a subscription is {"process": id, "inputs": {...}, "trigger": {...}}',
+            )
+        processor = s.processor(request["process"])
+        if "async-execute" not in processor.metadata.get("jobControlOptions", ()):
+            raise OgcError(
+                400, "invalid-request", f"{processor.name} cannot run as a job: no subscription"
+            )
+        inputs = s.check_inputs(processor, {"inputs": request.get("inputs", {})})
+        try:
+            sub = await asyncio.get_running_loop().run_in_executor(
+                s.sync_pool,
+                s.subscriptions.subscribe,
+                self.user,
+                processor.metadata["id"],
+                inputs,
+                request.get("trigger"),
+            )
+        except SubscriptionError as exc:
+            raise OgcError(400, "invalid-subscription", str(exc)) from None
+        self.set_header("Location", s.config.public_url + f"subscriptions/{sub['id']}")
+        self.reply(s.subscription_info(sub), 201)
+
+
+class SubscriptionHandler(_Handler):
+    """``GET subscriptions/{id}`` and ``DELETE subscriptions/{id}`` (cancel)."""
+
+    def _get(self, sub_id: str, cancel: bool = False) -> dict[str, Any]:
+        subs = self.service.subscriptions
+        try:
+            return subs.cancel(sub_id, self.user) if cancel else subs.get(sub_id, self.user)
+        except SubscriptionError as exc:
+            raise OgcError(404, "no-such-subscription", str(exc)) from None
+
+    def get(self, sub_id: str) -> None:
+        """The subscription, with its jobs."""
+        self.reply(self.service.subscription_info(self._get(sub_id)))
+
+    def delete(self, sub_id: str) -> None:
+        """Cancel it: no further runs (jobs already started go on)."""
+        self.reply(self.service.subscription_info(self._get(sub_id, cancel=True)))
+
+
 class ResultFilesHandler(tornado.web.StaticFileHandler):
     """``GET results/{path}``: a file the caller's jobs wrote, to the caller only.
 
@@ -562,7 +694,10 @@ def make_app(
             (rf"{p}/jobs/?", JobListHandler, args),
             (rf"{p}/jobs/([^/]+)/?", JobHandler, args),
             (rf"{p}/jobs/([^/]+)/results/?", ResultsHandler, args),
+            (rf"{p}/subscriptions/?", SubscriptionListHandler, args),
+            (rf"{p}/subscriptions/([^/]+)/?", SubscriptionHandler, args),
             (rf"{p}/results/(.+)", ResultFilesHandler, args),
+            *stac_routes(p, args),
         ],
         processes=service,
     )

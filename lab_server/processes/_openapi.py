@@ -159,6 +159,41 @@ def openapi_document(public_url: str) -> dict[str, Any]:
                     parameters=[{"name": "jobId", **_ID}],
                 )
             },
+            "/subscriptions": {
+                "get": _op("getSubscriptions", "your subscriptions", {"200": _any("them")}),
+                "post": _op(
+                    "subscribe",
+                    "run a process now, then on a schedule ({every: s}) or on new items "
+                    "({new_items: {collections, bbox, datetime}})",
+                    {"201": _any("the subscription (Location: its URL)")},
+                    requestBody={
+                        "required": True,
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    },
+                ),
+            },
+            "/subscriptions/{subscriptionId}": {
+                "get": _op(
+                    "getSubscription",
+                    "a subscription and its runs",
+                    {"200": _any("it")},
+                    parameters=[{"name": "subscriptionId", **_ID}],
+                ),
+                "delete": _op(
+                    "unsubscribe",
+                    "cancel it (runs already started go on)",
+                    {"200": _any("it, cancelled")},
+                    parameters=[{"name": "subscriptionId", **_ID}],
+                ),
+            },
+            "/stac/search": {
+                "get": _op(
+                    "searchResults",
+                    "your results as STAC Items (STAC API item-search: collections, ids, "
+                    "bbox, datetime, limit)",
+                    {"200": _any("a FeatureCollection")},
+                )
+            },
         },
         "components": {
             "securitySchemes": {

@@ -67,6 +67,11 @@ class JobContext:
     results_url : str
         URL of ``work_dir`` through the service (``…/results/``, ending in ``/``): files there
         are served to their owner only, with the hub's authentication.
+    products : dict
+        What the job produced, by asset key (:meth:`add_product`): the job's STAC Item's assets.
+    sources : list
+        The STAC Items it read (:meth:`add_sources`): the Item's ``derived_from`` links, and
+        its footprint and dates.
     """
 
     job_id: str
@@ -75,6 +80,54 @@ class JobContext:
     report: Callable[[float | None, str], None] = field(default=lambda f, m: None)
     is_cancelled: Callable[[], bool] = field(default=lambda: False)
     results_url: str = ""
+    products: dict[str, dict[str, Any]] = field(default_factory=dict)
+    sources: list[dict[str, Any]] = field(default_factory=list)
+
+    def add_product(
+        self,
+        key: str,
+        path: Path,
+        media_type: str,
+        title: str = "",
+        roles: tuple[str, ...] = ("data",),
+        **fields: Any,
+    ) -> None:
+        """Record a file (or Zarr store) the job wrote in ``work_dir``, for its STAC Item.
+
+        Raises
+        ------
+        ValueError
+            The path is not under the job's results directory (it would not be served).
+        """
+        relative = Path(path).resolve().relative_to(self.work_dir.resolve())
+        self.products[key] = {
+            "path": relative.as_posix(),
+            "type": media_type,
+            "roles": list(roles),
+            **({"title": title} if title else {}),
+            **fields,
+        }
+
+    def add_sources(self, items: Any) -> None:
+        """Record the STAC Items the job read (pystac Items or item dicts)."""
+        for item in items:
+            document = item if isinstance(item, Mapping) else item.to_dict(transform_hrefs=False)
+            self_link = next(
+                (link for link in document.get("links", ()) if link.get("rel") == "self"), None
+            )
+            self.sources.append(
+                {
+                    "id": document.get("id"),
+                    "collection": document.get("collection"),
+                    "href": self_link.get("href") if self_link else None,
+                    "bbox": document.get("bbox"),
+                    "properties": {
+                        k: v
+                        for k, v in (document.get("properties") or {}).items()
+                        if k in ("datetime", "start_datetime", "end_datetime", "earthlab:centre")
+                    },
+                }
+            )
 
     def progress(self, fraction: float | None, message: str = "") -> None:
         """Report progress (a fraction of the work done, or None) and stop if dismissed.

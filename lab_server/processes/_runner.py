@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from lab_server.processes._registry import JobCancelledError, JobContext, LabProcessor
+from lab_server.processes._stac import result_item
 from lab_server.processes._store import ACTIVE, JobStore, now
 
 __all__ = ["PRELOAD", "LocalRunner", "Runner", "run_job"]
@@ -95,10 +96,15 @@ def run_job(
     processor: LabProcessor,
     inputs: dict[str, Any],
     work_dir: Path,
-    results_url: str = "",
+    service_url: str = "",
 ) -> str:
-    """Run an accepted job here and record its states; its final status."""
+    """Run an accepted job here and record its states; its final status.
+
+    A job whose process recorded products (``context.add_product``) gets its STAC Item
+    (:func:`~lab_server.processes._stac.result_item`) with its results.
+    """
     job = store.get_job(job_id)
+    results_url = service_url + "results/" if service_url else ""
     if not store.update_job(
         job_id, {"status": "running", "started": now(), "message": "running"}, only_if=("accepted",)
     ):
@@ -126,6 +132,18 @@ def run_job(
             only_if=ACTIVE,
         )
         return "failed"
+    finished = now()
+    item = None
+    if context.products:
+        item = result_item(
+            job,
+            context.products,
+            context.sources,
+            results_url=results_url,
+            job_url=f"{service_url}jobs/{job_id}",
+            finished=finished,
+            title=str(processor.metadata.get("title", "")),
+        )
     done = store.update_job(
         job_id,
         {
@@ -134,7 +152,8 @@ def run_job(
             "message": f"done in {time.monotonic() - started:.1f} s",
             "results": outputs,
             "mimetype": "application/json",
-            "finished": now(),
+            "finished": finished,
+            "item": item,
         },
         only_if=ACTIVE,
     )
@@ -179,7 +198,7 @@ def _work(
     reference: str | None,
     inputs: Any,
     work_dir: str,
-    results_url: str,
+    service_url: str,
 ) -> None:
     """A job's worker process."""
     from lab_server.processes._registry import processor_for
@@ -195,7 +214,7 @@ def _work(
             only_if=ACTIVE,
         )
         return
-    run_job(store, job_id, processor, inputs, Path(work_dir), results_url)
+    run_job(store, job_id, processor, inputs, Path(work_dir), service_url)
 
 
 class LocalRunner:
@@ -209,16 +228,16 @@ class LocalRunner:
         Users' results directories are ``results_dir/<user>``.
     max_workers : int
         Jobs running at once.
-    results_url : str
-        URL of ``results_dir`` through the service (users' files are under ``<user>/``).
+    service_url : str
+        The service's URL (ending in ``/``): links of the jobs' results.
     """
 
     def __init__(
-        self, store: JobStore, results_dir: Path, max_workers: int = 2, results_url: str = ""
+        self, store: JobStore, results_dir: Path, max_workers: int = 2, service_url: str = ""
     ):
         self.store = store
         self.results_dir = results_dir
-        self.results_url = results_url
+        self.service_url = service_url
         self.context = multiprocessing.get_context("forkserver")
         # every job process is forked from one server process that imported these once
         self.context.set_forkserver_preload(list(PRELOAD))
@@ -248,7 +267,7 @@ class LocalRunner:
                 processor.reference,
                 inputs,
                 str(work_dir),
-                self.results_url,
+                self.service_url,
             ),
             name=f"job-{job_id}",
             daemon=True,

@@ -44,6 +44,7 @@ _COLUMNS = (
     "inputs",
     "results",
     "mimetype",
+    "item",
 )
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -59,7 +60,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     updated TEXT NOT NULL,
     inputs TEXT NOT NULL DEFAULT '{}',
     results TEXT,
-    mimetype TEXT
+    mimetype TEXT,
+    item TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_user ON jobs (user, created);
 """
@@ -94,6 +96,9 @@ class JobStore:
         with self._db() as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(_SCHEMA)
+            present = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
+            if "item" not in present:  # a database of the first version of the service
+                db.execute("ALTER TABLE jobs ADD COLUMN item TEXT")
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
@@ -174,8 +179,9 @@ class JobStore:
             Whether the job was changed (False: unknown, or no longer in ``only_if``).
         """
         update = {"updated": now(), **update_dict}
-        if "results" in update and not isinstance(update["results"], str | None):
-            update["results"] = json.dumps(update["results"])
+        for key in ("results", "item"):
+            if key in update and not isinstance(update[key], str | None):
+                update[key] = json.dumps(update[key])
         unknown = set(update) - set(_COLUMNS)
         if unknown:
             raise KeyError(f"unknown job fields {sorted(unknown)}")
@@ -227,10 +233,25 @@ class JobStore:
         job = self.get_job(job_id, user)
         self.update_job(
             job_id,
-            {"status": "dismissed", "message": "dismissed by its owner", "results": None},
+            {
+                "status": "dismissed",
+                "message": "dismissed by its owner",
+                "results": None,
+                "item": None,
+            },
         )
         self.update_job(job_id, {"finished": now()}, only_if=("dismissed",))
         return job["status"] in ACTIVE
+
+    def get_items(self, user: str) -> list[dict[str, Any]]:
+        """The STAC Items of the user's successful jobs (their results), oldest first."""
+        with self._db() as db:
+            rows = db.execute(
+                "SELECT item FROM jobs WHERE user = ? AND status = 'successful' "
+                "AND item IS NOT NULL ORDER BY finished, id",
+                (user,),
+            ).fetchall()
+        return [json.loads(r[0]) for r in rows]
 
     def interrupted(self, message: str) -> list[str]:
         """Fail every job left unfinished by a previous run of the service (its ids)."""
