@@ -93,6 +93,23 @@ def restricted_service_role(centres: Sequence[str]) -> dict[str, Any]:
     }
 
 
+def processes_service_role(service: str) -> dict[str, Any]:
+    """Role of the processing service: make short-lived tokens of a job's owner for its cluster.
+
+    A job computes on the Dask Gateway next to its data *as its owner*: the service asks the
+    hub for a token of the owner holding only that gateway's access scope (the hub refuses a
+    scope the owner does not hold), and deletes it when the job ends. The ``tokens`` scope this
+    needs lets the service make tokens of any user: its own token is readable by the service
+    account only.
+    """
+    return {
+        "name": "processes-service",
+        "description": "The processing service makes tokens of jobs' owners for their clusters",
+        "scopes": ["tokens", "read:users:name"],
+        "services": [service],
+    }
+
+
 def group_roles(
     restricted: Mapping[str, Sequence[str]],
     services: Sequence[str] = (),

@@ -193,6 +193,7 @@ if lab.processes_port is not None:
         processes_scope
     )
     c.Spawner.server_token_scopes.append(processes_scope)
+    c.JupyterHub.load_roles.append(earthlab_hub.processes_service_role(PROCESSES_SERVICE))
 c.Spawner.environment = {
     **lab.user_environment(),
     "JUPYTER_PATH": str(run.path / "share" / "jupyter"),

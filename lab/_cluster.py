@@ -211,6 +211,7 @@ def cluster(
     centres_file: str | os.PathLike[str] | CentreSet | None = None,
     wait: bool = True,
     timeout: float = 120.0,
+    token: str | None = None,
     **options: Any,
 ) -> Any:
     """Start a Dask cluster near the data and return a client connected to it.
@@ -233,6 +234,10 @@ def cluster(
         first computation).
     timeout
         Seconds to wait for the first worker.
+    token
+        The hub token a gateway authenticating through JupyterHub is given (default:
+        ``$JUPYTERHUB_API_TOKEN``, the server's in a notebook of the lab); the cluster is its
+        owner's, within its owner's caps.
     **options
         Cluster options. On a gateway, those it offers (the lab's hub: ``worker_cores`` and
         ``worker_memory`` in GiB, with bounds); on a local cluster, ``worker_cores`` (threads
@@ -266,7 +271,7 @@ def cluster(
         client = _local_cluster(workers, options, wait, timeout)
         client.earthlab_centre = None
         return client
-    client = _gateway_cluster(place, workers, options, wait, timeout)
+    client = _gateway_cluster(place, workers, options, wait, timeout, token)
     client.earthlab_centre = place.name
     return client
 
@@ -303,7 +308,7 @@ def _local_cluster(workers: int, options: dict[str, Any], wait: bool, timeout: f
     return client
 
 
-def _gateway(place: Centre) -> Any:
+def _gateway(place: Centre, token: str | None = None) -> Any:
     from dask_gateway import Gateway
 
     spec = place.gateway
@@ -312,7 +317,7 @@ def _gateway(place: Centre) -> Any:
     if spec.auth == "jupyterhub":
         from dask_gateway.auth import JupyterHubAuth
 
-        token = os.environ.get("JUPYTERHUB_API_TOKEN")
+        token = token or os.environ.get("JUPYTERHUB_API_TOKEN")
         if not token:
             address_var = config.gateway_env_names(place.name)[0]
             raise ClusterError(
@@ -333,9 +338,14 @@ def _close(gateway: Any) -> None:
 
 
 def _gateway_cluster(
-    place: Centre, workers: int, options: dict[str, Any], wait: bool, timeout: float
+    place: Centre,
+    workers: int,
+    options: dict[str, Any],
+    wait: bool,
+    timeout: float,
+    token: str | None = None,
 ) -> Any:
-    gateway = _gateway(place)
+    gateway = _gateway(place, token)
     try:
         with _gateway_errors(place):
             offered = gateway.cluster_options()

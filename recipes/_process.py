@@ -8,12 +8,14 @@ job's owner's results directory and ``context.progress(fraction, message)`` repo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+from collections.abc import Iterator
 from typing import Any
 
 from recipes.crossing import water_quality_crossing
-from recipes.maps import COMPOSITES, MAP_PRODUCTS, water_quality_maps
+from recipes.maps import COMPOSITES, MAP_PRODUCTS, find_scenes, water_quality_maps
 
 __all__ = [
     "WATER_QUALITY_CROSSING",
@@ -147,6 +149,11 @@ _MEDIA = {
 }
 
 
+@contextlib.contextmanager
+def _nothing() -> Iterator[None]:
+    yield None
+
+
 def _steps(context: Any) -> Any:
     """A recipe's ``progress`` reporting its numbered steps as the job's progress."""
 
@@ -231,6 +238,14 @@ def _maps_metadata() -> dict[str, Any]:
                 "schema": {"type": "string", "enum": list(COMPOSITES), "default": "median"},
             },
             "name": _name_input("maps"),
+            "workers": {
+                "title": "Workers",
+                "description": "Dask workers of the job's cluster, on the gateway of the "
+                "centre holding the scenes (within your caps there, as for your notebooks).",
+                "minOccurs": 0,
+                "maxOccurs": 1,
+                "schema": {"type": "integer", "minimum": 1, "maximum": 8, "default": 1},
+            },
         },
         "outputs": {
             "maps": {
@@ -275,15 +290,19 @@ class WaterQualityMapsProcess:
     def execute(self, data: dict[str, Any], context: Any) -> dict[str, Any]:
         """Write the maps into ``context.work_dir / name``; where they are as outputs."""
         name = _folder(data, "maps")
-        bbox = data.get("bbox")
-        result = water_quality_maps(
-            context.work_dir / name,
-            bbox=tuple(bbox) if bbox else None,
-            datetime=data.get("datetime"),
-            products=list(data.get("products") or MAP_PRODUCTS),
-            composite=str(data.get("composite") or "median"),
-            progress=_steps(context),
-        )
+        bbox = tuple(data["bbox"]) if data.get("bbox") else None
+        context.progress(0.0, "searching the data centres")
+        scenes = list(find_scenes(bbox=bbox, datetime=data.get("datetime")))
+        near = getattr(context, "cluster", None)
+        with near(scenes, workers=int(data.get("workers") or 1)) if near else _nothing():
+            result = water_quality_maps(
+                context.work_dir / name,
+                bbox=bbox,
+                scenes=scenes,
+                products=list(data.get("products") or MAP_PRODUCTS),
+                composite=str(data.get("composite") or "median"),
+                progress=_steps(context),
+            )
         if hasattr(context, "add_product"):  # the job's STAC Item
             for product, path in result.files.items():
                 context.add_product(

@@ -41,7 +41,7 @@ from recipes import _report
 from recipes import water_quality as wq
 from recipes.crossing import SATELLITE_COLLECTION
 
-__all__ = ["COMPOSITES", "MAP_PRODUCTS", "MapsResult", "water_quality_maps"]
+__all__ = ["COMPOSITES", "MAP_PRODUCTS", "MapsResult", "find_scenes", "water_quality_maps"]
 
 MAP_PRODUCTS = {
     "turbidity": "Turbidity (FNU)",
@@ -76,12 +76,37 @@ class MapsResult:
     """Wall time."""
 
 
+def find_scenes(
+    *,
+    centres: lab.CentreSet | str | os.PathLike[str] | None = None,
+    bbox: Sequence[float] | None = None,
+    datetime: str | None = None,
+) -> lab.SearchResult:
+    """The Sentinel-2 L2A scenes of every centre the maps are made of.
+
+    Raises
+    ------
+    lab.NoItemsError
+        The search finds no scene (the message gives each centre's answer).
+    """
+    scenes = lab.catalog(centres).search(
+        collections=SATELLITE_COLLECTION, bbox=bbox, datetime=datetime
+    )
+    if len(scenes) == 0:
+        raise lab.NoItemsError(
+            f"no satellite scene found for {scenes.query.describe()}; federation report:\n"
+            f"{scenes.describe()}"
+        )
+    return scenes
+
+
 def water_quality_maps(
     out: str | os.PathLike[str],
     *,
     centres: lab.CentreSet | str | os.PathLike[str] | None = None,
     bbox: Sequence[float] | None = None,
     datetime: str | None = None,
+    scenes: Sequence[Any] | None = None,
     products: Sequence[str] = tuple(MAP_PRODUCTS),
     composite: str = "median",
     progress: Callable[[str], None] | None = print,
@@ -96,6 +121,9 @@ def water_quality_maps(
         Centres file or set (default: ``$EARTHLAB_CENTRES`` or the embedded sample).
     bbox, datetime
         Restrict the search and the cube (WGS84 degrees; RFC 3339 instant or interval).
+    scenes
+        The scenes, already found (:func:`find_scenes`): no search. Computations go to the
+        current Dask client, if any (``lab.cluster(near=scenes)`` puts one next to them).
     products
         Among ``turbidity`` (Nechad 2009, FNU), ``chlorophyll_a`` (NDCI, µg/L) and ``spm``
         (Nechad 2010, g/m³).
@@ -132,14 +160,14 @@ def water_quality_maps(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
 
-    say("1/3 searching the data centres")
-    federation = lab.catalog(centres)
-    scenes = federation.search(collections=SATELLITE_COLLECTION, bbox=bbox, datetime=datetime)
-    if len(scenes) == 0:
-        raise lab.NoItemsError(
-            f"no satellite scene found for {scenes.query.describe()}; federation report:\n"
-            f"{scenes.describe()}"
-        )
+    if scenes is None:
+        say("1/3 searching the data centres")
+        scenes = list(find_scenes(centres=centres, bbox=bbox, datetime=datetime))
+    else:
+        say("1/3 scenes given")
+        scenes = list(scenes)
+    if not scenes:
+        raise lab.NoItemsError("no scene given: search first (find_scenes)")
     say(f"    {len(scenes)} scenes")
 
     say("2/3 loading the cube (lazy), masking clouds, computing the products")

@@ -290,6 +290,9 @@ def test_helm_hub_agrees_with_the_local_hub(run_dir, monkeypatch, policy_modules
     assert all("apiToken" not in s for s in hub["services"].values())  # given at install time
     user_role = next(r for r in local.JupyterHub.load_roles if r["name"] == "user")
     assert hub["loadRoles"]["user"]["scopes"] == user_role["scopes"]
+    service_role = next(r for r in local.JupyterHub.load_roles if r["name"] == "processes-service")
+    assert hub["loadRoles"]["processes-service"]["scopes"] == service_role["scopes"]
+    assert hub["loadRoles"]["processes-service"]["services"] == service_role["services"]
     assert hub["config"]["Spawner"]["server_token_scopes"] == local.Spawner.server_token_scopes
     # local only: the kernelspec location, and the run directory marking the local processes
     local_env = set(local.Spawner.environment) - {"JUPYTER_PATH", "EARTHLAB_HUB_RUN_DIR"}

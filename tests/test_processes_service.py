@@ -28,6 +28,7 @@ from hub_fixtures import Hub, Kernel, running_lab
 
 import lab
 from lab_server.deploy import restart, status
+from lab_server.deploy._layout import gateway_env_names
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -408,6 +409,78 @@ def test_maps_job_results_are_a_stac_item_searched_by_the_federation_and_rebuilt
     np.testing.assert_array_equal(_cog(rebuilt.assets["turbidity"].href, alice), before)
     with pytest.raises(lab.ProcessingError, match="no request to rebuild"):
         client.rebuild(first)
+
+
+def test_a_job_computes_on_the_gateway_next_to_its_data_as_its_owner(
+    deployment, hub, tmp_path, monkeypatch
+) -> None:
+    """Item 3 of the issue: the maps job's cluster is Alice's, on the gateway of the centre
+    holding the scenes (theia), started with a token the service made for this job only; its
+    progress is the fraction of the cluster's tasks done; her caps apply as in a notebook."""
+    from recipes.maps import water_quality_maps
+
+    hub.create_user("dora")
+    client = lab.processes(deployment.processes_url, token=hub.token("dora", SCOPE))
+    dora_gateway, bob_gateway = (
+        hub.gateway_token("dora", "theia"),
+        hub.gateway_token("bob", "theia"),
+    )
+    inputs = {"products": ["turbidity"], "composite": "median", "name": "on-gateway"}
+    job = client.execute("water-quality-maps", inputs, asynchronous=True)
+    assert isinstance(job, lab.Job)
+    seen, seen_by_bob, messages = set(), set(), set()
+    deadline = time.monotonic() + 600
+    while not (status := job.status()).done and time.monotonic() < deadline:
+        messages.add(status.message)
+        seen |= set(hub.gateway_clusters("dora", "theia", dora_gateway))
+        seen_by_bob |= set(hub.gateway_clusters("bob", "theia", bob_gateway))
+        time.sleep(0.3)
+    assert status.status == "successful", status.message
+    item = job.item()
+    computed = item.properties["earthlab:computed_on"]
+    assert computed["kind"] == "gateway" and computed["centre"] == "theia"
+    assert computed["cluster"] in seen  # listed by Dora's gateway token while the job ran
+    assert computed["cluster"] not in seen_by_bob
+    assert item.properties["processing:facility"].endswith("Dask Gateway of theia")
+    assert any("Dask tasks done on the gateway of theia" in m for m in messages), messages
+    # the cluster ends with the job, and so does the token the service made for it
+    assert hub.gateway_clusters("dora", "theia", dora_gateway) == {}
+    tokens = hub.request("GET", "/users/dora/tokens").json()["api_tokens"]
+    assert not [t for t in tokens if job.job_id in (t.get("note") or "")]
+    # the values are those of the same maps computed here, locally
+    direct = water_quality_maps(
+        tmp_path, centres=deployment.centres_file, products=["turbidity"], progress=None
+    )
+    import rasterio
+
+    with rasterio.open(direct.files["turbidity"]) as cog:
+        expected = cog.read(1)
+    served = _cog(item.assets["turbidity"].href, hub.token("dora", SCOPE))
+    np.testing.assert_allclose(served, expected, rtol=1e-6, equal_nan=True)
+
+    # at her cap of clusters on that gateway (two, started from "a notebook"), the job fails
+    # with the gateway's own message
+    for var, value in zip(
+        gateway_env_names("theia"),
+        (deployment.gateway_address("theia"), deployment.gateway_proxy_address("theia")),
+        strict=True,
+    ):
+        monkeypatch.setenv(var, value)
+    mine = [
+        lab.cluster(
+            centre="theia", workers=0, centres_file=deployment.centres_file, token=dora_gateway
+        )
+        for _ in range(2)
+    ]
+    try:
+        capped = client.execute("water-quality-maps", inputs, asynchronous=True)
+        assert isinstance(capped, lab.Job)
+        with pytest.raises(lab.ProcessingError, match=r"already has 2 cluster\(s\).*cap 2"):
+            capped.wait(timeout=300, progress=False)
+    finally:
+        for started in mine:
+            started.cluster.shutdown()
+            started.close()
 
 
 def test_subscriptions_through_the_api_and_the_cli(deployment, hub, api) -> None:

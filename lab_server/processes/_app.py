@@ -127,7 +127,11 @@ class ProcessesService:
         if interrupted:
             log.warning("%d jobs interrupted by a restart marked failed", len(interrupted))
         self.runner: Runner = runner or LocalRunner(
-            self.store, config.results_dir, config.max_workers, config.public_url
+            self.store,
+            config.results_dir,
+            config.max_workers,
+            config.public_url,
+            hub=(config.hub_api_url, config.api_token),
         )
         self.sync_pool = ThreadPoolExecutor(4, thread_name_prefix="sync-job")
         self.subscriptions = Subscriptions(

@@ -14,9 +14,13 @@ entry point names an object with a ``metadata`` mapping and an
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import logging
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import import_module
 from importlib import metadata as importlib_metadata
@@ -40,6 +44,7 @@ __all__ = [
 ]
 
 ENTRY_POINT_GROUP = "earthlab.processes"
+log = logging.getLogger("earthlab.processes")
 
 
 class JobCancelledError(EarthLabError, RuntimeError):
@@ -82,6 +87,104 @@ class JobContext:
     results_url: str = ""
     products: dict[str, dict[str, Any]] = field(default_factory=dict)
     sources: list[dict[str, Any]] = field(default_factory=list)
+    hub_api_url: str = ""
+    hub_token: str = field(default="", repr=False)
+    computed_on: dict[str, Any] = field(default_factory=dict)
+
+    @contextmanager
+    def cluster(self, near: Any, workers: int = 1, timeout: float = 300.0) -> Iterator[Any]:
+        """Compute on a Dask Gateway cluster of the job's owner, next to the data.
+
+        The cluster goes where ``lab.cluster(near=items)`` would put it (the centre holding
+        most of the items' data). It is started with a hub token of the job's owner that the
+        service makes for this job only (the one gateway's access scope, deleted when the job
+        ends): the gateway sees the owner, with the owner's caps and permissions, as for a
+        cluster started from a notebook. Inside, Dask computations go to the cluster (its
+        client is the default), and the fraction of its tasks done is the job's progress.
+
+        Without a gateway at that centre, or for a job run without the hub's credentials (a
+        synchronous execution, in the service's own process), nothing is started: the block
+        computes with local threads. ``computed_on`` records where it ran.
+
+        Raises
+        ------
+        lab.ClusterError
+            The owner may not use that gateway, a cap is reached (the gateway's message says
+            which), or no worker started in time.
+        """
+        import lab
+
+        if not self.hub_token:
+            self.computed_on = {"kind": "local", "why": "no hub credentials (synchronous run)"}
+            yield None
+            return
+        federation = lab.centres()
+        centre = lab.choose_centre(near, federation)
+        if federation[centre].gateway is None:
+            self.computed_on = {"kind": "local", "centre": centre, "why": "no gateway there"}
+            yield None
+            return
+        token, token_id = self._owner_token(centre)
+        client = None
+        try:
+            self.progress(None, f"starting a Dask cluster of {self.user} at {centre}")
+            client = lab.cluster(centre=centre, workers=workers, timeout=timeout, token=token)
+            self.computed_on = {
+                "kind": "gateway",
+                "centre": centre,
+                "cluster": str(client.cluster.name),
+                "workers": workers,
+            }
+            with _scheduler_progress(self, client, centre):
+                yield client
+        finally:
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    client.cluster.shutdown()
+                with contextlib.suppress(Exception):
+                    client.close()
+            self._drop_token(token_id)
+
+    def _hub(self, method: str, path: str, **kwargs: Any) -> Any:
+        import requests
+
+        return requests.request(
+            method,
+            f"{self.hub_api_url.rstrip('/')}/{path}",
+            headers={"Authorization": f"token {self.hub_token}"},
+            timeout=30,
+            **kwargs,
+        )
+
+    def _owner_token(self, centre: str) -> tuple[str, str]:
+        """A token of the owner holding only the centre's gateway scope (its value and id)."""
+        from lab import ClusterError
+        from lab_server.deploy._layout import access_scope
+
+        scope = access_scope(centre)
+        answer = self._hub(
+            "POST",
+            f"users/{self.user}/tokens",
+            json={
+                "scopes": [scope],
+                "expires_in": 7 * 86400,
+                "note": f"earthlab processing job {self.job_id}: its cluster at {centre}",
+            },
+        )
+        if answer.status_code != 201:
+            raise ClusterError(
+                f"the hub gave no token of {self.user} for the gateway of {centre} "
+                f"(HTTP {answer.status_code}: {answer.text[:200]}): you may not use that "
+                "gateway (a restricted centre?), or the service lacks the 'tokens' scope"
+            )
+        document = answer.json()
+        return str(document["token"]), str(document["id"])
+
+    def _drop_token(self, token_id: str) -> None:
+        try:
+            self._hub("DELETE", f"users/{self.user}/tokens/{token_id}")
+        except Exception as exc:  # it expires anyway
+            log.warning("job %s: could not delete its token %s: %s", self.job_id, token_id, exc)
 
     def add_product(
         self,
@@ -140,6 +243,44 @@ class JobContext:
         if self.is_cancelled():
             raise JobCancelledError(f"job {self.job_id} was dismissed")
         self.report(fraction, message)
+
+
+class _scheduler_progress:  # noqa: N801 (a context manager used like a function)
+    """Report the fraction of a distributed cluster's tasks done (polling its scheduler)."""
+
+    def __init__(self, context: JobContext, client: Any, centre: str, every: float = 0.5):
+        self.context, self.client, self.centre, self.every = context, client, centre, every
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._poll, daemon=True, name="progress")
+
+    def _poll(self) -> None:
+        def counts(dask_scheduler: Any) -> tuple[int, int]:  # runs on the scheduler
+            done = sum(
+                p.state_counts.get("memory", 0) + p.state_counts.get("erred", 0)
+                for p in dask_scheduler.task_prefixes.values()
+            )
+            waiting = ("released", "waiting", "processing", "queued", "no-worker")
+            pending = sum(1 for t in dask_scheduler.tasks.values() if t.state in waiting)
+            return done, pending
+
+        while not self.stop.wait(self.every):
+            try:
+                done, pending = self.client.run_on_scheduler(counts)
+            except Exception:  # the cluster is closing
+                return
+            if done + pending:
+                self.context.report(
+                    done / (done + pending),
+                    f"{done} of {done + pending} Dask tasks done on the gateway of {self.centre}",
+                )
+
+    def __enter__(self) -> _scheduler_progress:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(5)
 
 
 def _io(schema: dict[str, Any], title: str, description: str, **extra: Any) -> dict[str, Any]:

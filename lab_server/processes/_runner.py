@@ -11,8 +11,10 @@ database itself, so the service's restart does not lose a finished job.
 Progress: the process reports it (:class:`~lab_server.processes._registry.JobContext`) and,
 when it computes with Dask's local schedulers, the fraction of Dask tasks done is reported too.
 
-A Dask Gateway runner (jobs on the cluster of the centre holding the data, as their owner)
-implements the same three methods: see ``docs/processing.md``.
+A job computes next to the data, as its owner, through
+:meth:`~lab_server.processes._registry.JobContext.cluster` (a Dask Gateway cluster of the
+owner at the centre holding the items, with a token the service asks the hub for): the
+runner gives job processes the hub's credentials for that.
 """
 
 from __future__ import annotations
@@ -97,11 +99,14 @@ def run_job(
     inputs: dict[str, Any],
     work_dir: Path,
     service_url: str = "",
+    hub: tuple[str, str] | None = None,
 ) -> str:
     """Run an accepted job here and record its states; its final status.
 
     A job whose process recorded products (``context.add_product``) gets its STAC Item
-    (:func:`~lab_server.processes._stac.result_item`) with its results.
+    (:func:`~lab_server.processes._stac.result_item`) with its results. ``hub`` (the hub's
+    API URL and the service's token) lets the job start clusters as its owner
+    (``context.cluster``).
     """
     job = store.get_job(job_id)
     results_url = service_url + "results/" if service_url else ""
@@ -116,6 +121,8 @@ def run_job(
         report=_reporter(store, job_id),
         is_cancelled=_dismissal_check(store, job_id),
         results_url=results_url,
+        hub_api_url=hub[0] if hub else "",
+        hub_token=hub[1] if hub else "",
     )
     started = time.monotonic()
     try:
@@ -143,6 +150,7 @@ def run_job(
             job_url=f"{service_url}jobs/{job_id}",
             finished=finished,
             title=str(processor.metadata.get("title", "")),
+            computed_on=context.computed_on,
         )
     done = store.update_job(
         job_id,
@@ -199,6 +207,7 @@ def _work(
     inputs: Any,
     work_dir: str,
     service_url: str,
+    hub: tuple[str, str] | None,
 ) -> None:
     """A job's worker process."""
     from lab_server.processes._registry import processor_for
@@ -214,7 +223,7 @@ def _work(
             only_if=ACTIVE,
         )
         return
-    run_job(store, job_id, processor, inputs, Path(work_dir), service_url)
+    run_job(store, job_id, processor, inputs, Path(work_dir), service_url, hub)
 
 
 class LocalRunner:
@@ -230,14 +239,23 @@ class LocalRunner:
         Jobs running at once.
     service_url : str
         The service's URL (ending in ``/``): links of the jobs' results.
+    hub : tuple, optional
+        The hub's API URL and the service's token: jobs start their clusters as their owner
+        with a token the service asks the hub for (:meth:`JobContext.cluster`).
     """
 
     def __init__(
-        self, store: JobStore, results_dir: Path, max_workers: int = 2, service_url: str = ""
+        self,
+        store: JobStore,
+        results_dir: Path,
+        max_workers: int = 2,
+        service_url: str = "",
+        hub: tuple[str, str] | None = None,
     ):
         self.store = store
         self.results_dir = results_dir
         self.service_url = service_url
+        self.hub = hub
         self.context = multiprocessing.get_context("forkserver")
         # every job process is forked from one server process that imported these once
         self.context.set_forkserver_preload(list(PRELOAD))
@@ -268,6 +286,7 @@ class LocalRunner:
                 inputs,
                 str(work_dir),
                 self.service_url,
+                self.hub,
             ),
             name=f"job-{job_id}",
             daemon=True,

@@ -101,6 +101,7 @@ def result_item(
     job_url: str,
     finished: str,
     title: str = "",
+    computed_on: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The STAC Item of a successful job's results (see the module's docstring).
 
@@ -120,6 +121,9 @@ def result_item(
         When the job finished (RFC 3339).
     title
         The process's title.
+    computed_on
+        Where it computed (``JobContext.computed_on``): ``earthlab:computed_on``, and the
+        gateway's centre in ``processing:facility``.
     """
     inputs = dict(job.get("inputs") or {})
     bbox = _union([s.get("bbox") or () for s in sources])
@@ -160,7 +164,13 @@ def result_item(
             "title": f"{title or process} ({job['id'][:8]})",
             **when,
             "created": finished,
-            "processing:facility": "Earth Analytics Lab (Data Terra)",
+            "processing:facility": "Earth Analytics Lab (Data Terra)"
+            + (
+                f", Dask Gateway of {computed_on['centre']}"
+                if computed_on and computed_on.get("kind") == "gateway"
+                else ""
+            ),
+            **({"earthlab:computed_on": dict(computed_on)} if computed_on else {}),
             "processing:software": {"earthlab": _version()},
             "processing:datetime": finished,
             "processing:lineage": f"Process {process} of the lab's processing service, job "
