@@ -197,6 +197,10 @@ def test_the_build_executes_the_notebooks_without_errors() -> None:
     options = plugins["mkdocs-jupyter"]
     assert options["execute"] is True and options["allow_errors"] is False
     assert options["kernel_name"] == "python3"
+    # but not those that need the hub's services (run on the hub: test_notebooks_on_hub)
+    from test_notebooks import HUB_NOTEBOOKS
+
+    assert options["execute_ignore"] == [p.name for p in HUB_NOTEBOOKS]
 
 
 _IMAGE = re.compile(r"<img[^>]+src=\"data:image/png;base64,")
@@ -245,12 +249,16 @@ def test_site_builds_strictly(tmp_path: Path, sample_dir: Path) -> None:
         notebook: (site / notebook.with_suffix("") / "index.html").read_text(encoding="utf-8")
         for notebook in (Path(p.parent.name) / p.name for p in DOCS.glob("*/*.ipynb"))
     }
-    assert len(pages) == 8
+    assert len(pages) == 9
+    from test_notebooks import HUB_NOTEBOOKS
+
+    hub_only = {Path(p.parent.name) / p.name for p in HUB_NOTEBOOKS}
     for notebook, html in pages.items():
         path = f"docs/{notebook.as_posix()}"
         assert f'href="{hook.source_url(repo_url, path)}"' in html, notebook
         assert f'href="{hook.binder_url(repo_url, path)}"' in html, notebook
-        assert 'class="jp-OutputArea-child' in html, f"{notebook} was not executed"
+        executed = 'class="jp-OutputArea-child' in html
+        assert executed is (notebook not in hub_only), f"{notebook}: executed {executed}"
         assert "Traceback" not in html, notebook
     # the lab notebooks' figures (inline PNG) and tables (pandas) are on their pages
     lab_notebooks = {Path("notebooks") / p.name for p in (DOCS / "notebooks").glob("0[1-3]*")}

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import signal
+import sys
 import threading
 import time
 import traceback
@@ -213,6 +215,9 @@ def _work(
     from lab_server.processes._registry import processor_for
 
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s job %(process)d] %(message)s")
+    # dismissal terminates this process: unwind, so that the job's cluster is stopped and the
+    # token made for it deleted (JobContext.cluster's clean-up)
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     store = JobStore(Path(db))
     try:
         processor = processor_for(process_id, reference)
