@@ -458,6 +458,23 @@ def test_a_job_computes_on_the_gateway_next_to_its_data_as_its_owner(
     served = _cog(item.assets["turbidity"].href, hub.token("dora", SCOPE))
     np.testing.assert_allclose(served, expected, rtol=1e-6, equal_nan=True)
 
+    # dismissed while it computes on its cluster: the cluster and the job's token go too
+    running = client.execute(
+        "water-quality-maps", {**inputs, "name": "dismissed"}, asynchronous=True
+    )
+    assert isinstance(running, lab.Job)
+    deadline = time.monotonic() + 300
+    while not hub.gateway_clusters("dora", "theia", dora_gateway):
+        assert time.monotonic() < deadline and not running.status().done
+        time.sleep(0.2)
+    assert running.dismiss().status == "dismissed"
+    deadline = time.monotonic() + 60
+    while hub.gateway_clusters("dora", "theia", dora_gateway):
+        assert time.monotonic() < deadline, "the dismissed job's cluster still runs"
+        time.sleep(0.5)
+    tokens = hub.request("GET", "/users/dora/tokens").json()["api_tokens"]
+    assert not [t for t in tokens if running.job_id in (t.get("note") or "")]
+
     # at her cap of clusters on that gateway (two, started from "a notebook"), the job fails
     # with the gateway's own message
     for var, value in zip(
