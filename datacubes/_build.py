@@ -114,6 +114,8 @@ class BuildReport:
     """Bytes of values written (uncompressed)."""
     notes: tuple[str, ...] = ()
     """What was left out or kept, and why."""
+    sources: tuple[Any, ...] = field(default=(), repr=False, compare=False)
+    """The source items the build searched (pystac Items tagged with their centre)."""
 
     def summary(self) -> str:
         """Human summary, with how to resume when incomplete."""
@@ -339,6 +341,7 @@ class _Run:
             seconds=time.monotonic() - started,
             bytes_written=nbytes,
             notes=tuple(self.notes),
+            sources=tuple(found.items),
         )
         if not complete:
             raise IncompleteBuildError(report.summary(), report)

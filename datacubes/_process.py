@@ -10,7 +10,7 @@ OGC process description (pygeoapi's ``PROCESS_METADATA`` format) and
 from __future__ import annotations
 
 import re
-from dataclasses import asdict
+from dataclasses import fields
 from typing import Any
 
 from datacubes._build import IncompleteBuildError, build
@@ -141,10 +141,12 @@ class CubeBuildProcess:
             )
         except IncompleteBuildError as exc:
             raise IncompleteBuildError(exc.report.summary(), exc.report) from exc
-        cube = {**asdict(report), "notes": list(report.notes), "failed": dict(report.failed)}
+        cube = {f.name: getattr(report, f.name) for f in fields(report) if f.name != "sources"}
+        cube.update(notes=list(report.notes), failed=dict(report.failed))
         if getattr(context, "results_url", ""):  # the store through the service, owner only
             cube["href"] = context.results_url + target
         if hasattr(context, "add_product"):  # the job's STAC Item
+            context.add_sources(report.sources)
             context.add_product(
                 "cube",
                 context.work_dir / target,

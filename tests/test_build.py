@@ -191,6 +191,7 @@ def clean(tmp_path_factory: pytest.TempPathFactory, items, sample_dir) -> dict:
 def test_build_values_equal_the_loader(clean, items, sample_truth):
     report = clean["report"]
     assert report.complete and report.steps == 16 and report.steps_added == 16
+    assert sorted(i.id for i in report.sources) == sorted(i.id for i in items)
     assert (report.regions_total, report.regions_written, report.regions_skipped) == (16, 16, 0)
     assert report.failed == {}
     cube = datacubes.open_cube(str(clean["url"]))

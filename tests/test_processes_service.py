@@ -276,6 +276,15 @@ def test_cube_build_job_equals_the_build_run_directly(deployment, hub, api, tmp_
     assert job["status"] == "successful", job
     cube = api["alice"]("GET", f"jobs/{job['jobID']}/results").json()["cube"]
     assert cube["complete"] and cube["regions_written"] == cube["regions_total"] > 0
+    # its Item links the 16 scenes the cube is made of, in theia's STAC API
+    item = (
+        lab.processes(deployment.processes_url, token=hub.token("alice", SCOPE))
+        .job(job["jobID"])
+        .item()
+    )
+    sources = [link for link in item.links if link.rel == "derived_from"]
+    assert len(sources) == 16 and all(link.href.startswith("http") for link in sources)
+    assert item.assets["cube"].media_type == "application/vnd+zarr"
     assert cube["url"].endswith("/processes/results/alice/thau.zarr")
     # the same spec built here, from the same federation: the same values
     with lab.config.set(centres=deployment.centres_file):

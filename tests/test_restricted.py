@@ -35,6 +35,8 @@ from lab_server.restricted._signing import sign_url, verify
 QUOTA_KM2 = 3.0
 ACCESS_URL = "https://dinamis.data-terra.org/"
 SERVICE_SCOPE = "access:services!service=restricted-dinamis"
+RESULTS_SCOPE = "access:services!service=processes"
+"""Every server's token holds it: users' processing results are a centre of their federation."""
 
 
 # ------------------------------------------------------------------ ledger and signatures
@@ -126,12 +128,12 @@ def hub(deployment) -> Hub:
 
 @pytest.fixture(scope="module")
 def erin(hub: Hub) -> str:
-    return hub.token("erin", [SERVICE_SCOPE, access_scope("dinamis")])
+    return hub.token("erin", [SERVICE_SCOPE, access_scope("dinamis"), RESULTS_SCOPE])
 
 
 @pytest.fixture(scope="module")
 def frank(hub: Hub) -> str:
-    return hub.token("frank", [access_scope("theia")])
+    return hub.token("frank", [access_scope("theia"), RESULTS_SCOPE])
 
 
 @pytest.fixture(scope="module")
@@ -161,6 +163,7 @@ def test_member_searches_with_signed_asset_urls_and_is_charged_once(
         "theia": "ok",
         "odatis": "ok",
         "dinamis": "ok",
+        "results": "ok",  # her processing results: none
     }
     assert len(result) == 16 + 7 + 3 and result.federation_missing == []
     vhr = [i for i in result if i.properties["earthlab:centre"] == "dinamis"]
