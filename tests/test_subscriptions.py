@@ -159,3 +159,12 @@ def test_bad_triggers_and_failing_searches_say_what_to_do(tmp_path: Path) -> Non
     assert "last check failed (tried again): odatis: missing" in subs.get(sub["id"])["message"]
     answers[0] = ["a", "b"]
     assert len(subs.tick()) == 1  # ...and the next check finds the new item
+
+    # each subscription runs jobs of its own: a user has a bounded number of active ones
+    subs.max_per_user = 2
+    second = subscribe("alice", "echo", {}, {"every": 3600})
+    with pytest.raises(SubscriptionError, match=r"2 active subscriptions.*cancel one first"):
+        subscribe("alice", "echo", {}, {"every": 3600})
+    subs.cancel(second["id"], "alice")
+    subscribe("alice", "echo", {}, {"every": 3600})  # room again
+    subscribe("bob", "echo", {}, {"every": 3600})  # another user's count is his own

@@ -78,6 +78,8 @@ class Subscriptions:
         search; it raises when the answer is incomplete.
     min_interval : float
         The shortest ``every`` accepted, in seconds.
+    max_per_user : int
+        Active subscriptions one user may have (each runs jobs on its own).
     clock : callable
         Seconds since the epoch (tests give their own).
     """
@@ -88,12 +90,14 @@ class Subscriptions:
         submit: Submit,
         search: Search,
         min_interval: float = 60.0,
+        max_per_user: int = 10,
         clock: Callable[[], float] = time.time,
     ):
         self.store = store
         self.submit = submit
         self.search = search
         self.min_interval = min_interval
+        self.max_per_user = max_per_user
         self.clock = clock
         with store._db() as db:
             db.executescript(_SCHEMA)
@@ -162,6 +166,12 @@ class Subscriptions:
             The trigger is invalid, or the first search fails (nothing is recorded).
         """
         trigger = self.check_trigger(trigger)
+        active = [s for s in self.list(user) if s["status"] == "active"]
+        if len(active) >= self.max_per_user:
+            raise SubscriptionError(
+                f"you have {len(active)} active subscriptions, the most this lab allows: "
+                "cancel one first (earthlab process subscriptions, then unsubscribe)"
+            )
         seen: list[str] = []
         if "new_items" in trigger:
             try:
