@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-from collections.abc import Iterator
 from typing import Any
 
 from recipes.crossing import water_quality_crossing
@@ -147,11 +146,6 @@ _MEDIA = {
     ".html": ("text/html", "overview"),
     ".png": ("image/png", "thumbnail"),
 }
-
-
-@contextlib.contextmanager
-def _nothing() -> Iterator[None]:
-    yield None
 
 
 def _steps(context: Any) -> Any:
@@ -294,7 +288,11 @@ class WaterQualityMapsProcess:
         context.progress(0.0, "searching the data centres")
         scenes = list(find_scenes(bbox=bbox, datetime=data.get("datetime")))
         near = getattr(context, "cluster", None)
-        with near(scenes, workers=int(data.get("workers") or 1)) if near else _nothing():
+        with (
+            near(scenes, workers=int(data.get("workers") or 1))
+            if near
+            else contextlib.nullcontext()
+        ):
             result = water_quality_maps(
                 context.work_dir / name,
                 bbox=bbox,

@@ -146,15 +146,15 @@ class JobContext:
             self._drop_token(token_id)
 
     def _hub(self, method: str, path: str, **kwargs: Any) -> Any:
-        import requests
+        import lab
 
-        return requests.request(
-            method,
-            f"{self.hub_api_url.rstrip('/')}/{path}",
-            headers={"Authorization": f"token {self.hub_token}"},
-            timeout=30,
-            **kwargs,
-        )
+        with lab.http_session(timeout=30) as session:  # a POST is never sent twice
+            return session.request(
+                method,
+                f"{self.hub_api_url.rstrip('/')}/{path}",
+                headers={"Authorization": f"token {self.hub_token}"},
+                **kwargs,
+            )
 
     def _owner_token(self, centre: str) -> tuple[str, str]:
         """A token of the owner holding only the centre's gateway scope (its value and id)."""

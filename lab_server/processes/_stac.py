@@ -363,10 +363,10 @@ class ItemsHandler(_StacHandler):
                 404, f"no collection {collection!r}: yours is {COLLECTION!r}"
             )
         if item_id is not None:
-            found = [i for i in self.items() if i["id"] == item_id]
-            if not found:
+            item = self.service.store.get_item(item_id, self.user)
+            if item is None:
                 raise tornado.web.HTTPError(404, f"you have no result item {item_id!r}")
-            self.reply(found[0], GEOJSON)
+            self.reply(item, GEOJSON)
             return
         arguments = self.get_arguments_dict()
         query = self.query({**arguments, "collections": COLLECTION})

@@ -243,6 +243,16 @@ class JobStore:
         self.update_job(job_id, {"finished": now()}, only_if=("dismissed",))
         return job["status"] in ACTIVE
 
+    def get_item(self, job_id: str, user: str) -> dict[str, Any] | None:
+        """The STAC Item of the user's successful job, if it has one (None otherwise)."""
+        try:
+            job = self.get_job(job_id, user)
+        except JobNotFoundError:
+            return None
+        if job["status"] != "successful" or not job["item"]:
+            return None
+        return dict(json.loads(job["item"]))
+
     def get_items(self, user: str) -> list[dict[str, Any]]:
         """The STAC Items of the user's successful jobs (their results), oldest first."""
         with self._db() as db:

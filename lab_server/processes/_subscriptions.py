@@ -311,13 +311,10 @@ def federated_search(query: Mapping[str, Any]) -> list[str]:
     result = lab.catalog().search(
         collections=query["collections"], bbox=query.get("bbox"), datetime=query.get("datetime")
     )
-    failed = {
-        n: r.status for n, r in result.federation.items() if r.status not in ("ok", "skipped")
-    }
-    if failed:
+    if result.federation_missing:
         raise lab.CatalogError(
             "the federated search is incomplete: "
-            + ", ".join(f"{n}: {s}" for n, s in sorted(failed.items()))
+            + ", ".join(f"{n}: {result.federation[n].status}" for n in result.federation_missing)
         )
     return [
         f"{item.properties.get('earthlab:centre')}/{item.collection_id}/{item.id}"
