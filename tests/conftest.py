@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 
 # Session-wide fixtures defined next to their helpers: ``pgstac_federation`` (the sample
-# federation served from pgstac, tests/pgstac_server.py).
-pytest_plugins = ["pgstac_server"]
+# federation served from pgstac, tests/pgstac_server.py) and ``postgres`` (a bare PostgreSQL
+# server for the job database, tests/postgres_server.py).
+pytest_plugins = ["pgstac_server", "postgres_server"]
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "tests" / "data" / "reference"

@@ -1,4 +1,4 @@
-"""Jobs of the processing service, in SQLite.
+"""Jobs of the processing service, in SQLite or PostgreSQL.
 
 :class:`JobStore` follows the job-keeping half of pygeoapi's process manager interface
 (``get_jobs``, ``add_job``, ``update_job``, ``get_job``, ``get_job_result``, ``delete_job``)
@@ -6,22 +6,23 @@ with one addition: every job belongs to a hub user, and every read or change nam
 so that one user's jobs are invisible to another (an unknown job and another user's job are
 the same "not found").
 
-One database file, opened per operation (the service's threads and the job processes write
-to it; WAL mode, a busy timeout), so that a job survives a restart of the service.
+One database (:class:`~lab_server.processes._database.JobDatabase`: an SQLite file, WAL mode
+and a busy timeout, or a PostgreSQL server), connected to per operation (the service's threads
+and the job processes write to it), so that a job survives a restart of the service.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
+import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from lab import EarthLabError
+from lab_server.processes._database import Connection, JobDatabase, column
 
 __all__ = ["ACTIVE", "FINISHED", "JobNotFoundError", "JobResultNotFoundError", "JobStore", "now"]
 
@@ -49,7 +50,7 @@ _COLUMNS = (
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY,
-    user TEXT NOT NULL,
+    "user" TEXT NOT NULL,
     process_id TEXT NOT NULL,
     status TEXT NOT NULL,
     message TEXT NOT NULL DEFAULT '',
@@ -63,9 +64,11 @@ CREATE TABLE IF NOT EXISTS jobs (
     mimetype TEXT,
     item TEXT
 );
-CREATE INDEX IF NOT EXISTS jobs_user ON jobs (user, created);
+CREATE INDEX IF NOT EXISTS jobs_user ON jobs ("user", created);
 """
 assert all(name in _SCHEMA for name in _COLUMNS)
+_NO_LIMIT = 2**62
+"""``LIMIT`` of an unlimited page (SQLite's -1 is refused by PostgreSQL)."""
 
 
 class JobNotFoundError(EarthLabError, LookupError):
@@ -82,35 +85,37 @@ def now() -> str:
 
 
 class JobStore:
-    """Jobs by user in an SQLite file.
+    """Jobs by user, in an SQLite file or a PostgreSQL database.
 
     Parameters
     ----------
-    path : pathlib.Path
-        The database file (created with its directory).
+    database : JobDatabase or path
+        Where the jobs are (a path: an SQLite file, created with its directory).
+    create : bool
+        Create the tables (the service does; its job processes open what exists).
     """
 
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, database: JobDatabase | str | os.PathLike[str], *, create: bool = True):
+        self.database = (
+            database if isinstance(database, JobDatabase) else JobDatabase(os.fspath(database))
+        )
+        if not create:
+            return
+        self.database.create_directory()
         with self._db() as db:
-            db.execute("PRAGMA journal_mode=WAL")
+            if not db.postgresql:
+                db.execute("PRAGMA journal_mode=WAL")
             db.executescript(_SCHEMA)
-            present = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
-            if "item" not in present:  # a database of the first version of the service
+            if "item" not in db.columns("jobs"):  # a database of the first version
                 db.execute("ALTER TABLE jobs ADD COLUMN item TEXT")
 
     @contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        db.row_factory = sqlite3.Row
-        try:
+    def _db(self) -> Iterator[Connection]:
+        with self.database.connect() as db:
             yield db
-        finally:
-            db.close()
 
     @staticmethod
-    def _job(row: sqlite3.Row) -> dict[str, Any]:
+    def _job(row: Any) -> dict[str, Any]:
         job = dict(row)
         job["inputs"] = json.loads(job["inputs"] or "{}")
         return job
@@ -131,7 +136,7 @@ class JobStore:
         dict
             ``{"jobs": [job, ...], "numberMatched": n}`` (pygeoapi's shape).
         """
-        where, args = ["user = ?"], [user]
+        where, args = ['"user" = ?'], [user]
         if status is not None:
             where.append("status = ?")
             args.append(getattr(status, "value", status))
@@ -140,10 +145,12 @@ class JobStore:
             args.append(process_id)
         clause = " AND ".join(where)
         with self._db() as db:
-            matched = db.execute(f"SELECT count(*) FROM jobs WHERE {clause}", args).fetchone()[0]
+            matched = db.execute(f"SELECT count(*) AS n FROM jobs WHERE {clause}", args).fetchone()[
+                "n"
+            ]
             rows = db.execute(
                 f"SELECT * FROM jobs WHERE {clause} ORDER BY created DESC, id LIMIT ? OFFSET ?",
-                [*args, -1 if limit is None else limit, offset or 0],
+                [*args, _NO_LIMIT if limit is None else limit, offset or 0],
             ).fetchall()
         return {"jobs": [self._job(r) for r in rows], "numberMatched": matched}
 
@@ -163,7 +170,8 @@ class JobStore:
         names = [c for c in _COLUMNS if c in job]
         with self._db() as db:
             db.execute(
-                f"INSERT INTO jobs ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
+                f"INSERT INTO jobs ({', '.join(map(column, names))}) "
+                f"VALUES ({', '.join('?' * len(names))})",
                 [job[n] for n in names],
             )
         return str(job["id"])
@@ -185,7 +193,7 @@ class JobStore:
         unknown = set(update) - set(_COLUMNS)
         if unknown:
             raise KeyError(f"unknown job fields {sorted(unknown)}")
-        sql = f"UPDATE jobs SET {', '.join(f'{k} = ?' for k in update)} WHERE id = ?"
+        sql = f"UPDATE jobs SET {', '.join(f'{column(k)} = ?' for k in update)} WHERE id = ?"
         args = [*update.values(), job_id]
         if only_if:
             sql += f" AND status IN ({', '.join('?' * len(only_if))})"
@@ -257,16 +265,17 @@ class JobStore:
         """The STAC Items of the user's successful jobs (their results), oldest first."""
         with self._db() as db:
             rows = db.execute(
-                "SELECT item FROM jobs WHERE user = ? AND status = 'successful' "
+                "SELECT item FROM jobs WHERE \"user\" = ? AND status = 'successful' "
                 "AND item IS NOT NULL ORDER BY finished, id",
                 (user,),
             ).fetchall()
-        return [json.loads(r[0]) for r in rows]
+        return [json.loads(r["item"]) for r in rows]
 
     def interrupted(self, message: str) -> list[str]:
         """Fail every job left unfinished by a previous run of the service (its ids)."""
         with self._db() as db:
-            ids = [r[0] for r in db.execute("SELECT id FROM jobs WHERE status IN (?, ?)", ACTIVE)]
+            rows = db.execute("SELECT id FROM jobs WHERE status IN (?, ?)", ACTIVE).fetchall()
+        ids = [r["id"] for r in rows]
         for job_id in ids:
             self.update_job(
                 job_id, {"status": "failed", "message": message, "finished": now()}, only_if=ACTIVE

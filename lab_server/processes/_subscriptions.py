@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from lab import EarthLabError
+from lab_server.processes._database import column
 from lab_server.processes._store import JobStore, now
 
 __all__ = ["SubscriptionError", "Subscriptions"]
@@ -39,18 +40,18 @@ log = logging.getLogger("earthlab.processes")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS subscriptions (
     id TEXT PRIMARY KEY,
-    user TEXT NOT NULL,
+    "user" TEXT NOT NULL,
     process_id TEXT NOT NULL,
     inputs TEXT NOT NULL,
     trigger TEXT NOT NULL,
     status TEXT NOT NULL,
     message TEXT NOT NULL DEFAULT '',
     created TEXT NOT NULL,
-    next_run REAL,
+    next_run DOUBLE PRECISION,
     seen TEXT NOT NULL DEFAULT '[]',
     jobs TEXT NOT NULL DEFAULT '[]'
 );
-CREATE INDEX IF NOT EXISTS subscriptions_user ON subscriptions (user, created);
+CREATE INDEX IF NOT EXISTS subscriptions_user ON subscriptions ("user", created);
 """
 
 
@@ -197,7 +198,7 @@ class Subscriptions:
         }
         with self.store._db() as db:
             db.execute(
-                f"INSERT INTO subscriptions ({', '.join(record)}) "
+                f"INSERT INTO subscriptions ({', '.join(map(column, record))}) "
                 f"VALUES ({', '.join('?' * len(record))})",
                 list(record.values()),
             )
@@ -234,7 +235,7 @@ class Subscriptions:
         """The user's subscriptions, newest first (cancelled ones too)."""
         with self.store._db() as db:
             rows = db.execute(
-                "SELECT * FROM subscriptions WHERE user = ? ORDER BY created DESC, id", (user,)
+                'SELECT * FROM subscriptions WHERE "user" = ? ORDER BY created DESC, id', (user,)
             ).fetchall()
         return [self._record(r) for r in rows]
 
@@ -250,7 +251,8 @@ class Subscriptions:
                 fields[key] = json.dumps(fields[key])
         with self.store._db() as db:
             db.execute(
-                f"UPDATE subscriptions SET {', '.join(f'{k} = ?' for k in fields)} WHERE id = ?",
+                f"UPDATE subscriptions SET {', '.join(f'{column(k)} = ?' for k in fields)} "
+                "WHERE id = ?",
                 [*fields.values(), sub_id],
             )
 
@@ -269,7 +271,9 @@ class Subscriptions:
         with self.store._db() as db:
             active = [
                 self._record(r)
-                for r in db.execute("SELECT * FROM subscriptions WHERE status = 'active'")
+                for r in db.execute(
+                    "SELECT * FROM subscriptions WHERE status = 'active'"
+                ).fetchall()
             ]
         for sub in active:
             try:
