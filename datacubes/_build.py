@@ -154,6 +154,7 @@ def build(
     storage_options: Mapping[str, Any] | None = None,
     retries: int = 2,
     progress: bool = False,
+    write_from_client: bool = False,
 ) -> BuildReport:
     """Build (or resume, or extend) the analysis-ready cube a spec describes.
 
@@ -180,6 +181,10 @@ def build(
         Further attempts for a region whose assets fail to read (or whose write fails).
     progress : bool
         Show a progress bar on standard error.
+    write_from_client : bool
+        With ``client``: its workers compute the regions and this process writes them, so
+        the workers get no credentials of the store and need no route to it (a cluster next
+        to the data, a store elsewhere); each region's values travel to this process.
 
     Returns
     -------
@@ -233,7 +238,7 @@ def build(
             workers,
             local_fill=client is None,
         )
-    run = _Run(spec, location, workers, client, retries, progress)
+    run = _Run(spec, location, workers, client, retries, progress, write_from_client)
     return run.execute(centres, cog=cog, overwrite=overwrite, started=started)
 
 
@@ -248,8 +253,10 @@ class _Run:
         client: Any,
         retries: int,
         progress: bool,
+        write_from_client: bool = False,
     ):
         self.spec = spec
+        self.write_from_client = write_from_client
         self.location = location
         self.workers = workers
         self.client = client
@@ -533,6 +540,7 @@ class _Run:
                 client=self.client,
                 on_result=on_result,
                 progress=self.progress,
+                write_from_client=self.write_from_client,
             )
             self._save(manifest, grid)
         return nbytes[0]

@@ -14,7 +14,7 @@ import math
 import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -201,6 +201,65 @@ def fill_region(job: RegionJob) -> RegionResult:
             )
 
 
+def compute_values(job: RegionJob) -> tuple[str, xr.Dataset | None, str, int, float]:
+    """Compute one region's values without writing them (on a cluster's worker).
+
+    Reads are retried as in :func:`fill_region`. The job comes without the store's
+    credentials: the worker never writes.
+
+    Returns
+    -------
+    tuple
+        ``(region key, values or None, error, attempts, seconds)``.
+    """
+    started = time.monotonic()
+    attempts = 0
+    while True:
+        attempts += 1
+        try:
+            values = compute_region(job)
+            return job.region.key, values, "", attempts, time.monotonic() - started
+        except (AssetReadError, OSError) as exc:
+            if attempts > job.retries:
+                return job.region.key, None, _message(exc), attempts, time.monotonic() - started
+            time.sleep(job.retry_delay * 2 ** (attempts - 1))
+        except EarthLabError as exc:
+            return job.region.key, None, _message(exc), attempts, time.monotonic() - started
+
+
+def write_values(
+    job: RegionJob, computed: tuple[str, xr.Dataset | None, str, int, float]
+) -> RegionResult:
+    """Write the values :func:`compute_values` gave (here, retrying write failures)."""
+    key, values, error, attempts, seconds = computed
+    if values is None:
+        return RegionResult(key, False, error, attempts, seconds)
+    started = time.monotonic()
+    tries = 0
+    while True:
+        tries += 1
+        try:
+            write_region(job, values)
+            nbytes = int(sum(v.nbytes for v in values.data_vars.values()))
+            return RegionResult(
+                key,
+                True,
+                attempts=attempts + tries - 1,
+                nbytes=nbytes,
+                seconds=seconds + time.monotonic() - started,
+            )
+        except OSError as exc:
+            if tries > job.retries:
+                return RegionResult(
+                    key,
+                    False,
+                    _message(exc),
+                    attempts + tries - 1,
+                    seconds + time.monotonic() - started,
+                )
+            time.sleep(job.retry_delay * 2 ** (tries - 1))
+
+
 def _message(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return f"{type(exc).__name__}: {text}"
@@ -288,6 +347,7 @@ def run_regions(
     client: Any = None,
     on_result: Callable[[RegionJob, RegionResult], None],
     progress: bool = True,
+    write_from_client: bool = False,
 ) -> None:
     """Fill regions in parallel, calling ``on_result`` in this thread as each one ends.
 
@@ -303,18 +363,35 @@ def run_regions(
         Receives each job and its result, in completion order.
     progress : bool
         Show a progress bar on standard error.
+    write_from_client : bool
+        With ``client``: the workers compute the regions and this process writes them (the
+        workers get no credentials of the store and need no route to it).
     """
     from tqdm.auto import tqdm
 
     by_key = {job.region.key: job for job in jobs}
     with tqdm(total=len(jobs), unit="region", disable=not progress, desc="cube build") as bar:
-        for result in _results(jobs, workers, client):
+        for result in _results(jobs, workers, client, write_from_client):
             on_result(by_key[result.key], result)
             bar.update(1)
 
 
-def _results(jobs: Sequence[RegionJob], workers: int, client: Any) -> Iterable[RegionResult]:
+def _results(
+    jobs: Sequence[RegionJob], workers: int, client: Any, write_from_client: bool = False
+) -> Iterable[RegionResult]:
     if not jobs:
+        return
+    if client is not None and write_from_client:
+        from distributed import as_completed
+
+        by_key = {job.region.key: job for job in jobs}
+        futures = client.map(
+            compute_values, [replace(job, storage_options={}) for job in jobs], pure=False
+        )
+        for future in as_completed(futures):
+            computed = future.result()
+            future.release()  # the values live here now: free the worker's copy
+            yield write_values(by_key[computed[0]], computed)
         return
     if client is not None:
         from distributed import as_completed

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import dask
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -143,6 +144,27 @@ def water_quality_crossing(
     written = xr.open_zarr(cube_path, consolidated=False)
     written = written.rio.write_crs(cube.rio.crs)
 
+    # the rest reads the cube just written here: local threads, even when a Dask cluster
+    # (elsewhere: a gateway next to the data) computed it
+    with dask.config.set(scheduler="threads"):
+        return _cross(
+            out, files, written, stations, federation, scenes, window, max_dt, say, started
+        )
+
+
+def _cross(
+    out: Path,
+    files: dict[str, Path],
+    written: xr.Dataset,
+    stations: lab.SearchResult,
+    federation: lab.FederatedCatalog,
+    scenes: lab.SearchResult,
+    window: int,
+    max_dt: str,
+    say: Callable[[str], None],
+    started: float,
+) -> CrossingResult:
+    """Steps 4 to 6 of :func:`water_quality_crossing`, on the written cube."""
     say("4/6 reading in-situ data and extracting matchups")
     table = _read_insitu(stations, federation.centres)
     products_mu = matchup.extract(
@@ -188,6 +210,11 @@ def water_quality_crossing(
 
 
 def _write_zarr(dataset: xr.Dataset, path: Path) -> None:
+    """Write the cube here; with a Dask cluster as the default client, block by block.
+
+    A cluster's workers may run elsewhere (a gateway next to the data) and cannot write
+    this machine's files: they compute each block of dates, this process writes it.
+    """
     import shutil
 
     from dask.diagnostics import ProgressBar
@@ -203,8 +230,41 @@ def _write_zarr(dataset: xr.Dataset, path: Path) -> None:
             name in encoded.coords
         ):  # variable-length strings have a Zarr v3 spec; fixed-width do not
             encoded = encoded.assign_coords({name: encoded[name].astype(object)})
-    with ProgressBar(minimum=2, dt=1.0):
-        encoded.to_zarr(path, mode="w", consolidated=False)
+    client = _cluster_client()
+    if client is None:
+        with ProgressBar(minimum=2, dt=1.0):
+            encoded.to_zarr(path, mode="w", consolidated=False)
+        return
+    timeless = [str(name) for name in encoded.data_vars if "time" not in encoded[name].dims]
+    encoded.to_zarr(path, mode="w", consolidated=False, compute=False)
+    step = (encoded.chunks.get("time") or (encoded.sizes["time"],))[0] or 1
+    for start in range(0, encoded.sizes["time"], step):
+        block = encoded.isel(time=slice(start, start + step)).compute()  # on the cluster
+        with dask.config.set(scheduler="threads"):
+            block.drop_vars([*timeless, *_static_coords(block)]).to_zarr(
+                path, region={"time": slice(start, start + step)}, consolidated=False
+            )
+    if timeless:
+        with dask.config.set(scheduler="threads"):
+            encoded[timeless].compute().to_zarr(path, mode="a", consolidated=False)
+
+
+def _static_coords(dataset: xr.Dataset) -> list[str]:
+    """Coordinates without a time dimension (written with the store's metadata)."""
+    return [str(name) for name in dataset.coords if "time" not in dataset[name].dims]
+
+
+def _cluster_client() -> Any:
+    """The default Dask distributed client, if computations go to one."""
+    try:
+        from distributed import default_client
+    except ImportError:  # pragma: no cover - distributed is a core dependency
+        return None
+    try:
+        client = default_client()
+    except ValueError:
+        return None
+    return client if dask.config.get("scheduler", None) in (None, "dask.distributed") else None
 
 
 def _read_insitu(stations: lab.SearchResult, centres: lab.CentreSet) -> pd.DataFrame:

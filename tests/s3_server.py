@@ -12,6 +12,9 @@ constraint the server may refuse) and exports test credentials in the environmen
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -70,18 +73,47 @@ class Bucket:
 
 
 @pytest.fixture(scope="module")
-def s3_server() -> Iterator[str]:
-    """Endpoint URL of a moto S3 server running on loopback for this module."""
-    # moto[server] is in the `test` extra: if it is missing the run must fail, not skip.
-    from moto.server import ThreadedMotoServer
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Endpoint URL of a moto S3 server running on loopback for this module.
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
+    Its own process (``python -m moto.server``), not a thread of the test session: a test
+    blocked in a call holding the GIL (GDAL opening a URL served from the bucket through
+    another server) would otherwise stop the store it waits for.
+    """
+    # moto[server] is in the `test` extra: if it is missing the run must fail, not skip.
+    import moto.server  # noqa: F401
+    import requests
+
+    from lab_server.deploy._procs import free_port
+
+    port = free_port()
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    endpoint = f"http://127.0.0.1:{port}"
     try:
-        yield f"http://{host}:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                requests.get(endpoint + "/moto-api/", timeout=2)
+                break
+            except requests.ConnectionError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"the S3 server did not start: {log.read_text(errors='replace')}"
+                    ) from None
+                time.sleep(0.1)
+        yield endpoint
     finally:
-        server.stop()
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 @pytest.fixture()

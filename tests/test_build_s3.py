@@ -133,3 +133,33 @@ def test_missing_credentials_are_named(clean, s3_bucket, sample_dir, tmp_path, m
     monkeypatch.delenv(SECRET_ENV)
     with pytest.raises(lab.CentresFileError, match=f"environment variable {SECRET_ENV} is not set"):
         datacubes.build(clean["spec"], target=f"{s3_bucket.url}/cubes/x.zarr", centres=str(centres))
+
+
+def test_a_cluster_computes_the_regions_and_this_process_writes_them(
+    clean,  # noqa: F811
+    s3_bucket,  # noqa: F811
+    monkeypatch,
+):
+    """``write_from_client``: the workers compute, the client writes (the job of the lab's
+    processing service on a user's gateway cluster: the store's credentials stay with it)."""
+    import distributed
+
+    for name in (KEY_ENV, SECRET_ENV):  # the credentials are given here, to this process only
+        monkeypatch.delenv(name)
+    url = f"{s3_bucket.url}/cubes/from-client.zarr"
+    with distributed.Client(
+        processes=False, n_workers=1, threads_per_worker=2, dashboard_address=None
+    ) as client:
+        with distributed.get_task_stream(client) as stream:
+            report = datacubes.build(
+                clean["spec"],
+                target=url,
+                centres=str(clean["centres"]),
+                client=client,
+                storage_options=s3_bucket.storage_options(),
+                write_from_client=True,
+            )
+        ran = {str(task["key"]).split("-")[0] for task in stream.data}
+    assert report.complete and report.regions_written == 16
+    assert store_hashes(url, s3_bucket.storage_options()) == clean["hashes"]
+    assert "compute_values" in ran and "fill_region" not in ran, ran

@@ -92,3 +92,36 @@ def test_turbidity_is_recovered_and_nechad_recalibrates_to_the_generator(
     published = sample_truth["algorithms"]["ndci_mishra2012"]["coefficients"]
     refit = document["recalibration"]["ndci"]["a"]
     assert refit[0] == pytest.approx(published[0], rel=0.15)
+
+
+def test_the_crossing_on_a_dask_cluster_writes_here_and_gives_the_same_result(
+    demo: Path, sample_dir: Path, tmp_path: Path
+) -> None:
+    """With a cluster as the default client (a job on a user's gateway cluster), the
+    workers compute and this process writes the cube: no Zarr write runs on a worker, and
+    the validation and the cube are those of the plain run."""
+    import distributed
+    import numpy as np
+    import xarray as xr
+
+    from recipes.crossing import water_quality_crossing
+
+    with (
+        distributed.Client(
+            processes=False, n_workers=1, threads_per_worker=2, dashboard_address=None
+        ) as client,
+        distributed.get_task_stream(client) as stream,
+    ):
+        result = water_quality_crossing(
+            tmp_path / "on-cluster", centres=sample_dir / "centres.yaml", progress=None
+        )
+    prefixes = {str(task["key"]).strip("('").split("-")[0] for task in stream.data}
+    assert prefixes and not {p for p in prefixes if p.startswith("store")}, prefixes
+    assert json.loads(result.files["validation"].read_text()) == json.loads(
+        (demo / "validation.json").read_text()
+    )
+    here = xr.open_zarr(result.files["cube"], consolidated=False)
+    plain = xr.open_zarr(demo / "cube.zarr", consolidated=False)
+    assert sorted(here.variables) == sorted(plain.variables)
+    for name in plain.data_vars:
+        np.testing.assert_array_equal(here[name].values, plain[name].values)
