@@ -9,6 +9,7 @@ asset key (:class:`~lab.AssetReadError`) or issues an :class:`AssetReadWarning`.
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -94,11 +95,48 @@ def read_failure(ref: AssetRef | None, uri: str, error: Exception) -> str:
             "the files from a server that supports Range (object storage such as S3, nginx, "
             "Apache, the lab's asset server), or download them and use local paths."
         )
+    refused = _REFUSED.search(str(error))
+    if refused and urlsplit(uri).scheme in ("http", "https"):
+        reason = server_refusal(uri)
+        if reason:
+            return (
+                f"could not read {where}: the server refused it (HTTP {refused.group(1)}): {reason}"
+            )
     return (
         f"could not read {where} at {uri}: {error}. Check that the file exists and is a "
         "readable raster (and your credentials for remote data), or pass "
         "fail_on_error=False to leave its pixels as NaN."
     )
+
+
+_REFUSED = re.compile(r"HTTP response code:\s*(401|403)")
+
+
+def server_refusal(uri: str) -> str:
+    """What a server says when it refuses a file (401/403): its explanation, or ''.
+
+    GDAL reports only the status of a refused request; data services explain why in the body
+    (the lab's restricted-data service: ``{"code", "description"}``, e.g. a quota exceeded,
+    an expired signature, a missing group membership). One more small request fetches it.
+    """
+    import lab
+
+    try:
+        with lab.http_session(timeout=10) as session:
+            answer = session.get(uri, headers={"Range": "bytes=0-0"})
+    except Exception:  # the read's own error says the rest
+        return ""
+    if answer.status_code not in (401, 403):
+        return ""
+    try:
+        document = answer.json()
+    except ValueError:
+        return answer.text.strip()[:300]
+    if isinstance(document, dict):
+        for key in ("description", "detail", "message"):
+            if isinstance(document.get(key), str):
+                return str(document[key])
+    return ""
 
 
 @dataclass(frozen=True)

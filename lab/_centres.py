@@ -321,7 +321,14 @@ def read_centres_file(path: Path) -> CentreSet:
     otherwise keep the last one silently).
     """
     path = Path(path).expanduser()
-    if not path.is_file():
+    try:
+        exists = path.is_file()
+    except OSError as exc:  # a directory on the way is closed to this account
+        raise CentresFileError(
+            f"centres file {path} cannot be reached ({exc.strerror or exc}): give this "
+            "account read access to it and its directories"
+        ) from None
+    if not exists:
         raise CentresFileError(
             f"centres file {path} does not exist; create one (see docs) or unset the centres "
             f"setting ({config.env_name('centres')}) to use the embedded sample federation"

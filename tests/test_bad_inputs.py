@@ -152,6 +152,27 @@ def test_bad_centres_file(tmp_path: Path, text: str, message: str) -> None:
     assert_clear(str(info.value))
 
 
+def test_centres_file_behind_a_closed_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reading a centres file in a directory closed to this account: a CentresFileError.
+
+    Root passes every permission check, so the refusal the kernel gives other accounts
+    (``stat`` failing with EACCES) is what ``Path.is_file`` raises here.
+    """
+    closed = tmp_path / "private" / "centres.yaml"
+    real_is_file = Path.is_file
+
+    def is_file(self: Path) -> bool:
+        if self == closed:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_is_file(self)
+
+    monkeypatch.setattr(Path, "is_file", is_file)
+    with pytest.raises(lab.CentresFileError, match=r"cannot be reached \(Permission denied\)"):
+        read_centres_file(closed)
+
+
 def test_centres_file_that_is_a_directory(tmp_path: Path) -> None:
     with pytest.raises(lab.CentresFileError, match="does not exist; create one"):
         read_centres_file(tmp_path)
