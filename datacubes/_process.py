@@ -9,12 +9,15 @@ OGC process description (pygeoapi's ``PROCESS_METADATA`` format) and
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import fields
 from typing import Any
 
 from datacubes._build import IncompleteBuildError, build
+from datacubes._spec import CubeSpec
 from datacubes._spec_read import read_spec, shipped_specs
+from datacubes._steps import search_source
 
 __all__ = ["CUBE_BUILD", "CubeBuildProcess"]
 
@@ -83,6 +86,15 @@ def _metadata() -> dict[str, Any]:
                 "maxOccurs": 1,
                 "schema": {"type": "boolean", "default": False},
             },
+            "workers": {
+                "title": "Workers",
+                "description": "Dask workers of the job's cluster, on the gateway of the "
+                "centre holding the spec's data (within your caps there, as for your "
+                "notebooks); the workers compute the regions, the service writes them.",
+                "minOccurs": 0,
+                "maxOccurs": 1,
+                "schema": {"type": "integer", "minimum": 1, "maximum": 8, "default": 1},
+            },
         },
         "outputs": {
             "cube": {
@@ -117,6 +129,17 @@ def _metadata() -> dict[str, Any]:
     }
 
 
+def _near(spec: CubeSpec) -> list[Any]:
+    """The items the build's source finds (where its cluster goes).
+
+    Raises what the build itself would: a centre refusing (restricted, with how to request
+    access) or not answering, or no item.
+    """
+    if spec.source.catalog is not None:  # outside the lab's centres: no gateway of the lab
+        return []
+    return list(search_source(spec, None, None).items)
+
+
 class CubeBuildProcess:
     """The ``cube-build`` process (see the module's docstring)."""
 
@@ -132,13 +155,31 @@ class CubeBuildProcess:
         if not re.match(_TARGET, target) or ".." in target:
             raise ValueError(f"target must be a store name ending in .zarr, got {target!r}")
         context.progress(0.0, f"building {spec.name} into {target}")
+        # on the lab's object storage the cube is written there directly (and resumed there)
+        store, storage_options = (
+            context.store(target)
+            if hasattr(context, "store")
+            else (str(context.work_dir / target), {})
+        )
+        near = getattr(context, "cluster", None)
+        items = _near(spec) if near else []
         try:
-            report = build(
-                spec,
-                target=str(context.work_dir / target),
-                cog=bool(data.get("cog", False)),
-                overwrite=bool(data.get("overwrite", False)),
-            )
+            with (
+                near(items, workers=int(data.get("workers") or 1))
+                if near and items
+                else contextlib.nullcontext()
+            ) as client:
+                report = build(
+                    spec,
+                    target=store,
+                    cog=bool(data.get("cog", False)),
+                    overwrite=bool(data.get("overwrite", False)),
+                    storage_options=storage_options or None,
+                    # on the owner's gateway cluster: it computes, the service writes (the
+                    # workers never get the store's credentials)
+                    client=client,
+                    write_from_client=client is not None,
+                )
         except IncompleteBuildError as exc:
             raise IncompleteBuildError(exc.report.summary(), exc.report) from exc
         cube = {f.name: getattr(report, f.name) for f in fields(report) if f.name != "sources"}
@@ -149,7 +190,7 @@ class CubeBuildProcess:
             context.add_sources(report.sources)
             context.add_product(
                 "cube",
-                context.work_dir / target,
+                store,
                 "application/vnd+zarr",
                 spec.title or spec.name,
                 **({"description": spec.description} if spec.description else {}),

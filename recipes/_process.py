@@ -110,6 +110,7 @@ def _metadata() -> dict[str, Any]:
                 "schema": {"type": "integer", "minimum": 1, "maximum": 15, "x-ogc-unit": "px"},
             },
             "name": _name_input("crossing"),
+            "workers": _workers_input("computes the cube; the service writes it"),
         },
         "outputs": {
             "validation": {
@@ -134,6 +135,17 @@ def _metadata() -> dict[str, Any]:
             },
         },
         "example": {"inputs": {"max_dt": "3h", "window": 5}},
+    }
+
+
+def _workers_input(what: str) -> dict[str, Any]:
+    return {
+        "title": "Workers",
+        "description": "Dask workers of the job's cluster, on the gateway of the centre "
+        f"holding the scenes (within your caps there, as for your notebooks); it {what}.",
+        "minOccurs": 0,
+        "maxOccurs": 1,
+        "schema": {"type": "integer", "minimum": 1, "maximum": 8, "default": 1},
     }
 
 
@@ -171,15 +183,23 @@ class WaterQualityCrossingProcess:
         """Run the crossing into ``context.work_dir / name``; the figures as outputs."""
         name = _folder(data, "crossing")
 
-        bbox = data.get("bbox")
-        result = water_quality_crossing(
-            context.work_dir / name,
-            bbox=tuple(bbox) if bbox else None,
-            datetime=data.get("datetime"),
-            max_dt=str(data.get("max_dt") or "3h"),
-            window=int(data.get("window") or 5),
-            progress=_steps(context),
-        )
+        bbox = tuple(data["bbox"]) if data.get("bbox") else None
+        near = getattr(context, "cluster", None)
+        scenes = list(find_scenes(bbox=bbox, datetime=data.get("datetime"))) if near else []
+        # on the owner's cluster next to the scenes: it computes the cube, this job writes it
+        with (
+            near(scenes, workers=int(data.get("workers") or 1))
+            if near
+            else contextlib.nullcontext()
+        ):
+            result = water_quality_crossing(
+                context.work_dir / name,
+                bbox=bbox,
+                datetime=data.get("datetime"),
+                max_dt=str(data.get("max_dt") or "3h"),
+                window=int(data.get("window") or 5),
+                progress=_steps(context),
+            )
         validation = json.loads(result.files["validation"].read_text(encoding="utf-8"))
         if hasattr(context, "add_product"):  # the job's STAC Item
             for role, path in result.files.items():
@@ -232,14 +252,7 @@ def _maps_metadata() -> dict[str, Any]:
                 "schema": {"type": "string", "enum": list(COMPOSITES), "default": "median"},
             },
             "name": _name_input("maps"),
-            "workers": {
-                "title": "Workers",
-                "description": "Dask workers of the job's cluster, on the gateway of the "
-                "centre holding the scenes (within your caps there, as for your notebooks).",
-                "minOccurs": 0,
-                "maxOccurs": 1,
-                "schema": {"type": "integer", "minimum": 1, "maximum": 8, "default": 1},
-            },
+            "workers": _workers_input("computes the maps"),
         },
         "outputs": {
             "maps": {

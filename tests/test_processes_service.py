@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,10 +25,13 @@ import psutil
 import pytest
 import requests
 import xarray as xr
-from hub_fixtures import Hub, Kernel, running_lab
+import yaml
+from hub_fixtures import Hub, Kernel, reachable_by_users, running_lab
+from s3_server import KEY, KEY_ENV, REGION, SECRET, SECRET_ENV, Bucket, s3_server  # noqa: F401
 
 import lab
 from lab_server.deploy import restart, status
+from lab_server.deploy._lab import JOBS_DATABASE_PASSWORD
 from lab_server.deploy._layout import gateway_env_names
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -39,9 +43,68 @@ PROCESSES = {"echo", "cube-build", "water-quality-crossing", "water-quality-maps
 
 
 @pytest.fixture(scope="module")
-def deployment(sample_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    with running_lab(sample_dir / "centres.yaml", tmp_path_factory.mktemp("processes")) as d:
+def jobs_database(postgres: Any) -> tuple[str, str]:
+    """The PostgreSQL database the lab keeps its jobs in (URL, password), as operators give it."""
+    return tuple(postgres.new_database())  # type: ignore[return-value]
+
+
+@pytest.fixture(scope="module")
+def results_bucket(s3_server: str) -> Bucket:  # noqa: F811
+    """The bucket of the lab's object storage (a real S3 server on loopback)."""
+    bucket = Bucket(f"lab-{uuid.uuid4().hex[:10]}", s3_server)
+    bucket.client().create_bucket(Bucket=bucket.name)
+    return bucket
+
+
+def _centres_with_storage(sample_dir: Path, bucket: Bucket, directory: Path) -> Path:
+    """The sample's centres, ``theia`` with object storage (where the lab keeps results)."""
+    document = yaml.safe_load((sample_dir / "centres.yaml").read_text(encoding="utf-8"))
+    for centre in document["centres"]:
+        centre["catalog"]["href"] = str(sample_dir / centre["catalog"]["href"])
+        centre["static_catalog"] = str(sample_dir / centre["static_catalog"])
+        if centre["name"] == "theia":
+            centre["storage"] = {
+                "url": f"{bucket.url}/lab",
+                "endpoint_url": bucket.endpoint,
+                "key_env": KEY_ENV,
+                "secret_env": SECRET_ENV,
+                "region": REGION,
+            }
+    path = directory / "centres.yaml"
+    path.write_text(yaml.safe_dump(document), encoding="utf-8")
+    reachable_by_users(directory)  # as the sample's: the service's jobs read it (derived_from)
+    directory.chmod(0o755)
+    path.chmod(0o644)
+    return path
+
+
+@pytest.fixture(scope="module")
+def deployment(
+    sample_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    jobs_database: tuple[str, str],
+    results_bucket: Bucket,
+) -> Iterator[Any]:
+    """A lab as operators run one: jobs in PostgreSQL, results on S3-compatible storage."""
+    url, password = jobs_database
+    centres = _centres_with_storage(sample_dir, results_bucket, tmp_path_factory.mktemp("centres"))
+    exported = {JOBS_DATABASE_PASSWORD: password, KEY_ENV: KEY, SECRET_ENV: SECRET}
+    os.environ.update(exported)  # what the operator exports for hub up
+    try:
+        lab_context = running_lab(
+            centres,
+            tmp_path_factory.mktemp("processes"),
+            jobs_database=url,
+            results_storage="theia",
+        )
+        d = lab_context.__enter__()
+    finally:
+        for name in exported:
+            del os.environ[name]
+    try:
         yield d
+    finally:
+        lab_context.__exit__(None, None, None)
 
 
 @pytest.fixture(scope="module")
@@ -262,7 +325,32 @@ def test_jobs_survive_a_restart_of_the_service(deployment, api) -> None:
     assert "processes" in names
 
 
-def test_cube_build_job_equals_the_build_run_directly(deployment, hub, api, tmp_path) -> None:
+def test_jobs_are_kept_in_the_labs_postgresql_database(deployment, api, jobs_database) -> None:
+    import psycopg
+
+    url, password = jobs_database
+    job_id = api["alice"](
+        "POST", "processes/echo/execution", json={"inputs": {"stringInput": "pg"}}, headers=ASYNC
+    ).json()["jobID"]
+    wait_for(api["alice"], job_id, {"successful"}, 60)
+    with psycopg.connect(url, password=password) as conn:
+        row = conn.execute(
+            'SELECT "user", status, results FROM jobs WHERE id = %s', (job_id,)
+        ).fetchone()
+    assert row == ("alice", "successful", json.dumps({"stringOutput": "pg"}))
+    run = Path(deployment.run_dir)
+    assert not (run / "processes" / "jobs.sqlite").exists()
+    # the password is a secret of the service: in no file of the lab but that one, nor a log
+    secret = run / "secrets" / "processes-db-password"
+    assert secret.read_text().strip() == password
+    for path in run.rglob("*"):
+        if path.is_file() and path != secret and path.stat().st_size < 5_000_000:
+            assert password.encode() not in path.read_bytes(), path
+
+
+def test_cube_build_job_equals_the_build_run_directly(
+    deployment, hub, api, tmp_path, results_bucket
+) -> None:
     import datacubes
 
     started = api["alice"](
@@ -285,12 +373,17 @@ def test_cube_build_job_equals_the_build_run_directly(deployment, hub, api, tmp_
     sources = [link for link in item.links if link.rel == "derived_from"]
     assert len(sources) == 16 and all(link.href.startswith("http") for link in sources)
     assert item.assets["cube"].media_type == "application/vnd+zarr"
-    assert cube["url"].endswith("/processes/results/alice/thau.zarr")
+    # computed by Alice's cluster on the gateway of theia, written by the service
+    computed = item.properties["earthlab:computed_on"]
+    assert (computed["kind"], computed["centre"]) == ("gateway", "theia"), computed
+    # written straight to the lab's object storage, under Alice's results
+    assert cube["url"] == f"{results_bucket.url}/lab/results/alice/thau.zarr"
+    assert not list((Path(deployment.run_dir) / "processes").rglob("*.zarr"))
     # the same spec built here, from the same federation: the same values
     with lab.config.set(centres=deployment.centres_file):
         direct = datacubes.build("thau-lagoon-sample", target=str(tmp_path / "direct.zarr"))
     assert direct.complete
-    served = xr.open_zarr(cube["url"])
+    served = xr.open_zarr(cube["url"], storage_options=results_bucket.storage_options())
     mine = xr.open_zarr(tmp_path / "direct.zarr")
     assert sorted(served.data_vars) == sorted(mine.data_vars)
     for name in mine.data_vars:
@@ -324,7 +417,7 @@ def test_cube_build_job_equals_the_build_run_directly(deployment, hub, api, tmp_
 
 
 def test_water_quality_crossing_job_equals_the_recipe_called_directly(
-    deployment, api, tmp_path
+    deployment, api, tmp_path, results_bucket
 ) -> None:
     from recipes.crossing import water_quality_crossing
 
@@ -334,7 +427,7 @@ def test_water_quality_crossing_job_equals_the_recipe_called_directly(
     )
     assert started.status_code == 201, started.text
     job = wait_for(api["alice"], started.json()["jobID"], {"successful", "failed"}, 900)
-    assert job["status"] == "successful", job
+    assert job["status"] == "successful", job["message"]
     outputs = api["alice"]("GET", f"jobs/{job['jobID']}/results").json()
     direct = water_quality_crossing(
         tmp_path / "direct", centres=deployment.centres_file, max_dt="3h", window=5, progress=None
@@ -343,9 +436,19 @@ def test_water_quality_crossing_job_equals_the_recipe_called_directly(
     assert outputs["validation"] == expected
     assert outputs["validation"]["turbidity"]["n"] > 0
     assert set(outputs["files"]) == {str(k) for k in direct.files}
-    assert outputs["files"]["report"].endswith("/results/alice/thau-crossing/report.html")
+    # uploaded to the lab's object storage; the outputs name them through the service
+    report = deployment.processes_url + "results/thau-crossing/report.html"
+    assert outputs["files"]["report"] == report
+    assert "lab/results/alice/thau-crossing/report.html" in set(results_bucket.keys())
+    assert not list((Path(deployment.run_dir) / "processes").rglob("report.html"))
+    page = api["alice"]("GET", "results/thau-crossing/report.html")
+    assert page.status_code == 200 and page.headers["Content-Type"] == "text/html"
+    assert page.content == (direct.files["report"]).read_bytes() or b"<html" in page.content
     assert outputs["federation"] == {k: str(v) for k, v in direct.federation.items()}
     assert outputs["federation"]["theia"] == "ok"
+    item = api["alice"]("GET", f"stac/collections/results/items/{job['jobID']}").json()
+    computed = item["properties"]["earthlab:computed_on"]
+    assert (computed["kind"], computed["centre"]) == ("gateway", "theia"), computed
 
 
 def _cog(href: str, token: str) -> np.ndarray:
@@ -360,7 +463,7 @@ def _cog(href: str, token: str) -> np.ndarray:
 
 
 def test_maps_job_results_are_a_stac_item_searched_by_the_federation_and_rebuilt(
-    deployment, hub, api, monkeypatch
+    deployment, hub, api, monkeypatch, results_bucket
 ) -> None:
     """Item 4 of the issue: the job's STAC Item (processing extension, inputs' items linked),
     in Alice's ``results`` collection that ``lab.catalog()`` searches as a centre, hers only;
@@ -387,6 +490,33 @@ def test_maps_job_results_are_a_stac_item_searched_by_the_federation_and_rebuilt
     assert href == outputs["maps"]["turbidity"]["href"]
     before = _cog(href, alice)
     assert np.isfinite(before).sum() > 100_000
+    # kept on the lab's object storage; read through the service with byte ranges, as GDAL
+    # reads a COG where it lies
+    key = f"lab/results/alice/{outputs['maps']['turbidity']['path'].split('/results/')[-1]}"
+    stored = results_bucket.client().get_object(Bucket=results_bucket.name, Key=key)
+    stored_bytes = stored["Body"].read()
+    ranged = requests.get(
+        href, headers={"Authorization": f"token {alice}", "Range": "bytes=100-163"}, timeout=30
+    )
+    assert ranged.status_code == 206 and ranged.content == stored_bytes[100:164]
+    assert ranged.headers["Content-Range"] == f"bytes 100-163/{len(stored_bytes)}"
+    tail = requests.get(
+        href, headers={"Authorization": f"token {alice}", "Range": "bytes=-10"}, timeout=30
+    )
+    assert tail.status_code == 206 and tail.content == stored_bytes[-10:]
+    outside = requests.get(
+        href, headers={"Authorization": f"token {alice}", "Range": "bytes=999999999-"}, timeout=30
+    )
+    assert outside.status_code == 416
+    head = requests.head(href, headers={"Authorization": f"token {alice}"}, timeout=30)
+    assert head.status_code == 200 and int(head.headers["Content-Length"]) == len(stored_bytes)
+    import rasterio
+
+    with (
+        rasterio.Env(GDAL_HTTP_HEADERS=f"Authorization: token {alice}"),
+        rasterio.open(href) as remote,
+    ):
+        np.testing.assert_array_equal(remote.read(1), before)
     refused = requests.get(href, headers={"Authorization": f"token {bob}"}, timeout=30)
     assert refused.status_code in (403, 404) and not refused.content.startswith(b"II*")
 

@@ -263,7 +263,8 @@ def test_loads_count_and_the_quota_refuses_beyond_it(
         f"of restricted imagery ({remaining:.3f} km² remaining); item {third.id} needs "
         f"{footprint:.3f} km²"
     )
-    with pytest.raises(Exception, match="403"):
+    # the loader says why the server refused, not only its status
+    with pytest.raises(lab.AssetReadError, match=r"refused it \(HTTP 403\): quota exceeded: erin"):
         datacubes.load([third], ["red"])["red"].compute()
     # what was charged today stays readable
     assert requests.get(first.assets["blue"].href, timeout=30).status_code == 200
@@ -392,3 +393,63 @@ def test_only_the_api_description_is_public(deployment) -> None:
     assert "127.0.0.1" not in described.text  # no address of the private catalogue
     for path in ("", "collections", "search", "collections/pleiades-ms/items", "api/../search"):
         assert requests.get(root + path, timeout=30).status_code == 401, path
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_a_processing_job_reads_restricted_imagery_as_its_owner(
+    deployment, hub, erin, scenes
+) -> None:
+    """Issue 17, item 3: a job reads DINAMIS with its owner's membership and quota.
+
+    Runs after the quota test: erin has been charged the first two scenes today (readable
+    again at no cost) and has no quota left for the third.
+    """
+    acquisitions = scenes["acquisitions"]
+
+    def spec(day: str) -> dict:
+        return {
+            "version": 1,
+            "name": "bouzigues-vhr",
+            "title": "Bouzigues, Pléiades red and near infrared",
+            "licence": "proprietary",
+            "source": {"centres": ["dinamis"], "collections": ["pleiades-ms"], "datetime": day},
+            "bands": ["red", "nir"],
+            "grid": {"crs": "EPSG:32631", "resolution": 20, "bounds": scenes["bounds"]},
+            "target": {"url": "vhr.zarr", "zarr_format": 3},
+        }
+
+    def run(user: str, day: str, target: str) -> lab.Job:
+        token = hub.token(user, [RESULTS_SCOPE])
+        client = lab.processes(deployment.processes_url, token=token)
+        job = client.execute("cube-build", {"spec": spec(day), "target": target}, asynchronous=True)
+        assert isinstance(job, lab.Job)
+        try:
+            job.wait(timeout=300, progress=False)
+        except lab.ProcessingError:  # failed: its status says why
+            pass
+        return job
+
+    before = quota(deployment, erin)
+    first = run("erin", acquisitions[0]["datetime"][:10], "first.zarr")
+    assert first.status().status == "successful", first.status().message
+    cube = first.results()["cube"]
+    assert cube["complete"] and cube["steps"] == 1
+    assert quota(deployment, erin)["items"] == before["items"]  # charged to her already today
+
+    third = run("erin", acquisitions[2]["datetime"][:10], "third.zarr")
+    status = third.status()
+    assert status.status == "failed"
+    assert "quota exceeded: erin used" in status.message, status.message
+    assert quota(deployment, erin)["used_km2"] == before["used_km2"]
+
+    outsider = run("frank", acquisitions[0]["datetime"][:10], "first.zarr")
+    refused = outsider.status()
+    assert refused.status == "failed"
+    assert "dinamis: restricted: request access via https://dinamis.data-terra.org/" in (
+        refused.message
+    )
+    # the tokens the service made for these jobs are gone with them
+    for user in ("erin", "frank"):
+        tokens = hub.request("GET", f"/users/{user}/tokens").json()["api_tokens"]
+        assert not [t for t in tokens if "earthlab processing job" in (t.get("note") or "")]

@@ -76,6 +76,21 @@ def register(subparsers: Any) -> None:
         help="with --auth oidc: run a test identity provider on loopback seeded with FILE's "
         "users (tests and rehearsals only: anyone reaching it may sign in as a seeded user)",
     )
+    start.add_argument(
+        "--jobs-database",
+        metavar="URL",
+        help="keep the processing service's jobs and subscriptions in this PostgreSQL database "
+        "(postgresql://user@host:port/database; the password in "
+        "$EARTHLAB_JOBS_DATABASE_PASSWORD, never in the URL) instead of an SQLite file in the "
+        "run directory",
+    )
+    start.add_argument(
+        "--results-storage",
+        metavar="CENTRE",
+        help="keep users' processing results on the object storage of this centre (its "
+        "storage in the centres file, under results/; credentials from the variables it "
+        "names) instead of the run directory; users read them through the service",
+    )
     start.set_defaults(func=run_up)
     stop = actions.add_parser(
         "down",
@@ -262,6 +277,8 @@ def run_up(args: argparse.Namespace) -> int:
         auth=args.auth,
         oidc_issuer=args.oidc_issuer,
         oidc_users=args.oidc_users,
+        jobs_database=args.jobs_database,
+        results_storage=args.results_storage,
     )
     run = RunDir(deployment.run_dir)
     _record(run.path)
@@ -300,6 +317,10 @@ def run_up(args: argparse.Namespace) -> int:
             f"Catalogues: pgstac (PostgreSQL at {deployment.ip}:{deployment.pgstac_port}, "
             "one database and one stac-fastapi-pgstac per centre)"
         )
+    if deployment.jobs_database:
+        print(f"Processing jobs kept in PostgreSQL: {deployment.jobs_database}")
+    if deployment.results_storage:
+        print(f"Processing results kept in {deployment.results_storage['url']}")
     print(f"Run directory: {run.path}")
     print(f"Logs: {run.logs_dir}")
     print(f"Stop with: {stop_command(run.path)}")

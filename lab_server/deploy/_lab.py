@@ -103,6 +103,8 @@ def up(
     oidc_issuer: str | None = None,
     oidc_users: str | os.PathLike[str] | None = None,
     isolate_users: bool | None = None,
+    jobs_database: str | None = None,
+    results_storage: str | None = None,
 ) -> Deployment:
     """Start the local lab: proxy, one gateway per centre, JupyterHub.
 
@@ -144,6 +146,18 @@ def up(
         account, with a private home (see ``lab_server.deploy._isolation``). ``None`` (the
         default) means: when this process runs as root. Root always isolates (``False`` as
         root is refused: every user would get root's files); ``True`` needs root.
+    jobs_database
+        A PostgreSQL database for the processing service's jobs and subscriptions,
+        ``postgresql://user@host:port/database`` (its password in the environment variable
+        ``EARTHLAB_JOBS_DATABASE_PASSWORD``, kept among the run directory's secrets for the
+        service only). Checked, and its tables created, before anything starts. Default: an
+        SQLite file in the run directory.
+    results_storage
+        The name of a centre of the centres file whose ``storage`` (object storage) keeps
+        users' processing results, under ``results/<user>/``; its credentials are read from
+        the environment variables the storage names, and kept among the run directory's
+        secrets for the service only (users read results through the service). Default: the
+        run directory.
 
     Returns
     -------
@@ -175,6 +189,7 @@ def up(
     if auth != "oidc" and (oidc_issuer or oidc_users):
         raise ConfigurationError("--oidc-issuer and --oidc-users go with --auth oidc")
     isolate_users = resolve_isolation(isolate_users)
+    database_password = _check_jobs_database(jobs_database)
     provider_users = read_oidc_users(oidc_users) if oidc_users else None
     oidc_port = free_port() if provider_users else None
 
@@ -188,6 +203,7 @@ def up(
             "stop it with `earthlab hub down` or give another --run-dir"
         )
     centre_set = centres(centres_file)
+    storage, storage_secrets = _results_storage(centre_set, results_storage)
     config = hub_config_dir()
     chp = find_proxy()
     if port and not port_free(port):
@@ -225,6 +241,8 @@ def up(
         # with passwords, the first account and the hub's admin; in a single-person lab (not
         # root), also the only one restricted collections are granted to, whatever the groups
         owner=owner_name() if auth == "password" or not isolate_users else "",
+        jobs_database=jobs_database,
+        results_storage=storage,
     )
     run.create()
     if isolate_users:
@@ -245,6 +263,10 @@ def up(
     for g in deployment.gateways:
         run.new_secret(f"{g.service}-token")
     run.new_secret(f"{PROCESSES_SERVICE}-token")
+    if database_password:
+        run.write_secret(JOBS_DATABASE_SECRET, database_password)
+    for name, value in storage_secrets.items():
+        run.write_secret(name, value)
     (run.path / "processes").mkdir(exist_ok=True)
     for server in catalogues:
         if server.restricted:
@@ -278,6 +300,8 @@ def up(
             run.path,
             [
                 f"{PROCESSES_SERVICE}-token",
+                *([JOBS_DATABASE_SECRET] if database_password else []),
+                *storage_secrets,
                 *(
                     f"{s.service}-{kind}"
                     for s in catalogues
@@ -458,6 +482,95 @@ def _write_catalogues(run: RunDir, d: Deployment, centre_set: Any) -> None:
             }
         )
     write_centres_file(Path(d.centres_file), centre_set, catalogs, extra)
+
+
+JOBS_DATABASE_PASSWORD = "EARTHLAB_JOBS_DATABASE_PASSWORD"
+"""The variable holding the password of ``hub up --jobs-database`` (operators set it; ``hub up``
+keeps it among the run directory's secrets for the service, never in ``lab.json``)."""
+JOBS_DATABASE_SECRET = "processes-db-password"
+"""The secret holding the password of ``hub up --jobs-database`` (the service reads it)."""
+
+
+def _check_jobs_database(url: str | None) -> str:
+    """Check the job database ``hub up --jobs-database`` names; its password ('' for none).
+
+    Raises
+    ------
+    ConfigurationError
+        The URL holds a password or lacks a database, or the server refuses (its message).
+    """
+    if url is None:
+        return ""
+    from lab_server.processes._database import JobDatabase
+    from lab_server.processes._store import JobStore
+
+    database = JobDatabase(url, os.environ.get(JOBS_DATABASE_PASSWORD, ""))
+    if not database.is_postgresql:
+        raise ConfigurationError(
+            f"--jobs-database takes a PostgreSQL URL (postgresql://user@host:port/database), "
+            f"not {url!r}; without it the jobs are kept in the run directory (SQLite)"
+        )
+    JobStore(database)  # reachable, and its tables made, before anything starts
+    return database.password
+
+
+STORAGE_SECRETS = ("processes-storage-key", "processes-storage-secret")
+"""The secrets holding the credentials of ``hub up --results-storage`` (the service's)."""
+
+
+def _results_storage(
+    centre_set: Any, name: str | None
+) -> tuple[dict[str, str] | None, dict[str, str]]:
+    """What ``hub up --results-storage CENTRE`` records (no secret), and its secrets.
+
+    Raises
+    ------
+    ConfigurationError
+        No such centre, it has no object storage, or its credentials are not exported.
+    """
+    if name is None:
+        return None, {}
+    if name not in centre_set:
+        raise ConfigurationError(
+            f"--results-storage names no centre of the centres file: {name!r} (centres: "
+            f"{', '.join(centre_set)})"
+        )
+    spec = centre_set[name].storage
+    if spec is None or not spec.url.startswith("s3://"):
+        raise ConfigurationError(
+            f"centre {name!r} has no object storage (storage.url s3://...) to keep results "
+            "in: give it one in the centres file, or leave --results-storage out (results stay "
+            "in the run directory)"
+        )
+    options = spec.storage_options()  # the credentials, from the environment now
+    storage = {"url": spec.url.rstrip("/") + "/results"}
+    client = options.get("client_kwargs", {})
+    if "endpoint_url" in client:
+        storage["endpoint_url"] = client["endpoint_url"]
+    if "region_name" in client:
+        storage["region"] = client["region_name"]
+    secrets_ = {
+        secret: options[key]
+        for secret, key in zip(STORAGE_SECRETS, ("key", "secret"), strict=True)
+        if key in options
+    }
+    return storage, secrets_
+
+
+def results_storage_options(run: RunDir, storage: dict[str, str]) -> dict[str, Any]:
+    """The fsspec options of the results storage, with its credentials (for the service)."""
+    options: dict[str, Any] = {}
+    client = {
+        key: storage[field_]
+        for key, field_ in (("endpoint_url", "endpoint_url"), ("region_name", "region"))
+        if field_ in storage
+    }
+    if client:
+        options["client_kwargs"] = client
+    for secret, key in zip(STORAGE_SECRETS, ("key", "secret"), strict=True):
+        if run.secret_path(secret).is_file():
+            options[key] = run.secret(secret)
+    return options
 
 
 PGSTAC_SECRET = "pgstac-password"

@@ -219,6 +219,15 @@ class Deployment:
     processes_port: int | None = None
     """Port of the processing service (the hub service ``processes``, OGC API – Processes);
     None in labs started before it existed."""
+    jobs_database: str | None = None
+    """The PostgreSQL database of the processing service's jobs (``hub up --jobs-database``,
+    without its password: the secret ``processes-db-password``); None: an SQLite file in the
+    run directory (``processes/jobs.sqlite``)."""
+    results_storage: dict[str, str] | None = None
+    """Where the processing service keeps users' results (``hub up --results-storage CENTRE``:
+    that centre's ``storage`` of the centres file, under ``results/``): ``url``, and
+    ``endpoint_url`` and ``region`` when given; its credentials are the secrets
+    ``processes-storage-key`` and ``processes-storage-secret``. None: the run directory."""
     user_python: str = ""
     """With isolated users (``hub up`` as root): the interpreter of the user
     environment their servers, kernels and Dask processes run; '' when users are not isolated."""
@@ -399,7 +408,12 @@ class RunDir:
 
     def new_secret(self, name: str, nbytes: int = 32) -> str:
         """Generate a random hex secret into ``secrets/<name>`` (mode 0600) and return it."""
-        value = secrets.token_hex(nbytes)
+        return self.write_secret(name, secrets.token_hex(nbytes))
+
+    def write_secret(self, name: str, value: str) -> str:
+        """Keep a given secret in ``secrets/<name>`` (mode 0600) and return it."""
+        if "\n" in value or not value:
+            raise ConfigurationError(f"secret {name} must be one non-empty line")
         path = self.secret_path(name)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="ascii") as f:

@@ -2,7 +2,10 @@
 
 Started by ``earthlab hub up`` with ``EARTHLAB_HUB_RUN_DIR`` naming the run directory. Reads
 there ``lab.json`` (ports, URLs) and ``secrets/processes-token`` (its hub token); keeps the jobs
-in ``processes/jobs.sqlite`` and each user's results in ``processes/results/<user>/``.
+in ``processes/jobs.sqlite``, or in the PostgreSQL database of ``hub up --jobs-database``
+(password: ``secrets/processes-db-password``), and each user's results in
+``processes/results/<user>/``, or on the object storage of ``hub up --results-storage``
+(credentials: ``secrets/processes-storage-key`` and ``-secret``).
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from pathlib import Path
 
 from lab_server.environment import HUB_RUN_DIR
 from lab_server.processes._app import ProcessesService, ServiceConfig, make_app
+from lab_server.processes._database import JobDatabase
+from lab_server.processes._results import ResultsStorage
 
 __all__ = ["build_config", "main"]
 
@@ -23,6 +28,7 @@ __all__ = ["build_config", "main"]
 def build_config(run_dir: Path) -> tuple[ServiceConfig, int, str]:
     """The service's configuration, port and address, from the run directory."""
     from lab_server.deploy import RunDir
+    from lab_server.deploy._lab import JOBS_DATABASE_SECRET, results_storage_options
     from lab_server.deploy._layout import PROCESSES_SERVICE
 
     run = RunDir(run_dir)
@@ -36,6 +42,15 @@ def build_config(run_dir: Path) -> tuple[ServiceConfig, int, str]:
         api_token=run.secret(f"{PROCESSES_SERVICE}-token"),
         data_dir=run.path / "processes",
         service=PROCESSES_SERVICE,
+        database=JobDatabase(deployment.jobs_database, run.secret(JOBS_DATABASE_SECRET))
+        if deployment.jobs_database
+        else None,
+        results=ResultsStorage(
+            deployment.results_storage["url"],
+            results_storage_options(run, deployment.results_storage),
+        )
+        if deployment.results_storage
+        else None,
     )
     return config, deployment.processes_port, deployment.ip
 

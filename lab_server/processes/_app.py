@@ -18,8 +18,11 @@ answered 404, exactly like a job that does not exist. Errors are OGC exception d
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
+import mimetypes
+import re
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -30,9 +33,11 @@ import jsonschema
 import tornado.web
 
 from lab import EarthLabError
+from lab_server.processes._database import JobDatabase
 from lab_server.processes._openapi import openapi_document
 from lab_server.processes._registry import LabProcessor, load_processors
-from lab_server.processes._runner import LocalRunner, Runner, run_job
+from lab_server.processes._results import ResultNotFoundError, ResultsStorage
+from lab_server.processes._runner import LocalRunner, Runner, job_work_dir, run_job
 from lab_server.processes._stac import COLLECTION, ITEM_REL, stac_routes
 from lab_server.processes._store import (
     ACTIVE,
@@ -85,6 +90,12 @@ class ServiceConfig:
     """Seconds between two checks of the subscriptions (schedules due, new items)."""
     min_interval: float = 60.0
     """The shortest schedule a subscription may ask for, in seconds."""
+    database: JobDatabase | None = None
+    """Where jobs and subscriptions are kept: a PostgreSQL database when the lab has one
+    (``hub up --jobs-database``); by default the SQLite file ``data_dir/jobs.sqlite``."""
+    results: ResultsStorage | None = None
+    """Where users' results are kept: the lab's object storage (``hub up --results-storage``);
+    by default the directory ``data_dir/results``."""
 
     @property
     def access_scope(self) -> str:
@@ -92,14 +103,19 @@ class ServiceConfig:
         return f"access:services!service={self.service}"
 
     @property
-    def db_path(self) -> Path:
-        """The job database."""
-        return self.data_dir / "jobs.sqlite"
+    def job_database(self) -> JobDatabase:
+        """The job database (:attr:`database`, or the SQLite file in ``data_dir``)."""
+        return self.database or JobDatabase(str(self.data_dir / "jobs.sqlite"))
 
     @property
-    def results_dir(self) -> Path:
-        """Users' results directories (``<user>/`` each)."""
-        return self.data_dir / "results"
+    def results_storage(self) -> ResultsStorage:
+        """Where users' results are kept (:attr:`results`, or ``data_dir/results``)."""
+        return self.results or ResultsStorage(str(self.data_dir / "results"))
+
+    @property
+    def scratch_dir(self) -> Path:
+        """Jobs' scratch directories, when results are kept on object storage."""
+        return self.data_dir / "scratch"
 
 
 class OgcError(EarthLabError, tornado.web.HTTPError):
@@ -119,19 +135,21 @@ class ProcessesService:
 
         self.config = config
         self.processors: dict[str, LabProcessor] = load_processors(config.extra_processes)
-        self.store = JobStore(config.db_path)
+        self.store = JobStore(config.job_database)
         interrupted = self.store.interrupted(
             "the processing service restarted while the job ran: run it again (cube builds "
             "resume where they stopped)"
         )
         if interrupted:
             log.warning("%d jobs interrupted by a restart marked failed", len(interrupted))
+        self.results = config.results_storage
         self.runner: Runner = runner or LocalRunner(
             self.store,
-            config.results_dir,
+            self.results,
             config.max_workers,
             config.public_url,
             hub=(config.hub_api_url, config.api_token),
+            scratch_dir=config.scratch_dir,
         )
         self.sync_pool = ThreadPoolExecutor(4, thread_name_prefix="sync-job")
         self.subscriptions = Subscriptions(
@@ -336,17 +354,19 @@ class ProcessesService:
         if asynchronous:
             self.runner.submit(job_id, processor, inputs)
         else:
-            work_dir = self.config.results_dir / user
-            work_dir.mkdir(parents=True, exist_ok=True)
+            work_dir = job_work_dir(self.results, self.config.scratch_dir, user, job_id)
             await asyncio.get_running_loop().run_in_executor(
                 self.sync_pool,
-                run_job,
-                self.store,
-                job_id,
-                processor,
-                inputs,
-                work_dir,
-                self.config.public_url,
+                functools.partial(
+                    run_job,
+                    self.store,
+                    job_id,
+                    processor,
+                    inputs,
+                    work_dir,
+                    self.config.public_url,
+                    results=self.results,
+                ),
             )
         return self.store.get_job(job_id)
 
@@ -644,39 +664,68 @@ class SubscriptionHandler(_Handler):
         self.reply(self.service.subscription_info(self._get(sub_id, cancel=True)))
 
 
-class ResultFilesHandler(tornado.web.StaticFileHandler):
+class ResultFilesHandler(_Handler):
     """``GET results/{path}``: a file the caller's jobs wrote, to the caller only.
 
-    Each user's results directory is the root (``results/<user>/``, from their hub token):
-    another user's files are out of reach by construction, paths leaving the root are refused
-    (tornado's check), directories are not listed. Range requests and ``HEAD`` work, so a Zarr
-    store written by a job opens over HTTP (``xarray.open_zarr`` with the token in the
-    ``storage_options`` headers).
+    The caller's results (``<storage>/<user>/``, the user from their hub token) are the root:
+    another user's files are out of reach by construction, paths leaving the root are refused,
+    folders are not listed. Byte ranges (one per request) and ``HEAD`` work, so a COG is read
+    by GDAL and a Zarr store written by a job opens over HTTP (``xarray.open_zarr`` with the
+    token in the ``storage_options`` headers), wherever the results are kept: the service
+    reads the object store with its own credentials, which never reach users.
     """
 
-    def initialize(self, service: ProcessesService) -> None:  # type: ignore[override]
-        """Keep the service; the root is set per caller in :meth:`prepare`."""
-        self.service = service
-        super().initialize(path=str(service.config.results_dir))
+    CHUNK = 4 * 2**20
 
-    async def prepare(self) -> None:
-        """Identify the caller; their results directory is the root."""
-        user = await self.service.caller(self)
-        self.root = str((self.service.config.results_dir / user).resolve())
+    async def head(self, path: str) -> None:
+        """Size and type of the file, without its bytes."""
+        await self._send(path, body=False)
 
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        """An OGC exception document, as the other routes answer."""
-        exc = kwargs.get("exc_info", (None, None))[1]
-        if isinstance(exc, OgcError):
-            kind, detail = exc.kind, exc.detail
-        else:
-            kind, detail = "no-such-result", f"no result file {self.path!r} of yours"
-        self.set_header("Content-Type", "application/problem+json")
-        self.finish(
-            json.dumps(
-                {"type": _EXC + kind, "title": kind, "status": status_code, "detail": detail}
-            )
-        )
+    async def get(self, path: str) -> None:
+        """The file, or the byte range asked for."""
+        await self._send(path, body=True)
+
+    async def _send(self, path: str, body: bool) -> None:
+        user = self.user  # the caller, from their hub token (prepare)
+        results = self.service.results
+        loop = asyncio.get_running_loop()
+        try:
+            size = await loop.run_in_executor(None, results.size, user, path)
+        except ResultNotFoundError as exc:
+            raise OgcError(404, "no-such-result", str(exc)) from None
+        start, end = 0, size
+        asked = self.request.headers.get("Range")
+        if asked:
+            found = _RANGE.match(asked.strip())
+            if found is None:
+                raise OgcError(416, "bad-range", f"cannot serve the range {asked!r}")
+            first, last = found.groups()
+            if not first and not last:
+                raise OgcError(416, "bad-range", f"cannot serve the range {asked!r}")
+            if first:
+                start, end = int(first), min(size, int(last) + 1 if last else size)
+            elif last:
+                start, end = max(0, size - int(last)), size
+            if start >= size or start >= end:
+                self.set_header("Content-Range", f"bytes */{size}")
+                raise OgcError(416, "bad-range", f"{asked!r} is outside the file ({size} bytes)")
+            self.set_status(206)
+            self.set_header("Content-Range", f"bytes {start}-{end - 1}/{size}")
+        kind = mimetypes.guess_type(path)[0] or "application/octet-stream"
+        self.set_header("Content-Type", kind)
+        self.set_header("Accept-Ranges", "bytes")
+        self.set_header("Content-Length", str(end - start))
+        if not body:
+            return
+        position = start
+        while position < end:
+            stop = min(end, position + self.CHUNK)
+            self.write(await loop.run_in_executor(None, results.read, user, path, position, stop))
+            await self.flush()
+            position = stop
+
+
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
 def make_app(

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -64,7 +65,8 @@ class JobContext:
     job_id, user : str
         The job and its owner.
     work_dir : pathlib.Path
-        The owner's results directory (outputs written there belong to the owner).
+        Where the job writes its files: the owner's results directory, or, when results are
+        kept on object storage, the job's scratch directory, uploaded when the job succeeds.
     report : callable
         ``report(fraction, message)``: records progress (0 to 1).
     is_cancelled : callable
@@ -77,6 +79,9 @@ class JobContext:
     sources : list
         The STAC Items it read (:meth:`add_sources`): the Item's ``derived_from`` links, and
         its footprint and dates.
+    storage_url, storage_options
+        Where the owner's results are kept when that is object storage (``s3://…/<user>``)
+        and its fsspec options; ``""`` when they are ``work_dir`` itself (:meth:`store`).
     """
 
     job_id: str
@@ -90,6 +95,18 @@ class JobContext:
     hub_api_url: str = ""
     hub_token: str = field(default="", repr=False)
     computed_on: dict[str, Any] = field(default_factory=dict)
+    storage_url: str = ""
+    storage_options: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def store(self, name: str) -> tuple[str, dict[str, Any]]:
+        """Where a store the process writes itself (a Zarr cube) goes, and its fsspec options.
+
+        On object storage, the store is written there directly (an interrupted build resumes
+        from what it holds), not uploaded at the end; otherwise it is ``work_dir / name``.
+        """
+        if self.storage_url:
+            return f"{self.storage_url}/{name}", dict(self.storage_options)
+        return str(self.work_dir / name), {}
 
     @contextmanager
     def cluster(self, near: Any, workers: int = 1, timeout: float = 300.0) -> Iterator[Any]:
@@ -161,16 +178,7 @@ class JobContext:
         from lab import ClusterError
         from lab_server.deploy._layout import access_scope
 
-        scope = access_scope(centre)
-        answer = self._hub(
-            "POST",
-            f"users/{self.user}/tokens",
-            json={
-                "scopes": [scope],
-                "expires_in": 7 * 86400,
-                "note": f"earthlab processing job {self.job_id}: its cluster at {centre}",
-            },
-        )
+        answer = self._mint([access_scope(centre)], f"its cluster at {centre}")
         if answer.status_code != 201:
             raise ClusterError(
                 f"the hub gave no token of {self.user} for the gateway of {centre} "
@@ -179,6 +187,82 @@ class JobContext:
             )
         document = answer.json()
         return str(document["token"]), str(document["id"])
+
+    def _mint(self, scopes: list[str], why: str, expires_in: int = 7 * 86400) -> Any:
+        """Ask the hub for a token of the owner holding ``scopes``; the hub's answer."""
+        return self._hub(
+            "POST",
+            f"users/{self.user}/tokens",
+            json={
+                "scopes": scopes,
+                "expires_in": expires_in,
+                "note": f"earthlab processing job {self.job_id}: {why}",
+            },
+        )
+
+    def _holds(self, scope: str) -> bool:
+        """Whether the owner holds ``scope`` (the hub gives a token with it only then)."""
+        from lab import ConfigurationError
+
+        answer = self._mint([scope], f"does the owner hold {scope}?", expires_in=60)
+        if answer.status_code == 201:
+            self._drop_token(str(answer.json()["id"]))
+            return True
+        if answer.status_code in (400, 403) and "not held" in answer.text:
+            return False
+        raise ConfigurationError(
+            f"the hub did not say whether {self.user} holds {scope} "
+            f"(HTTP {answer.status_code}: {answer.text[:200]})"
+        )
+
+    @contextmanager
+    def reading_as_owner(self) -> Iterator[None]:
+        """Read the lab's restricted centres as the job's owner.
+
+        A job reads a restricted centre (DINAMIS imagery) with a token of its owner that the
+        service makes for this job only, holding the access scopes of the restricted-data
+        services the owner holds (the hub says which): the service admits the owner's
+        groups only, and charges what the job reads to the owner's quota, as for a notebook.
+        Without such scopes the token identifies the owner and nothing more: the centre
+        answers ``restricted``, and a job needing it fails saying how to request access. The
+        token is deleted when the job ends. Nothing is done for a job run without the hub's
+        credentials (synchronous) or in a lab without restricted centres.
+        """
+        import lab
+        from lab_server.deploy._catalogues import restricted_service_name
+
+        restricted = [c for c in lab.centres().values() if c.restricted and c.catalog.token_env]
+        if not self.hub_token or not restricted:
+            yield
+            return
+        held = [
+            scope
+            for scope in (
+                f"access:services!service={restricted_service_name(c.name)}" for c in restricted
+            )
+            if self._holds(scope)
+        ]
+        answer = self._mint(
+            held or [f"read:users:name!user={self.user}"], "reading restricted centres"
+        )
+        if answer.status_code != 201:
+            raise lab.ConfigurationError(
+                f"the hub gave no token of {self.user} to read the restricted centres "
+                f"(HTTP {answer.status_code}: {answer.text[:200]})"
+            )
+        document = answer.json()
+        names = {str(c.catalog.token_env) for c in restricted}
+        previous = {name: os.environ.get(name) for name in names}
+        os.environ.update(dict.fromkeys(names, str(document["token"])))
+        try:
+            yield
+        finally:
+            for name, value in previous.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+            self._drop_token(str(document["id"]))
 
     def _drop_token(self, token_id: str) -> None:
         try:
@@ -189,22 +273,28 @@ class JobContext:
     def add_product(
         self,
         key: str,
-        path: Path,
+        path: Path | str,
         media_type: str,
         title: str = "",
         roles: tuple[str, ...] = ("data",),
         **fields: Any,
     ) -> None:
-        """Record a file (or Zarr store) the job wrote in ``work_dir``, for its STAC Item.
+        """Record a file or store the job wrote, for its STAC Item.
+
+        ``path`` is in ``work_dir``, or a URL :meth:`store` gave.
 
         Raises
         ------
         ValueError
-            The path is not under the job's results directory (it would not be served).
+            The path is not among the job's results (it would not be served).
         """
-        relative = Path(path).resolve().relative_to(self.work_dir.resolve())
+        text = str(path)
+        if self.storage_url and text.startswith(self.storage_url + "/"):
+            relative = text[len(self.storage_url) + 1 :]
+        else:
+            relative = Path(path).resolve().relative_to(self.work_dir.resolve()).as_posix()
         self.products[key] = {
-            "path": relative.as_posix(),
+            "path": relative,
             "type": media_type,
             "roles": list(roles),
             **({"title": title} if title else {}),

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import shutil
 import signal
 import sys
 import threading
@@ -31,11 +32,13 @@ from multiprocessing import forkserver
 from pathlib import Path
 from typing import Any, Protocol
 
+from lab_server.processes._database import JobDatabase
 from lab_server.processes._registry import JobCancelledError, JobContext, LabProcessor
+from lab_server.processes._results import ResultsStorage
 from lab_server.processes._stac import result_item
 from lab_server.processes._store import ACTIVE, JobStore, now
 
-__all__ = ["PRELOAD", "LocalRunner", "Runner", "run_job"]
+__all__ = ["PRELOAD", "LocalRunner", "Runner", "job_work_dir", "run_job"]
 
 PRELOAD = (
     "lab_server.processes._registry",
@@ -94,6 +97,24 @@ def _dismissal_check(store: JobStore, job_id: str) -> Any:
     return is_cancelled
 
 
+def job_work_dir(results: ResultsStorage, scratch: Path, user: str, job_id: str) -> Path:
+    """Where a job writes its files (created): the user's results, or the job's scratch."""
+    path = Path(results.user_url(user)) if results.is_local else scratch / user / job_id
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _relocated(document: Any, old: str, new: str) -> Any:
+    """``document`` with the paths under ``old`` (a scratch directory) moved to ``new``."""
+    if isinstance(document, str):
+        return new + document[len(old) :] if document.startswith(old) else document
+    if isinstance(document, dict):
+        return {k: _relocated(v, old, new) for k, v in document.items()}
+    if isinstance(document, list | tuple):
+        return [_relocated(v, old, new) for v in document]
+    return document
+
+
 def run_job(
     store: JobStore,
     job_id: str,
@@ -102,15 +123,38 @@ def run_job(
     work_dir: Path,
     service_url: str = "",
     hub: tuple[str, str] | None = None,
+    results: ResultsStorage | None = None,
 ) -> str:
     """Run an accepted job here and record its states; its final status.
 
     A job whose process recorded products (``context.add_product``) gets its STAC Item
     (:func:`~lab_server.processes._stac.result_item`) with its results. ``hub`` (the hub's
     API URL and the service's token) lets the job start clusters as its owner
-    (``context.cluster``).
+    (``context.cluster``). With ``results`` on object storage, ``work_dir`` is the job's
+    scratch directory: what it wrote there is uploaded when it succeeds (paths there in the
+    outputs become the files' URLs through the service), and removed whatever the outcome.
     """
     job = store.get_job(job_id)
+    remote = results is not None and not results.is_local
+    try:
+        return _run(store, job, processor, inputs, work_dir, service_url, hub, results)
+    finally:
+        if remote:
+            shutil.rmtree(work_dir, ignore_errors=True)
+
+
+def _run(
+    store: JobStore,
+    job: dict[str, Any],
+    processor: LabProcessor,
+    inputs: dict[str, Any],
+    work_dir: Path,
+    service_url: str,
+    hub: tuple[str, str] | None,
+    results: ResultsStorage | None,
+) -> str:
+    job_id = str(job["id"])
+    remote = results is not None and not results.is_local
     results_url = service_url + "results/" if service_url else ""
     if not store.update_job(
         job_id, {"status": "running", "started": now(), "message": "running"}, only_if=("accepted",)
@@ -125,11 +169,20 @@ def run_job(
         results_url=results_url,
         hub_api_url=hub[0] if hub else "",
         hub_token=hub[1] if hub else "",
+        storage_url=results.user_url(job["user"]) if results and remote else "",
+        storage_options=dict(results.storage_options) if results and remote else {},
     )
     started = time.monotonic()
     try:
-        with _dask_progress(context):
+        with _dask_progress(context), context.reading_as_owner():
             outputs = processor.run(inputs, context)
+        if results is not None and remote:
+            context.progress(None, "storing the results")
+            results.publish(work_dir, job["user"])
+            # the scratch is gone: paths there become the files' URLs through the service
+            outputs = _relocated(
+                outputs, str(work_dir), results_url.rstrip("/") or context.storage_url
+            )
     except JobCancelledError:
         return "dismissed"
     except Exception as exc:
@@ -202,7 +255,7 @@ class _dask_progress:  # noqa: N801 (a context manager used like a function)
 
 
 def _work(
-    db: str,
+    db: JobDatabase,
     job_id: str,
     process_id: str,
     reference: str | None,
@@ -210,6 +263,7 @@ def _work(
     work_dir: str,
     service_url: str,
     hub: tuple[str, str] | None,
+    results: ResultsStorage,
 ) -> None:
     """A job's worker process."""
     from lab_server.processes._registry import processor_for
@@ -218,7 +272,7 @@ def _work(
     # dismissal terminates this process: unwind, so that the job's cluster is stopped and the
     # token made for it deleted (JobContext.cluster's clean-up)
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-    store = JobStore(Path(db))
+    store = JobStore(db, create=False)
     try:
         processor = processor_for(process_id, reference)
     except Exception as exc:
@@ -228,7 +282,7 @@ def _work(
             only_if=ACTIVE,
         )
         return
-    run_job(store, job_id, processor, inputs, Path(work_dir), service_url, hub)
+    run_job(store, job_id, processor, inputs, Path(work_dir), service_url, hub, results)
 
 
 class LocalRunner:
@@ -238,8 +292,10 @@ class LocalRunner:
     ----------
     store : JobStore
         The job database.
-    results_dir : pathlib.Path
-        Users' results directories are ``results_dir/<user>``.
+    results : ResultsStorage
+        Where users' results are kept.
+    scratch_dir : pathlib.Path
+        Jobs' scratch directories (``<user>/<job>``) when results are on object storage.
     max_workers : int
         Jobs running at once.
     service_url : str
@@ -252,13 +308,15 @@ class LocalRunner:
     def __init__(
         self,
         store: JobStore,
-        results_dir: Path,
+        results: ResultsStorage,
         max_workers: int = 2,
         service_url: str = "",
         hub: tuple[str, str] | None = None,
+        scratch_dir: Path | None = None,
     ):
         self.store = store
-        self.results_dir = results_dir
+        self.results = results
+        self.scratch_dir = scratch_dir or Path(results.url) / ".scratch"
         self.service_url = service_url
         self.hub = hub
         self.context = multiprocessing.get_context("forkserver")
@@ -279,12 +337,11 @@ class LocalRunner:
         job = self.store.get_job(job_id)
         if job["status"] != "accepted" or self.closing:
             return
-        work_dir = self.results_dir / job["user"]
-        work_dir.mkdir(parents=True, exist_ok=True)
+        work_dir = job_work_dir(self.results, self.scratch_dir, job["user"], job_id)
         proc = self.context.Process(
             target=_work,
             args=(
-                str(self.store.path),
+                self.store.database,
                 job_id,
                 processor.metadata["id"],
                 processor.reference,
@@ -292,6 +349,7 @@ class LocalRunner:
                 str(work_dir),
                 self.service_url,
                 self.hub,
+                self.results,
             ),
             name=f"job-{job_id}",
             daemon=True,
