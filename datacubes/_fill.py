@@ -165,6 +165,29 @@ def count_regions(n_steps: int, shape: tuple[int, int], unit: Chunks) -> int:
 # --- one region -----------------------------------------------------------------------------
 
 
+def _retrying(
+    job: RegionJob, step: Callable[[], Any], retry: tuple[type[BaseException], ...]
+) -> tuple[Any, str, int]:
+    """Run ``step``, again after ``retry`` errors (at most ``job.retries`` more times).
+
+    Returns
+    -------
+    tuple
+        ``(its value or None, the error or '', attempts)``: other lab errors are not retried.
+    """
+    attempts = 0
+    while True:
+        attempts += 1
+        try:
+            return step(), "", attempts
+        except retry as exc:
+            if attempts > job.retries:
+                return None, _message(exc), attempts
+            time.sleep(job.retry_delay * 2 ** (attempts - 1))
+        except EarthLabError as exc:
+            return None, _message(exc), attempts
+
+
 def fill_region(job: RegionJob) -> RegionResult:
     """Compute and write one region, retrying read and write failures (bounded).
 
@@ -175,30 +198,16 @@ def fill_region(job: RegionJob) -> RegionResult:
         previous content is untouched in that case.
     """
     started = time.monotonic()
-    attempts = 0
-    while True:
-        attempts += 1
-        try:
-            values = compute_region(job)
-            write_region(job, values)
-            nbytes = int(sum(v.nbytes for v in values.data_vars.values()))
-            return RegionResult(
-                job.region.key,
-                True,
-                attempts=attempts,
-                nbytes=nbytes,
-                seconds=time.monotonic() - started,
-            )
-        except (AssetReadError, OSError) as exc:
-            if attempts > job.retries:
-                return RegionResult(
-                    job.region.key, False, _message(exc), attempts, time.monotonic() - started
-                )
-            time.sleep(job.retry_delay * 2 ** (attempts - 1))
-        except EarthLabError as exc:
-            return RegionResult(
-                job.region.key, False, _message(exc), attempts, time.monotonic() - started
-            )
+
+    def fill() -> int:
+        values = compute_region(job)
+        write_region(job, values)
+        return int(sum(v.nbytes for v in values.data_vars.values()))
+
+    nbytes, error, attempts = _retrying(job, fill, (AssetReadError, OSError))
+    return RegionResult(
+        job.region.key, not error, error, attempts, time.monotonic() - started, nbytes or 0
+    )
 
 
 def compute_values(job: RegionJob) -> tuple[str, xr.Dataset | None, str, int, float]:
@@ -213,18 +222,8 @@ def compute_values(job: RegionJob) -> tuple[str, xr.Dataset | None, str, int, fl
         ``(region key, values or None, error, attempts, seconds)``.
     """
     started = time.monotonic()
-    attempts = 0
-    while True:
-        attempts += 1
-        try:
-            values = compute_region(job)
-            return job.region.key, values, "", attempts, time.monotonic() - started
-        except (AssetReadError, OSError) as exc:
-            if attempts > job.retries:
-                return job.region.key, None, _message(exc), attempts, time.monotonic() - started
-            time.sleep(job.retry_delay * 2 ** (attempts - 1))
-        except EarthLabError as exc:
-            return job.region.key, None, _message(exc), attempts, time.monotonic() - started
+    values, error, attempts = _retrying(job, lambda: compute_region(job), (AssetReadError, OSError))
+    return job.region.key, values, error, attempts, time.monotonic() - started
 
 
 def write_values(
@@ -235,29 +234,11 @@ def write_values(
     if values is None:
         return RegionResult(key, False, error, attempts, seconds)
     started = time.monotonic()
-    tries = 0
-    while True:
-        tries += 1
-        try:
-            write_region(job, values)
-            nbytes = int(sum(v.nbytes for v in values.data_vars.values()))
-            return RegionResult(
-                key,
-                True,
-                attempts=attempts + tries - 1,
-                nbytes=nbytes,
-                seconds=seconds + time.monotonic() - started,
-            )
-        except OSError as exc:
-            if tries > job.retries:
-                return RegionResult(
-                    key,
-                    False,
-                    _message(exc),
-                    attempts + tries - 1,
-                    seconds + time.monotonic() - started,
-                )
-            time.sleep(job.retry_delay * 2 ** (tries - 1))
+    _, error, tries = _retrying(job, lambda: write_region(job, values), (OSError,))
+    nbytes = 0 if error else int(sum(v.nbytes for v in values.data_vars.values()))
+    return RegionResult(
+        key, not error, error, attempts + tries - 1, seconds + time.monotonic() - started, nbytes
+    )
 
 
 def _message(exc: BaseException) -> str:

@@ -138,6 +138,14 @@ def _metadata() -> dict[str, Any]:
     }
 
 
+def _near(context: Any, scenes: Any, data: dict[str, Any]) -> Any:
+    """The job's cluster next to the scenes (``workers`` of them), or nothing (local threads)."""
+    near = getattr(context, "cluster", None)
+    if near is None:
+        return contextlib.nullcontext()
+    return near(list(scenes), workers=int(data.get("workers") or 1))
+
+
 def _workers_input(what: str) -> dict[str, Any]:
     return {
         "title": "Workers",
@@ -184,14 +192,10 @@ class WaterQualityCrossingProcess:
         name = _folder(data, "crossing")
 
         bbox = tuple(data["bbox"]) if data.get("bbox") else None
-        near = getattr(context, "cluster", None)
-        scenes = list(find_scenes(bbox=bbox, datetime=data.get("datetime"))) if near else []
+        on_cluster = hasattr(context, "cluster")
+        scenes: Any = find_scenes(bbox=bbox, datetime=data.get("datetime")) if on_cluster else []
         # on the owner's cluster next to the scenes: it computes the cube, this job writes it
-        with (
-            near(scenes, workers=int(data.get("workers") or 1))
-            if near
-            else contextlib.nullcontext()
-        ):
+        with _near(context, scenes, data):
             result = water_quality_crossing(
                 context.work_dir / name,
                 bbox=bbox,
@@ -300,12 +304,7 @@ class WaterQualityMapsProcess:
         bbox = tuple(data["bbox"]) if data.get("bbox") else None
         context.progress(0.0, "searching the data centres")
         scenes = list(find_scenes(bbox=bbox, datetime=data.get("datetime")))
-        near = getattr(context, "cluster", None)
-        with (
-            near(scenes, workers=int(data.get("workers") or 1))
-            if near
-            else contextlib.nullcontext()
-        ):
+        with _near(context, scenes, data):
             result = water_quality_maps(
                 context.work_dir / name,
                 bbox=bbox,
