@@ -27,7 +27,7 @@ import sys
 import threading
 import time
 import traceback
-from concurrent.futures import ThreadPoolExecutor
+from collections import Counter
 from multiprocessing import forkserver
 from pathlib import Path
 from typing import Any, Protocol
@@ -286,7 +286,11 @@ def _work(
 
 
 class LocalRunner:
-    """Each job in its own process, ``max_workers`` at once.
+    """Each job in its own process, ``max_workers`` at once, users served in turn.
+
+    Waiting jobs start fairly, users in turn: the next one is the oldest job of the user with
+    the fewest jobs running and, among those, the one served longest ago; so one user's batch
+    of jobs does not hold back everybody else's.
 
     Parameters
     ----------
@@ -324,14 +328,57 @@ class LocalRunner:
         self.context.set_forkserver_preload(list(PRELOAD))
         # started now, in the background, so that the first job does not wait for the imports
         threading.Thread(target=forkserver.ensure_running, daemon=True).start()
-        self.pool = ThreadPoolExecutor(max_workers, thread_name_prefix="job")
         self.procs: dict[str, Any] = {}
         self.lock = threading.Lock()
         self.closing = False
+        self.queue = threading.Condition()
+        self.waiting: list[tuple[int, str, str, LabProcessor, dict[str, Any]]] = []
+        self.running: Counter[str] = Counter()
+        self.served: dict[str, int] = {}  # user -> when their last job started (a count)
+        self.submitted = 0
+        self.started = 0
+        self.workers = [
+            threading.Thread(target=self._serve, name=f"job-{n}", daemon=True)
+            for n in range(max(1, max_workers))
+        ]
+        for worker in self.workers:
+            worker.start()
 
     def submit(self, job_id: str, processor: LabProcessor, inputs: dict[str, Any]) -> None:
-        """Queue the job for the next free worker."""
-        self.pool.submit(self._supervise, job_id, processor, inputs)
+        """Queue the job; it starts when a worker is free and its owner's turn comes."""
+        user = str(self.store.get_job(job_id)["user"])
+        with self.queue:
+            self.submitted += 1
+            self.waiting.append((self.submitted, job_id, user, processor, inputs))
+            self.queue.notify()
+
+    def _next(self) -> tuple[int, str, str, LabProcessor, dict[str, Any]] | None:
+        """The next job to start, users in turn (None once closing)."""
+        with self.queue:
+            while not self.waiting and not self.closing:
+                self.queue.wait()
+            if self.closing:
+                return None
+            chosen = min(
+                self.waiting,
+                key=lambda w: (self.running[w[2]], self.served.get(w[2], -1), w[0]),
+            )
+            self.waiting.remove(chosen)
+            self.running[chosen[2]] += 1
+            self.started += 1
+            self.served[chosen[2]] = self.started
+            return chosen
+
+    def _serve(self) -> None:
+        while (chosen := self._next()) is not None:
+            _, job_id, user, processor, inputs = chosen
+            try:
+                self._supervise(job_id, processor, inputs)
+            except Exception:  # the job's record says what went wrong; the worker goes on
+                log.exception("job %s could not be run", job_id)
+            finally:
+                with self.queue:
+                    self.running[user] -= 1
 
     def _supervise(self, job_id: str, processor: LabProcessor, inputs: dict[str, Any]) -> None:
         job = self.store.get_job(job_id)
@@ -389,10 +436,13 @@ class LocalRunner:
         return True
 
     def shutdown(self) -> None:
-        """Stop every running job and the pool."""
-        self.closing = True
+        """Stop every running job and the workers (waiting jobs stay ``accepted``)."""
+        with self.queue:
+            self.closing = True
+            self.queue.notify_all()
         with self.lock:
             running = list(self.procs)
         for job_id in running:
             self.cancel(job_id)
-        self.pool.shutdown(wait=True, cancel_futures=True)
+        for worker in self.workers:
+            worker.join(30)
