@@ -128,3 +128,26 @@ def test_the_store_a_process_writes_itself_goes_to_the_bucket(
     assert SECRET not in repr(context) and KEY not in repr(context)
     local = JobContext("j2", "alice", tmp_path / "alice")
     assert local.store("thau.zarr") == (str(tmp_path / "alice" / "thau.zarr"), {})
+
+
+def test_links_never_lead_out_of_a_users_results(tmp_path: Path) -> None:
+    """A link in a results directory or a job's scratch is neither served nor uploaded."""
+    secret = tmp_path / "service-secret"
+    secret.write_text("do-not-serve")
+    local = ResultsStorage(str(tmp_path / "results"))
+    (tmp_path / "results" / "alice").mkdir(parents=True)
+    (tmp_path / "results" / "alice" / "link.txt").symlink_to(secret)
+    with pytest.raises(ResultNotFoundError):
+        local.size("alice", "link.txt")
+    with pytest.raises(ResultNotFoundError):
+        local.read("alice", "link.txt")
+
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    (scratch / "kept.txt").write_text("result")
+    (scratch / "link.txt").symlink_to(secret)
+    remote = ResultsStorage("memory://results")
+    assert remote.publish(scratch, "alice") == ["kept.txt"]
+    assert remote.read("alice", "kept.txt") == b"result"
+    with pytest.raises(ResultNotFoundError):
+        remote.size("alice", "link.txt")

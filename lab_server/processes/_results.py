@@ -78,7 +78,8 @@ class ResultsStorage:
             return []
         fs = self.filesystem()
         uploaded = []
-        for path in sorted(p for p in scratch.rglob("*") if p.is_file()):
+        # regular files only: a link could lead anywhere on the service's disk
+        for path in sorted(p for p in scratch.rglob("*") if p.is_file() and not p.is_symlink()):
             relative = path.relative_to(scratch).as_posix()
             fs.put_file(str(path), self._key(user, relative))
             uploaded.append(relative)
@@ -96,7 +97,9 @@ class ResultsStorage:
         key = self._key(user, path)
         if self.is_local:
             local = Path(key)
-            if not local.is_file():
+            root = Path(self.user_url(user)).resolve()
+            # a link leading out of the user's results is not theirs
+            if not local.is_file() or not local.resolve().is_relative_to(root):
                 raise ResultNotFoundError(f"no result file {path!r} of yours")
             return local.stat().st_size
         fs = self.filesystem()
@@ -112,6 +115,7 @@ class ResultsStorage:
         """Bytes ``start`` to ``end`` (excluded) of one of the user's result files."""
         key = self._key(user, path)
         if self.is_local:
+            self.size(user, path)  # refuses links leading out of the user's results
             with open(key, "rb") as f:
                 f.seek(start)
                 return f.read(-1 if end is None else end - start)
