@@ -151,3 +151,6 @@ def test_links_never_lead_out_of_a_users_results(tmp_path: Path) -> None:
     assert remote.read("alice", "kept.txt") == b"result"
     with pytest.raises(ResultNotFoundError):
         remote.size("alice", "link.txt")
+    for name in ("..", "alice/../bob", ""):  # a user name never leaves the results' root
+        with pytest.raises(ResultNotFoundError):
+            remote.user_url(name)

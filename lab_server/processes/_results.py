@@ -51,7 +51,15 @@ class ResultsStorage:
         return "://" not in self.url
 
     def user_url(self, user: str) -> str:
-        """Where the user's results are."""
+        """Where the user's results are.
+
+        Raises
+        ------
+        ResultNotFoundError
+            The name would leave the results' root (a ``/`` or ``..`` in it).
+        """
+        if not user or "/" in user or "\\" in user or user in (".", ".."):
+            raise ResultNotFoundError(f"no results of user {user!r}")
         if self.is_local:
             return str(Path(self.url) / user)
         return f"{self.url.rstrip('/')}/{user}"
