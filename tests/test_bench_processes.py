@@ -43,5 +43,5 @@ def test_bench_processes_checks_hold_on_a_few_jobs():
     assert crowd is not None, done.stdout
     assert crowd.group(1) == crowd.group(2) == "6"
     assert 1 <= int(crowd.group(3)) <= 2
-    assert re.search(r"takes \*\*\d+\.\d\dx\*\* the same build called directly", done.stdout)
+    assert re.search(r"takes \*\*\d+\.\d\dx\*\* the same build called from a notebook", done.stdout)
     assert re.search(r"theia, take \*\*\d+\.\d\dx\*\* the same maps", done.stdout)
