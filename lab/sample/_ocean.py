@@ -1,0 +1,211 @@
+"""The ``odatis`` daily gridded ocean-colour product of the sample (issue 18, item 3; WIP).
+
+One CF NetCDF file a day on a regular latitude/longitude grid of about 300 m (0.0027° of
+latitude by 0.0037° of longitude: not square in degrees), over the scenes' extent:
+chlorophyll-a (mg m-3, i.e. µg/L) and turbidity (FNU) from the same truth model as the
+scenes and the stations, evaluated at each cell's centre at 10:30 UTC, packed as int16
+(``scale_factor``, ``add_offset``, ``_FillValue``), latitude stored north to south. Land
+cells (their centre on land in the scenes' surface classes) and cloudy cells (a smooth random
+cloud field per day, 0–80 % of the area) are missing.
+
+Not yet wired into :func:`lab.sample._generate.generate` (the federation's counts, catalogues
+and served collections change with it): :func:`write_product` writes the files and returns
+their STAC items and the generator's record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lab.sample import _grid
+from lab.sample._fields import TruthModel, days
+
+__all__ = ["COLLECTION", "RESOLUTION_DEG", "axes", "daily_fields", "write_product"]
+
+COLLECTION = "ocean-colour-daily"
+RESOLUTION_DEG = (0.0027, 0.0037)  # latitude, longitude: about 300 m at 43.4°N
+OVERPASS = timedelta(hours=10, minutes=30)
+FILL = -32768
+PACKING = {  # variable: (scale_factor, add_offset, units, long name, standard name)
+    "chl": (
+        0.001,
+        25.0,
+        "mg m-3",
+        "chlorophyll-a concentration",
+        "mass_concentration_of_chlorophyll_a_in_sea_water",
+    ),
+    "tur": (0.001, 25.0, "FNU", "turbidity", "sea_water_turbidity"),
+}
+
+
+def axes(grid: _grid.Grid) -> tuple[np.ndarray, np.ndarray]:
+    """Cell-centre latitudes (north to south) and longitudes covering the scenes' extent."""
+    xmin, ymin, xmax, ymax = grid.bounds
+    corners = [_grid.to_lonlat(x, y) for x in (xmin, xmax) for y in (ymin, ymax)]
+    west, east = min(c[0] for c in corners), max(c[0] for c in corners)
+    south, north = min(c[1] for c in corners), max(c[1] for c in corners)
+    dlat, dlon = RESOLUTION_DEG
+    lat0 = np.ceil(north / dlat) * dlat
+    lon0 = np.floor(west / dlon) * dlon
+    n_lat = int(np.floor((lat0 - south) / dlat))
+    n_lon = int(np.floor((east - lon0) / dlon))
+    lat = np.round(lat0 - (np.arange(n_lat) + 0.5) * dlat, 6)
+    lon = np.round(lon0 + (np.arange(n_lon) + 0.5) * dlon, 6)
+    return lat, lon
+
+
+def _cell_utm(lat: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    lons, lats = np.meshgrid(lon, lat)
+    x, y = _grid._TO_UTM.transform(lons, lats)
+    return np.asarray(x), np.asarray(y)
+
+
+def _water(grid: _grid.Grid, surf: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Whether each cell's centre is water (lagoon or sea) in the scenes' surface classes."""
+    rows = np.floor((grid.y0 - y) / _grid.RESOLUTION).astype(int)
+    cols = np.floor((x - grid.x0) / _grid.RESOLUTION).astype(int)
+    inside = (rows >= 0) & (rows < surf.shape[0]) & (cols >= 0) & (cols < surf.shape[1])
+    water = np.zeros(x.shape, dtype=bool)
+    water[inside] = surf[rows[inside], cols[inside]] != _grid.LAND
+    return water
+
+
+def _clouds(rng: np.random.Generator, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """A smooth random cloud mask covering 0 to about 80 % of the area."""
+    cover = rng.uniform(0.0, 0.8)
+    field = np.zeros(x.shape)
+    xmin, xmax, ymin, ymax = x.min(), x.max(), y.min(), y.max()
+    for _ in range(6):
+        cx, cy = rng.uniform(xmin, xmax), rng.uniform(ymin, ymax)
+        sigma = rng.uniform(1500.0, 5000.0)
+        field += np.exp(-0.5 * ((x - cx) ** 2 + (y - cy) ** 2) / sigma**2)
+    if cover == 0.0:
+        return np.zeros(x.shape, dtype=bool)
+    return field >= np.quantile(field, 1.0 - cover)
+
+
+def daily_fields(
+    model: TruthModel,
+    when: datetime,
+    x: np.ndarray,
+    y: np.ndarray,
+    water: np.ndarray,
+    clouds: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """Chlorophyll-a and turbidity at the cells' centres at ``when`` (NaN: land or cloud)."""
+    t = days(when)
+    gap = ~water | clouds
+    chl = np.where(gap, np.nan, model.chlorophyll_a(t, x, y))
+    tur = np.where(gap, np.nan, model.turbidity(t, x, y))
+    return {"chl": chl.astype("float64"), "tur": tur.astype("float64")}
+
+
+def _write_day(
+    path: Path, when: datetime, lat: np.ndarray, lon: np.ndarray, fields: dict[str, np.ndarray]
+) -> None:
+    import xarray as xr
+
+    variables = {}
+    for name, values in fields.items():
+        scale, offset, units, long_name, standard = PACKING[name]
+        variables[name] = xr.Variable(
+            ("time", "lat", "lon"),
+            values[np.newaxis].astype("float32"),
+            attrs={"units": units, "long_name": long_name, "standard_name": standard},
+            encoding={
+                "dtype": "int16",
+                "scale_factor": scale,
+                "add_offset": offset,
+                "_FillValue": FILL,
+                "zlib": True,
+                "complevel": 4,
+                "chunksizes": (1, len(lat), len(lon)),
+            },
+        )
+    dataset = xr.Dataset(
+        variables,
+        coords={
+            "time": ("time", [np.datetime64(when.replace(tzinfo=None), "ns")]),
+            "lat": ("lat", lat, {"units": "degrees_north", "standard_name": "latitude"}),
+            "lon": ("lon", lon, {"units": "degrees_east", "standard_name": "longitude"}),
+        },
+        attrs={
+            "Conventions": "CF-1.8",
+            "title": "Daily ocean colour over the Étang de Thau (synthetic sample)",
+            "source": "earthlab sample generator: the truth model of the sample federation",
+            "institution": "Earth Analytics Lab (sample data, not an observation)",
+        },
+    )
+    dataset["time"].encoding = {"units": "days since 1970-01-01", "calendar": "standard"}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    dataset.to_netcdf(path, engine="h5netcdf")
+
+
+def write_product(
+    root: Path,
+    grid: _grid.Grid,
+    surf: np.ndarray,
+    model: TruthModel,
+    dates: Sequence[datetime],
+    rng: np.random.Generator,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Write one NetCDF file a day under ``root/<collection>/``; their items and a record."""
+    lat, lon = axes(grid)
+    x, y = _cell_utm(lat, lon)
+    water = _water(grid, surf, x, y)
+    items, covers = [], []
+    west, east = float(lon[0] - RESOLUTION_DEG[1] / 2), float(lon[-1] + RESOLUTION_DEG[1] / 2)
+    south, north = float(lat[-1] - RESOLUTION_DEG[0] / 2), float(lat[0] + RESOLUTION_DEG[0] / 2)
+    for day, day_rng in zip(dates, rng.spawn(len(dates)), strict=True):
+        when = datetime(day.year, day.month, day.day, tzinfo=UTC) + OVERPASS
+        clouds = _clouds(day_rng, x, y)
+        fields = daily_fields(model, when, x, y, water, clouds)
+        item_id = f"OC_THAU_{when:%Y%m%d}"
+        path = root / COLLECTION / f"{when:%Y}" / f"{item_id}.nc"
+        _write_day(path, when, lat, lon, fields)
+        covers.append(float((clouds & water).sum() / max(1, water.sum())))
+        items.append(
+            {
+                "type": "Feature",
+                "stac_version": "1.1.0",
+                "id": item_id,
+                "collection": COLLECTION,
+                "bbox": [west, south, east, north],
+                "geometry": {
+                    "type": "Polygon",
+                    "coordinates": [
+                        [[west, south], [east, south], [east, north], [west, north], [west, south]]
+                    ],
+                },
+                "properties": {
+                    "datetime": f"{when:%Y-%m-%dT%H:%M:%SZ}",
+                    "eo:cloud_cover": round(100 * covers[-1], 2),
+                },
+                "assets": {
+                    "data": {
+                        "href": path.relative_to(root).as_posix(),
+                        "type": "application/x-netcdf",
+                        "roles": ["data"],
+                        "title": "chlorophyll-a and turbidity (CF NetCDF-4)",
+                    }
+                },
+                "links": [],
+            }
+        )
+    record = {
+        "collection": COLLECTION,
+        "resolution_deg": list(RESOLUTION_DEG),
+        "shape": [len(lat), len(lon)],
+        "lat": [float(lat[0]), float(lat[-1])],
+        "lon": [float(lon[0]), float(lon[-1])],
+        "water_cells": int(water.sum()),
+        "days": len(dates),
+        "cloud_cover": [round(c, 4) for c in covers],
+        "packing": {k: {"scale_factor": v[0], "add_offset": v[1]} for k, v in PACKING.items()},
+    }
+    return items, record

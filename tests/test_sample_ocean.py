@@ -1,0 +1,73 @@
+"""The sample's daily gridded ocean-colour product (issue 18, item 3; WIP, not yet in the federation).
+
+Its values are the truth model at each cell's centre, packed in int16: decoded, they equal the
+model within the packing step; land and cloud cells are missing; the grid keeps its own
+non-square pixel sizes in degrees; ``datacubes.load_gridded`` reads the items.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pystac
+import xarray as xr
+
+from lab.sample import _grid, _ocean
+from lab.sample._fields import TruthModel, days
+
+
+def test_daily_files_hold_the_truth_at_their_cells(tmp_path: Path) -> None:
+    grid = _grid.Grid.default()
+    surf = _grid.surface(grid)
+    rng = np.random.default_rng(7)
+    start = datetime(2021, 10, 1, tzinfo=UTC)
+    dates = [start + timedelta(days=i) for i in range(4)]
+    model = TruthModel.random(rng, days(dates[0]), days(dates[-1]))
+    items, record = _ocean.write_product(tmp_path, grid, surf, model, dates, rng)
+    assert [i["id"] for i in items] == [f"OC_THAU_2021100{d}" for d in range(1, 5)]
+
+    path = tmp_path / items[1]["assets"]["data"]["href"]
+    with xr.open_dataset(path) as day:
+        assert day["chl"].encoding["dtype"] == np.dtype("int16")
+        lat, lon = day["lat"].to_numpy(), day["lon"].to_numpy()
+        assert lat[0] > lat[-1]  # north to south, as many ocean-colour products
+        assert np.allclose(np.diff(lat), -0.0027) and np.allclose(np.diff(lon), 0.0037)
+        when = datetime(2021, 10, 2, 10, 30, tzinfo=UTC)
+        assert day["time"].to_numpy()[0] == np.datetime64("2021-10-02T10:30")
+        lons, lats = np.meshgrid(lon, lat)
+        x, y = _grid._TO_UTM.transform(lons, lats)
+        for name, truth in (
+            ("chl", model.chlorophyll_a(days(when), x, y)),
+            ("tur", model.turbidity(days(when), x, y)),
+        ):
+            values = day[name].to_numpy()[0]
+            seen = np.isfinite(values)
+            assert 100 < seen.sum() < values.size  # water, some of it clear; land missing
+            np.testing.assert_allclose(values[seen], truth[seen], atol=0.0006)
+    assert record["shape"] == [len(lat), len(lon)]
+
+    import datacubes
+
+    cube = datacubes.load_gridded(
+        [
+            pystac.Item.from_dict(
+                {
+                    **i,
+                    "assets": {
+                        "data": {
+                            **i["assets"]["data"],
+                            "href": str(tmp_path / i["assets"]["data"]["href"]),
+                        }
+                    },
+                }
+            )
+            for i in items
+        ],
+        bands=["chl"],
+    )
+    assert cube.sizes["time"] == 4 and cube["chl"].attrs["crs"] == "EPSG:4326"
+    np.testing.assert_array_equal(
+        cube["chl"].isel(time=1).to_numpy(), xr.open_dataset(path)["chl"].to_numpy()[0]
+    )
