@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from bench_federation import QUERY, SLOW_S, timed, write_federation  # noqa: E402
+from postgres_server import start_postgres  # noqa: E402
 from stac_servers import stac_servers  # noqa: E402
 
 from lab_server.deploy._pgstac import PgstacCluster, api_command  # noqa: E402
@@ -139,14 +140,7 @@ def bench_big(count: int, repeat: int, work: Path) -> dict:
     procs = []
     try:
         began = time.perf_counter()
-        cluster.init()
-        postgres = start(
-            "postgres",
-            cluster.server_command(),
-            logs / "postgres.log",
-            cluster.server_env(),
-            Path(cluster.data_dir).parent,
-        )
+        postgres = start_postgres(cluster, logs / "postgres.log")
         procs.append(postgres)
         wait_until(postgres, cluster.ready(), 120)
         cluster.migrate_template()

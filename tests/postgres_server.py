@@ -19,9 +19,21 @@ from pathlib import Path
 import pytest
 
 from lab_server.deploy._pgstac import PgstacCluster
-from lab_server.deploy._procs import free_port, start, stop, wait_until
+from lab_server.deploy._procs import Proc, free_port, start, stop, wait_until
 
-__all__ = ["Postgres", "postgres"]
+__all__ = ["Postgres", "postgres", "start_postgres"]
+
+
+def start_postgres(cluster: PgstacCluster, log: Path) -> Proc:
+    """Initialise the cluster's directory and start its server (wait for ``cluster.ready()``)."""
+    cluster.init()
+    return start(
+        "postgres",
+        cluster.server_command(),
+        log,
+        cluster.server_env(),
+        Path(cluster.data_dir).parent,
+    )
 
 
 @dataclass
@@ -47,14 +59,7 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgres]:
     """One PostgreSQL server for the session."""
     directory = Path(tempfile.mkdtemp(prefix="earthlab-pg-", dir=tmp_path_factory.getbasetemp()))
     cluster = PgstacCluster.create(directory, free_port())
-    cluster.init()
-    proc = start(
-        "postgres",
-        cluster.server_command(),
-        directory / "postgres.log",
-        cluster.server_env(),
-        Path(cluster.data_dir).parent,
-    )
+    proc = start_postgres(cluster, directory / "postgres.log")
     try:
         wait_until(proc, cluster.ready(), 120)
         yield Postgres(cluster)

@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from postgres_server import start_postgres
+
 from lab._centres import read_centres_file
 from lab_server.deploy._catalogues import (
     centre_root,
@@ -158,14 +160,7 @@ def _start_postgres(
     began = time.monotonic()
     cluster = PgstacCluster.create(directory / "pgstac", free_port(), IP)
     live.cluster = cluster
-    cluster.init()
-    proc = start(
-        "postgres",
-        cluster.server_command(),
-        logs / "postgres.log",
-        cluster.server_env(),
-        Path(cluster.data_dir).parent,
-    )
+    proc = start_postgres(cluster, logs / "postgres.log")
     live.procs["postgres"] = proc
     wait_until(proc, cluster.ready(), timeout)
     cluster.migrate_template()

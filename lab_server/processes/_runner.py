@@ -24,6 +24,7 @@ import multiprocessing
 import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -320,7 +321,12 @@ class LocalRunner:
     ):
         self.store = store
         self.results = results
-        self.scratch_dir = scratch_dir or Path(results.url) / ".scratch"
+        # default: beside local results; results on object storage need a local scratch
+        self.scratch_dir = scratch_dir or (
+            Path(results.url) / ".scratch"
+            if results.is_local
+            else Path(tempfile.gettempdir()) / "earthlab-processes-scratch"
+        )
         self.service_url = service_url
         self.hub = hub
         self.context = multiprocessing.get_context("forkserver")
