@@ -122,7 +122,7 @@ def _open(kind: str, href: str, asset: Mapping[str, Any], chunks: Any) -> xr.Dat
         import fsspec
 
         options = {"remote_options": dict(storage)} if storage else {}
-        fs = fsspec.filesystem("reference", fo=href, **options)
+        fs = fsspec.filesystem("reference", fo=_references(href, storage), **options)
         return xr.open_dataset(
             fs.get_mapper(""),
             engine="zarr",
@@ -136,6 +136,27 @@ def _open(kind: str, href: str, asset: Mapping[str, Any], chunks: Any) -> xr.Dat
             f"{href} announced as {kind} cannot be opened as {kind} ({exc}); check the asset's "
             "media type and that the file is not truncated or an HTML error page"
         ) from exc
+
+
+def _references(href: str, storage: Mapping[str, Any]) -> dict[str, Any]:
+    """The kerchunk references at ``href``, relative targets made absolute against it.
+
+    Reference files that name their data files relative to themselves can be moved or served
+    with them (the sample's are); fsspec alone would resolve such targets against the working
+    directory.
+    """
+    import fsspec
+
+    with fsspec.open(href, "rt", encoding="utf-8", **dict(storage)) as handle:
+        document = json.load(handle)
+    refs = document.get("refs", document)
+    base = href.rsplit("/", 1)[0] if "/" in href else "."
+    for key, ref in refs.items():
+        if isinstance(ref, list) and ref and isinstance(ref[0], str) and ref[0]:
+            target = ref[0]
+            if "://" not in target and not target.startswith(("/", "{{")):
+                refs[key] = [f"{base}/{target}", *ref[1:]]
+    return dict(document)
 
 
 def _is_hdf5(href: str) -> bool:
