@@ -53,6 +53,7 @@ def test_sample_collections_filtered_by_the_lab_restricted_kept_closed(sample_di
     assert [(c.extra_fields["earthlab:centre"], c.id) for c in result] == [
         ("theia", "sentinel-2-l2a"),
         ("odatis", "insitu-water-quality"),
+        ("odatis", "ocean-colour-daily"),
     ]
     for collection in result:
         assert collection.title == expected[collection.id].title
@@ -63,7 +64,7 @@ def test_sample_collections_filtered_by_the_lab_restricted_kept_closed(sample_di
     assert result.federation_missing == ["dinamis"]
     assert result.federation["theia"].note == "filtered by the lab"
     text = result.describe()
-    assert text.startswith("2 collections for every collection (incomplete: dinamis not")
+    assert text.startswith("3 collections for every collection (incomplete: dinamis not")
     assert "filtered by the lab" in repr(result)
 
 
@@ -72,7 +73,7 @@ def test_sample_collections_by_q_bbox_and_datetime(sample_dir: Path) -> None:
     assert [c.id for c in federation.collections(q="WATER quality")] == ["insitu-water-quality"]
     assert [c.id for c in federation.collections(q="nothing-like-this")] == []
     # the sample lies around the Étang de Thau (3.5-3.8 E, 43.3-43.5 N)
-    assert len(federation.collections(bbox=[3.5, 43.3, 3.8, 43.5])) == 2
+    assert len(federation.collections(bbox=[3.5, 43.3, 3.8, 43.5])) == 3
     far = federation.collections(bbox=[-30, 40, -20, 50])
     assert len(far) == 0
     assert far.federation["dinamis"].status == "ok"  # nothing restricted matches: nothing hidden
@@ -156,7 +157,11 @@ def test_cli_collections_offline_and_its_bad_arguments(
     assert out[4].startswith("1 collections for q=water")
     assert main(["collections", "--json", "--centres", centres]) == 0
     document = json.loads(capsys.readouterr().out)
-    assert [c["id"] for c in document["collections"]] == ["sentinel-2-l2a", "insitu-water-quality"]
+    assert [c["id"] for c in document["collections"]] == [
+        "sentinel-2-l2a",
+        "insitu-water-quality",
+        "ocean-colour-daily",
+    ]
     assert document["federation:missing"] == ["dinamis"]
     with pytest.raises(SystemExit) as exit_:
         main(["collections", "--bbox", "1,2", "--centres", centres])

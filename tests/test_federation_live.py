@@ -18,6 +18,7 @@ from collections.abc import Iterator, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import pandas as pd
 import pystac
 import pystac_client  # noqa: F401  (imported up front: first-search import time is not latency)
 import pytest
@@ -56,8 +57,8 @@ def live(sample_dir: Path, tmp_path_factory: pytest.TempPathFactory):
 def test_three_live_stac_apis_merged_sorted_and_tagged(live, sample_dir: Path) -> None:
     result = lab.catalog(live.centres_file).search()
     expected = {c: static_items(sample_dir, c) for c in CENTRES}
-    assert {c: len(v) for c, v in expected.items()} == {"theia": 16, "odatis": 7, "dinamis": 3}
-    assert len(result) == 26
+    assert {c: len(v) for c, v in expected.items()} == {"theia": 16, "odatis": 7 + 92, "dinamis": 3}
+    assert len(result) == 26 + 92
     for centre in CENTRES:
         report = result.federation[centre]
         assert report.status == "ok", report
@@ -109,7 +110,9 @@ def test_filters_agree_with_the_offline_catalogues(
         "THAU01-water-quality",
         "THAU03-water-quality",
     ]
-    assert sorted(open_ids) == sorted(scenes + stations)
+    # the daily ocean-colour product covers the box: its days within the interval
+    days = [f"OC_THAU_{d:%Y%m%d}" for d in pd.date_range("2021-11-01", "2022-01-02")]
+    assert sorted(open_ids) == sorted(scenes + stations + days)
     # dinamis's window (near Bouzigues) is east of the box: its items do not match
     assert online.federation["dinamis"].matched == 0
 
@@ -284,7 +287,7 @@ def test_slow_centres_are_searched_at_the_same_time(sample_dir: Path, tmp_path: 
     # every centre was asked before any was answered: the search costs the slowest, not the sum
     assert relay.apart == []
     assert sorted(relay.events[:3]) == sorted(("ask", c) for c in CENTRES), relay.events
-    assert len(result) == 26 and result.federation_missing == []
+    assert len(result) == 26 + 92 and result.federation_missing == []
     seconds = {c: r.seconds for c, r in result.federation.items()}
     # two answers per search (landing page, one page of results): at least twice the delay
     assert all(seconds[c] >= 2 * d for c, d in delays.items()), seconds
@@ -301,7 +304,7 @@ def test_one_worker_searches_the_centres_one_after_another(
     for centre in CENTRES:
         kinds = [kind for kind, c in relay.events if c == centre]
         assert kinds[-1] == "answer" and kinds.count("ask") == kinds.count("answer") >= 2
-    assert len(result) == 26 and result.federation_missing == []
+    assert len(result) == 26 + 92 and result.federation_missing == []
 
 
 def test_a_slow_centre_is_cut_at_its_budget_and_the_others_returned(
@@ -324,8 +327,8 @@ def test_a_slow_centre_is_cut_at_its_budget_and_the_others_returned(
     assert report["dinamis"].error == "timed out after 1.3 s"
     assert report["dinamis"].seconds >= 1.3
     assert report["theia"].status == report["odatis"].status == "ok"
-    assert (report["theia"].returned, report["odatis"].returned) == (16, 7)
-    assert cut.federation_missing == ["dinamis"] and len(cut) == 16 + 7
+    assert (report["theia"].returned, report["odatis"].returned) == (16, 7 + 92)
+    assert cut.federation_missing == ["dinamis"] and len(cut) == 16 + 7 + 92
     assert {i.properties["earthlab:centre"] for i in cut} == {"theia", "odatis"}
 
 
@@ -336,7 +339,7 @@ def test_a_centre_stopped_mid_test_is_reported_missing(
         sample_dir / "centres.yaml", tmp_path, catalog_options={"retries": 2}
     ) as federation:
         before = lab.catalog(federation.centres_file).search()
-        assert before.federation_missing == [] and len(before) == 26
+        assert before.federation_missing == [] and len(before) == 26 + 92
         federation.stop("stac-odatis")
         backoffs: list[float] = []
         backoff = RetryPolicy.backoff

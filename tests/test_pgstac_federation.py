@@ -116,7 +116,7 @@ def test_same_items_in_the_same_order(
 def test_the_sample_is_all_there(pgstac_federation: LiveFederation, sample_dir: Path) -> None:
     result = lab.catalog(pgstac_federation.centres_file).search()
     counts = {c: sum(i.properties["earthlab:centre"] == c for i in result) for c in CENTRES}
-    assert counts == {"theia": 16, "odatis": 7, "dinamis": 3}
+    assert counts == {"theia": 16, "odatis": 7 + 92, "dinamis": 3}
     filtered = lab.catalog(pgstac_federation.centres_file).search(
         collections="sentinel-2-l2a", filter=CLEAR
     )
@@ -209,7 +209,7 @@ def test_a_stopped_pgstac_centre_is_reported_missing(sample_dir: Path, tmp_path:
         sample_dir / "centres.yaml", tmp_path, catalog_options={"retries": 0}
     ) as federation:
         before = lab.catalog(federation.centres_file).search()
-        assert len(before) == 26 and before.federation_missing == []
+        assert len(before) == 26 + 92 and before.federation_missing == []
         federation.stop("stac-odatis")
         after = lab.catalog(federation.centres_file).search(timeout=60)
         assert after.federation["odatis"].status == "missing"

@@ -34,6 +34,7 @@ from lab.sample import _scenes
 
 S2 = "sentinel-2-l2a"
 INSITU = "insitu-water-quality"
+OCEAN = "ocean-colour-daily"
 REFLECTANCE_ASSETS = ["blue", "green", "red", "rededge1", "nir", "nir08", "swir16"]
 NECHAD_A, NECHAD_C = 282.95, 0.1728
 SIGMA = 0.0003  # reflectance noise of the contract
@@ -104,7 +105,7 @@ def test_centres_file_has_the_documented_shape(sample_dir: Path) -> None:
     theia, odatis, _dinamis = doc["centres"]
     assert theia["catalog"] == {"kind": "stac-geoparquet", "href": "theia/items.parquet"}
     assert odatis["catalog"] == {"kind": "stac-geoparquet", "href": "odatis/items.parquet"}
-    assert theia["collections"] == [S2] and odatis["collections"] == [INSITU]
+    assert theia["collections"] == [S2] and odatis["collections"] == [INSITU, OCEAN]
     assert theia["title"] == "THEIA — continental surfaces (sample)"
     for centre in doc["centres"]:
         assert (sample_dir / centre["catalog"]["href"]).is_file()
@@ -246,7 +247,9 @@ def test_items_parquet_matches_the_static_catalogue(sample_dir: Path, s2_items: 
 
 def test_station_items(sample_dir: Path, sample_truth: dict) -> None:
     catalog = pystac.Catalog.from_file(str(sample_dir / "odatis" / "catalog.json"))
-    items = {it.properties["earthlab:station_id"]: it for it in catalog.get_items(recursive=True)}
+    stations = catalog.get_child(INSITU)
+    assert stations is not None
+    items = {it.properties["earthlab:station_id"]: it for it in stations.get_items()}
     assert sorted(items) == sorted([*LAGOON_STATIONS, "MEZE_LAND"])
     for sid, item in items.items():
         st = station(sample_truth, sid)
@@ -257,8 +260,10 @@ def test_station_items(sample_dir: Path, sample_truth: dict) -> None:
         assert item.assets["csv"].media_type == "text/csv"
         pystac.validation.validate_dict(item.to_dict(), extensions=[])
     features = rustac.read_sync(str(sample_dir / "odatis" / "items.parquet"))["features"]
+    assert [f["collection"] for f in features] == [INSITU] * 7 + [OCEAN] * 92
     for f in features:
-        assert (sample_dir / "odatis" / f["assets"]["parquet"]["href"]).is_file()
+        for asset in f["assets"].values():
+            assert (sample_dir / "odatis" / asset["href"]).is_file()
 
 
 # ---------------------------------------------------------------------------- reflectance values
@@ -647,7 +652,7 @@ def test_ensure_default_sample_generates_once_under_concurrency(
         th.start()
     for th in threads:
         th.join()
-    assert results == [tmp_path / "sample-v2" / "centres.yaml"] * 4
+    assert results == [tmp_path / "sample-v3" / "centres.yaml"] * 4
     assert len(fake_generate) == 1
 
 
@@ -685,7 +690,10 @@ def test_cli_writes_a_byte_identical_federation(
     printed = capsys.readouterr().out
     assert f"export EARTHLAB_CENTRES={out / 'centres.yaml'}" in printed
     first, second = _digest(sample_dir), _digest(out)
-    assert len(first) == 16 * 9 + 7 * 3 + 3 * 5 + 3 * 3 + 3 + 1  # the layout of the contract
+    # the layout of the contract: scenes, stations, ocean-colour days and their references,
+    # Pléiades scenes, each centre's catalogue, collection(s) and items.parquet, the truth's
+    # three files, centres.yaml
+    assert len(first) == 16 * 9 + 7 * 3 + 92 * 2 + 1 + 3 * 5 + 3 * 3 + 1 + 3 + 1
     assert first == second
 
 

@@ -1,4 +1,4 @@
-"""The sample's daily gridded ocean-colour product (issue 18, item 3; WIP, not yet in the federation).
+"""The sample's daily gridded ocean-colour product (odatis, collection ``ocean-colour-daily``).
 
 Its values are the truth model at each cell's centre, packed in int16: decoded, they equal the
 model within the packing step; land and cloud cells are missing; the grid keeps its own
@@ -25,10 +25,13 @@ def test_daily_files_hold_the_truth_at_their_cells(tmp_path: Path) -> None:
     start = datetime(2021, 10, 1, tzinfo=UTC)
     dates = [start + timedelta(days=i) for i in range(4)]
     model = TruthModel.random(rng, days(dates[0]), days(dates[-1]))
-    items, record = _ocean.write_product(tmp_path, grid, surf, model, dates, rng)
-    assert [i["id"] for i in items] == [f"OC_THAU_2021100{d}" for d in range(1, 5)]
+    items, assets, record = _ocean.write_product(tmp_path, grid, surf, model, dates, rng)
+    assert [i.id for i in items] == [f"OC_THAU_2021100{d}" for d in range(1, 5)]
+    references = Path(assets["references"].href)
+    assert references == tmp_path / "ocean-colour-daily" / "references.json"
+    assert record["references"] == "ocean-colour-daily/references.json"
 
-    path = tmp_path / items[1]["assets"]["data"]["href"]
+    path = Path(items[1].assets["data"].href)
     with xr.open_dataset(path) as day:
         assert day["chl"].encoding["dtype"] == np.dtype("int16")
         lat, lon = day["lat"].to_numpy(), day["lon"].to_numpy()
@@ -51,23 +54,50 @@ def test_daily_files_hold_the_truth_at_their_cells(tmp_path: Path) -> None:
     import datacubes
 
     cube = datacubes.load_gridded(
-        [
-            pystac.Item.from_dict(
-                {
-                    **i,
-                    "assets": {
-                        "data": {
-                            **i["assets"]["data"],
-                            "href": str(tmp_path / i["assets"]["data"]["href"]),
-                        }
-                    },
-                }
-            )
-            for i in items
-        ],
+        items,
         bands=["chl"],
     )
     assert cube.sizes["time"] == 4 and cube["chl"].attrs["crs"] == "EPSG:4326"
     np.testing.assert_array_equal(
         cube["chl"].isel(time=1).to_numpy(), xr.open_dataset(path)["chl"].to_numpy()[0]
     )
+
+
+def test_odatis_publishes_the_product_with_references_that_move_with_it(
+    sample_dir: Path, sample_truth: dict, tmp_path: Path, monkeypatch
+) -> None:
+    """The federation's ``ocean-colour-daily``: a season of days, opened once by reference."""
+    import shutil
+
+    import datacubes
+    import lab
+
+    record = sample_truth["ocean_colour"]
+    assert record["days"] == _ocean.DAYS == 92
+    federation = lab.catalog(sample_dir / "centres.yaml")
+    found = federation.search(collections="ocean-colour-daily")
+    ids = sorted(item.id for item in found)
+    assert len(ids) == 92 and ids[0] == "OC_THAU_20211003" and ids[-1] == "OC_THAU_20220102"
+    (collection,) = [c for c in federation.collections() if c.id == "ocean-colour-daily"]
+    assert collection.assets["references"].roles == ["references", "index"]
+
+    # the whole copy moved elsewhere, opened from another working directory: the references
+    # name their files relative to themselves
+    shutil.copytree(
+        sample_dir / "odatis", tmp_path / "odatis", ignore=shutil.ignore_patterns("insitu*")
+    )
+    moved = tmp_path / "odatis" / "ocean-colour-daily"
+    monkeypatch.chdir(tmp_path)
+    cube = datacubes.load_gridded(
+        pystac.Collection.from_file(str(moved / "collection.json")),
+        datetime="2021-11-01/2021-11-30",
+    )
+    assert cube.sizes == {"time": 30, "lat": record["shape"][0], "lon": record["shape"][1]}
+    files = sorted(moved.glob("OC_THAU_202111*/*.nc"))
+    with xr.open_mfdataset(files, engine="h5netcdf", combine="by_coords") as direct:
+        for name in ("chl", "tur"):
+            np.testing.assert_array_equal(cube[name].to_numpy(), direct[name].to_numpy())
+    chl = cube["chl"].to_numpy()
+    seen = np.isfinite(chl).any(axis=0).sum()
+    assert 0.9 * record["water_cells"] < seen <= record["water_cells"]  # land never seen
+    assert np.isnan(chl).all(axis=0).sum() >= chl[0].size - record["water_cells"]

@@ -7,6 +7,7 @@ import json
 import sys
 from collections import Counter
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from lab.sample import (
     SampleGenerationError,
     _grid,
     _insitu,
+    _ocean,
     _scenes,
     _stac,
     _truth,
@@ -40,12 +42,12 @@ centres:
     collections: [sentinel-2-l2a]
   - name: odatis
     title: "ODATIS — ocean (sample)"
-    description: "In-situ water-quality stations in the Étang de Thau"
+    description: "In-situ water-quality stations and daily ocean colour over the Étang de Thau"
     catalog:
       kind: stac-geoparquet
       href: odatis/items.parquet
     static_catalog: odatis/catalog.json
-    collections: [insitu-water-quality]
+    collections: [insitu-water-quality, ocean-colour-daily]
   - name: dinamis
     title: "DINAMIS — very-high-resolution imagery (sample)"
     description: "Pléiades-like 2 m multispectral scenes near Bouzigues, for authorised users"
@@ -62,9 +64,9 @@ centres:
 
 def generate(root: Path, acqs: Sequence[_scenes.Acquisition], seed: int, progress: bool) -> None:
     """Write the whole federation into ``root``."""
-    # spawn(6) gives the same first five streams as spawn(5): the sixth (dinamis) is new
-    rngs = np.random.default_rng(seed).spawn(6)
-    model_rng, land_rng, sky_rng, noise_rng, insitu_rng, vhr_rng = rngs
+    # spawn(n + 1) gives the same first n streams as spawn(n): later products draw new ones
+    rngs = np.random.default_rng(seed).spawn(7)
+    model_rng, land_rng, sky_rng, noise_rng, insitu_rng, vhr_rng, ocean_rng = rngs
     grid = _grid.Grid.default()
     surf = _grid.surface(grid)
     stations = _grid.stations(grid, surf)
@@ -94,9 +96,11 @@ def generate(root: Path, acqs: Sequence[_scenes.Acquisition], seed: int, progres
         centre="theia",
         title="THEIA — continental surfaces (sample)",
         description="Sentinel-2 L2A-like scenes over the Étang de Thau",
-        collection_id=_stac.S2_COLLECTION,
-        collection_description="Sentinel-2 L2A-like surface reflectance (sample)",
-        items=items,
+        collections=[
+            _stac.SampleCollection(
+                _stac.S2_COLLECTION, "Sentinel-2 L2A-like surface reflectance (sample)", items
+            )
+        ],
     )
 
     _say(progress, "writing the odatis in-situ stations")
@@ -114,14 +118,28 @@ def generate(root: Path, acqs: Sequence[_scenes.Acquisition], seed: int, progres
             table, odatis / _stac.INSITU_COLLECTION / item_id, st.station_id
         )
         station_items.append(_stac.station_item(st, mine[0].time, mine[-1].time, files))
+    _say(progress, "writing the odatis daily ocean-colour product")
+    first = acqs[0].datetime
+    ocean_days = [first + timedelta(days=i) for i in range(_ocean.DAYS)]
+    ocean_items, ocean_assets, ocean_record = _ocean.write_product(
+        odatis, grid, surf, model, ocean_days, ocean_rng
+    )
     _stac.write_centre(
         odatis,
         centre="odatis",
         title="ODATIS — ocean (sample)",
-        description="In-situ water-quality stations in the Étang de Thau",
-        collection_id=_stac.INSITU_COLLECTION,
-        collection_description="In-situ water quality (sample)",
-        items=station_items,
+        description="In-situ water-quality stations and daily ocean colour over the Étang de Thau",
+        collections=[
+            _stac.SampleCollection(
+                _stac.INSITU_COLLECTION, "In-situ water quality (sample)", station_items
+            ),
+            _stac.SampleCollection(
+                _ocean.COLLECTION,
+                "Daily ocean colour: chlorophyll-a and turbidity at about 300 m (sample)",
+                ocean_items,
+                assets=ocean_assets,
+            ),
+        ],
     )
 
     _say(progress, "writing the dinamis very-high-resolution scenes")
@@ -131,10 +149,14 @@ def generate(root: Path, acqs: Sequence[_scenes.Acquisition], seed: int, progres
         centre=_vhr.CENTRE,
         title="DINAMIS — very-high-resolution imagery (sample)",
         description="Pléiades-like 2 m multispectral scenes near Bouzigues (restricted)",
-        collection_id=_vhr.COLLECTION,
-        collection_description="Pléiades-like 2 m multispectral reflectance (sample, restricted)",
-        items=vhr_items,
-        license="proprietary",
+        collections=[
+            _stac.SampleCollection(
+                _vhr.COLLECTION,
+                "Pléiades-like 2 m multispectral reflectance (sample, restricted)",
+                vhr_items,
+                license="proprietary",
+            )
+        ],
     )
     # restricted files are their owner's only: a lab started as root refuses to serve files
     # every account could read directly (bypassing the restricted-data service and its quota)
@@ -157,6 +179,7 @@ def generate(root: Path, acqs: Sequence[_scenes.Acquisition], seed: int, progres
     scratch.write(root / "truth" / "truth.nc", grid, surf)
     record = _record(seed, grid, surf, acqs, skies, covers, stations, outcomes)
     record["dinamis"] = vhr_record
+    record["ocean_colour"] = ocean_record
     (root / "truth" / "generator.json").write_text(
         json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
     )

@@ -1,4 +1,4 @@
-"""The ``odatis`` daily gridded ocean-colour product of the sample (issue 18, item 3; WIP).
+"""The ``odatis`` daily gridded ocean-colour product of the sample.
 
 One CF NetCDF file a day on a regular latitude/longitude grid of about 300 m (0.0027° of
 latitude by 0.0037° of longitude: not square in degrees), over the scenes' extent:
@@ -6,11 +6,13 @@ chlorophyll-a (mg m-3, i.e. µg/L) and turbidity (FNU) from the same truth model
 scenes and the stations, evaluated at each cell's centre at 10:30 UTC, packed as int16
 (``scale_factor``, ``add_offset``, ``_FillValue``), latitude stored north to south. Land
 cells (their centre on land in the scenes' surface classes) and cloudy cells (a smooth random
-cloud field per day, 0–80 % of the area) are missing.
+cloud field per day, 0–60 % of the area) are missing.
 
-Not yet wired into :func:`lab.sample._generate.generate` (the federation's counts, catalogues
-and served collections change with it): :func:`write_product` writes the files and returns
-their STAC items and the generator's record.
+The collection also has one ``references`` asset: kerchunk references combining every day
+along time (read once here, so that a reader opens the whole series without opening each file),
+their targets relative to the reference file so that the product can be moved or served.
+:func:`write_product` writes the files and the references and returns the STAC items, the
+collection's assets and the generator's record.
 """
 
 from __future__ import annotations
@@ -21,13 +23,25 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pystac
+from pystac.extensions.file import FileExtension
 
 from lab.sample import _grid
 from lab.sample._fields import TruthModel, days
 
-__all__ = ["COLLECTION", "RESOLUTION_DEG", "axes", "daily_fields", "write_product"]
+__all__ = [
+    "COLLECTION",
+    "DAYS",
+    "REFERENCES",
+    "RESOLUTION_DEG",
+    "axes",
+    "daily_fields",
+    "write_product",
+]
 
 COLLECTION = "ocean-colour-daily"
+DAYS = 92  # a season: every day from the first acquisition's
+REFERENCES = "references.json"  # in the collection's directory
 RESOLUTION_DEG = (0.0027, 0.0037)  # latitude, longitude: about 300 m at 43.4°N
 OVERPASS = timedelta(hours=10, minutes=30)
 FILL = -32768
@@ -76,8 +90,8 @@ def _water(grid: _grid.Grid, surf: np.ndarray, x: np.ndarray, y: np.ndarray) -> 
 
 
 def _clouds(rng: np.random.Generator, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """A smooth random cloud mask covering 0 to about 80 % of the area."""
-    cover = rng.uniform(0.0, 0.8)
+    """A smooth random cloud mask covering 0 to 60 % of the area."""
+    cover = rng.uniform(0.0, 0.6)
     field = np.zeros(x.shape)
     xmin, xmax, ymin, ymax = x.min(), x.max(), y.min(), y.max()
     for _ in range(6):
@@ -141,9 +155,64 @@ def _write_day(
             "institution": "Earth Analytics Lab (sample data, not an observation)",
         },
     )
-    dataset["time"].encoding = {"units": "days since 1970-01-01", "calendar": "standard"}
+    dataset["time"].encoding = {
+        "units": "minutes since 1970-01-01",
+        "calendar": "standard",
+        "dtype": "int64",
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     dataset.to_netcdf(path, engine="h5netcdf")
+
+
+def _write_references(directory: Path, files: Sequence[Path]) -> Path:
+    """Kerchunk references of ``files`` combined along time, targets relative to them."""
+    import json
+
+    from kerchunk.combine import MultiZarrToZarr
+    from kerchunk.hdf import SingleHdf5ToZarr
+
+    singles = []
+    for path in files:
+        with path.open("rb") as handle:
+            singles.append(SingleHdf5ToZarr(handle, str(path), inline_threshold=300).translate())
+    combined = MultiZarrToZarr(singles, concat_dims=["time"], inline_threshold=300).translate()
+    for key, ref in combined["refs"].items():
+        if isinstance(ref, list) and ref and isinstance(ref[0], str):
+            ref[0] = Path(ref[0]).relative_to(directory).as_posix()
+            combined["refs"][key] = ref
+    out = directory / REFERENCES
+    out.write_text(json.dumps(combined, sort_keys=True), encoding="utf-8")
+    return out
+
+
+def _item(
+    item_id: str, when: datetime, path: Path, bbox: tuple[float, ...], cover: float
+) -> pystac.Item:
+    west, south, east, north = bbox
+    item = pystac.Item(
+        id=item_id,
+        geometry={
+            "type": "Polygon",
+            "coordinates": [
+                [[west, south], [east, south], [east, north], [west, north], [west, south]]
+            ],
+        },
+        bbox=list(bbox),
+        datetime=when,
+        properties={"eo:cloud_cover": round(100 * cover, 2)},
+        collection=COLLECTION,
+    )
+    item.add_asset(
+        "data",
+        pystac.Asset(
+            str(path),
+            title="chlorophyll-a and turbidity (CF NetCDF-4)",
+            media_type="application/x-netcdf",
+            roles=["data"],
+        ),
+    )
+    FileExtension.ext(item.assets["data"], add_if_missing=True).size = path.stat().st_size
+    return item
 
 
 def write_product(
@@ -153,52 +222,32 @@ def write_product(
     model: TruthModel,
     dates: Sequence[datetime],
     rng: np.random.Generator,
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Write one NetCDF file a day under ``root/<collection>/``; their items and a record."""
+) -> tuple[list[pystac.Item], dict[str, pystac.Asset], dict[str, Any]]:
+    """Write one NetCDF file a day under ``root/<collection>/<item id>/`` and the references.
+
+    Returns the items (asset hrefs absolute), the collection's assets (the references) and the
+    generator's record.
+    """
     lat, lon = axes(grid)
+    dlat, dlon = RESOLUTION_DEG
     x, y = _cell_utm(lat, lon)
     water = _water(grid, surf, x, y)
     items, covers = [], []
-    west, east = float(lon[0] - RESOLUTION_DEG[1] / 2), float(lon[-1] + RESOLUTION_DEG[1] / 2)
-    south, north = float(lat[-1] - RESOLUTION_DEG[0] / 2), float(lat[0] + RESOLUTION_DEG[0] / 2)
+    west, east = (round(float(v), 6) for v in (lon[0] - dlon / 2, lon[-1] + dlon / 2))
+    south, north = (round(float(v), 6) for v in (lat[-1] - dlat / 2, lat[0] + dlat / 2))
     for day, day_rng in zip(dates, rng.spawn(len(dates)), strict=True):
         when = datetime(day.year, day.month, day.day, tzinfo=UTC) + OVERPASS
         clouds = _clouds(day_rng, x, y)
         fields = daily_fields(model, when, x, y, water, clouds)
         item_id = f"OC_THAU_{when:%Y%m%d}"
-        path = root / COLLECTION / f"{when:%Y}" / f"{item_id}.nc"
+        path = root / COLLECTION / item_id / f"{item_id}.nc"
         _write_day(path, when, lat, lon, fields)
         covers.append(float((clouds & water).sum() / max(1, water.sum())))
-        items.append(
-            {
-                "type": "Feature",
-                "stac_version": "1.1.0",
-                "id": item_id,
-                "collection": COLLECTION,
-                "bbox": [west, south, east, north],
-                "geometry": {
-                    "type": "Polygon",
-                    "coordinates": [
-                        [[west, south], [east, south], [east, north], [west, north], [west, south]]
-                    ],
-                },
-                "properties": {
-                    "datetime": f"{when:%Y-%m-%dT%H:%M:%SZ}",
-                    "eo:cloud_cover": round(100 * covers[-1], 2),
-                },
-                "assets": {
-                    "data": {
-                        "href": path.relative_to(root).as_posix(),
-                        "type": "application/x-netcdf",
-                        "roles": ["data"],
-                        "title": "chlorophyll-a and turbidity (CF NetCDF-4)",
-                    }
-                },
-                "links": [],
-            }
-        )
+        items.append(_item(item_id, when, path, (west, south, east, north), covers[-1]))
+    references = _write_references(root / COLLECTION, [Path(i.assets["data"].href) for i in items])
     record = {
         "collection": COLLECTION,
+        "references": references.relative_to(root).as_posix(),
         "resolution_deg": list(RESOLUTION_DEG),
         "shape": [len(lat), len(lon)],
         "lat": [float(lat[0]), float(lat[-1])],
@@ -208,4 +257,13 @@ def write_product(
         "cloud_cover": [round(c, 4) for c in covers],
         "packing": {k: {"scale_factor": v[0], "add_offset": v[1]} for k, v in PACKING.items()},
     }
-    return items, record
+    assets = {
+        "references": pystac.Asset(
+            str(references),
+            title="kerchunk references: every day of the collection along time",
+            media_type="application/json",
+            roles=["references", "index"],
+            extra_fields={"xarray:open_kwargs": {"engine": "kerchunk", "consolidated": False}},
+        )
+    }
+    return items, assets, record

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from pystac.extensions.file import FileExtension
 from pystac.extensions.projection import ProjectionExtension
 from pystac.extensions.raster import DataType, RasterBand, RasterExtension
 
-from lab.sample import _grid
+from lab.sample import SampleGenerationError, _grid
 from lab.sample._scenes import BANDS, MGRS_TILE, Scene
 
 S2_COLLECTION = "sentinel-2-l2a"
@@ -118,42 +119,84 @@ def station_item_id(station_id: str) -> str:
     return f"{station_id}-water-quality"
 
 
+@dataclass(frozen=True)
+class SampleCollection:
+    """One collection of a sample centre: its items and collection-level assets.
+
+    Asset hrefs (of the items and of the collection) are absolute paths under
+    ``<centre root>/<id>/``.
+    """
+
+    id: str
+    description: str
+    items: Sequence[pystac.Item]
+    license: str = LICENSE
+    assets: Mapping[str, pystac.Asset] = field(default_factory=dict)
+
+
 def write_centre(
     root: Path,
     *,
     centre: str,
     title: str,
     description: str,
-    collection_id: str,
-    collection_description: str,
-    items: Sequence[pystac.Item],
-    license: str = LICENSE,
+    collections: Sequence[SampleCollection],
 ) -> None:
     """Write the self-contained static catalogue and ``items.parquet`` of one centre.
 
-    Asset hrefs of ``items`` must be absolute paths under ``root/collection_id/<item id>/``;
-    both outputs get hrefs relative to the item file (catalogue) or to ``root`` (parquet).
+    Item asset hrefs must be absolute paths under ``root/<collection>/<item id>/``; both
+    outputs get hrefs relative to the item file (catalogue) or to ``root`` (parquet).
     """
     catalog = pystac.Catalog(id=centre, title=title, description=description)
-    collection = pystac.Collection(
-        id=collection_id,
-        description=collection_description,
-        extent=pystac.Extent(
-            pystac.SpatialExtent([_union_bbox(items)]),
-            pystac.TemporalExtent([_interval(items)]),
-        ),
-        license=license,
-        title=collection_description,
-    )
-    catalog.add_child(collection)
-    collection.add_items(items)
+    for spec in collections:
+        collection = pystac.Collection(
+            id=spec.id,
+            description=spec.description,
+            extent=pystac.Extent(
+                pystac.SpatialExtent([_union_bbox(spec.items)]),
+                pystac.TemporalExtent([_interval(spec.items)]),
+            ),
+            license=spec.license,
+            title=spec.description,
+        )
+        for key, asset in spec.assets.items():
+            collection.add_asset(key, asset.clone())
+        catalog.add_child(collection)
+        collection.add_items(spec.items)
     catalog.normalize_hrefs(str(root))
-    for item in items:
-        item.make_asset_hrefs_relative()
+    for spec in collections:
+        for item in spec.items:
+            item.make_asset_hrefs_relative()
+    for child in catalog.get_children():
+        if isinstance(child, pystac.Collection):
+            child.make_asset_hrefs_relative()
     catalog.save(pystac.CatalogType.SELF_CONTAINED)
+    parquet = root / "items.parquet"
     rustac.write_sync(
-        str(root / "items.parquet"), [_parquet_dict(it, collection_id) for it in items]
+        str(parquet), [_parquet_dict(it, spec.id) for spec in collections for it in spec.items]
     )
+    _sort_geometry_types(parquet)
+
+
+def _sort_geometry_types(path: Path) -> None:
+    """Sort the GeoParquet ``geometry_types`` list in place, for byte-identical samples.
+
+    rustac writes the geometry types of a file mixing Points and Polygons in an arbitrary
+    order (a hash set's). The sorted list has the same length, so the footer keeps its size
+    and offsets.
+    """
+    import re
+
+    data = path.read_bytes()
+
+    def ordered(match: re.Match[bytes]) -> bytes:
+        names = sorted(re.findall(rb'"[^"]*"', match.group(1)))
+        return b'"geometry_types":[' + b",".join(names) + b"]"
+
+    fixed = re.sub(rb'"geometry_types":\[([^\]]*)\]', ordered, data)
+    if len(fixed) != len(data):  # pragma: no cover - only reordered, never resized
+        raise SampleGenerationError(f"cannot normalise the GeoParquet metadata of {path}")
+    path.write_bytes(fixed)
 
 
 def _parquet_dict(item: pystac.Item, collection_id: str) -> dict[str, Any]:

@@ -124,6 +124,10 @@ def prepare_catalogue(centre: Centre, directory: Path, asset_base: str) -> list[
         features.append(document)
     files = []
     for collection in _collections(centre):
+        for key, asset in collection.get("assets", {}).items():  # e.g. kerchunk references
+            asset["href"] = _served_href(
+                centre, root, key, collection["id"], asset["href"], asset_base
+            )
         path = directory / f"collection-{collection['id']}.json"
         path.write_text(json.dumps(collection), encoding="utf-8")
         files.append(str(path))
@@ -143,7 +147,7 @@ def _served_href(
         relative = path.relative_to(root)
     except ValueError:
         raise ConfigurationError(
-            f"centre {centre.name}: asset {key!r} of item {item_id} is {href}, outside the "
+            f"centre {centre.name}: asset {key!r} of {item_id} is {href}, outside the "
             f"centre's directory {root}; the lab serves only files under it"
         ) from None
     return posixpath.join(asset_base, relative.as_posix())
@@ -163,6 +167,8 @@ def _collections(centre: Centre) -> list[dict[str, Any]]:
         if isinstance(child, pystac.Collection):
             document = child.to_dict(include_self_link=False, transform_hrefs=False)
             document["links"] = []
+            for key, asset in child.assets.items():  # absolute paths, made URLs by the caller
+                document["assets"][key]["href"] = asset.get_absolute_href()
             out.append(document)
     return out
 
