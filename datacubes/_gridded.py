@@ -8,12 +8,15 @@ whose reference asset :func:`load_gridded` opens.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from datacubes._errors import BandNotFoundError, EmptyLoadError
@@ -159,6 +162,35 @@ def _references(href: str, storage: Mapping[str, Any]) -> dict[str, Any]:
     return dict(document)
 
 
+def _with_time(ds: xr.Dataset, stac: Mapping[str, Any]) -> xr.Dataset:
+    """``ds`` with a ``time`` dimension of one step when its file has none.
+
+    Many L3 files hold one day or month without a time axis (NASA OBPG's ``L3m`` files): the
+    step is the item's ``datetime``, else the middle of its ``start_datetime``/``end_datetime``,
+    else the middle of the file's ``time_coverage_start``/``time_coverage_end`` (ACDD).
+    """
+    if "time" in ds.dims:
+        return ds
+    properties = stac.get("properties", {}) or {}
+    when = properties.get("datetime")
+    span = [properties.get("start_datetime"), properties.get("end_datetime")]
+    if not when and not all(span):
+        span = [ds.attrs.get("time_coverage_start"), ds.attrs.get("time_coverage_end")]
+    if not when and all(span):
+        start, end = (pd.Timestamp(str(t)) for t in span)
+        when = start + (end - start) / 2
+    elif not when and span[0]:
+        when = span[0]
+    if not when:
+        return ds
+    stamp = pd.Timestamp(str(when) if not isinstance(when, pd.Timestamp) else when)
+    if stamp.tzinfo is not None:
+        stamp = stamp.tz_convert("UTC").tz_localize(None)
+    if "time" in ds.coords:  # a scalar time coordinate
+        ds = ds.drop_vars("time")
+    return ds.expand_dims(time=[stamp.to_datetime64()])
+
+
 def _is_hdf5(href: str) -> bool:
     if "://" in href:
         return True
@@ -279,7 +311,7 @@ def load_gridded(
             (lk.get("href") for lk in stac.get("links", []) if lk.get("rel") == "self"), None
         )
         href = _resolve(str(found["href"]), base)
-        datasets.append(_open(kind, href, found, dict(chunks or {})))
+        datasets.append(_with_time(_open(kind, href, found, dict(chunks or {})), stac))
     if not datasets:
         raise NoGriddedAssetError(
             "no NetCDF, Zarr or reference asset in the items (media types "
@@ -299,18 +331,56 @@ def load_gridded(
     if datetime and "time" in out.dims:
         start, _, end = datetime.partition("/")
         if not end:
-            out = out.sel(time=slice(start, start))
+            out = out.sel(time=slice(_bound(start), _bound(start)))
         else:
-            out = out.sel(
-                time=slice(
-                    None if start in ("", "..") else start, None if end in ("", "..") else end
-                )
-            )
+            out = out.sel(time=slice(_bound(start), _bound(end)))
         if out.sizes["time"] == 0:
             raise EmptyLoadError(f"no time step in {datetime}; widen the datetime range")
     for name in wanted:
         out[name].attrs["crs"] = _crs(ds, ds[name], lat)
     return out
+
+
+@contextlib.contextmanager
+def _without_cyclic_gc() -> Iterator[None]:
+    """Collect garbage now, and not while kerchunk reads HDF5 files.
+
+    kerchunk translates a file inside h5py's ``visititems`` (holding h5py's global lock) and
+    creates its Zarr arrays there, which waits on Zarr's event-loop thread. A cyclic garbage
+    collection in that thread that closes an h5py file left open elsewhere (a lazily opened
+    NetCDF dataset no longer used) waits for the same lock: both threads hang. Collecting
+    first, here, and pausing the collector during the translation avoids it.
+    """
+    gc.collect()
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _bound(text: str) -> Any:
+    """One end of an RFC 3339 interval as the (UTC, naive) time axis compares it.
+
+    Instants with a time zone (``2021-11-01T00:00:00Z``) become naive UTC timestamps; dates
+    and partial dates (``2021-11``) stay strings, which select whole days or months.
+    """
+    if text in ("", ".."):
+        return None
+    if "T" not in text.upper():
+        return text
+    try:
+        stamp = pd.Timestamp(text)
+    except ValueError as exc:
+        raise EmptyLoadError(
+            f"{text!r} is not an RFC 3339 date or date-time; write e.g. 2021-11-01 or "
+            "2021-11-01T10:30:00Z"
+        ) from exc
+    if stamp.tzinfo is not None:
+        stamp = stamp.tz_convert("UTC").tz_localize(None)
+    return stamp
 
 
 def _files(files_or_folder: str | Path | Iterable[str | Path]) -> list[Path]:
@@ -368,22 +438,24 @@ def write_references(
     from kerchunk.hdf import SingleHdf5ToZarr
 
     singles = []
-    for path in _files(files_or_folder):
-        try:
-            with path.open("rb") as handle:
-                singles.append(
-                    SingleHdf5ToZarr(
-                        handle, str(path.resolve()), inline_threshold=inline_threshold
-                    ).translate()
-                )
-        except (OSError, ValueError) as exc:
-            raise GriddedFormatError(
-                f"{path} is not a NetCDF4/HDF5 file ({exc}); convert NetCDF-3 files to "
-                "NetCDF-4 first (nccopy -k nc4 IN OUT) or leave other files out of the folder"
-            ) from exc
-    combined = MultiZarrToZarr(
-        singles, concat_dims=[concat_dim], inline_threshold=inline_threshold
-    ).translate()
+    with _without_cyclic_gc():
+        for path in _files(files_or_folder):
+            try:
+                with path.open("rb") as handle:
+                    singles.append(
+                        SingleHdf5ToZarr(
+                            handle, str(path.resolve()), inline_threshold=inline_threshold
+                        ).translate()
+                    )
+            except (OSError, ValueError) as exc:
+                raise GriddedFormatError(
+                    f"{path} is not a NetCDF4/HDF5 file ({exc}); convert NetCDF-3 files to "
+                    "NetCDF-4 first (nccopy -k nc4 IN OUT) or leave other files out of the "
+                    "folder"
+                ) from exc
+        combined = MultiZarrToZarr(
+            singles, concat_dims=[concat_dim], inline_threshold=inline_threshold
+        ).translate()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(combined))

@@ -171,7 +171,8 @@ def test_obpg_chlorophyll_bbox_reads_only_needed_chunks() -> None:
     path = str(DATA / "S2008001.L3m_DAY_CHL_chlor_a_9km.nc")
     chl = load_gridded(_item(path), bbox=(170.3, -76.0, 170.7, -75.9))["chlor_a"]
     assert chl.sizes["lat"] == 1 and chl.sizes["lon"] == 4
-    assert float(chl.isel(lat=0, lon=0)) == pytest.approx(1.801773, rel=1e-6)
+    assert chl.dims == ("time", "lat", "lon") and chl.sizes["time"] == 1  # no time axis in the file
+    assert float(chl.isel(time=0, lat=0, lon=0)) == pytest.approx(1.801773, rel=1e-6)
     assert chl.attrs["crs"] == "EPSG:4326"
     # 2160 x 4320 in 64 x 64 file chunks: the subset's dask graph holds one chunk, not 2295
     assert len(chl.data.dask.layers) >= 1 and chl.data.npartitions == 1
