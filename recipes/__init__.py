@@ -7,11 +7,15 @@ water_quality
 insitu
     Readers that turn in-situ files of several formats into one tidy table.
 matchup
-    Satellite / in-situ matchups following Bailey & Werdell (2006).
+    Satellite / in-situ matchups following Bailey & Werdell (2006), on scenes or on the grid
+    of a gridded product.
+intercomparison
+    A gridded product against a finer satellite retrieval averaged over its cells.
 validation
     Validation statistics and regional recalibration of algorithms.
 crossing
-    The water-quality crossing end to end: search, cube, matchups, validation, report.
+    The crossings end to end: Sentinel-2 water quality against the stations, and a gridded
+    ocean-colour product against the stations and Sentinel-2.
 maps
     Composite water-quality maps (turbidity, chlorophyll-a, SPM) as Cloud-Optimised GeoTIFFs.
 
@@ -28,11 +32,20 @@ from types import ModuleType
 
 from recipes._errors import InSituFormatError
 
-_MODULES = ("crossing", "insitu", "maps", "matchup", "validation", "water_quality")
+_MODULES = (
+    "crossing",
+    "insitu",
+    "intercomparison",
+    "maps",
+    "matchup",
+    "validation",
+    "water_quality",
+)
 __all__ = [
     "InSituFormatError",
     "crossing",
     "insitu",
+    "intercomparison",
     "maps",
     "matchup",
     "validation",

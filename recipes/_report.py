@@ -586,6 +586,34 @@ def _metric_cell(value: Any, fmt: str) -> str:
     return fmt.format(int(number) if fmt == "{:d}" else number)
 
 
+def _metric_rows(by_row: Mapping[str, Mapping[str, Any]]) -> tuple[str, str, str]:
+    """The metrics table's header, its rows (one per key of ``by_row``) and the notes."""
+    header = "".join(f"<th>{html.escape(h)}</th>" for _, h, _, _ in METRICS)
+    rows = []
+    for name, m in by_row.items():
+        cells = "".join(f"<td>{_metric_cell(m.get(k), fmt)}</td>" for k, _, fmt, _ in METRICS)
+        rows.append(f"<tr><th>{html.escape(name)}</th>{cells}</tr>")
+    notes = "".join(
+        f'<dt data-metric="{k}">{html.escape(h)}</dt><dd>{html.escape(text)}</dd>'
+        for k, h, _, text in METRICS
+    )
+    return header, "".join(rows), notes
+
+
+def _reason_rows(matchups: pd.DataFrame, rules: Mapping[str, str]) -> str:
+    """One row per rejection reason found (in the protocol's order) with its rule."""
+    counts = matchups["reason"].value_counts()
+    order = [r for r in REASONS if r in counts.index] + [
+        r for r in counts.index if r not in REASONS
+    ]
+    counts = counts.reindex(order)
+    return "".join(
+        f'<tr data-reason="{html.escape(str(reason))}"><th>{html.escape(str(reason))}</th>'
+        f"<td>{int(count)}</td><td class=rule>{html.escape(rules.get(str(reason), ''))}</td></tr>"
+        for reason, count in counts.items()
+    )
+
+
 def write_html(
     out: Path,
     report: dict[str, Any],
@@ -630,28 +658,8 @@ def write_html(
     synthetic = _synthetic_notice(sample) if sample is not None else ""
     caption_tail = SYNTHETIC_CAPTION if sample is not None else ""
 
-    header = "".join(f"<th>{html.escape(h)}</th>" for _, h, _, _ in METRICS)
-    rows = []
-    for parameter in MAPPED:
-        m = report[parameter]
-        cells = "".join(f"<td>{_metric_cell(m.get(k), fmt)}</td>" for k, _, fmt, _ in METRICS)
-        rows.append(f"<tr><th>{html.escape(parameter)}</th>{cells}</tr>")
-    metric_notes = "".join(
-        f'<dt data-metric="{k}">{html.escape(h)}</dt><dd>{html.escape(text)}</dd>'
-        for k, h, _, text in METRICS
-    )
-
-    rules = reason_rules(protocol)
-    counts = matchups["reason"].value_counts()
-    order = [r for r in REASONS if r in counts.index] + [
-        r for r in counts.index if r not in REASONS
-    ]
-    counts = counts.reindex(order)
-    reason_rows = "".join(
-        f'<tr data-reason="{html.escape(str(reason))}"><th>{html.escape(str(reason))}</th>'
-        f"<td>{int(count)}</td><td class=rule>{html.escape(rules.get(str(reason), ''))}</td></tr>"
-        for reason, count in counts.items()
-    )
+    header, rows, metric_notes = _metric_rows({p: report[p] for p in MAPPED})
+    reason_rows = _reason_rows(matchups, reason_rules(protocol))
     nechad = report["recalibration"]["nechad"]
     ndci = report["recalibration"]["ndci"]
     captions = {
@@ -690,12 +698,146 @@ station is read and judged by the tests below, in this order. {len(matchups)} ca
 {reason_rows}</table>
 <h2>Validation (kept matchups)</h2>
 <table id="metrics"><tr><th>parameter</th>{header}</tr>
-{"".join(rows)}</table>
+{rows}</table>
 <p>What each column says (satellite = the filtered box mean, in situ = the sample):</p>
 <dl id="metric-notes">{metric_notes}</dl>
 <h2>Regional recalibration</h2>
 <p>Nechad (2009): A = {nechad["A"]:.2f} ± {nechad["A_se"]:.2f} FNU (published 282.95), C = {nechad["C"]:.4f}, n = {nechad["n"]}.</p>
 <p>NDCI polynomial: a = {", ".join(f"{a:.3f}" for a in ndci["a"])} (published 14.039, 86.115, 194.325), n = {ndci["n"]}.</p>
+<h2>Figures</h2>{figures}
+<h2>Outputs</h2><ul>{outputs}</ul>
+</body></html>
+"""
+    path = out / "report.html"
+    path.write_text(document, encoding="utf-8")
+    return path
+
+
+# --- The ocean-colour crossing (gridded product against in situ and Sentinel-2) -------------
+
+INTERCOMPARISON_CAPTION = (
+    "The gridded product against the Sentinel-2 retrieval averaged over each of its cells "
+    "(the cells with at least half of their Sentinel-2 pixels valid), on the days of both, one "
+    "panel per parameter; logarithmic axes, the dashed line is 1:1."
+)
+GRIDDED_SCATTER_CAPTION = (
+    "Gridded product against in situ for every kept matchup, one panel per parameter: the "
+    "product value is the filtered mean of the box of cells around the station. Both axes are "
+    "logarithmic; the dashed line is 1:1."
+)
+
+
+def gridded_reason_rules(protocol: MatchupProtocol) -> dict[str, str]:
+    """One sentence per matchup ``reason`` of :func:`recipes.matchup.extract_gridded`."""
+    box = f"{protocol.window} × {protocol.window}"
+    hours = pd.Timedelta(protocol.max_dt).total_seconds() / 3600
+    valid = f"{protocol.min_valid:.0%}"
+    rules = reason_rules(protocol)
+    return rules | {
+        "kept": (
+            f"passed every test: a product time within ±{hours:g} h of the sample, at least "
+            f"{valid} of the {box}-cell box's water cells with a value, and a coefficient of "
+            f"variation of at most {protocol.max_cv:g} after filtering to mean ± "
+            f"{protocol.n_sigma:g} σ."
+        ),
+        "time": f"no product time within ±{hours:g} h of the sample.",
+        "land": (
+            f"no water cell in the {box}-cell box: the product never has a value there (land "
+            "or a permanent mask), the station is on land or mislocated."
+        ),
+        "clouds": (
+            f"fewer than {valid} of the box's water cells have a value that day: the product's "
+            "gaps (clouds, glint, failed retrievals)."
+        ),
+    }
+
+
+def intercomparison_figure(table: pd.DataFrame, names: Mapping[str, str]) -> Figure:
+    """The product against the aggregated retrieval, per variable, log–log with the 1:1 line.
+
+    Parameters
+    ----------
+    table
+        The pairs of :func:`recipes.intercomparison.compare`.
+    names
+        ``{product variable: axis label}``, one panel each.
+    """
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(names), figsize=(10, 4.8), squeeze=False)
+    for ax, (variable, label) in zip(axes[0], names.items(), strict=True):
+        rows = table[table["variable"] == variable]
+        lo, hi = _decades(pd.concat([rows["product"], rows["aggregated"]]))
+        ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="1:1")
+        ax.scatter(rows["aggregated"], rows["product"], s=4, alpha=0.4, label="cell, day")
+        ax.set(xscale="log", yscale="log", xlim=(lo, hi), ylim=(lo, hi), aspect="equal")
+        ax.set_xlabel(f"Sentinel-2 on the product's grid, {label}")
+        ax.set_ylabel(f"gridded product, {label}")
+        ax.set_title(f"{variable} (n = {len(rows)})")
+        ax.legend(loc="upper left")
+    return fig
+
+
+def write_ocean_colour_html(
+    out: Path,
+    report: dict[str, Any],
+    matchups: pd.DataFrame,
+    files: dict[str, Path],
+    federation: str,
+    *,
+    sample: Mapping[str, Any] | None = None,
+    protocol: MatchupProtocol | None = None,
+) -> Path:
+    """Write ``report.html`` of the ocean-colour crossing (figures by relative path)."""
+    protocol = protocol or MatchupProtocol(window=3, max_dt="12h")
+    synthetic = _synthetic_notice(sample) if sample is not None else ""
+    tail = SYNTHETIC_CAPTION if sample is not None else ""
+    header, rows, notes = _metric_rows({p: report[p] for p in MAPPED if p in report})
+    reason_rows = _reason_rows(matchups, gridded_reason_rules(protocol))
+    compared = report.get("intercomparison", {})
+    _, compared_rows, _ = _metric_rows(compared)
+    captions = {
+        "figure_scatter": GRIDDED_SCATTER_CAPTION,
+        "figure_intercomparison": INTERCOMPARISON_CAPTION,
+    }
+    figures = "".join(
+        f'<figure id="{k.replace("_", "-")}"><img src="{html.escape(files[k].name)}" '
+        f'alt="{html.escape(k.replace("figure_", ""))}">'
+        f"<figcaption>{html.escape(captions[k] + tail)}</figcaption></figure>"
+        for k in captions
+        if k in files
+    )
+    outputs = "".join(
+        f"<li><code>{html.escape(p.name)}</code> ({html.escape(k)})</li>"
+        for k, p in sorted(files.items())
+    )
+    hours = pd.Timedelta(protocol.max_dt).total_seconds() / 3600
+    document = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>Ocean-colour crossing report</title>
+<style>body{{font-family:sans-serif;max-width:1100px;margin:auto}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #999;padding:3px 6px;text-align:right}}td.rule{{text-align:left}}
+img{{max-width:100%}}figcaption{{font-size:90%;color:#333;margin-top:4px}}
+.notice{{border:2px solid #c60;background:#fff4e5;padding:4px 12px;margin:12px 0}}
+dt{{font-weight:bold;float:left;clear:left;width:7em}}dd{{margin-left:8em;margin-bottom:4px}}</style></head>
+<body>
+<h1>Ocean colour and in situ: a gridded product vs stations and Sentinel-2</h1>
+{synthetic}
+<h2>Federated search</h2><pre>{html.escape(federation)}</pre>
+<h2>Matchups with the stations</h2>
+<p>Protocol: Bailey &amp; Werdell (2006) on a grid: for each in-situ sample, every product
+time within ±{hours:g} h is a candidate; a {protocol.window} × {protocol.window}-cell box centred
+on the station's cell is judged by the tests below, in this order. {len(matchups)} candidates.</p>
+<table id="reasons"><tr><th>reason</th><th>candidates</th><th>rule</th></tr>
+{reason_rows}</table>
+<h2>Validation against the stations (kept matchups)</h2>
+<table id="metrics"><tr><th>parameter</th>{header}</tr>
+{rows}</table>
+<h2>Inter-comparison with Sentinel-2</h2>
+<p>The Sentinel-2 retrieval averaged over each product cell, on the same day (the product
+as "satellite", Sentinel-2 as reference).</p>
+<table id="intercomparison"><tr><th>variable</th>{header}</tr>
+{compared_rows}</table>
+<p>What each column says:</p>
+<dl id="metric-notes">{notes}</dl>
 <h2>Figures</h2>{figures}
 <h2>Outputs</h2><ul>{outputs}</ul>
 </body></html>

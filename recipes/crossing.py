@@ -34,7 +34,7 @@ from recipes import insitu as insitu_readers
 from recipes import matchup, validation
 from recipes import water_quality as wq
 
-__all__ = ["CrossingResult", "water_quality_crossing"]
+__all__ = ["CrossingResult", "ocean_colour_crossing", "water_quality_crossing"]
 
 SATELLITE_COLLECTION = "sentinel-2-l2a"
 INSITU_COLLECTION = "insitu-water-quality"
@@ -44,11 +44,14 @@ PARAMETERS = {"turbidity": "turbidity", "chlorophyll_a": "chlorophyll_a"}
 # Band-level matchups feed the recalibration: red reflectance for Nechad, NDCI for chl-a.
 CALIBRATION_VARIABLES = {"turbidity": "red", "chlorophyll_a": "ndci"}
 CLEAR_WATER_FRACTION = 0.9
+OCEAN_COLOUR_COLLECTION = "ocean-colour-daily"
+# the sample product's variables by in-situ parameter (other products: by standard name)
+OCEAN_COLOUR_VARIABLES = {"turbidity": "tur", "chlorophyll_a": "chl"}
 
 
 @dataclass(frozen=True)
 class CrossingResult:
-    """What :func:`water_quality_crossing` wrote and computed."""
+    """What :func:`water_quality_crossing` or :func:`ocean_colour_crossing` wrote and computed."""
 
     out: Path
     """Output directory."""
@@ -59,11 +62,12 @@ class CrossingResult:
     matchups: pd.DataFrame
     """Every matchup candidate with its reason."""
     federation: dict[str, str]
-    """Status of each centre in the satellite search."""
+    """Status of each centre in the satellite (or gridded product) search."""
     seconds: float
     """Wall time of the whole job."""
     items: tuple[Any, ...] = ()
-    """The items read: satellite scenes, then in-situ stations (pystac Items)."""
+    """The items read: satellite scenes or product days, then in-situ stations, then any
+    Sentinel-2 scenes compared (pystac Items)."""
 
     def __repr__(self) -> str:
         kept = int(self.matchups["kept"].sum())
@@ -207,6 +211,183 @@ def _cross(
     return CrossingResult(
         out, files, report, matchups, federation_status, seconds, (*scenes, *stations)
     )
+
+
+def ocean_colour_crossing(
+    out: str | os.PathLike[str],
+    *,
+    centres: lab.CentreSet | str | os.PathLike[str] | None = None,
+    bbox: Sequence[float] | None = None,
+    datetime: str | None = None,
+    collection: str = OCEAN_COLOUR_COLLECTION,
+    max_dt: str = "12h",
+    window: int = 3,
+    compare_sentinel2: bool = True,
+    progress: Callable[[str], None] | None = print,
+) -> CrossingResult:
+    """Cross a gridded ocean-colour product with the in-situ stations and with Sentinel-2.
+
+    1. search the product, the stations and (``compare_sentinel2``) the Sentinel-2 scenes;
+    2. open the product lazily: through its collection's kerchunk ``references`` asset when
+       it has one (one read, whatever the number of daily files), else item by item;
+    3. matchups with the stations (:func:`recipes.matchup.extract_gridded`: a box of grid
+       cells, a time window of ``max_dt``) and their validation statistics;
+    4. the Sentinel-2 retrieval (cloud-masked, Nechad and NDCI) averaged over the product's
+       cells and compared with it on the same days (:mod:`recipes.intercomparison`);
+    5. ``matchups.parquet``, ``intercomparison.parquet``, ``validation.json``, figures and
+       ``report.html``.
+
+    Parameters
+    ----------
+    out
+        Output directory (created; outputs of a previous run are replaced).
+    centres
+        Centres file or set (default: ``$EARTHLAB_CENTRES`` or the embedded sample).
+    bbox, datetime
+        Restrict the searches (WGS84 degrees; RFC 3339 interval); default: everything the
+        product covers.
+    collection
+        The gridded product's collection id.
+    max_dt, window
+        Matchup time window and box size in grid cells.
+    compare_sentinel2
+        Also compare the product with Sentinel-2 on its grid (step 4).
+    progress
+        Called with one line per step (default ``print``; None for silence).
+
+    Returns
+    -------
+    CrossingResult
+        Paths of the outputs, the validation figures (``report["intercomparison"]`` by
+        product variable) and the matchups table.
+
+    Raises
+    ------
+    lab.NoItemsError
+        If a search finds no product day or no in-situ station.
+    """
+    from recipes import _report, intercomparison
+
+    started = time.monotonic()
+    say: Callable[[str], None] = progress or (lambda _: None)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    files: dict[str, Path] = {}
+    steps = 5 if compare_sentinel2 else 4
+
+    say(f"1/{steps} searching the data centres")
+    federation = lab.catalog(centres)
+    days = federation.search(collections=collection, bbox=bbox, datetime=datetime)
+    stations = federation.search(collections=INSITU_COLLECTION, bbox=bbox, datetime=datetime)
+    for name, result in (("gridded product days", days), ("in-situ stations", stations)):
+        if len(result) == 0:
+            raise lab.NoItemsError(
+                f"no {name} found for {result.query.describe()}; federation report:\n"
+                f"{result.describe()}"
+            )
+    say(f"    {len(days)} days of {collection}, {len(stations)} stations")
+
+    say(f"2/{steps} opening the gridded product (lazy)")
+    described = [c for c in federation.collections(q=collection) if c.id == collection]
+    source: Any = days
+    if described and "references" in described[0].assets:
+        source = described[0]
+        say("    through the collection's kerchunk references (one file read)")
+    product = datacubes.load_gridded(source, bbox=bbox, datetime=datetime or _span(days))
+
+    say(f"3/{steps} reading in-situ data and extracting matchups")
+    table = _read_insitu(stations, federation.centres)
+    # samples beyond the product's days (± max_dt) cannot match: left out, and counted
+    times = pd.DatetimeIndex(product["time"].to_numpy())
+    window_dt = pd.Timedelta(max_dt)
+    sampled = pd.to_datetime(table["time"], utc=True).dt.tz_localize(None)
+    within = (sampled >= times.min() - window_dt) & (sampled <= times.max() + window_dt)
+    outside_period = int((~within).sum())
+    table = table[within.to_numpy()].reset_index(drop=True)
+    if table.empty:
+        raise lab.NoItemsError(
+            f"no in-situ sample within the product's days ({times.min():%Y-%m-%d} to "
+            f"{times.max():%Y-%m-%d}); widen datetime= or choose other stations"
+        )
+    say(f"    {len(table)} samples in the product's days, {outside_period} outside them")
+    variables = {k: v for k, v in OCEAN_COLOUR_VARIABLES.items() if v in product.data_vars}
+    with dask.config.set(scheduler="threads"):
+        matchups = matchup.extract_gridded(
+            product, table, window=window, max_dt=max_dt, variables=variables or None
+        )
+    files["matchups"] = out / "matchups.parquet"
+    matchups.to_parquet(files["matchups"], index=False)
+    say("    " + ", ".join(f"{k}: {v}" for k, v in matchups["reason"].value_counts().items()))
+    kept = matchups[matchups["kept"]]
+    report: dict[str, Any] = {
+        "protocol": "Bailey & Werdell (2006), on the product's grid",
+        "n_candidates": len(matchups),
+        "n_samples_outside_product_days": outside_period,
+        "reasons": {str(k): int(v) for k, v in matchups["reason"].value_counts().items()},
+    }
+    for parameter in PARAMETERS:
+        rows = kept[kept["parameter"] == parameter]
+        report[parameter] = validation.metrics(
+            rows["sat_mean"].to_numpy(), rows["insitu_value"].to_numpy()
+        )
+    files["figure_scatter"] = _report._save(
+        _report.scatter_figure(matchups), out / "matchup_scatter.png"
+    )
+
+    scenes = None
+    if compare_sentinel2:
+        say(f"4/{steps} Sentinel-2 on the product's grid, day by day")
+        span = _span(days)
+        scenes = federation.search(
+            collections=SATELLITE_COLLECTION, bbox=bbox, datetime=datetime or span
+        )
+        if len(scenes) == 0:
+            say("    no Sentinel-2 scene over the product's days: no inter-comparison")
+        else:
+            cube = wq.add_water_quality(
+                datacubes.load(scenes, bands=list(BANDS), mask="clouds", bbox=bbox)
+            )
+            pairs = {v: p for p, v in variables.items()}
+            with dask.config.set(scheduler="threads"):
+                fine = intercomparison.aggregate_to_grid(cube, product, list(pairs.values()))
+                compared, stats = intercomparison.compare(product, fine, pairs)
+            files["intercomparison"] = out / "intercomparison.parquet"
+            compared.to_parquet(files["intercomparison"], index=False)
+            report["intercomparison"] = stats
+            labels = {v: _report.MAPPED[p] for p, v in variables.items()}
+            files["figure_intercomparison"] = _report._save(
+                _report.intercomparison_figure(compared, labels), out / "intercomparison.png"
+            )
+            say(f"    {len(compared)} cell-days compared, {len(scenes)} scenes")
+
+    say(f"{steps}/{steps} validation.json and report")
+    files["validation"] = out / "validation.json"
+    files["validation"].write_text(
+        json.dumps(_strict(report), indent=2, default=_json_default, allow_nan=False) + "\n"
+    )
+    searched = days.describe() + ("\n" + scenes.describe() if scenes is not None else "")
+    files["report"] = _report.write_ocean_colour_html(
+        out,
+        report,
+        matchups,
+        files,
+        searched,
+        sample=_report.sample_record(federation.centres),
+        protocol=matchup.MatchupProtocol(window=window, max_dt=max_dt),
+    )
+    seconds = time.monotonic() - started
+    say(f"done in {seconds:.0f} s: open {files['report']}")
+    status = {name: r.status for name, r in days.federation.items()}
+    return CrossingResult(
+        out, files, report, matchups, status, seconds, (*days, *stations, *(scenes or ()))
+    )
+
+
+def _span(items: lab.SearchResult) -> str:
+    """The RFC 3339 interval from the first to the last item's time, whole days."""
+    times = [i.datetime or i.common_metadata.start_datetime for i in items]
+    found = sorted(t for t in times if t is not None)
+    return f"{found[0]:%Y-%m-%d}T00:00:00Z/{found[-1]:%Y-%m-%d}T23:59:59Z"
 
 
 def _write_zarr(dataset: xr.Dataset, path: Path) -> None:

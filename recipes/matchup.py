@@ -48,7 +48,14 @@ import xarray as xr
 
 from lab import ConfigurationError
 
-__all__ = ["DEFAULT_VARIABLES", "REASONS", "MatchupProtocol", "extract"]
+__all__ = [
+    "DEFAULT_VARIABLES",
+    "REASONS",
+    "STANDARD_NAMES",
+    "MatchupProtocol",
+    "extract",
+    "extract_gridded",
+]
 
 REASONS = ("kept", "outside", "time", "land", "nodata", "clouds", "retrieval", "cv", "no-variable")
 DEFAULT_VARIABLES: Mapping[str, str] = {
@@ -56,6 +63,16 @@ DEFAULT_VARIABLES: Mapping[str, str] = {
     "chlorophyll_a": "chlorophyll_a",
     "suspended_matter": "spm",
 }
+STANDARD_NAMES: Mapping[str, tuple[str, ...]] = {
+    "turbidity": ("sea_water_turbidity",),
+    "chlorophyll_a": (
+        "mass_concentration_of_chlorophyll_a_in_sea_water",
+        # NASA OBPG's L3 files (SeaWiFS, MODIS, VIIRS) write this non-CF name
+        "mass_concentration_chlorophyll_concentration_in_sea_water",
+    ),
+    "suspended_matter": ("mass_concentration_of_suspended_matter_in_sea_water",),
+}
+"""CF standard names of each in-situ parameter: how :func:`extract_gridded` finds variables."""
 SCL_WATER = 6
 SCL_NODATA = (0, 1)
 SCL_CLEAR = (2, 4, 5, 6, 7, 11)
@@ -145,6 +162,19 @@ def extract(
         If the protocol is invalid or the cube or the table lacks what is needed.
     """
     protocol = MatchupProtocol(window, max_dt, min_valid, max_cv, n_sigma)
+    return _extract(cube, insitu, protocol, variables, water, scl, "retrieval")
+
+
+def _extract(
+    cube: xr.Dataset,
+    insitu: pd.DataFrame,
+    protocol: MatchupProtocol,
+    variables: Mapping[str, str] | None,
+    water: xr.DataArray | None,
+    scl: str,
+    missing: str,
+) -> pd.DataFrame:
+    """The matchups of :func:`extract`; ``missing`` names a box whose water lacks values."""
     _check_cube(cube, scl, water)
     table = _check_insitu(insitu)
     variables = dict(DEFAULT_VARIABLES if variables is None else variables)
@@ -183,11 +213,121 @@ def extract(
             continue
         t_box = int(record.pop("_t"))
         record.update(_nearest(sat_times, pd.Timestamp(record["time"]), t_box))
-        record.update(_judge(next(box_iter), protocol))
+        record.update(_judge(next(box_iter), protocol, missing))
     for record in records:
         t_sat = record.pop("_t_sat", None)
         record.update(_provenance(cube, None if t_sat is None else int(t_sat)))
     return _as_frame(records)
+
+
+def extract_gridded(
+    cube: xr.Dataset,
+    insitu: pd.DataFrame,
+    window: int = 3,
+    max_dt: str | dt.timedelta | pd.Timedelta = "12h",
+    min_valid: float = 0.5,
+    max_cv: float = 0.15,
+    *,
+    variables: Mapping[str, str] | None = None,
+    water: xr.DataArray | None = None,
+    n_sigma: float = 1.5,
+) -> pd.DataFrame:
+    """Extract matchups between a gridded product and in-situ samples.
+
+    The same protocol, checks and table as :func:`extract`, on a cube of a gridded product
+    (daily or monthly L3/L4 files, as :func:`datacubes.load_gridded` returns them): the box is
+    in grid cells, the time window typically in days, and there is no scene classification.
+    A cell is water when the product has a value there at least once in the cube's time series
+    (land and permanently masked cells never have one); a box whose water cells lack values is
+    rejected as ``clouds`` (gaps of the product: clouds, glint, failed retrievals).
+
+    Parameters
+    ----------
+    cube
+        Dataset with dims ``time`` and latitude/longitude (``lat``/``lon``, ``latitude``/
+        ``longitude``) or ``y``/``x``; its CRS from ``spatial_ref``, a variable's
+        ``attrs["crs"]`` (as ``load_gridded`` writes it) or else WGS 84.
+    insitu
+        Tidy in-situ table (``recipes.insitu`` schema), as for :func:`extract`.
+    window, max_dt, min_valid, max_cv, n_sigma
+        The protocol (:class:`MatchupProtocol`): a ``window`` × ``window`` box of grid cells
+        (default 3, about 1 km for a 300 m product); ``max_dt`` default ``"12h"``: the
+        product's day of the sample for a daily product; ``"1D"``, ``"3D"`` widen it (each
+        product time within it is a candidate row).
+    variables
+        Which cube variable matches each in-situ parameter; default: the variables whose CF
+        ``standard_name`` is that of the parameter (:data:`STANDARD_NAMES`), e.g. ``CHL`` of a
+        Copernicus Marine product for ``chlorophyll_a``.
+    water
+        Static boolean water mask on the cube's grid; default: cells with a value at least
+        once (in any matched variable).
+
+    Returns
+    -------
+    pandas.DataFrame
+        As :func:`extract`; ``row``/``col`` are grid cells, ``n_clear`` counts the box's water
+        cells.
+
+    Raises
+    ------
+    ConfigurationError
+        If the protocol is invalid, the cube has no latitude/longitude or time dimension, no
+        variable matches a parameter, or the in-situ table lacks what is needed.
+    """
+    protocol = MatchupProtocol(window, max_dt, min_valid, max_cv, n_sigma)
+    grid = _as_projected(cube)
+    if variables is None:
+        variables = {
+            parameter: str(name)
+            for parameter, standards in STANDARD_NAMES.items()
+            for name, variable in grid.data_vars.items()
+            if variable.attrs.get("standard_name") in standards
+        }
+        if not variables:
+            names = {str(n): v.attrs.get("standard_name") for n, v in grid.data_vars.items()}
+            raise ConfigurationError(
+                f"no variable of the cube has the standard name of an in-situ parameter "
+                f"({dict(STANDARD_NAMES)}); variables and their standard names: {names}; "
+                "pass variables={'chlorophyll_a': 'CHL', ...}"
+            )
+    matched = [v for v in dict(variables).values() if v in grid.data_vars]
+    if water is None:
+        if not matched:
+            raise ConfigurationError(
+                f"none of the variables {sorted(dict(variables).values())} is in the cube; "
+                f"variables: {sorted(map(str, grid.data_vars))}"
+            )
+        seen = [grid[v].notnull().any("time") for v in matched]
+        water = seen[0]
+        for more in seen[1:]:
+            water = water | more
+    else:
+        water = _as_projected(water.to_dataset(name="water"))["water"]
+    return _extract(grid, insitu, protocol, variables, water, "", "clouds")
+
+
+def _as_projected(cube: xr.Dataset) -> xr.Dataset:
+    """``cube`` with dims ``y``/``x`` and a CRS, from latitude/longitude names if need be."""
+    if not isinstance(cube, xr.Dataset):
+        raise ConfigurationError(f"cube must be an xarray.Dataset, got {type(cube).__name__}")
+    renames = {}
+    for names, to in ((("lat", "latitude"), "y"), (("lon", "longitude"), "x")):
+        found = [n for n in names if n in cube.dims]
+        if found and to not in cube.dims:
+            renames[found[0]] = to
+    grid = cube.rename(renames) if renames else cube
+    missing = [d for d in ("y", "x") if d not in grid.dims]
+    if missing:
+        raise ConfigurationError(
+            f"cube has no latitude/longitude (or y/x) dimensions: dims {list(cube.dims)}; "
+            "load gridded products with datacubes.load_gridded"
+        )
+    if grid.rio.crs is None:
+        crs = next(
+            (v.attrs["crs"] for v in grid.data_vars.values() if "crs" in v.attrs), "EPSG:4326"
+        )
+        grid = grid.rio.write_crs(crs)
+    return grid
 
 
 def _check_cube(cube: xr.Dataset, scl: str, water: xr.DataArray | None) -> None:
@@ -340,7 +480,9 @@ def _water_from_scl(scl_ts: np.ndarray) -> np.ndarray:
 
 
 def _judge(
-    box: tuple[np.ndarray, np.ndarray | None, np.ndarray], protocol: MatchupProtocol
+    box: tuple[np.ndarray, np.ndarray | None, np.ndarray],
+    protocol: MatchupProtocol,
+    missing: str = "retrieval",
 ) -> dict[str, Any]:
     values, scl_box, water_box = box
     water_mask = np.asarray(water_box, dtype=bool)
@@ -362,7 +504,7 @@ def _judge(
         reason = "nodata" if int(nodata.sum()) * 2 > not_clear else "clouds"
         return result | {"reason": reason}
     if n_valid / n_water < protocol.min_valid:
-        return result | {"reason": "retrieval"}
+        return result | {"reason": missing}
     stats = _filtered_stats(values[valid].astype("float64"), protocol.n_sigma)
     result |= stats
     if not stats["cv"] <= protocol.max_cv:
