@@ -57,6 +57,7 @@ def test_the_expected_notebooks_exist() -> None:
         "03-water-quality-crossing.ipynb",
         "04-scaling-out.ipynb",
         "05-processing-on-demand.ipynb",
+        "06-ocean-colour-and-in-situ.ipynb",
     ]
     # the processing service is one of the hub's: that notebook runs on the hub, where
     # test_notebooks_on_hub runs every notebook; the docs build shows it without running it

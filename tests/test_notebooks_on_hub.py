@@ -126,6 +126,11 @@ assert all(item.properties["eo:cloud_cover"] <= 10 for item in clear)
     "notebooks/03-water-quality-crossing.ipynb": """
 assert len(table.data) > 0 and len(kept) > 0, (len(table.data), len(kept))
 """,
+    "notebooks/06-ocean-colour-and-in-situ.ipynb": """
+assert product.sizes["time"] == 92 and collection.assets["references"].href.startswith("http")
+assert len(kept) > 0 and stats["tur"]["r"] > 0.99, (len(kept), stats)
+assert result.validation["intercomparison"]["chl"]["n"] > 1000
+""",
     "notebooks/04-scaling-out.ipynb": """
 assert client.earthlab_centre == "theia", client.earthlab_centre
 assert lab.list_clusters() == []
