@@ -8,9 +8,10 @@ int16 with scale_factor/add_offset and _FillValue, chunked 64 x 64, non-square p
    through ``xarray.open_mfdataset`` of the same files, each ``--repeat`` times (best time);
    ratio = open_mfdataset / references (issue 18 goal: >= 10);
 3. checks that both give identical values (every pixel of every day, NaN where filled);
-4. extracts a matchup (3 x 3 cells around 5 stations, every day) from the references cube while
-   counting the byte ranges read from the files: it must read the chunks under the stations
-   only (at most 2 x 2 chunks per station and day), not the files' other chunks.
+4. extracts matchups (``recipes.matchup.extract_gridded``: 3 x 3 cells around 5 stations, a
+   sample every day) from the references cube while counting the byte ranges read from the
+   files: it must read the chunks under the stations only (at most 2 x 2 chunks per station
+   and day, its water mask included), not the files' other chunks.
 
 Usage::
 
@@ -26,6 +27,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import dask
 import fsspec.implementations.local as fs_local
 import numpy as np
 import pandas as pd
@@ -33,6 +35,7 @@ import pystac
 import xarray as xr
 
 import datacubes
+from recipes import matchup
 
 NLAT, NLON = 256, 384
 CHUNK = 64
@@ -147,11 +150,27 @@ def main() -> int:
             (int(np.abs(lats - lat).argmin()), int(np.abs(lons - lon).argmin()))
             for lat, lon in STATIONS
         ]
-        boxes = [
-            cube["chlor_a"].isel(lat=slice(i - 1, i + 2), lon=slice(j - 1, j + 2)) for i, j in cells
-        ]
-        with CountReads() as reads:
-            matchups = [box.mean(("lat", "lon")).compute() for box in boxes]
+        # one sample a day at each station, matched by recipes.matchup.extract_gridded
+        times = pd.DatetimeIndex(cube["time"].values)
+        samples = pd.DataFrame(
+            [
+                {
+                    "station_id": f"S{k}",
+                    "time": (when + pd.Timedelta("1h")).tz_localize("UTC"),
+                    "lon": float(lons[j]),
+                    "lat": float(lats[i]),
+                    "parameter": "chlorophyll_a",
+                    "value": 1.0,
+                }
+                for k, (i, j) in enumerate(cells)
+                for when in times
+            ]
+        )
+        with CountReads() as reads, dask.config.set(scheduler="threads"):
+            found = matchup.extract_gridded(
+                cube, samples, window=3, max_dt="12h", variables={"chlorophyll_a": "chlor_a"}
+            )
+        matchups = [found[found["station_id"] == f"S{k}"] for k in range(len(cells))]
         chunk_reads = len(reads.ranges)
         chunks_per_day = (NLAT // CHUNK) * (NLON // CHUNK)
         under_stations = {  # the chunks the 3 x 3 boxes cover, per day
@@ -160,7 +179,7 @@ def main() -> int:
             for row in (i - 1, i, i + 1)
             for col in (j - 1, j, j + 1)
         }
-        assert all(m.sizes["time"] == args.days for m in matchups)
+        assert all(len(m) == args.days for m in matchups), found["reason"].value_counts()
         assert chunk_reads == len(under_stations) * args.days, (chunk_reads, under_stations)
 
     print(f"machine: {platform.machine()}, {platform.python_version()}, {args.days} daily files")

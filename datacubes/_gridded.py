@@ -122,12 +122,8 @@ def _open(kind: str, href: str, asset: Mapping[str, Any], chunks: Any) -> xr.Dat
             return xr.open_dataset(
                 href, engine="zarr", chunks=chunks, decode_times=_times(), **open_kwargs
             )
-        import fsspec
-
-        options = {"remote_options": dict(storage)} if storage else {}
-        fs = fsspec.filesystem("reference", fo=_references(href, storage), **options)
         return xr.open_dataset(
-            fs.get_mapper(""),
+            _reference_store(*_references(href, storage), storage),
             engine="zarr",
             chunks=chunks,
             consolidated=False,
@@ -141,12 +137,15 @@ def _open(kind: str, href: str, asset: Mapping[str, Any], chunks: Any) -> xr.Dat
         ) from exc
 
 
-def _references(href: str, storage: Mapping[str, Any]) -> dict[str, Any]:
-    """The kerchunk references at ``href``, relative targets made absolute against it.
+def _references(href: str, storage: Mapping[str, Any]) -> tuple[str | dict[str, Any], str | None]:
+    """What fsspec's reference filesystem opens for ``href``, and its targets' protocol.
 
     Reference files that name their data files relative to themselves can be moved or served
     with them (the sample's are); fsspec alone would resolve such targets against the working
-    directory.
+    directory, so they are made absolute against ``href`` and the references handed over in
+    memory. Other reference files are handed over by ``href``: fsspec then passes the file's
+    address between threads rather than the whole (possibly large) mapping, several times
+    faster to open.
     """
     import fsspec
 
@@ -154,12 +153,45 @@ def _references(href: str, storage: Mapping[str, Any]) -> dict[str, Any]:
         document = json.load(handle)
     refs = document.get("refs", document)
     base = href.rsplit("/", 1)[0] if "/" in href else "."
+    relative = False
+    protocol = None
     for key, ref in refs.items():
         if isinstance(ref, list) and ref and isinstance(ref[0], str) and ref[0]:
             target = ref[0]
             if "://" not in target and not target.startswith(("/", "{{")):
                 refs[key] = [f"{base}/{target}", *ref[1:]]
-    return dict(document)
+                relative = True
+            if protocol is None:
+                protocol = fsspec.core.split_protocol(refs[key][0])[0] or "file"
+    return (dict(document) if relative else href), protocol
+
+
+def _reference_store(
+    fo: str | dict[str, Any], protocol: str | None, storage: Mapping[str, Any]
+) -> Any:
+    """A Zarr store reading the references' chunks from their files, local or remote.
+
+    Zarr 3 reads through an asynchronous filesystem; fsspec's reference filesystem then needs
+    a target filesystem of its own that is asynchronous too (HTTP, S3: a shared synchronous
+    instance fails with "target filesystem must have same value of asynchronous"). Local
+    targets are wrapped by fsspec itself.
+    """
+    import fsspec
+
+    if protocol not in (None, "file", "local") and fsspec.get_filesystem_class(protocol).async_impl:
+        from zarr.storage import FsspecStore
+
+        fs = fsspec.filesystem(
+            "reference",
+            fo=fo,
+            remote_protocol=protocol,
+            remote_options={**dict(storage), "asynchronous": True},
+            asynchronous=True,
+            skip_instance_cache=True,
+        )
+        return FsspecStore(fs, read_only=True, path="")
+    options = {"remote_options": dict(storage)} if storage else {}
+    return fsspec.filesystem("reference", fo=fo, **options).get_mapper("")
 
 
 def _with_time(ds: xr.Dataset, stac: Mapping[str, Any]) -> xr.Dataset:

@@ -18,6 +18,7 @@ from collections.abc import Iterator, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pystac
 import pystac_client  # noqa: F401  (imported up front: first-search import time is not latency)
@@ -565,3 +566,28 @@ def test_a_server_error_on_a_filter_is_the_servers_refusal_also_through_the_fron
         assert report.attempts == 1, report.error  # not retried
         assert report.error.startswith("CatalogError: centre ")
         assert "answered 500" in report.error and "cannot evaluate s_within" in report.error
+
+
+def test_a_gridded_product_opens_through_its_served_references(live, sample_dir: Path) -> None:
+    """The served collection names its kerchunk references by URL; their relative targets
+    resolve against it and the chunks come over HTTP (ranges), as on the hub."""
+    import datacubes
+
+    (served,) = [
+        c for c in lab.catalog(live.centres_file).collections() if c.id == "ocean-colour-daily"
+    ]
+    href = served.assets["references"].href
+    assert href.startswith("http://127.0.0.1:") and href.endswith(
+        "/odatis/ocean-colour-daily/references.json"
+    )
+    window = {"bbox": [3.6, 43.38, 3.66, 43.42], "datetime": "2021-11-01/2021-11-07"}
+    remote = datacubes.load_gridded(served, **window)
+    local = datacubes.load_gridded(
+        pystac.Collection.from_file(
+            str(sample_dir / "odatis" / "ocean-colour-daily" / "collection.json")
+        ),
+        **window,
+    )
+    assert remote.sizes == local.sizes and remote.sizes["time"] == 7
+    for name in ("chl", "tur"):
+        np.testing.assert_array_equal(remote[name].to_numpy(), local[name].to_numpy())
