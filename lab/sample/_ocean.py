@@ -166,16 +166,25 @@ def _write_day(
 
 def _write_references(directory: Path, files: Sequence[Path]) -> Path:
     """Kerchunk references of ``files`` combined along time, targets relative to them."""
+    import gc
     import json
 
     from kerchunk.combine import MultiZarrToZarr
     from kerchunk.hdf import SingleHdf5ToZarr
 
-    singles = []
-    for path in files:
-        with path.open("rb") as handle:
-            singles.append(SingleHdf5ToZarr(handle, str(path), inline_threshold=300).translate())
-    combined = MultiZarrToZarr(singles, concat_dims=["time"], inline_threshold=300).translate()
+    # no cyclic garbage collection while kerchunk holds h5py's lock and waits on Zarr's
+    # event-loop thread (datacubes.write_references says why)
+    gc.collect()
+    gc.disable()
+    try:
+        singles = []
+        for path in files:
+            with path.open("rb") as handle:
+                translated = SingleHdf5ToZarr(handle, str(path), inline_threshold=300)
+                singles.append(translated.translate())
+        combined = MultiZarrToZarr(singles, concat_dims=["time"], inline_threshold=300).translate()
+    finally:
+        gc.enable()
     for key, ref in combined["refs"].items():
         if isinstance(ref, list) and ref and isinstance(ref[0], str):
             ref[0] = Path(ref[0]).relative_to(directory).as_posix()
