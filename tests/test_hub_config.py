@@ -421,7 +421,7 @@ def test_copy_notebooks_copies_missing_files_only(tmp_path, policy_modules):
     shipped = sorted(
         f"{sub}/{p.name}" for sub, d in sources.items() for p in Path(d).glob("*.ipynb")
     )
-    assert len(shipped) == 9
+    assert len(shipped) == 10  # six notebooks, four workshop sessions
     assert sorted(str(p.relative_to(folder)) for p in written) == sorted(["WELCOME.md", *shipped])
     for name in shipped:
         sub, file = name.split("/")
