@@ -122,14 +122,26 @@ def _open(kind: str, href: str, asset: Mapping[str, Any], chunks: Any) -> xr.Dat
             return xr.open_dataset(
                 href, engine="zarr", chunks=chunks, decode_times=_times(), **open_kwargs
             )
+        try:
+            fo, protocol = _references(href, storage)
+        except (OSError, ValueError, TypeError):
+            raise  # not found, not JSON: said below as for the other formats
+        except Exception as exc:  # e.g. botocore's NoCredentialsError: not an OSError
+            raise AssetReadError(
+                f"cannot read the references {href} ({type(exc).__name__}: {exc}); for a "
+                "private bucket give the asset 'xarray:storage_options' (key, secret, "
+                "endpoint) or the provider's credentials in the environment"
+            ) from exc
         return xr.open_dataset(
-            _reference_store(*_references(href, storage), storage),
+            _reference_store(fo, protocol, storage),
             engine="zarr",
             chunks=chunks,
             consolidated=False,
             zarr_format=2,
             decode_times=_times(),
         )
+    except AssetReadError:
+        raise  # already says what to do
     except (OSError, ValueError, TypeError) as exc:
         raise GriddedFormatError(
             f"{href} announced as {kind} cannot be opened as {kind} ({exc}); check the asset's "
@@ -186,11 +198,12 @@ def _reference_store(
             fo=fo,
             remote_protocol=protocol,
             remote_options={**dict(storage), "asynchronous": True},
+            target_options=dict(storage),  # the reference file itself, when fo is its address
             asynchronous=True,
             skip_instance_cache=True,
         )
         return FsspecStore(fs, read_only=True, path="")
-    options = {"remote_options": dict(storage)} if storage else {}
+    options = {"remote_options": dict(storage), "target_options": dict(storage)} if storage else {}
     return fsspec.filesystem("reference", fo=fo, **options).get_mapper("")
 
 

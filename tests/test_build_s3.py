@@ -163,3 +163,32 @@ def test_a_cluster_computes_the_regions_and_this_process_writes_them(
     assert report.complete and report.regions_written == 16
     assert store_hashes(url, s3_bucket.storage_options()) == clean["hashes"]
     assert "compute_values" in ran and "fill_region" not in ran, ran
+
+
+def test_a_gridded_product_opens_through_references_in_a_bucket(s3_bucket, sample_dir):  # noqa: F811
+    """The sample's ocean-colour product copied to a private bucket: its references (relative
+    targets) open with the asset's storage options, the chunks read from the bucket."""
+    import numpy as np
+    import pystac
+
+    product = sample_dir / "odatis" / "ocean-colour-daily"
+    client = s3_bucket.client()
+    for path in [product / "references.json", *sorted(product.glob("OC_THAU_*/*.nc"))]:
+        client.upload_file(str(path), s3_bucket.name, f"oc/{path.relative_to(product)}")
+    collection = pystac.Collection.from_file(str(product / "collection.json"))
+    document = collection.to_dict(include_self_link=False, transform_hrefs=False)
+    document["links"] = []
+    document["assets"]["references"]["href"] = f"{s3_bucket.url}/oc/references.json"
+    document["assets"]["references"]["xarray:storage_options"] = s3_bucket.storage_options()
+    window = {"datetime": "2021-11-01/2021-11-09", "bbox": [3.6, 43.38, 3.66, 43.42]}
+    remote = datacubes.load_gridded(document, **window)
+    local = datacubes.load_gridded(collection, **window)
+    assert remote.sizes["time"] == 9
+    np.testing.assert_array_equal(remote["chl"].to_numpy(), local["chl"].to_numpy())
+    # without the credentials the bucket refuses: the error says what was opened
+    del document["assets"]["references"]["xarray:storage_options"]
+    with pytest.raises(
+        lab.AssetReadError,
+        match=r"^cannot read the references s3:.*NoCredentialsError.*xarray:storage_options",
+    ):
+        datacubes.load_gridded(document, **window).compute()
