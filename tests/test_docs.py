@@ -249,7 +249,7 @@ def test_site_builds_strictly(tmp_path: Path, sample_dir: Path) -> None:
         notebook: (site / notebook.with_suffix("") / "index.html").read_text(encoding="utf-8")
         for notebook in (Path(p.parent.name) / p.name for p in DOCS.glob("*/*.ipynb"))
     }
-    assert len(pages) == 9
+    assert len(pages) == 10  # six notebooks, four workshop sessions
     from test_notebooks import HUB_NOTEBOOKS
 
     hub_only = {Path(p.parent.name) / p.name for p in HUB_NOTEBOOKS}
