@@ -38,7 +38,7 @@ from lab_server.deploy._catalogues import (
     write_centres_file,
 )
 from lab_server.deploy._pgstac import PgstacCluster, api_command, served_documents
-from lab_server.deploy._procs import Proc, free_port, http_ready, start, stop, wait_until
+from lab_server.deploy._procs import Proc, free_port, http_ready, start, stop, stop_all, wait_until
 
 IP = "127.0.0.1"
 
@@ -147,8 +147,12 @@ def stac_servers(
         write_centres_file(live.centres_file, centre_set, catalogs)
         yield live
     finally:
-        for proc in reversed(list(live.procs.values())):
-            stop(proc, timeout=5 if proc.name != "postgres" else 30)
+        # the servers at once, then PostgreSQL (started first, its clients gone)
+        servers = [p for p in reversed(list(live.procs.values())) if p.name != "postgres"]
+        stop_all(servers, timeout=5)
+        for proc in live.procs.values():
+            if proc.name == "postgres":
+                stop(proc, timeout=30)
         if live.cluster is not None:
             live.cluster.remove()
 

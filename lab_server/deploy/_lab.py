@@ -78,6 +78,7 @@ from lab_server.deploy._procs import (
     run_processes,
     start,
     stop,
+    stop_all,
     wait_until,
 )
 from lab_server.deploy._proxy import find_proxy
@@ -878,9 +879,15 @@ def down(run_dir: str | os.PathLike[str] | None = None, timeout: float = 20.0) -
     """
     run = RunDir(run_dir or default_run_dir())
     stopped = []
-    for proc in reversed(_procs(run)):
+    procs = list(reversed(_procs(run)))  # the hub first: it stops its users' servers
+    first = [p for p in procs if p.name == "hub"]
+    rest = [p for p in procs if p.name != "hub"]
+    for proc in first:
         if stop(proc, timeout):
             stopped.append(proc.name)
+    # then the others at once: none needs another to stop (a gateway stops its own clusters)
+    results = stop_all(rest, timeout)
+    stopped += [proc.name for proc, was in zip(rest, results, strict=True) if was]
     # What a server killed without cleaning up left behind (a hub killed with SIGKILL leaves
     # its users' servers and kernels, a gateway its schedulers and workers): every process
     # marked with the run directory, or working inside it.

@@ -7,6 +7,7 @@ process id is never signalled by mistake.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import os
 import random
@@ -35,6 +36,7 @@ __all__ = [
     "run_processes",
     "start",
     "stop",
+    "stop_all",
     "wait_until",
 ]
 
@@ -156,6 +158,18 @@ def stop(proc: Proc, timeout: float = 15.0) -> bool:
     with contextlib.suppress(OSError):  # reap our own child, if it is one
         os.waitpid(proc.pid, os.WNOHANG)
     return True
+
+
+def stop_all(procs: Sequence[Proc], timeout: float = 15.0) -> list[bool]:
+    """:func:`stop` every server of ``procs`` at once; whether each was running.
+
+    A server takes a second or two to exit after SIGTERM and be reaped: waiting for them
+    together costs the slowest, not the sum. Only servers that need not stop in an order.
+    """
+    if not procs:
+        return []
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(procs)) as pool:
+        return list(pool.map(lambda proc: stop(proc, timeout), procs))
 
 
 def run_processes(run_dir: Path, marker: str) -> list[psutil.Process]:
