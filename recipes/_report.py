@@ -586,6 +586,39 @@ def _metric_cell(value: Any, fmt: str) -> str:
     return fmt.format(int(number) if fmt == "{:d}" else number)
 
 
+_STYLE = """<style>body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse}
+td,th{border:1px solid #999;padding:3px 6px;text-align:right}td.rule{text-align:left}
+img{max-width:100%}figcaption{font-size:90%;color:#333;margin-top:4px}
+.notice{border:2px solid #c60;background:#fff4e5;padding:4px 12px;margin:12px 0}
+dt{font-weight:bold;float:left;clear:left;width:7em}dd{margin-left:8em;margin-bottom:4px}</style></head>"""
+
+
+def _head(title: str) -> str:
+    """The reports' ``<html>`` opening: title and style sheet."""
+    return (
+        f'<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>\n'
+        + _STYLE
+    )
+
+
+def _figures_and_outputs(
+    files: Mapping[str, Path], captions: Mapping[str, str], tail: str
+) -> tuple[str, str]:
+    """The ``<figure>`` of each captioned file written, and the list of every output."""
+    figures = "".join(
+        f'<figure id="{k.replace("_", "-")}"><img src="{html.escape(files[k].name)}" '
+        f'alt="{html.escape(k.replace("figure_", ""))}">'
+        f"<figcaption>{html.escape(captions[k] + tail)}</figcaption></figure>"
+        for k in captions
+        if k in files
+    )
+    outputs = "".join(
+        f"<li><code>{html.escape(p.name)}</code> ({html.escape(k)})</li>"
+        for k, p in sorted(files.items())
+    )
+    return figures, outputs
+
+
 def _metric_rows(by_row: Mapping[str, Mapping[str, Any]]) -> tuple[str, str, str]:
     """The metrics table's header, its rows (one per key of ``by_row``) and the notes."""
     header = "".join(f"<th>{html.escape(h)}</th>" for _, h, _, _ in METRICS)
@@ -667,25 +700,10 @@ def write_html(
         "figure_timeseries": TIMESERIES_CAPTION,
         "figure_maps": _maps_caption(map_date or "see the file names", crs or "projected CRS"),
     }
-    figures = "".join(
-        f'<figure id="{k.replace("_", "-")}"><img src="{html.escape(files[k].name)}" '
-        f'alt="{html.escape(k.replace("figure_", ""))}">'
-        f"<figcaption>{html.escape(captions[k] + caption_tail)}</figcaption></figure>"
-        for k in captions
-        if k in files
-    )
-    outputs = "".join(
-        f"<li><code>{html.escape(p.name)}</code> ({html.escape(k)})</li>"
-        for k, p in sorted(files.items())
-    )
+    figures, outputs = _figures_and_outputs(files, captions, caption_tail)
     hours = pd.Timedelta(protocol.max_dt).total_seconds() / 3600
     document = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>Water-quality crossing report</title>
-<style>body{{font-family:sans-serif;max-width:1100px;margin:auto}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #999;padding:3px 6px;text-align:right}}td.rule{{text-align:left}}
-img{{max-width:100%}}figcaption{{font-size:90%;color:#333;margin-top:4px}}
-.notice{{border:2px solid #c60;background:#fff4e5;padding:4px 12px;margin:12px 0}}
-dt{{font-weight:bold;float:left;clear:left;width:7em}}dd{{margin-left:8em;margin-bottom:4px}}</style></head>
+{_head("Water-quality crossing report")}
 <body>
 <h1>Water-quality crossing: Sentinel-2 vs in situ</h1>
 {synthetic}
@@ -799,25 +817,10 @@ def write_ocean_colour_html(
         "figure_scatter": GRIDDED_SCATTER_CAPTION,
         "figure_intercomparison": INTERCOMPARISON_CAPTION,
     }
-    figures = "".join(
-        f'<figure id="{k.replace("_", "-")}"><img src="{html.escape(files[k].name)}" '
-        f'alt="{html.escape(k.replace("figure_", ""))}">'
-        f"<figcaption>{html.escape(captions[k] + tail)}</figcaption></figure>"
-        for k in captions
-        if k in files
-    )
-    outputs = "".join(
-        f"<li><code>{html.escape(p.name)}</code> ({html.escape(k)})</li>"
-        for k, p in sorted(files.items())
-    )
+    figures, outputs = _figures_and_outputs(files, captions, tail)
     hours = pd.Timedelta(protocol.max_dt).total_seconds() / 3600
     document = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>Ocean-colour crossing report</title>
-<style>body{{font-family:sans-serif;max-width:1100px;margin:auto}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #999;padding:3px 6px;text-align:right}}td.rule{{text-align:left}}
-img{{max-width:100%}}figcaption{{font-size:90%;color:#333;margin-top:4px}}
-.notice{{border:2px solid #c60;background:#fff4e5;padding:4px 12px;margin:12px 0}}
-dt{{font-weight:bold;float:left;clear:left;width:7em}}dd{{margin-left:8em;margin-bottom:4px}}</style></head>
+{_head("Ocean-colour crossing report")}
 <body>
 <h1>Ocean colour and in situ: a gridded product vs stations and Sentinel-2</h1>
 {synthetic}

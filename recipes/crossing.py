@@ -127,12 +127,7 @@ def water_quality_crossing(
     federation = lab.catalog(centres)
     scenes = federation.search(collections=SATELLITE_COLLECTION, bbox=bbox, datetime=datetime)
     stations = federation.search(collections=INSITU_COLLECTION, bbox=bbox, datetime=datetime)
-    for name, result in (("satellite scenes", scenes), ("in-situ stations", stations)):
-        if len(result) == 0:
-            raise lab.NoItemsError(
-                f"no {name} found for {result.query.describe()}; federation report:\n"
-                f"{result.describe()}"
-            )
+    _found(("satellite scenes", scenes), ("in-situ stations", stations))
     say(f"    {len(scenes)} scenes, {len(stations)} stations\n" + _indent(scenes.describe()))
 
     say("2/6 loading the cube (lazy), masking clouds, computing water-quality products")
@@ -279,12 +274,7 @@ def ocean_colour_crossing(
     federation = lab.catalog(centres)
     days = federation.search(collections=collection, bbox=bbox, datetime=datetime)
     stations = federation.search(collections=INSITU_COLLECTION, bbox=bbox, datetime=datetime)
-    for name, result in (("gridded product days", days), ("in-situ stations", stations)):
-        if len(result) == 0:
-            raise lab.NoItemsError(
-                f"no {name} found for {result.query.describe()}; federation report:\n"
-                f"{result.describe()}"
-            )
+    _found(("gridded product days", days), ("in-situ stations", stations))
     say(f"    {len(days)} days of {collection}, {len(stations)} stations")
 
     say(f"2/{steps} opening the gridded product (lazy)")
@@ -293,7 +283,8 @@ def ocean_colour_crossing(
     if described and "references" in described[0].assets:
         source = described[0]
         say("    through the collection's kerchunk references (one file read)")
-    product = datacubes.load_gridded(source, bbox=bbox, datetime=datetime or _span(days))
+    span = datetime or _span(days)
+    product = datacubes.load_gridded(source, bbox=bbox, datetime=span)
 
     say(f"3/{steps} reading in-situ data and extracting matchups")
     table = _read_insitu(stations, federation.centres)
@@ -337,10 +328,7 @@ def ocean_colour_crossing(
     scenes = None
     if compare_sentinel2:
         say(f"4/{steps} Sentinel-2 on the product's grid, day by day")
-        span = _span(days)
-        scenes = federation.search(
-            collections=SATELLITE_COLLECTION, bbox=bbox, datetime=datetime or span
-        )
+        scenes = federation.search(collections=SATELLITE_COLLECTION, bbox=bbox, datetime=span)
         if len(scenes) == 0:
             say("    no Sentinel-2 scene over the product's days: no inter-comparison")
         else:
@@ -381,6 +369,16 @@ def ocean_colour_crossing(
     return CrossingResult(
         out, files, report, matchups, status, seconds, (*days, *stations, *(scenes or ()))
     )
+
+
+def _found(*searches: tuple[str, lab.SearchResult]) -> None:
+    """Refuse a search that found nothing, with the query and the federation's report."""
+    for name, result in searches:
+        if len(result) == 0:
+            raise lab.NoItemsError(
+                f"no {name} found for {result.query.describe()}; federation report:\n"
+                f"{result.describe()}"
+            )
 
 
 def _span(items: lab.SearchResult) -> str:
