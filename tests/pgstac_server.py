@@ -76,7 +76,7 @@ def pgstac_servers(
 def pgstac_federation(
     sample_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveFederation]:
-    """The sample federation's three centres as pgstac STAC APIs, for the whole session.
+    """The sample federation's centres as pgstac STAC APIs, for the whole session.
 
     Read-only: tests must not stop its servers (see the module docstring).
     """

@@ -93,7 +93,7 @@ def test_bad_items_say_what_to_do(federation):
 def test_sample_search_results_go_where_their_data_is(sample_dir, no_gateway_env):
     federation = read_centres_file(sample_dir / "centres.yaml")
     found = lab.catalog(federation.source).search()
-    assert {i.properties["earthlab:centre"] for i in found} == {"theia", "odatis"}
+    assert {i.properties["earthlab:centre"] for i in found} == {"theia", "odatis", "aeris"}
     assert choose_centre(found, federation) == "theia"  # scenes weigh more than station tables
     stations = lab.catalog(federation.source).search(collections=["insitu-water-quality"])
     assert choose_centre(stations, federation) == "odatis"

@@ -32,7 +32,7 @@ HANDWRITTEN = {"odatis-med-chl-l4-daily", "aeris-parasol-aod-ocean-l2", "somlit-
 
 def sample_collections(sample_dir: Path) -> dict[str, pystac.Collection]:
     found = {}
-    for centre in ("theia", "odatis", "dinamis"):
+    for centre in ("theia", "odatis", "dinamis", "aeris"):
         root = pystac.Catalog.from_file(str(sample_dir / centre / "catalog.json"))
         for collection in root.get_all_collections():
             found[collection.id] = collection
@@ -54,6 +54,7 @@ def test_sample_collections_filtered_by_the_lab_restricted_kept_closed(sample_di
         ("theia", "sentinel-2-l2a"),
         ("odatis", "insitu-water-quality"),
         ("odatis", "ocean-colour-daily"),
+        ("aeris", "aerosol-optical-depth-daily"),
     ]
     for collection in result:
         assert collection.title == expected[collection.id].title
@@ -64,7 +65,7 @@ def test_sample_collections_filtered_by_the_lab_restricted_kept_closed(sample_di
     assert result.federation_missing == ["dinamis"]
     assert result.federation["theia"].note == "filtered by the lab"
     text = result.describe()
-    assert text.startswith("3 collections for every collection (incomplete: dinamis not")
+    assert text.startswith("4 collections for every collection (incomplete: dinamis not")
     assert "filtered by the lab" in repr(result)
 
 
@@ -73,7 +74,7 @@ def test_sample_collections_by_q_bbox_and_datetime(sample_dir: Path) -> None:
     assert [c.id for c in federation.collections(q="WATER quality")] == ["insitu-water-quality"]
     assert [c.id for c in federation.collections(q="nothing-like-this")] == []
     # the sample lies around the Étang de Thau (3.5-3.8 E, 43.3-43.5 N)
-    assert len(federation.collections(bbox=[3.5, 43.3, 3.8, 43.5])) == 3
+    assert len(federation.collections(bbox=[3.5, 43.3, 3.8, 43.5])) == 4
     far = federation.collections(bbox=[-30, 40, -20, 50])
     assert len(far) == 0
     assert far.federation["dinamis"].status == "ok"  # nothing restricted matches: nothing hidden
@@ -161,6 +162,7 @@ def test_cli_collections_offline_and_its_bad_arguments(
         "sentinel-2-l2a",
         "insitu-water-quality",
         "ocean-colour-daily",
+        "aerosol-optical-depth-daily",
     ]
     assert document["federation:missing"] == ["dinamis"]
     with pytest.raises(SystemExit) as exit_:
@@ -210,7 +212,7 @@ def test_collections_across_stac_apis_and_a_csw(mixed: dict, sample_dir: Path) -
         expected_stac
     )
     assert sorted(i for ids in by_centre.values() for i in ids) == expected_stac
-    for name in ("theia", "odatis", "dinamis"):
+    for name in ("theia", "odatis", "dinamis", "aeris"):
         assert result.federation[name].status == "ok"
     assert result.federation["sextant"].status == "ok"
     assert result.federation["sextant"].note.startswith("ISO 19139 records mapped")
@@ -277,11 +279,13 @@ def test_search_skips_the_csw_and_the_cli_lists_collections(
     code = main(["collections", "--q", "aerosol", "--centres", str(mixed["centres"])])
     out = capsys.readouterr().out
     assert code == 0
-    header, _, row = out.splitlines()[:3]
+    header, _, ours, row = out.splitlines()[:4]
     assert header.split() == ["centre", "id", "title", "temporal", "extent"]
+    assert ours.split()[:2] == ["aeris", "aerosol-optical-depth-daily"]  # the sample's aeris
     assert row.split()[:2] == ["sextant", "aeris-parasol-aod-ocean-l2"]
     assert row.endswith("2005-03-04/2013-10-10")
-    assert "1 collections for q=aerosol" in out
+    # the CSW also holds records of the sample's collections (sample_records)
+    assert "3 collections for q=aerosol" in out
 
     code = main(["collections", "--json", "--datetime", "2010", "--centres", str(mixed["centres"])])
     document = json.loads(capsys.readouterr().out)
@@ -291,6 +295,7 @@ def test_search_skips_the_csw_and_the_cli_lists_collections(
         "theia": "ok",
         "odatis": "ok",
         "dinamis": "ok",
+        "aeris": "ok",
         "sextant": "ok",
     }
     assert document["federation:missing"] == []

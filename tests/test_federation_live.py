@@ -1,4 +1,4 @@
-"""Federated search across live STAC APIs on loopback: the sample's three centres, each served
+"""Federated search across live STAC APIs on loopback: the sample's four centres, each served
 by ``rustac serve`` (as ``earthlab hub up`` serves them), searched through pystac-client.
 
 What is expected comes from the sample's own files (its static catalogues and COGs), not from
@@ -34,7 +34,7 @@ from lab._http import RetryPolicy
 
 pytestmark = [pytest.mark.integration]
 
-CENTRES = ("theia", "odatis", "dinamis")
+CENTRES = ("theia", "odatis", "dinamis", "aeris")
 HANG = 120.0  # seconds: only guards against a hang, never decides what a test checks
 
 
@@ -58,8 +58,13 @@ def live(sample_dir: Path, tmp_path_factory: pytest.TempPathFactory):
 def test_three_live_stac_apis_merged_sorted_and_tagged(live, sample_dir: Path) -> None:
     result = lab.catalog(live.centres_file).search()
     expected = {c: static_items(sample_dir, c) for c in CENTRES}
-    assert {c: len(v) for c, v in expected.items()} == {"theia": 16, "odatis": 7 + 92, "dinamis": 3}
-    assert len(result) == 26 + 92
+    assert {c: len(v) for c, v in expected.items()} == {
+        "theia": 16,
+        "odatis": 7 + 92,
+        "dinamis": 3,
+        "aeris": 92,
+    }
+    assert len(result) == 26 + 92 + 92
     for centre in CENTRES:
         report = result.federation[centre]
         assert report.status == "ok", report
@@ -112,8 +117,9 @@ def test_filters_agree_with_the_offline_catalogues(
         "THAU03-water-quality",
     ]
     # the daily ocean-colour product covers the box: its days within the interval
-    days = [f"OC_THAU_{d:%Y%m%d}" for d in pd.date_range("2021-11-01", "2022-01-02")]
-    assert sorted(open_ids) == sorted(scenes + stations + days)
+    days = pd.date_range("2021-11-01", "2022-01-02")
+    products = [f"{p}_{d:%Y%m%d}" for p in ("OC_THAU", "AOD_GOL") for d in days]
+    assert sorted(open_ids) == sorted(scenes + stations + products)
     # dinamis's window (near Bouzigues) is east of the box: its items do not match
     assert online.federation["dinamis"].matched == 0
 
@@ -276,7 +282,12 @@ def relayed_centres(
 
 @pytest.mark.slow
 def test_slow_centres_are_searched_at_the_same_time(sample_dir: Path, tmp_path: Path) -> None:
-    delays = {"theia": 0.2, "odatis": 0.4, "dinamis": 0.9}  # the front adds them to every answer
+    delays = {
+        "theia": 0.2,
+        "odatis": 0.4,
+        "dinamis": 0.9,
+        "aeris": 0.3,
+    }  # the front adds them to every answer
     with stac_servers(sample_dir / "centres.yaml", tmp_path, delays=delays) as slow:
         relay = Relay(slow.urls)
         try:
@@ -287,8 +298,8 @@ def test_slow_centres_are_searched_at_the_same_time(sample_dir: Path, tmp_path: 
             relay.close()
     # every centre was asked before any was answered: the search costs the slowest, not the sum
     assert relay.apart == []
-    assert sorted(relay.events[:3]) == sorted(("ask", c) for c in CENTRES), relay.events
-    assert len(result) == 26 + 92 and result.federation_missing == []
+    assert sorted(relay.events[: len(CENTRES)]) == sorted(("ask", c) for c in CENTRES), relay.events
+    assert len(result) == 26 + 92 + 92 and result.federation_missing == []
     seconds = {c: r.seconds for c, r in result.federation.items()}
     # two answers per search (landing page, one page of results): at least twice the delay
     assert all(seconds[c] >= 2 * d for c, d in delays.items()), seconds
@@ -305,7 +316,7 @@ def test_one_worker_searches_the_centres_one_after_another(
     for centre in CENTRES:
         kinds = [kind for kind, c in relay.events if c == centre]
         assert kinds[-1] == "answer" and kinds.count("ask") == kinds.count("answer") >= 2
-    assert len(result) == 26 + 92 and result.federation_missing == []
+    assert len(result) == 26 + 92 + 92 and result.federation_missing == []
 
 
 def test_a_slow_centre_is_cut_at_its_budget_and_the_others_returned(
@@ -313,7 +324,7 @@ def test_a_slow_centre_is_cut_at_its_budget_and_the_others_returned(
 ) -> None:
     # dinamis answers only when released; theia and odatis have a budget that only guards
     # against a hang, so how loaded the machine is decides nothing
-    timeouts = {"theia": HANG, "odatis": HANG, "dinamis": 1.3}
+    timeouts = {"theia": HANG, "odatis": HANG, "aeris": HANG, "dinamis": 1.3}
     federated = lab.catalog(relayed_centres(live, relay, tmp_path / "centres.yaml", timeouts))
     release = relay.hold("dinamis")
     try:
@@ -329,8 +340,8 @@ def test_a_slow_centre_is_cut_at_its_budget_and_the_others_returned(
     assert report["dinamis"].seconds >= 1.3
     assert report["theia"].status == report["odatis"].status == "ok"
     assert (report["theia"].returned, report["odatis"].returned) == (16, 7 + 92)
-    assert cut.federation_missing == ["dinamis"] and len(cut) == 16 + 7 + 92
-    assert {i.properties["earthlab:centre"] for i in cut} == {"theia", "odatis"}
+    assert cut.federation_missing == ["dinamis"] and len(cut) == 16 + 7 + 92 + 92
+    assert {i.properties["earthlab:centre"] for i in cut} == {"theia", "odatis", "aeris"}
 
 
 def test_a_centre_stopped_mid_test_is_reported_missing(
@@ -340,7 +351,7 @@ def test_a_centre_stopped_mid_test_is_reported_missing(
         sample_dir / "centres.yaml", tmp_path, catalog_options={"retries": 2}
     ) as federation:
         before = lab.catalog(federation.centres_file).search()
-        assert before.federation_missing == [] and len(before) == 26 + 92
+        assert before.federation_missing == [] and len(before) == 26 + 92 + 92
         federation.stop("stac-odatis")
         backoffs: list[float] = []
         backoff = RetryPolicy.backoff
@@ -359,14 +370,14 @@ def test_a_centre_stopped_mid_test_is_reported_missing(
     assert report.error.startswith(f"ConnectionError: {federation.urls['odatis']} answered 502")
     assert "the STAC API does not answer" in report.error
     assert after.federation_missing == ["odatis"] and after.missing == {"odatis": report.error}
-    assert {i.properties["earthlab:centre"] for i in after} == {"theia", "dinamis"}
-    assert len(after) == 16 + 3
+    assert {i.properties["earthlab:centre"] for i in after} == {"theia", "dinamis", "aeris"}
+    assert len(after) == 16 + 3 + 92
     # each try was answered (502), none timed out, and the two waits between them are short
     assert len(backoffs) == 2 and sum(backoffs) < 3.0, backoffs
     assert document["federation:missing"] == ["odatis"]
     statuses = {r["centre"]: r["status"] for r in document["federation"]}
-    assert statuses == {"theia": "ok", "odatis": "missing", "dinamis": "ok"}
-    assert len(document["features"]) == 19
+    assert statuses == {"theia": "ok", "odatis": "missing", "dinamis": "ok", "aeris": "ok"}
+    assert len(document["features"]) == 16 + 3 + 92
 
 
 def test_library_import_time_is_not_counted_in_a_centres_budget(live) -> None:

@@ -23,7 +23,7 @@ from lab_server.deploy._layout import SECRET_NAMES, access_scope, gateway_env_na
 ROOT = Path(__file__).resolve().parent.parent
 HUB_CONFIG = ROOT / "hub_config"
 HELM = HUB_CONFIG / "helm"
-CENTRES = ("theia", "odatis")  # the embedded sample federation's centres, in file order
+CENTRES = ("theia", "odatis", "aeris")  # the sample's open centres, in file order
 
 
 @pytest.fixture(scope="module")
@@ -184,6 +184,7 @@ def test_local_hub_registers_gateways_scopes_and_environment(run_dir, monkeypatc
     assert set(services) == {
         "dask-gateway-theia",
         "dask-gateway-odatis",
+        "dask-gateway-aeris",
         "earthlab-admin",
         "processes",
     }
@@ -361,7 +362,7 @@ def test_helm_has_one_gateway_release_per_sample_centre(sample_dir):
 
     centres = read_centres_file(sample_dir / "centres.yaml")
     names = list(centres)
-    assert tuple(names) == (*CENTRES, "dinamis")
+    assert tuple(names) == ("theia", "odatis", "dinamis", "aeris")
     releases = sorted(
         p.stem.removeprefix("dask-gateway-") for p in HELM.glob("dask-gateway-*.yaml")
     )

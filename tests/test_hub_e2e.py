@@ -333,12 +333,14 @@ def test_hub_command_starts_reports_and_stops_everything(sample_dir, tmp_path, m
                 "stac-theia",
                 "stac-odatis",
                 "stac-dinamis",
+                "stac-aeris",
                 "front",
                 "restricted-dinamis",
                 "processes",
                 "gateway-theia",
                 "gateway-odatis",
                 "gateway-dinamis",
+                "gateway-aeris",
                 "hub",
             )
         ]
@@ -366,9 +368,9 @@ def test_hub_command_starts_reports_and_stops_everything(sample_dir, tmp_path, m
         stopped = subprocess.run([*earthlab, "down"], capture_output=True, text=True, timeout=120)
     assert stopped.returncode == 0
     assert stopped.stdout.strip() == (
-        "stopped: hub, gateway-dinamis, gateway-odatis, gateway-theia, processes, "
-        "restricted-dinamis, "
-        "front, stac-dinamis, stac-odatis, stac-theia, proxy"
+        "stopped: hub, gateway-aeris, gateway-dinamis, gateway-odatis, gateway-theia, "
+        "processes, restricted-dinamis, "
+        "front, stac-aeris, stac-dinamis, stac-odatis, stac-theia, proxy"
     )
     assert not [
         pid for pid in pids if psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"

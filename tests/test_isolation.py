@@ -315,7 +315,7 @@ def test_down_removes_the_firewall_rules(sample_dir: Path):
         with running_lab(sample_dir / "centres.yaml", run_dir) as d:
             rules = subprocess.run(["iptables", "-S", "OUTPUT"], capture_output=True, text=True)
             # one rule per centre's own catalogue server (no pgstac, no test provider here)
-            assert rules.stdout.count(f"earthlab {run_dir.resolve()}") == len(d.catalogues) == 3
+            assert rules.stdout.count(f"earthlab {run_dir.resolve()}") == len(d.catalogues) == 4
         rules = subprocess.run(["iptables", "-S", "OUTPUT"], capture_output=True, text=True)
         assert f"earthlab {run_dir.resolve()}" not in rules.stdout
     finally:

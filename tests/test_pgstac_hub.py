@@ -88,7 +88,7 @@ def test_hub_up_with_pgstac_catalogues(
         catalogs = {c["name"]: c["catalog"] for c in document["centres"]}
         # (and each user's processing results, served by the processing service)
         assert {n: c["kind"] for n, c in catalogs.items()} == dict.fromkeys(
-            ("theia", "odatis", "dinamis", "results"), "stac-api"
+            ("theia", "odatis", "dinamis", "aeris", "results"), "stac-api"
         )
         assert catalogs["results"]["href"] == deployment.processes_url + "stac/"
         assert catalogs["results"]["token_env"] == "JUPYTERHUB_API_TOKEN"
@@ -111,14 +111,14 @@ def test_hub_up_with_pgstac_catalogues(
         )
         result = lab.catalog(deployment.centres_file).search()
         assert {c: r.status for c, r in result.federation.items()} == dict.fromkeys(
-            ("theia", "odatis", "dinamis", "results"), "ok"
+            ("theia", "odatis", "dinamis", "aeris", "results"), "ok"
         )
         assert result.federation["results"].matched == 0
         counts = {
             c: sum(i.properties["earthlab:centre"] == c for i in result)
-            for c in ("theia", "odatis", "dinamis")
+            for c in ("theia", "odatis", "dinamis", "aeris")
         }
-        assert counts == {"theia": 16, "odatis": 7 + 92, "dinamis": 3}
+        assert counts == {"theia": 16, "odatis": 7 + 92, "dinamis": 3, "aeris": 92}
         offline = lab.catalog(sample_dir / "centres.yaml").search()
         assert sorted(i.id for i in result if i.properties["earthlab:centre"] != "dinamis") == (
             sorted(i.id for i in offline)

@@ -234,7 +234,7 @@ def test_sample_detection_needs_the_samples_own_centres_file(
     # the same catalogues under another centres file, without the generator's record
     copy = tmp_path / "copy"
     copy.mkdir()
-    for name in ("theia", "odatis", "dinamis"):
+    for name in ("theia", "odatis", "dinamis", "aeris"):
         (copy / name).symlink_to(sample_dir / name)
     (copy / "centres.yaml").write_text(text.replace("sample federation", "federation"))
     assert _report.sample_record(lab.centres(copy / "centres.yaml")) is None
@@ -247,7 +247,7 @@ def test_sample_detection_needs_the_samples_own_centres_file(
     # a record by another generator
     local = tmp_path / "local"
     local.mkdir()
-    for name in ("theia", "odatis", "dinamis"):
+    for name in ("theia", "odatis", "dinamis", "aeris"):
         (local / name).symlink_to(sample_dir / name, target_is_directory=True)
     (local / "truth").mkdir()
     (local / "truth" / "generator.json").write_text(json.dumps({"generator": "someone else"}))
@@ -273,7 +273,7 @@ def test_the_local_labs_centres_file_derived_from_the_sample_is_the_sample(
     # derived from a centres file that is not the sample's: nothing synthetic is claimed
     other = tmp_path / "other"
     other.mkdir()
-    for name in ("theia", "odatis", "dinamis"):
+    for name in ("theia", "odatis", "dinamis", "aeris"):
         (other / name).symlink_to(sample_dir / name, target_is_directory=True)
     (other / "centres.yaml").write_text((sample_dir / "centres.yaml").read_text())
     not_sample = write_centres_file(
@@ -295,7 +295,7 @@ def test_the_report_of_other_data_claims_nothing_synthetic(
     """The whole crossing on the sample's files under a centres file that is not the sample's."""
     copy = tmp_path / "federation"
     copy.mkdir()
-    for name in ("theia", "odatis", "dinamis"):
+    for name in ("theia", "odatis", "dinamis", "aeris"):
         (copy / name).symlink_to(sample_dir / name)
     (copy / "centres.yaml").write_text((sample_dir / "centres.yaml").read_text())
     out = tmp_path / "out"

@@ -164,9 +164,10 @@ def test_member_searches_with_signed_asset_urls_and_is_charged_once(
         "theia": "ok",
         "odatis": "ok",
         "dinamis": "ok",
+        "aeris": "ok",
         "results": "ok",  # her processing results: none
     }
-    assert len(result) == 16 + 7 + 92 + 3 and result.federation_missing == []
+    assert len(result) == 16 + 7 + 92 + 3 + 92 and result.federation_missing == []
     vhr = [i for i in result if i.properties["earthlab:centre"] == "dinamis"]
     assert [i.id for i in vhr] == [a["item_id"] for a in scenes["acquisitions"]]
     first = vhr[0]
@@ -201,7 +202,7 @@ def test_outsider_sees_a_restricted_entry_and_gets_403(
     assert report.status == "restricted" and report.attempts == 1
     assert report.error.startswith(f"restricted: request access via {ACCESS_URL}")
     assert "frank is not a member" in report.error
-    assert result.federation_missing == ["dinamis"] and len(result) == 16 + 7 + 92
+    assert result.federation_missing == ["dinamis"] and len(result) == 16 + 7 + 92 + 92
     assert main(["search", "--centres", deployment.centres_file, "--json"]) == 0
     document = json.loads(capsys.readouterr().out)
     assert document["federation:missing"] == ["dinamis"]
@@ -317,6 +318,7 @@ def test_local_hub_and_helm_layer_restrict_dinamis_the_same_way(tmp_path, monkey
         "  - {name: odatis, catalog: {kind: stac-static, href: odatis/catalog.json}}\n"
         "  - name: dinamis\n    catalog: {kind: stac-geoparquet, href: dinamis/items.parquet}\n"
         "    restricted: {pleiades-ms: dinamis}\n"
+        "  - {name: aeris, catalog: {kind: stac-static, href: aeris/catalog.json}}\n"
     )
     run = RunDir(tmp_path / "run")
     run.create()
@@ -324,7 +326,7 @@ def test_local_hub_and_helm_layer_restrict_dinamis_the_same_way(tmp_path, monkey
         run.new_secret(name)
     gateways = tuple(
         GatewayPorts(c, 9100 + 10 * i, 9101 + 10 * i, 9102 + 10 * i, 9103 + 10 * i)
-        for i, c in enumerate(("theia", "odatis", "dinamis"))
+        for i, c in enumerate(("theia", "odatis", "dinamis", "aeris"))
     )
     for g in gateways:
         run.new_secret(f"{g.service}-token")
@@ -351,7 +353,12 @@ def test_local_hub_and_helm_layer_restrict_dinamis_the_same_way(tmp_path, monkey
     assert services["restricted-dinamis"]["url"] == "http://127.0.0.1:9201"
     assert services["restricted-dinamis"]["api_token"] == run.secret("restricted-dinamis-token")
     roles = {r["name"]: r for r in c.JupyterHub.load_roles}
-    assert roles["user"]["scopes"] == ["self", access_scope("theia"), access_scope("odatis")]
+    assert roles["user"]["scopes"] == [
+        "self",
+        access_scope("theia"),
+        access_scope("odatis"),
+        access_scope("aeris"),
+    ]
     assert roles["restricted-data-dinamis"]["groups"] == ["dinamis"]
     assert set(roles["restricted-data-dinamis"]["scopes"]) == {
         SERVICE_SCOPE,

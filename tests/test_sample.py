@@ -101,8 +101,9 @@ def test_centres_file_has_the_documented_shape(sample_dir: Path) -> None:
     assert text.startswith("# Centres of the Earth Analytics Lab embedded sample federation")
     doc = yaml.safe_load(text)
     assert doc["version"] == 1
-    assert [c["name"] for c in doc["centres"]] == ["theia", "odatis", "dinamis"]
-    theia, odatis, _dinamis = doc["centres"]
+    assert [c["name"] for c in doc["centres"]] == ["theia", "odatis", "dinamis", "aeris"]
+    theia, odatis, _dinamis, aeris = doc["centres"]
+    assert aeris["collections"] == ["aerosol-optical-depth-daily"]
     assert theia["catalog"] == {"kind": "stac-geoparquet", "href": "theia/items.parquet"}
     assert odatis["catalog"] == {"kind": "stac-geoparquet", "href": "odatis/items.parquet"}
     assert theia["collections"] == [S2] and odatis["collections"] == [INSITU, OCEAN]
@@ -652,7 +653,7 @@ def test_ensure_default_sample_generates_once_under_concurrency(
         th.start()
     for th in threads:
         th.join()
-    assert results == [tmp_path / "sample-v3" / "centres.yaml"] * 4
+    assert results == [tmp_path / "sample-v4" / "centres.yaml"] * 4
     assert len(fake_generate) == 1
 
 
@@ -690,10 +691,10 @@ def test_cli_writes_a_byte_identical_federation(
     printed = capsys.readouterr().out
     assert f"export EARTHLAB_CENTRES={out / 'centres.yaml'}" in printed
     first, second = _digest(sample_dir), _digest(out)
-    # the layout of the contract: scenes, stations, ocean-colour days and their references,
-    # Pléiades scenes, each centre's catalogue, collection(s) and items.parquet, the truth's
-    # three files, centres.yaml
-    assert len(first) == 16 * 9 + 7 * 3 + 92 * 2 + 1 + 3 * 5 + 3 * 3 + 1 + 3 + 1
+    # the layout of the contract: scenes, stations, ocean-colour and aerosol days and their
+    # references, Pléiades scenes, each centre's catalogue, collection(s) and items.parquet,
+    # the truth's three files, centres.yaml
+    assert len(first) == 16 * 9 + 7 * 3 + 2 * (92 * 2 + 1) + 3 * 5 + 4 * 3 + 1 + 3 + 1
     assert first == second
 
 

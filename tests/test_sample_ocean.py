@@ -101,3 +101,45 @@ def test_odatis_publishes_the_product_with_references_that_move_with_it(
     seen = np.isfinite(chl).any(axis=0).sum()
     assert 0.9 * record["water_cells"] < seen <= record["water_cells"]  # land never seen
     assert np.isnan(chl).all(axis=0).sum() >= chl[0].size - record["water_cells"]
+
+
+def test_aeris_publishes_daily_aerosol_optical_depth_as_its_record_says(
+    sample_dir: Path, sample_truth: dict
+) -> None:
+    """A third pole: the aeris product's values are the record's formula at the cell centres,
+    recomputed here from the record alone, within the int16 packing step."""
+    import datacubes
+    import lab
+
+    record = sample_truth["aerosol"]
+    assert record["days"] == 92 and record["shape"] == [40, 50] and len(record["events"]) == 3
+    federation = lab.catalog(sample_dir / "centres.yaml")
+    assert "aeris" in federation.centres
+    (collection,) = [c for c in federation.collections() if c.id == "aerosol-optical-depth-daily"]
+    cube = datacubes.load_gridded(collection)
+    aod = cube["aod550"]
+    assert aod.attrs["standard_name"] == (
+        "atmosphere_optical_thickness_due_to_ambient_aerosol_particles"
+    )
+    assert aod.attrs["crs"] == "EPSG:4326" and aod.sizes == {"time": 92, "lat": 40, "lon": 50}
+    lat, lon = aod["lat"].to_numpy(), aod["lon"].to_numpy()
+    assert np.allclose(np.diff(lat), -0.05) and np.allclose(np.diff(lon), 0.05)
+    assert (lat[0], lon[0]) == (44.475, 2.525)
+    lons, lats = np.meshgrid(lon, lat)
+    epoch = np.datetime64("2022-01-01T00:00")
+    values = aod.to_numpy()
+    for i, when in enumerate(aod["time"].to_numpy()):
+        assert str(when)[11:16] == "12:00"
+        t = (when - epoch) / np.timedelta64(1, "D")
+        truth = 0.10 + 0.04 * np.sin(2 * np.pi * (t - 80.0) / 365.25)
+        for e in record["events"]:
+            truth = truth + e["a"] * np.exp(-0.5 * ((t - e["t"]) / e["w"]) ** 2) * np.exp(
+                -((lons - e["lon"]) ** 2 + (lats - e["lat"]) ** 2) / (2 * e["s"] ** 2)
+            )
+        seen = np.isfinite(values[i])
+        assert 0.35 <= seen.mean() <= 1.0  # clouds hide at most 60 %
+        assert abs(seen.mean() - (1 - record["cloud_cover"][i])) < 1e-9
+        # half the packing step, plus the float32 rounding before packing
+        np.testing.assert_allclose(values[i][seen], truth[seen], atol=0.000051)
+    # the events are in the season: some day somewhere has a plume well above the background
+    assert np.nanmax(values) > 0.3

@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 from lab.sample import (
     SAMPLE_NAME,
     SampleGenerationError,
+    _aerosol,
     _grid,
     _insitu,
     _ocean,
@@ -59,14 +60,22 @@ centres:
     restricted:                        # collection: hub group whose members may read it
       pleiades-ms: dinamis
     access_url: https://dinamis.data-terra.org/
+  - name: aeris
+    title: "AERIS — atmosphere (sample)"
+    description: "Daily aerosol optical depth over the Gulf of Lion"
+    catalog:
+      kind: stac-geoparquet
+      href: aeris/items.parquet
+    static_catalog: aeris/catalog.json
+    collections: [aerosol-optical-depth-daily]
 """
 
 
 def generate(root: Path, acqs: Sequence[_scenes.Acquisition], seed: int, progress: bool) -> None:
     """Write the whole federation into ``root``."""
     # spawn(n + 1) gives the same first n streams as spawn(n): later products draw new ones
-    rngs = np.random.default_rng(seed).spawn(7)
-    model_rng, land_rng, sky_rng, noise_rng, insitu_rng, vhr_rng, ocean_rng = rngs
+    rngs = np.random.default_rng(seed).spawn(8)
+    model_rng, land_rng, sky_rng, noise_rng, insitu_rng, vhr_rng, ocean_rng, aerosol_rng = rngs
     grid = _grid.Grid.default()
     surf = _grid.surface(grid)
     stations = _grid.stations(grid, surf)
@@ -142,6 +151,25 @@ def generate(root: Path, acqs: Sequence[_scenes.Acquisition], seed: int, progres
         ],
     )
 
+    _say(progress, "writing the aeris daily aerosol product")
+    aerosol_items, aerosol_assets, aerosol_record = _aerosol.write_product(
+        root / _aerosol.CENTRE, ocean_days, aerosol_rng
+    )
+    _stac.write_centre(
+        root / _aerosol.CENTRE,
+        centre=_aerosol.CENTRE,
+        title="AERIS — atmosphere (sample)",
+        description="Daily aerosol optical depth over the Gulf of Lion",
+        collections=[
+            _stac.SampleCollection(
+                _aerosol.COLLECTION,
+                "Daily aerosol optical depth at 550 nm, 0.05 degree (sample)",
+                aerosol_items,
+                assets=aerosol_assets,
+            )
+        ],
+    )
+
     _say(progress, "writing the dinamis very-high-resolution scenes")
     vhr_items, vhr_record = _vhr.generate(root / _vhr.CENTRE, grid, model, vhr_rng)
     _stac.write_centre(
@@ -180,6 +208,7 @@ def generate(root: Path, acqs: Sequence[_scenes.Acquisition], seed: int, progres
     record = _record(seed, grid, surf, acqs, skies, covers, stations, outcomes)
     record["dinamis"] = vhr_record
     record["ocean_colour"] = ocean_record
+    record["aerosol"] = aerosol_record
     (root / "truth" / "generator.json").write_text(
         json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
     )

@@ -89,14 +89,16 @@ def _water(grid: _grid.Grid, surf: np.ndarray, x: np.ndarray, y: np.ndarray) -> 
     return water
 
 
-def _clouds(rng: np.random.Generator, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """A smooth random cloud mask covering 0 to 60 % of the area."""
+def _clouds(
+    rng: np.random.Generator, x: np.ndarray, y: np.ndarray, scale: float = 1.0
+) -> np.ndarray:
+    """A smooth random cloud mask covering 0 to 60 % of the area (cells ``scale`` x 1.5-5 km)."""
     cover = rng.uniform(0.0, 0.6)
     field = np.zeros(x.shape)
     xmin, xmax, ymin, ymax = x.min(), x.max(), y.min(), y.max()
     for _ in range(6):
         cx, cy = rng.uniform(xmin, xmax), rng.uniform(ymin, ymax)
-        sigma = rng.uniform(1500.0, 5000.0)
+        sigma = scale * rng.uniform(1500.0, 5000.0)
         field += np.exp(-0.5 * ((x - cx) ** 2 + (y - cy) ** 2) / sigma**2)
     if cover == 0.0:
         return np.zeros(x.shape, dtype=bool)
@@ -120,13 +122,20 @@ def daily_fields(
 
 
 def _write_day(
-    path: Path, when: datetime, lat: np.ndarray, lon: np.ndarray, fields: dict[str, np.ndarray]
+    path: Path,
+    when: datetime,
+    lat: np.ndarray,
+    lon: np.ndarray,
+    fields: dict[str, np.ndarray],
+    packing: dict[str, tuple[float, float, str, str, str]] = PACKING,
+    title: str = "Daily ocean colour over the Étang de Thau (synthetic sample)",
 ) -> None:
+    """One day of a gridded product as a CF NetCDF-4 file, each variable int16-packed."""
     import xarray as xr
 
     variables = {}
     for name, values in fields.items():
-        scale, offset, units, long_name, standard = PACKING[name]
+        scale, offset, units, long_name, standard = packing[name]
         variables[name] = xr.Variable(
             ("time", "lat", "lon"),
             values[np.newaxis].astype("float32"),
@@ -150,7 +159,7 @@ def _write_day(
         },
         attrs={
             "Conventions": "CF-1.8",
-            "title": "Daily ocean colour over the Étang de Thau (synthetic sample)",
+            "title": title,
             "source": "earthlab sample generator: the truth model of the sample federation",
             "institution": "Earth Analytics Lab (sample data, not an observation)",
         },
@@ -195,7 +204,13 @@ def _write_references(directory: Path, files: Sequence[Path]) -> Path:
 
 
 def _item(
-    item_id: str, when: datetime, path: Path, bbox: tuple[float, ...], cover: float
+    item_id: str,
+    when: datetime,
+    path: Path,
+    bbox: tuple[float, ...],
+    cover: float,
+    collection: str = COLLECTION,
+    title: str = "chlorophyll-a and turbidity (CF NetCDF-4)",
 ) -> pystac.Item:
     west, south, east, north = bbox
     item = pystac.Item(
@@ -209,13 +224,13 @@ def _item(
         bbox=list(bbox),
         datetime=when,
         properties={"eo:cloud_cover": round(100 * cover, 2)},
-        collection=COLLECTION,
+        collection=collection,
     )
     item.add_asset(
         "data",
         pystac.Asset(
             str(path),
-            title="chlorophyll-a and turbidity (CF NetCDF-4)",
+            title=title,
             media_type="application/x-netcdf",
             roles=["data"],
         ),
@@ -266,13 +281,15 @@ def write_product(
         "cloud_cover": [round(c, 4) for c in covers],
         "packing": {k: {"scale_factor": v[0], "add_offset": v[1]} for k, v in PACKING.items()},
     }
-    assets = {
-        "references": pystac.Asset(
-            str(references),
-            title="kerchunk references: every day of the collection along time",
-            media_type="application/json",
-            roles=["references", "index"],
-            extra_fields={"xarray:open_kwargs": {"engine": "kerchunk", "consolidated": False}},
-        )
-    }
-    return items, assets, record
+    return items, {"references": references_asset(references)}, record
+
+
+def references_asset(path: Path) -> pystac.Asset:
+    """The collection asset naming a product's kerchunk references."""
+    return pystac.Asset(
+        str(path),
+        title="kerchunk references: every day of the collection along time",
+        media_type="application/json",
+        roles=["references", "index"],
+        extra_fields={"xarray:open_kwargs": {"engine": "kerchunk", "consolidated": False}},
+    )
