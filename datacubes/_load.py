@@ -18,7 +18,7 @@ from odc.geo.geobox import GeoBox
 from datacubes._bands import available_bands
 from datacubes._errors import EmptyLoadError
 from datacubes._io import AssetReadWarning, AssetRef, NamingRioDriver, check_file, missing_local
-from datacubes._masks import MASK_NAMES, plan_masks
+from datacubes._masks import MASK_NAMES, plan_flags, plan_masks
 from datacubes._output import finish
 from datacubes._paste import paste_load
 from datacubes._plan import (
@@ -58,6 +58,7 @@ def load(
     geobox: GeoBox | None = None,
     chunks: Mapping[str, int] | None = None,
     mask: MaskSpec = None,
+    flags: Sequence[str] | None = None,
     groupby: str = "solar_day",
     fail_on_error: bool = True,
 ) -> xr.Dataset:
@@ -121,6 +122,17 @@ def load(
         asset, and products with no registered mask an error listing the registered ones. A
         callable receives the scaled dataset and returns a boolean DataArray, True where pixels
         must become NaN.
+    flags : sequence of str, optional
+        Mask names (among ``clouds``, ``shadows``, ``water``, ``snow``, ``edge``, ``nodata``)
+        to add as boolean variables ``flag_<name>``, True where the product's quality band
+        says so, with the meanings of ``mask=`` (the same registry): e.g. ``flag_water`` is
+        SCL class 6 on Sen2Cor items, MG2 bit 0 on THEIA MAJA ones (water under clouds
+        included: combine with ``flag_clouds`` for clear water), QA_PIXEL bit 7 on Landsat.
+        Code that reads flags instead of a product's own classification runs unchanged on
+        every registered product. The quality bands are chosen at the output pixel size (MAJA
+        ``_R1`` at 10 m, ``_R2`` at 20 m, else the one every item has) and left out of the
+        output unless asked for. Flags describe each time step's quality band after fusing
+        (the first item with data).
     groupby : {"solar_day", "time", "id"}
         Items of one solar day (UTC time + longitude / 15 h, per item), of one exact time, or
         none are fused into one time step (first valid pixel wins, in time then id order).
@@ -215,6 +227,7 @@ def load(
         chunks=chunks,
         eager=False,
         mask=mask,
+        flags=flags,
         groupby=groupby,
         fail_on_error=fail_on_error,
     )
@@ -265,12 +278,14 @@ def _load(
     mask: MaskSpec,
     groupby: str,
     fail_on_error: bool,
+    flags: Sequence[str] | None = None,
 ) -> xr.Dataset:
     """:func:`load`, or with ``eager`` :func:`load_values`."""
     items = as_items(items)
     requested = as_band_list(bands)
     dask_chunks = None if eager else _check_chunks(chunks)
     mask_request, mask_func = _check_mask(mask)
+    flag_names = _check_flags(flags)
     if groupby not in GROUPBY:
         raise ConfigurationError(f"groupby must be one of {', '.join(GROUPBY)}, got {groupby!r}")
     bbox_t = _check_bbox(bbox)
@@ -289,6 +304,15 @@ def _load(
         mask_plan = plan_masks(items, names, pixels, mask_request, f"mask={mask!r}")
         extra = list(mask_plan.extra)
         if extra:
+            plans = plan_items(items, [*requested, *extra], res)
+    flag_plan = None
+    if flag_names:
+        sizes = [e.resolution for e in plans[0] if e.name in names and e.resolution]
+        pixel_size = res if res is not None else min(sizes, default=None)
+        flag_plan = plan_flags(items, flag_names, names, pixel_size, f"flags={list(flag_names)!r}")
+        more = [band for band in flag_plan.extra if band not in extra]
+        if more:
+            extra += more
             plans = plan_items(items, [*requested, *extra], res)
 
     out_res: Any = None  # odc-stac's resolution=, when it makes the grid itself
@@ -359,7 +383,9 @@ def _load(
         raise AssertionError(
             f"expected {len(read_groups)} time steps, odc-stac made {raw.sizes['time']}"
         )
-    return finish(raw, items, plans, groups, names, mask_plan, mask_func, groupby, read_groups)
+    return finish(
+        raw, items, plans, groups, names, mask_plan, mask_func, groupby, read_groups, flag_plan
+    )
 
 
 def _shared_files(plans: list[list[ItemBand]]) -> list[ItemBand]:
@@ -482,6 +508,20 @@ def _check_mask(
             f"mask classes must be SCL values 0..11, got {sorted(classes, key=str)}"
         )
     return frozenset(int(c) for c in classes), None
+
+
+def _check_flags(flags: Sequence[str] | None) -> tuple[str, ...]:
+    """Flag names, checked against :data:`MASK_NAMES`."""
+    if flags is None:
+        return ()
+    listed = [flags] if isinstance(flags, str) else list(flags)
+    unknown = [repr(name) for name in listed if name not in MASK_NAMES]
+    if unknown:
+        raise ConfigurationError(
+            f"flags must be mask names among {', '.join(MASK_NAMES)} "
+            f"(e.g. flags=['water', 'clouds']), got {', '.join(unknown)}"
+        )
+    return tuple(dict.fromkeys(str(name) for name in listed))
 
 
 def _check_bbox(bbox: Sequence[float] | None) -> tuple[float, float, float, float] | None:

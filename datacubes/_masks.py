@@ -236,17 +236,8 @@ def _variant(
     )
 
 
-def plan_masks(
-    items: Sequence[pystac.Item],
-    names: Sequence[str],
-    pixels: dict[str, float | None],
-    request: tuple[str, ...] | frozenset[int],
-    why: str,
-) -> MaskPlan:
-    """The quality bands and tests masking bands ``names`` (native pixel size in ``pixels``).
-
-    ``request`` is mask names (from :data:`MASK_NAMES`) or a set of SCL classes.
-    """
+def _rule(items: Sequence[pystac.Item], why: str) -> MaskRule:
+    """The one mask rule of the items' product (SCL for items of no family with ``scl``)."""
     families = {family_of(item) for item in items}
     rules = {rule_for(family) for family in families}
     if len(rules) > 1:
@@ -269,6 +260,21 @@ def plan_masks(
                 "pass mask=None."
             )
         rule = SCL_RULE
+    return rule
+
+
+def plan_masks(
+    items: Sequence[pystac.Item],
+    names: Sequence[str],
+    pixels: dict[str, float | None],
+    request: tuple[str, ...] | frozenset[int],
+    why: str,
+) -> MaskPlan:
+    """The quality bands and tests masking bands ``names`` (native pixel size in ``pixels``).
+
+    ``request`` is mask names (from :data:`MASK_NAMES`) or a set of SCL classes.
+    """
+    rule = _rule(items, why)
     if isinstance(request, frozenset):
         if rule is not SCL_RULE:
             raise ConfigurationError(
@@ -315,3 +321,48 @@ def _require(items: Sequence[pystac.Item], band: str, why: str, rule: MaskRule) 
             f"{why} needs band {band!r} ({rule.product}), which {len(lacking)} item(s) lack: "
             f"{shown}. Use items that have it or pass mask=None."
         )
+
+
+@dataclass(frozen=True)
+class FlagPlan:
+    """Quality bands to load and, per requested flag, the tests whose union sets it."""
+
+    extra: tuple[str, ...]
+    """Quality bands to load that were not requested (dropped from the output)."""
+    flags: tuple[tuple[str, tuple[tuple[str, MaskTest], ...]], ...]
+    """``(flag name, ((quality variable, test), ...))``."""
+    product: str
+    """The product family in words (for the flags' attributes)."""
+
+
+def plan_flags(
+    items: Sequence[pystac.Item],
+    names: Sequence[str],
+    requested: Sequence[str],
+    pixel: float | None,
+    why: str,
+) -> FlagPlan:
+    """The quality bands and tests of the boolean flags ``names`` at pixel size ``pixel``.
+
+    ``requested`` are the bands the user asked for (a quality band among them stays in the
+    output). A product that does not flag one of ``names`` is a :class:`lab.ConfigurationError`
+    naming the flags it has.
+    """
+    rule = _rule(items, why)
+    extra: list[str] = []
+    flags: list[tuple[str, tuple[tuple[str, MaskTest], ...]]] = []
+    for name in names:
+        found = rule.tests(name)
+        if found is None:
+            offered = ", ".join(n for n, _ in rule.meanings)
+            raise ConfigurationError(
+                f"{why}: {rule.product} items ({_product(items)}) do not flag {name!r}; "
+                f"their flags are {offered}"
+            )
+        pairs = tuple((_variant(items, rule, test.band, pixel, why), test) for test in found)
+        for variable, _test in pairs:
+            if variable not in requested and variable not in extra:
+                _require(items, variable, why, rule)
+                extra.append(variable)
+        flags.append((name, pairs))
+    return FlagPlan(tuple(extra), tuple(flags), rule.product)

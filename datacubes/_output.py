@@ -9,7 +9,7 @@ import numpy as np
 import pystac
 import xarray as xr
 
-from datacubes._masks import MaskPlan, MaskTest
+from datacubes._masks import FlagPlan, MaskPlan, MaskTest
 from datacubes._plan import ItemBand
 from lab import ConfigurationError
 
@@ -80,6 +80,7 @@ def finish(
     mask_func: Callable[[xr.Dataset], xr.DataArray] | None,
     groupby: str,
     read_groups: list[list[int]] | None = None,
+    flag_plan: FlagPlan | None = None,
 ) -> xr.Dataset:
     """Turn odc-stac's DN dataset into the output of :func:`datacubes.load`.
 
@@ -113,8 +114,16 @@ def finish(
     out = xr.Dataset(variables, coords=_step_coords(items, groups))
     if mask_func is not None:
         out = _apply_mask_func(out, floats, mask_func)
-    if mask_plan is not None and mask_plan.extra:
-        out = out.drop_vars(list(mask_plan.extra))
+    if flag_plan is not None:
+        out = out.assign(
+            {
+                f"flag_{name}": _flag(out, name, pairs, flag_plan.product)
+                for name, pairs in flag_plan.flags
+            }
+        )
+    extra = [*(mask_plan.extra if mask_plan else ()), *(flag_plan.extra if flag_plan else ())]
+    if extra:
+        out = out.drop_vars(list(dict.fromkeys(extra)))
     grid_mapping = raw[names[0]].encoding.get("grid_mapping", "spatial_ref")
     for var in out.data_vars.values():  # lost by the arithmetic; rioxarray reads it
         var.encoding["grid_mapping"] = grid_mapping
@@ -202,6 +211,22 @@ def _quality_mask(codes: xr.DataArray, test: MaskTest) -> xr.DataArray:
     (:func:`_to_physical`).
     """
     return xr.apply_ufunc(test.apply, codes, dask="parallelized", output_dtypes=[bool])
+
+
+def _flag(
+    out: xr.Dataset, name: str, pairs: tuple[tuple[str, MaskTest], ...], product: str
+) -> xr.DataArray:
+    """Boolean flag ``name``: the union of its tests on the (fused) quality bands."""
+    parts = [_quality_mask(out[variable], test) for variable, test in pairs]
+    flag = parts[0]
+    for part in parts[1:]:
+        flag = flag | part
+    flag = flag.rename(f"flag_{name}")
+    flag.attrs = {  # not the quality band's nodata or classes
+        "long_name": f"{name} flag ({product})",
+        "flag_test": " or ".join(test.describe(variable) for variable, test in pairs),
+    }
+    return flag
 
 
 def _apply_mask_func(

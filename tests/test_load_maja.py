@@ -308,3 +308,47 @@ def test_every_maja_file_is_listed_in_sources_with_its_hash() -> None:
     for path in files:
         relative = path.relative_to(MAJA).as_posix()
         assert listed.get(relative) == hashlib.sha256(path.read_bytes()).hexdigest()[:16], relative
+
+
+# -- flags: the registry's meanings as boolean variables ----------------------------------------
+
+
+def test_flags_on_landsat_are_the_qa_pixel_bits(tmp_path: Path) -> None:
+    qa = np.array([[64, 1, 2, 4], [8, 16, 32, 128 | 64], [128, 64 | 32, 1 | 128, 0]], "uint16")
+    ds = _load([_landsat(tmp_path, qa)], ["red"], flags=["water", "clouds", "nodata", "snow"])
+    assert set(ds.data_vars) == {"red", "flag_water", "flag_clouds", "flag_nodata", "flag_snow"}
+    assert "qa_pixel" not in ds  # loaded for the flags, not asked for
+    np.testing.assert_array_equal(ds.flag_water.values[0], (qa & 128) != 0)
+    np.testing.assert_array_equal(ds.flag_clouds.values[0], (qa & 0b11111) != 0)
+    np.testing.assert_array_equal(ds.flag_nodata.values[0], (qa & 1) != 0)
+    np.testing.assert_array_equal(ds.flag_snow.values[0], (qa & 32) != 0)
+    assert ds.flag_water.dtype == bool and not np.isnan(ds.red.values).any()  # no mask asked
+    assert ds.flag_water.attrs == {
+        "long_name": "water flag (Landsat Collection 2 Level-2 (QA_PIXEL bits))",
+        "flag_test": "QA_PIXEL has bit 7 set",
+    }
+    kept = _load([_landsat(tmp_path, qa)], ["red", "qa_pixel"], flags=["water"])
+    np.testing.assert_array_equal(kept.qa_pixel.values[0], qa)  # asked for: kept, exact
+
+
+@pytest.mark.parametrize("product", PRODUCTS)
+def test_flags_on_real_maja_products_read_clm(items, product) -> None:
+    clm, _ = _read(product, "CLM_R2")
+    item = items[PRODUCTS.index(product)]
+    ds = _load([item], ["nir08"], flags=["clouds", "shadows"])
+    np.testing.assert_array_equal(ds.flag_clouds.values[0], clm != 0)
+    np.testing.assert_array_equal(ds.flag_shadows.values[0], (clm & 0b0110_0000) != 0)
+    assert ds.flag_clouds.attrs["flag_test"] == "CLM_R2 has any of bits 0, 1, 2, 3, 4, 5, 6, 7 set"
+    # the crops carry CLM only: a water flag needs MG2, and the error says which file
+    with pytest.raises(datacubes.BandNotFoundError, match=r"MG2_R1 or MG2_R2.*lacks it"):
+        _load([item], ["nir08"], flags=["water"])
+
+
+def test_flags_refuse_unknown_names_and_names_a_product_does_not_flag(
+    items, tmp_path: Path
+) -> None:
+    with pytest.raises(lab.ConfigurationError, match=r"flags must be mask names.*got 'sky'"):
+        _load(items[:1], ["red"], flags=["sky"])
+    landsat = _landsat(tmp_path, np.zeros((2, 2), "uint16"))
+    with pytest.raises(lab.ConfigurationError, match=r"do not flag 'edge'; their flags are"):
+        _load([landsat], ["red"], flags=["edge"])
