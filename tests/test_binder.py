@@ -167,7 +167,7 @@ def test_postbuild_in_a_clean_virtual_environment(tmp_path: Path) -> None:
 
     kernel = venv / "share" / "jupyter" / "kernels" / "earth-analytics" / "kernel.json"
     assert json.loads(kernel.read_text())["argv"][0] == str(python)
-    centres = tmp_path / "cache" / "sample-v4" / "centres.yaml"
+    centres = tmp_path / "cache" / "sample-v5" / "centres.yaml"
     assert centres.is_file(), "postBuild generates the sample federation"
 
     # A session starts through binder/start, then the launch notebook runs on the python3 kernel.

@@ -52,6 +52,7 @@ def test_sample_collections_filtered_by_the_lab_restricted_kept_closed(sample_di
     result = lab.catalog(sample_dir / "centres.yaml").collections()
     assert [(c.extra_fields["earthlab:centre"], c.id) for c in result] == [
         ("theia", "sentinel-2-l2a"),
+        ("theia", "sentinel2-l2a-theia"),
         ("odatis", "insitu-water-quality"),
         ("odatis", "ocean-colour-daily"),
         ("aeris", "aerosol-optical-depth-daily"),
@@ -65,7 +66,7 @@ def test_sample_collections_filtered_by_the_lab_restricted_kept_closed(sample_di
     assert result.federation_missing == ["dinamis"]
     assert result.federation["theia"].note == "filtered by the lab"
     text = result.describe()
-    assert text.startswith("4 collections for every collection (incomplete: dinamis not")
+    assert text.startswith("5 collections for every collection (incomplete: dinamis not")
     assert "filtered by the lab" in repr(result)
 
 
@@ -74,7 +75,7 @@ def test_sample_collections_by_q_bbox_and_datetime(sample_dir: Path) -> None:
     assert [c.id for c in federation.collections(q="WATER quality")] == ["insitu-water-quality"]
     assert [c.id for c in federation.collections(q="nothing-like-this")] == []
     # the sample lies around the Étang de Thau (3.5-3.8 E, 43.3-43.5 N)
-    assert len(federation.collections(bbox=[3.5, 43.3, 3.8, 43.5])) == 4
+    assert len(federation.collections(bbox=[3.5, 43.3, 3.8, 43.5])) == 5
     far = federation.collections(bbox=[-30, 40, -20, 50])
     assert len(far) == 0
     assert far.federation["dinamis"].status == "ok"  # nothing restricted matches: nothing hidden
@@ -112,11 +113,13 @@ def test_a_csw_centre_in_search_is_skipped_with_a_note(sample_dir: Path, tmp_pat
 def test_without_a_static_mirror_collections_are_made_from_the_items(
     sample_dir: Path, tmp_path: Path
 ) -> None:
-    items = list(
-        pystac.Catalog.from_file(str(sample_dir / "theia" / "catalog.json")).get_items(
+    items = [
+        item
+        for item in pystac.Catalog.from_file(str(sample_dir / "theia" / "catalog.json")).get_items(
             recursive=True
         )
-    )
+        if item.collection_id == "sentinel-2-l2a"
+    ]
     path = tmp_path / "centres.yaml"
     href = str(sample_dir / "theia" / "items.parquet")
     path.write_text(
@@ -160,6 +163,7 @@ def test_cli_collections_offline_and_its_bad_arguments(
     document = json.loads(capsys.readouterr().out)
     assert [c["id"] for c in document["collections"]] == [
         "sentinel-2-l2a",
+        "sentinel2-l2a-theia",
         "insitu-water-quality",
         "ocean-colour-daily",
         "aerosol-optical-depth-daily",

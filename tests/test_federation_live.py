@@ -59,12 +59,12 @@ def test_three_live_stac_apis_merged_sorted_and_tagged(live, sample_dir: Path) -
     result = lab.catalog(live.centres_file).search()
     expected = {c: static_items(sample_dir, c) for c in CENTRES}
     assert {c: len(v) for c, v in expected.items()} == {
-        "theia": 16,
+        "theia": 16 + 16,  # Sen2Cor-like and MAJA
         "odatis": 7 + 92,
         "dinamis": 3,
         "aeris": 92,
     }
-    assert len(result) == 26 + 92 + 92
+    assert len(result) == 26 + 16 + 92 + 92
     for centre in CENTRES:
         report = result.federation[centre]
         assert report.status == "ok", report
@@ -102,9 +102,10 @@ def test_filters_agree_with_the_offline_catalogues(
     open_ids = [i.id for i in online if i.properties["earthlab:centre"] != "dinamis"]
     assert open_ids == [i.id for i in offline]
     scenes = [
-        a["item_id"]
+        name
         for a in sample_truth["acquisitions"]
         if "2021-11-01" <= a["datetime"][:10] <= "2022-02-28"
+        for name in (a["item_id"], a["maja_product"])
     ]
     # every station's record spans the whole interval: the box decides
     stations = [
@@ -112,7 +113,7 @@ def test_filters_agree_with_the_offline_catalogues(
         for s in sample_truth["stations"]
         if box[0] <= s["lon"] <= box[2] and box[1] <= s["lat"] <= box[3]
     ]
-    assert len(scenes) == 8 and sorted(stations) == [
+    assert len(scenes) == 8 * 2 and sorted(stations) == [
         "THAU01-water-quality",
         "THAU03-water-quality",
     ]
@@ -299,7 +300,7 @@ def test_slow_centres_are_searched_at_the_same_time(sample_dir: Path, tmp_path: 
     # every centre was asked before any was answered: the search costs the slowest, not the sum
     assert relay.apart == []
     assert sorted(relay.events[: len(CENTRES)]) == sorted(("ask", c) for c in CENTRES), relay.events
-    assert len(result) == 26 + 92 + 92 and result.federation_missing == []
+    assert len(result) == 26 + 16 + 92 + 92 and result.federation_missing == []
     seconds = {c: r.seconds for c, r in result.federation.items()}
     # two answers per search (landing page, one page of results): at least twice the delay
     assert all(seconds[c] >= 2 * d for c, d in delays.items()), seconds
@@ -316,7 +317,7 @@ def test_one_worker_searches_the_centres_one_after_another(
     for centre in CENTRES:
         kinds = [kind for kind, c in relay.events if c == centre]
         assert kinds[-1] == "answer" and kinds.count("ask") == kinds.count("answer") >= 2
-    assert len(result) == 26 + 92 + 92 and result.federation_missing == []
+    assert len(result) == 26 + 16 + 92 + 92 and result.federation_missing == []
 
 
 def test_a_slow_centre_is_cut_at_its_budget_and_the_others_returned(
@@ -339,8 +340,8 @@ def test_a_slow_centre_is_cut_at_its_budget_and_the_others_returned(
     assert report["dinamis"].error == "timed out after 1.3 s"
     assert report["dinamis"].seconds >= 1.3
     assert report["theia"].status == report["odatis"].status == "ok"
-    assert (report["theia"].returned, report["odatis"].returned) == (16, 7 + 92)
-    assert cut.federation_missing == ["dinamis"] and len(cut) == 16 + 7 + 92 + 92
+    assert (report["theia"].returned, report["odatis"].returned) == (32, 7 + 92)
+    assert cut.federation_missing == ["dinamis"] and len(cut) == 32 + 7 + 92 + 92
     assert {i.properties["earthlab:centre"] for i in cut} == {"theia", "odatis", "aeris"}
 
 
@@ -351,7 +352,7 @@ def test_a_centre_stopped_mid_test_is_reported_missing(
         sample_dir / "centres.yaml", tmp_path, catalog_options={"retries": 2}
     ) as federation:
         before = lab.catalog(federation.centres_file).search()
-        assert before.federation_missing == [] and len(before) == 26 + 92 + 92
+        assert before.federation_missing == [] and len(before) == 26 + 16 + 92 + 92
         federation.stop("stac-odatis")
         backoffs: list[float] = []
         backoff = RetryPolicy.backoff
@@ -371,13 +372,13 @@ def test_a_centre_stopped_mid_test_is_reported_missing(
     assert "the STAC API does not answer" in report.error
     assert after.federation_missing == ["odatis"] and after.missing == {"odatis": report.error}
     assert {i.properties["earthlab:centre"] for i in after} == {"theia", "dinamis", "aeris"}
-    assert len(after) == 16 + 3 + 92
+    assert len(after) == 32 + 3 + 92
     # each try was answered (502), none timed out, and the two waits between them are short
     assert len(backoffs) == 2 and sum(backoffs) < 3.0, backoffs
     assert document["federation:missing"] == ["odatis"]
     statuses = {r["centre"]: r["status"] for r in document["federation"]}
     assert statuses == {"theia": "ok", "odatis": "missing", "dinamis": "ok", "aeris": "ok"}
-    assert len(document["features"]) == 16 + 3 + 92
+    assert len(document["features"]) == 32 + 3 + 92
 
 
 def test_library_import_time_is_not_counted_in_a_centres_budget(live) -> None:

@@ -29,7 +29,7 @@ from datacubes._load import load_values
 @pytest.fixture(scope="module")
 def items(sample_dir: Path) -> list[pystac.Item]:
     catalog = pystac.Catalog.from_file(str(sample_dir / "theia" / "catalog.json"))
-    return sorted(catalog.get_items(recursive=True), key=lambda item: item.datetime)
+    return sorted(_sen2cor(catalog), key=lambda item: item.datetime)
 
 
 @pytest.fixture(scope="module")
@@ -201,3 +201,8 @@ def test_another_pixel_size_goes_to_odc_stac(monkeypatch, items, grid):
     coarse = datacubes.load(items[:1], ["red"], resolution=40).odc.geobox
     _, _, used, _ = _both(monkeypatch, items[:2], ["red"], coarse)
     assert used == [False]
+
+
+def _sen2cor(catalog: pystac.Catalog) -> list[pystac.Item]:
+    """The Sen2Cor-like items of theia (it also publishes the same scenes as MAJA products)."""
+    return [i for i in catalog.get_items(recursive=True) if i.collection_id == "sentinel-2-l2a"]

@@ -116,7 +116,7 @@ def test_same_items_in_the_same_order(
 def test_the_sample_is_all_there(pgstac_federation: LiveFederation, sample_dir: Path) -> None:
     result = lab.catalog(pgstac_federation.centres_file).search()
     counts = {c: sum(i.properties["earthlab:centre"] == c for i in result) for c in CENTRES}
-    assert counts == {"theia": 16, "odatis": 7 + 92, "dinamis": 3, "aeris": 92}
+    assert counts == {"theia": 16 + 16, "odatis": 7 + 92, "dinamis": 3, "aeris": 92}
     filtered = lab.catalog(pgstac_federation.centres_file).search(
         collections="sentinel-2-l2a", filter=CLEAR
     )
@@ -209,14 +209,14 @@ def test_a_stopped_pgstac_centre_is_reported_missing(sample_dir: Path, tmp_path:
         sample_dir / "centres.yaml", tmp_path, catalog_options={"retries": 0}
     ) as federation:
         before = lab.catalog(federation.centres_file).search()
-        assert len(before) == 26 + 92 + 92 and before.federation_missing == []
+        assert len(before) == 26 + 16 + 92 + 92 and before.federation_missing == []
         federation.stop("stac-odatis")
         after = lab.catalog(federation.centres_file).search(timeout=60)
         assert after.federation["odatis"].status == "missing"
         assert after.federation["odatis"].error
         assert after.federation_missing == ["odatis"]
         assert {i.properties["earthlab:centre"] for i in after} == {"theia", "dinamis", "aeris"}
-        assert len(after) == 26 - 7 + 92
+        assert len(after) == 26 + 16 - 7 + 92
 
 
 # --- the user's sortby: the same items in the same order on every server (issue 15, item 2) ---

@@ -118,7 +118,7 @@ def test_hub_up_with_pgstac_catalogues(
             c: sum(i.properties["earthlab:centre"] == c for i in result)
             for c in ("theia", "odatis", "dinamis", "aeris")
         }
-        assert counts == {"theia": 16, "odatis": 7 + 92, "dinamis": 3, "aeris": 92}
+        assert counts == {"theia": 16 + 16, "odatis": 7 + 92, "dinamis": 3, "aeris": 92}
         offline = lab.catalog(sample_dir / "centres.yaml").search()
         assert sorted(i.id for i in result if i.properties["earthlab:centre"] != "dinamis") == (
             sorted(i.id for i in offline)

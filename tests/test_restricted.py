@@ -167,7 +167,7 @@ def test_member_searches_with_signed_asset_urls_and_is_charged_once(
         "aeris": "ok",
         "results": "ok",  # her processing results: none
     }
-    assert len(result) == 16 + 7 + 92 + 3 + 92 and result.federation_missing == []
+    assert len(result) == 32 + 7 + 92 + 3 + 92 and result.federation_missing == []
     vhr = [i for i in result if i.properties["earthlab:centre"] == "dinamis"]
     assert [i.id for i in vhr] == [a["item_id"] for a in scenes["acquisitions"]]
     first = vhr[0]
@@ -202,7 +202,7 @@ def test_outsider_sees_a_restricted_entry_and_gets_403(
     assert report.status == "restricted" and report.attempts == 1
     assert report.error.startswith(f"restricted: request access via {ACCESS_URL}")
     assert "frank is not a member" in report.error
-    assert result.federation_missing == ["dinamis"] and len(result) == 16 + 7 + 92 + 92
+    assert result.federation_missing == ["dinamis"] and len(result) == 32 + 7 + 92 + 92
     assert main(["search", "--centres", deployment.centres_file, "--json"]) == 0
     document = json.loads(capsys.readouterr().out)
     assert document["federation:missing"] == ["dinamis"]

@@ -53,7 +53,7 @@ def truth(sample_dir: Path) -> xr.Dataset:
 @pytest.fixture(scope="session")
 def s2_items(sample_dir: Path) -> list[pystac.Item]:
     catalog = pystac.Catalog.from_file(str(sample_dir / "theia" / "catalog.json"))
-    return sorted(catalog.get_items(recursive=True), key=lambda it: it.datetime)
+    return sorted(_sen2cor(catalog), key=lambda it: it.datetime)
 
 
 @pytest.fixture(scope="session")
@@ -106,7 +106,8 @@ def test_centres_file_has_the_documented_shape(sample_dir: Path) -> None:
     assert aeris["collections"] == ["aerosol-optical-depth-daily"]
     assert theia["catalog"] == {"kind": "stac-geoparquet", "href": "theia/items.parquet"}
     assert odatis["catalog"] == {"kind": "stac-geoparquet", "href": "odatis/items.parquet"}
-    assert theia["collections"] == [S2] and odatis["collections"] == [INSITU, OCEAN]
+    assert theia["collections"] == [S2, "sentinel2-l2a-theia"]
+    assert odatis["collections"] == [INSITU, OCEAN]
     assert theia["title"] == "THEIA — continental surfaces (sample)"
     for centre in doc["centres"]:
         assert (sample_dir / centre["catalog"]["href"]).is_file()
@@ -236,6 +237,9 @@ def test_item_json_has_the_extensions(sample_dir: Path, s2_items: list) -> None:
 
 def test_items_parquet_matches_the_static_catalogue(sample_dir: Path, s2_items: list) -> None:
     features = rustac.read_sync(str(sample_dir / "theia" / "items.parquet"))["features"]
+    # the Sen2Cor-like items first, then the MAJA products of the same scenes
+    assert [f["collection"] for f in features] == [S2] * 16 + ["sentinel2-l2a-theia"] * 16
+    features = features[:16]
     assert [f["id"] for f in features] == [it.id for it in s2_items]
     for feature, item in zip(features, s2_items, strict=True):
         for key, asset in feature["assets"].items():
@@ -653,7 +657,7 @@ def test_ensure_default_sample_generates_once_under_concurrency(
         th.start()
     for th in threads:
         th.join()
-    assert results == [tmp_path / "sample-v4" / "centres.yaml"] * 4
+    assert results == [tmp_path / "sample-v5" / "centres.yaml"] * 4
     assert len(fake_generate) == 1
 
 
@@ -732,3 +736,8 @@ def test_generation_writes_plain_json_types(
     lab.make_sample(tmp_path / "out")
     item = json.loads(next((tmp_path / "out").rglob("S2*_L2A.json")).read_text())
     assert type(item["properties"]["eo:cloud_cover"]) is float
+
+
+def _sen2cor(catalog: pystac.Catalog) -> list[pystac.Item]:
+    """The Sen2Cor-like items of theia (it also publishes the same scenes as MAJA products)."""
+    return [i for i in catalog.get_items(recursive=True) if i.collection_id == "sentinel-2-l2a"]

@@ -124,8 +124,8 @@ def _static_documents(sample_dir: Path) -> list[tuple[str, dict[str, Any]]]:
 def test_every_document_of_the_sample_federation_validates(sample_dir: Path) -> None:
     documents = _static_documents(sample_dir)
     kinds = [d.get("type") for _, d in documents]
-    assert kinds.count("Catalog") == 4 and kinds.count("Collection") == 5
-    assert kinds.count("Feature") == 16 + 3 + 7 + 92 + 92
+    assert kinds.count("Catalog") == 4 and kinds.count("Collection") == 6
+    assert kinds.count("Feature") == 16 + 16 + 3 + 7 + 92 + 92
     declared = {url for _, d in documents for url in d.get("stac_extensions", [])}
     assert declared == EXTENSIONS
     assert {d["stac_version"] for _, d in documents} == {"1.1.0"}

@@ -15,7 +15,7 @@ from lab._errors import ConfigurationError, EarthLabError
 
 __all__ = ["SampleGenerationError", "ensure_default_sample", "make_sample"]
 
-SAMPLE_NAME = "sample-v4"
+SAMPLE_NAME = "sample-v5"
 """Cache directory name; bumped whenever the generator's output changes (v2: the dinamis centre)."""
 DEFAULT_SEED = 20220125
 DEFAULT_DATES = 16
@@ -89,7 +89,7 @@ def make_sample(
 def ensure_default_sample(*, progress: bool = False) -> Path:
     """Return the default sample's ``centres.yaml``, generating it first if needed.
 
-    The sample lives in ``<cache dir>/sample-v4`` (the ``cache_dir`` setting,
+    The sample lives in ``<cache dir>/sample-v5`` (the ``cache_dir`` setting,
     ``EARTHLAB_CACHE_DIR``). Concurrent callers (several kernels, dask workers) wait on a file
     lock; only one generates.
 

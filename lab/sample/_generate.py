@@ -19,6 +19,7 @@ from lab.sample import (
     _aerosol,
     _grid,
     _insitu,
+    _maja,
     _ocean,
     _scenes,
     _stac,
@@ -35,12 +36,12 @@ version: 1
 centres:
   - name: theia
     title: "THEIA — continental surfaces (sample)"
-    description: "Sentinel-2 L2A-like scenes over the Étang de Thau"
+    description: "Sentinel-2 L2A-like scenes over the Étang de Thau, Sen2Cor and MAJA formats"
     catalog:
       kind: stac-geoparquet
       href: theia/items.parquet        # relative to this file
     static_catalog: theia/catalog.json
-    collections: [sentinel-2-l2a]
+    collections: [sentinel-2-l2a, sentinel2-l2a-theia]
   - name: odatis
     title: "ODATIS — ocean (sample)"
     description: "In-situ water-quality stations and daily ocean colour over the Étang de Thau"
@@ -74,8 +75,9 @@ centres:
 def generate(root: Path, acqs: Sequence[_scenes.Acquisition], seed: int, progress: bool) -> None:
     """Write the whole federation into ``root``."""
     # spawn(n + 1) gives the same first n streams as spawn(n): later products draw new ones
-    rngs = np.random.default_rng(seed).spawn(8)
-    model_rng, land_rng, sky_rng, noise_rng, insitu_rng, vhr_rng, ocean_rng, aerosol_rng = rngs
+    rngs = np.random.default_rng(seed).spawn(9)
+    model_rng, land_rng, sky_rng, noise_rng, insitu_rng, vhr_rng, ocean_rng, aerosol_rng = rngs[:8]
+    maja_rngs = rngs[8].spawn(len(acqs))
     grid = _grid.Grid.default()
     surf = _grid.surface(grid)
     stations = _grid.stations(grid, surf)
@@ -84,10 +86,11 @@ def generate(root: Path, acqs: Sequence[_scenes.Acquisition], seed: int, progres
     skies = _scenes.skies(sky_rng, len(acqs))
 
     theia = root / "theia"
-    items, covers = [], []
+    items, maja_items, covers = [], [], []
     scratch = _truth.Scratch(root / ".scratch", acqs)
     bar = tqdm(total=len(acqs), desc="scenes", unit="date", disable=not progress, file=sys.stderr)
-    for acq, sky, rng in zip(acqs, skies, noise_rng.spawn(len(acqs)), strict=True):
+    noise_rngs = noise_rng.spawn(len(acqs))
+    for acq, sky, rng, maja_rng in zip(acqs, skies, noise_rngs, maja_rngs, strict=True):
         scene = _scenes.render(acq, sky, grid, surf, land, model, rng)
         for st in stations:
             if (scene.scl[st.box()] == _scenes.SCL_NODATA).any():
@@ -95,6 +98,9 @@ def generate(root: Path, acqs: Sequence[_scenes.Acquisition], seed: int, progres
         directory = theia / _stac.S2_COLLECTION / acq.item_id
         sizes = _scenes.write_cogs(scene, grid, directory)
         items.append(_stac.scene_item(scene, grid, directory, sizes))
+        maja_items.append(
+            _maja.write_product(scene, grid, surf, theia / _maja.COLLECTION, maja_rng)
+        )
         scratch.add(scene)
         covers.append(scene.cloud_cover)
         bar.update()
@@ -104,11 +110,12 @@ def generate(root: Path, acqs: Sequence[_scenes.Acquisition], seed: int, progres
         theia,
         centre="theia",
         title="THEIA — continental surfaces (sample)",
-        description="Sentinel-2 L2A-like scenes over the Étang de Thau",
+        description="Sentinel-2 L2A-like scenes over the Étang de Thau, Sen2Cor and MAJA formats",
         collections=[
             _stac.SampleCollection(
                 _stac.S2_COLLECTION, "Sentinel-2 L2A-like surface reflectance (sample)", items
-            )
+            ),
+            _stac.SampleCollection(_maja.COLLECTION, _maja.TITLE, maja_items),
         ],
     )
 
@@ -249,6 +256,7 @@ def _record(
         "acquisitions": [
             {
                 "item_id": a.item_id,
+                "maja_product": _maja.product_name(a),
                 "datetime": f"{a.datetime:%Y-%m-%dT%H:%M:%SZ}",
                 "platform": a.platform,
                 "processing_baseline": a.baseline,

@@ -207,6 +207,9 @@ class Scene:
     cloud_cover: float
     turbidity: np.ndarray
     chlorophyll_a: np.ndarray
+    reflectance: np.ndarray
+    """Noise-free reflectance (band first, float32) before quantisation: what another
+    processing chain of the same acquisition starts from."""
 
 
 def render(
@@ -241,6 +244,7 @@ def render(
             rho[:, cirrus] += CIRRUS_ADD
             scl[cirrus] = SCL_CIRRUS
 
+    clean = rho.astype(np.float32)
     rho += rng.normal(0.0, NOISE_SIGMA, size=rho.shape)
     dn = np.clip(np.rint(rho * 10000 + acq.dn_offset), 1, 65535).astype(np.uint16)
     if sky.wedge:
@@ -249,7 +253,8 @@ def render(
         scl[wedge] = SCL_NODATA
     valid = np.count_nonzero(scl)
     cloudy = np.count_nonzero(np.isin(scl, (SCL_CLOUD_MEDIUM, SCL_CLOUD_HIGH, SCL_CIRRUS)))
-    return Scene(acq, dn, scl, round(float(100.0 * cloudy / valid), 2), turbidity, chl)
+    cover = round(float(100.0 * cloudy / valid), 2)
+    return Scene(acq, dn, scl, cover, turbidity, chl, clean)
 
 
 def _shift(mask: np.ndarray, shift: tuple[int, int]) -> np.ndarray:
