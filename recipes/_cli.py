@@ -19,6 +19,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--out", default="out/demo", help="output directory (default: out/demo)")
     parser.add_argument("--centres", help="centres file (default: $EARTHLAB_CENTRES or the sample)")
     parser.add_argument(
+        "--collection",
+        default="sentinel-2-l2a",
+        help="Sentinel-2 L2A collection: sentinel-2-l2a (Sen2Cor, the default) or "
+        "sentinel2-l2a-theia (THEIA MAJA)",
+    )
+    parser.add_argument(
         "--max-dt", default="3h", type=_max_dt, help="matchup time window (default: 3h)"
     )
     parser.add_argument(
@@ -59,7 +65,11 @@ def run(args: argparse.Namespace) -> int:
 
     out = output_dir(args.out, "--out")  # before minutes of work, not after
     result = water_quality_crossing(
-        out, centres=args.centres, max_dt=args.max_dt, window=args.window
+        out,
+        centres=args.centres,
+        collection=args.collection,
+        max_dt=args.max_dt,
+        window=args.window,
     )
     print(result)
     return 0

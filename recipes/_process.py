@@ -94,6 +94,15 @@ def _metadata() -> dict[str, Any]:
         "outputTransmission": ["value"],
         "inputs": {
             **_SEARCH_INPUTS,
+            "collection": {
+                "title": "Sentinel-2 L2A collection",
+                "description": "Which processing of the scenes: 'sentinel-2-l2a' (Sen2Cor, "
+                "scene classification) or THEIA's 'sentinel2-l2a-theia' (MAJA, bit masks); "
+                "clouds and water come from each product's own masks.",
+                "minOccurs": 0,
+                "maxOccurs": 1,
+                "schema": {"type": "string", "default": "sentinel-2-l2a", "minLength": 1},
+            },
             "max_dt": {
                 "title": "Matchup time window",
                 "description": "Largest time between a scene and an in-situ sample (pandas "
@@ -200,6 +209,7 @@ class WaterQualityCrossingProcess:
                 context.work_dir / name,
                 bbox=bbox,
                 datetime=data.get("datetime"),
+                collection=str(data.get("collection") or "sentinel-2-l2a"),
                 max_dt=str(data.get("max_dt") or "3h"),
                 window=int(data.get("window") or 5),
                 progress=_steps(context),

@@ -308,7 +308,7 @@ def reason_rules(protocol: MatchupProtocol) -> dict[str, str]:
         ),
         "land": (
             f"no water pixel in the {box}-pixel box: the station is on land or mislocated "
-            "(water is where the scene classification says water on at least half of the "
+            "(water is where the product says clear water (SCL 6 or its water flag) on at least half of the "
             "pixel's clear dates)."
         ),
         "nodata": (
@@ -465,14 +465,14 @@ def _km_axis(ax: Axes, crs_name: str) -> None:
 
 
 def _water_outline(cube: xr.Dataset) -> np.ndarray | None:
-    """Share of each pixel's clear dates classified water (NaN where never clear)."""
-    from recipes.matchup import SCL_CLEAR, SCL_WATER
+    """Share of each pixel's clear dates that are clear water (NaN where never clear)."""
+    from recipes.matchup import CLEAR_LAND_STATE, CLEAR_WATER_STATE, surface_states
 
-    if "scl" not in cube.data_vars:
+    state = surface_states(cube)
+    if state is None:
         return None
-    scl = cube["scl"]
-    votes = (scl == SCL_WATER).sum("time")
-    clear = scl.isin(list(SCL_CLEAR)).sum("time")
+    votes = (state == CLEAR_WATER_STATE).sum("time")
+    clear = (state >= CLEAR_LAND_STATE).sum("time")
     share = (votes / clear.where(clear > 0)).compute()
     return np.asarray(share.to_numpy(), dtype="float64")
 
@@ -494,7 +494,7 @@ def map_figure(cube: xr.Dataset, matchups: pd.DataFrame) -> Figure:
     ----------
     cube
         The crossing's cube (``time, y, x`` in a projected CRS in metres, with a CRS readable
-        by rioxarray, the mapped variables and ``scl``).
+        by rioxarray, the mapped variables and ``scl`` or the flags of ``datacubes.load``).
     matchups
         The matchups table (station positions).
 

@@ -38,7 +38,10 @@ __all__ = ["CrossingResult", "ocean_colour_crossing", "water_quality_crossing"]
 
 SATELLITE_COLLECTION = "sentinel-2-l2a"
 INSITU_COLLECTION = "insitu-water-quality"
-BANDS = ("green", "red", "rededge1", "nir", "swir16", "scl")
+BANDS = ("green", "red", "rededge1", "nir", "swir16")
+# clouds and water from the product's own quality band through the mask registry: the same
+# crossing on Sen2Cor (SCL), THEIA MAJA (CLM/MG2/EDG) or Landsat (QA_PIXEL) items
+FLAG_VARIABLES = tuple(f"flag_{name}" for name in matchup.FLAGS)
 PRODUCTS = ("turbidity", "chlorophyll_a", "spm", "ndci", "ndti_turbidity")
 PARAMETERS = {"turbidity": "turbidity", "chlorophyll_a": "chlorophyll_a"}
 # Band-level matchups feed the recalibration: red reflectance for Nechad, NDCI for chl-a.
@@ -88,6 +91,7 @@ def water_quality_crossing(
     centres: lab.CentreSet | str | os.PathLike[str] | None = None,
     bbox: Sequence[float] | None = None,
     datetime: str | None = None,
+    collection: str = SATELLITE_COLLECTION,
     max_dt: str = "3h",
     window: int = 5,
     progress: Callable[[str], None] | None = print,
@@ -102,6 +106,11 @@ def water_quality_crossing(
         Centres file or set (default: ``$EARTHLAB_CENTRES`` or the embedded sample).
     bbox, datetime
         Restrict both searches (WGS84 degrees; RFC 3339 interval).
+    collection
+        The Sentinel-2 L2A collection: ``sentinel-2-l2a`` (Sen2Cor, scene classification) or
+        THEIA's ``sentinel2-l2a-theia`` (MAJA, CLM/MG2 bit masks), or any product with a
+        registered mask. Clouds and water come from the product's own quality band through
+        ``datacubes.load(mask="clouds", flags=["water", "clouds", "nodata"])``.
     max_dt, window
         Matchup protocol time window and box size (see :func:`recipes.matchup.extract`).
     progress
@@ -125,16 +134,14 @@ def water_quality_crossing(
 
     say("1/6 searching the data centres")
     federation = lab.catalog(centres)
-    scenes = federation.search(collections=SATELLITE_COLLECTION, bbox=bbox, datetime=datetime)
+    scenes = federation.search(collections=collection, bbox=bbox, datetime=datetime)
     stations = federation.search(collections=INSITU_COLLECTION, bbox=bbox, datetime=datetime)
     _found(("satellite scenes", scenes), ("in-situ stations", stations))
     say(f"    {len(scenes)} scenes, {len(stations)} stations\n" + _indent(scenes.describe()))
 
     say("2/6 loading the cube (lazy), masking clouds, computing water-quality products")
-    cube = datacubes.load(scenes, bands=list(BANDS), mask="clouds", bbox=bbox)
-    products = wq.add_water_quality(cube)
-    keep = [*PRODUCTS, "red", "scl", "water"]
-    products = products[keep]
+    cube = _water_quality_cube(scenes, bbox)
+    products = cube[[*PRODUCTS, "red", *FLAG_VARIABLES, "water"]]
 
     say("3/6 writing the cube as Zarr")
     cube_path = out / "cube.zarr"
@@ -332,9 +339,7 @@ def ocean_colour_crossing(
         if len(scenes) == 0:
             say("    no Sentinel-2 scene over the product's days: no inter-comparison")
         else:
-            cube = wq.add_water_quality(
-                datacubes.load(scenes, bands=list(BANDS), mask="clouds", bbox=bbox)
-            )
+            cube = _water_quality_cube(scenes, bbox)
             pairs = {v: p for p, v in variables.items()}
             with dask.config.set(scheduler="threads"):
                 fine = intercomparison.aggregate_to_grid(cube, product, list(pairs.values()))
@@ -369,6 +374,14 @@ def ocean_colour_crossing(
     return CrossingResult(
         out, files, report, matchups, status, seconds, (*days, *stations, *(scenes or ()))
     )
+
+
+def _water_quality_cube(scenes: lab.SearchResult, bbox: Sequence[float] | None) -> xr.Dataset:
+    """The scenes' lazy cube, cloud-masked, with flags and water-quality products."""
+    cube = datacubes.load(
+        scenes, bands=list(BANDS), mask="clouds", flags=list(matchup.FLAGS), bbox=bbox
+    )
+    return wq.add_water_quality(cube, water="flags")
 
 
 def _found(*searches: tuple[str, lab.SearchResult]) -> None:

@@ -5,7 +5,7 @@ For each candidate, an N × N box centred on the station's pixel is read and:
 
 1. pixels that are not water (land) are excluded from the denominator;
 2. the valid fraction is the share of the box's water pixels that are clear water
-   (SCL class 6) with a finite retrieved value; below ``min_valid`` the candidate is rejected
+   (SCL class 6, or the water flag without clouds) with a finite retrieved value; below ``min_valid`` the candidate is rejected
    (``clouds``, or ``nodata`` when most non-clear pixels are outside the swath, or
    ``retrieval`` when pixels are clear but the algorithm gave no value);
 3. the valid values are filtered to mean ± 1.5 σ; the filtered mean, median, standard
@@ -17,9 +17,12 @@ checks: ``outside`` (the station is not inside the cube with its whole box), ``t
 acquisition within ``±max_dt``: one row naming the nearest acquisition), ``land`` (no water
 pixel in the box), ``nodata``, ``clouds``, ``retrieval``, ``cv``, else ``kept``.
 
-Water pixels are found from the cube's own SCL time series: a pixel is water when it is
-classified water (6) in at least half of its clear observations (SCL 2, 4, 5, 6, 7, 11).
-Pass ``water=`` (a boolean ``(y, x)`` DataArray) to use another static mask.
+Water pixels are found from the cube's own time series of surface states: a pixel is water
+when it is clear water in at least half of its clear observations. The states come from an
+SCL band (clear: 2, 4, 5, 6, 7, 11; water: 6; no data: 0, 1), else from the product-independent
+flags of ``datacubes.load(..., flags=["water", "clouds", "nodata"])`` (clear: neither clouds
+nor no data; water: the water flag): the same matchups on Sen2Cor, THEIA MAJA or Landsat
+items. Pass ``water=`` (a boolean ``(y, x)`` DataArray) to use another static mask.
 
 On a lazy (dask-backed) cube only the chunks containing the boxes are read: each station's
 box is selected once per variable (at the station's candidate dates; the SCL over all dates
@@ -76,6 +79,10 @@ STANDARD_NAMES: Mapping[str, tuple[str, ...]] = {
 SCL_WATER = 6
 SCL_NODATA = (0, 1)
 SCL_CLEAR = (2, 4, 5, 6, 7, 11)
+FLAGS = ("water", "clouds", "nodata")
+"""The ``datacubes.load(flags=...)`` a cube without SCL needs (variables ``flag_<name>``)."""
+# surface states of a pixel at one time, from the SCL or the flags
+NODATA_STATE, CLOUDY_STATE, CLEAR_LAND_STATE, CLEAR_WATER_STATE = 0, 1, 2, 3
 _INSITU_COLUMNS = ("station_id", "time", "lon", "lat", "parameter", "value")
 
 
@@ -129,8 +136,9 @@ def extract(
     ----------
     cube
         Dataset with dims ``time, y, x``, a CRS readable by rioxarray (``spatial_ref``),
-        the retrieved variables and the SCL band. Lazy cubes stay lazy until the boxes are
-        read. A ``source_items`` (and ``centre``) coordinate along ``time`` is reported.
+        the retrieved variables and the SCL band, or the flags of
+        ``datacubes.load(..., flags=["water", "clouds", "nodata"])`` (any registered
+        product). Lazy cubes stay lazy until the boxes are read. A ``source_items`` (and ``centre``) coordinate along ``time`` is reported.
     insitu
         Tidy in-situ table (``recipes.insitu`` schema): ``station_id``, ``time`` (UTC),
         ``lon``, ``lat``, ``parameter``, ``value`` (plus optional ``unit``, ``qc_flag``,
@@ -143,9 +151,10 @@ def extract(
         :data:`DEFAULT_VARIABLES`). Samples of a parameter without a variable in the cube
         get rows with reason ``no-variable``.
     water
-        Static boolean water mask on the cube's ``(y, x)`` grid; default: from the SCL.
+        Static boolean water mask on the cube's ``(y, x)`` grid; default: from the SCL or
+        the flags.
     scl
-        Name of the scene-classification variable.
+        Name of the scene-classification variable (used when the cube has it).
 
     Returns
     -------
@@ -338,9 +347,11 @@ def _check_cube(cube: xr.Dataset, scl: str, water: xr.DataArray | None) -> None:
         raise ConfigurationError(
             f"cube lacks dimension(s) {missing}; expected (time, y, x) as returned by datacubes.load"
         )
-    if scl not in cube.data_vars and water is None:
+    if water is None and surface_states(cube, scl) is None:
         raise ConfigurationError(
-            f"cube has no {scl!r} variable: load it (bands=[..., 'scl']) or pass water= and scl= explicitly"
+            f"cube has no {scl!r} variable and no flags {', '.join(f'flag_{n}' for n in FLAGS)}: "
+            "load the flags (datacubes.load(..., flags=['water', 'clouds', 'nodata']), any "
+            "product) or the SCL (bands=[..., 'scl']), or pass water= explicitly"
         )
     if cube.rio.crs is None:
         raise ConfigurationError("cube has no CRS: write one with cube.rio.write_crs(...)")
@@ -444,16 +455,23 @@ def _read_boxes(
         return {t: k for k, t in enumerate(order)}, selected
 
     lazy_values = {key: box(key[1], key[0], times) for key, times in value_times.items()}
-    lazy_scl = {
-        pixel: box(scl, pixel, times) if scl in cube.data_vars else None
-        for pixel, times in scl_times.items()
-    }
+    surface = surface_states(cube, scl)
+
+    def state_box(pixel: tuple[int, int], times: set[int]) -> tuple[dict[int, int], Any] | None:
+        if surface is None:
+            return None
+        order = sorted(times)
+        return {t: k for k, t in enumerate(order)}, surface.isel(
+            {"time": order, **window(pixel)}
+        ).data
+
+    lazy_scl = {pixel: state_box(pixel, times) for pixel, times in scl_times.items()}
     lazy_water = (
         {pixel: water.isel(window(pixel)).data for pixel in scl_times} if water is not None else {}
     )
     values, scl_boxes, water_boxes = dask.compute(lazy_values, lazy_scl, lazy_water)
     if water is None:
-        water_boxes = {pixel: _water_from_scl(scl_boxes[pixel][1]) for pixel in scl_boxes}
+        water_boxes = {pixel: _water_from_states(scl_boxes[pixel][1]) for pixel in scl_boxes}
 
     boxes = []
     for pixel, variable, t in needs:
@@ -467,15 +485,48 @@ def _read_boxes(
     return boxes
 
 
-def _water_from_scl(scl_ts: np.ndarray) -> np.ndarray:
-    """Water where SCL says water in at least half of the pixel's clear observations.
+def surface_states(cube: xr.Dataset, scl: str = "scl") -> xr.DataArray | None:
+    """Surface state of each pixel and time (uint8, lazy like the cube), or None.
 
-    ``scl_ts`` is the box's SCL time series ``(time, y, x)``. A pixel never observed clear is
-    not counted as water (nor in the denominator).
+    :data:`NODATA_STATE`, :data:`CLOUDY_STATE` (clouds, shadows, cirrus: not clear),
+    :data:`CLEAR_LAND_STATE` or :data:`CLEAR_WATER_STATE`, from the SCL variable ``scl``
+    when the cube has it, else from the flags ``flag_water``, ``flag_clouds`` and
+    ``flag_nodata`` of ``datacubes.load(flags=...)``; None when it has neither.
     """
-    scl_ts = np.asarray(scl_ts)
-    water_votes = (scl_ts == SCL_WATER).sum(axis=0)
-    clear_votes = np.isin(scl_ts, SCL_CLEAR).sum(axis=0)
+    if scl in cube.data_vars:
+        return xr.apply_ufunc(_scl_states, cube[scl], dask="parallelized", output_dtypes=[np.uint8])
+    names = [f"flag_{name}" for name in FLAGS]
+    if not all(name in cube.data_vars for name in names):
+        return None
+    return xr.apply_ufunc(
+        _flag_states, *(cube[name] for name in names), dask="parallelized", output_dtypes=[np.uint8]
+    )
+
+
+def _scl_states(scl: np.ndarray) -> np.ndarray:
+    out = np.full(scl.shape, CLOUDY_STATE, np.uint8)
+    out[np.isin(scl, SCL_CLEAR)] = CLEAR_LAND_STATE
+    out[scl == SCL_WATER] = CLEAR_WATER_STATE
+    out[np.isin(scl, SCL_NODATA)] = NODATA_STATE
+    return out
+
+
+def _flag_states(water: np.ndarray, clouds: np.ndarray, nodata: np.ndarray) -> np.ndarray:
+    out = np.where(water, CLEAR_WATER_STATE, CLEAR_LAND_STATE).astype(np.uint8)
+    out[clouds.astype(bool)] = CLOUDY_STATE
+    out[nodata.astype(bool)] = NODATA_STATE
+    return out
+
+
+def _water_from_states(state_ts: np.ndarray) -> np.ndarray:
+    """Water where the pixel is clear water in at least half of its clear observations.
+
+    ``state_ts`` is the box's time series of surface states ``(time, y, x)``. A pixel never
+    observed clear is not counted as water (nor in the denominator).
+    """
+    state_ts = np.asarray(state_ts)
+    water_votes = (state_ts == CLEAR_WATER_STATE).sum(axis=0)
+    clear_votes = (state_ts >= CLEAR_LAND_STATE).sum(axis=0)
     return (clear_votes > 0) & (water_votes * 2 >= clear_votes)
 
 
@@ -490,9 +541,9 @@ def _judge(
     result: dict[str, Any] = {"n_pixels": int(values.size), "n_water": n_water}
     if n_water == 0:
         return result | {"n_clear": 0, "n_valid": 0, "valid_fraction": 0.0, "reason": "land"}
-    if scl_box is not None:
-        clear = water_mask & (scl_box == SCL_WATER)
-        nodata = water_mask & np.isin(scl_box, SCL_NODATA)
+    if scl_box is not None:  # surface states
+        clear = water_mask & (scl_box == CLEAR_WATER_STATE)
+        nodata = water_mask & (scl_box == NODATA_STATE)
     else:
         clear = water_mask.copy()
         nodata = np.zeros_like(water_mask)

@@ -39,7 +39,7 @@ def product(federation: lab.FederatedCatalog) -> xr.Dataset:
 @pytest.fixture(scope="module")
 def sentinel2(federation: lab.FederatedCatalog) -> xr.Dataset:
     scenes = federation.search(collections="sentinel-2-l2a", datetime="2021-10-01/2021-10-20")
-    cube = datacubes.load(scenes, bands=list(crossing.BANDS), mask="clouds")
+    cube = datacubes.load(scenes, bands=[*crossing.BANDS, "scl"], mask="clouds")
     return wq.add_water_quality(cube)[["turbidity", "chlorophyll_a"]].compute()
 
 

@@ -421,7 +421,9 @@ def test_water_quality_crossing_job_equals_the_recipe_called_directly(
 ) -> None:
     from recipes.crossing import water_quality_crossing
 
-    inputs = {"max_dt": "3h", "window": 5, "name": "thau-crossing"}
+    # on THEIA's MAJA products, served over HTTP like the rest: the collection is an input
+    maja = "sentinel2-l2a-theia"
+    inputs = {"max_dt": "3h", "window": 5, "name": "thau-crossing", "collection": maja}
     started = api["alice"](
         "POST", "processes/water-quality-crossing/execution", json={"inputs": inputs}, headers=ASYNC
     )
@@ -430,8 +432,14 @@ def test_water_quality_crossing_job_equals_the_recipe_called_directly(
     assert job["status"] == "successful", job["message"]
     outputs = api["alice"]("GET", f"jobs/{job['jobID']}/results").json()
     direct = water_quality_crossing(
-        tmp_path / "direct", centres=deployment.centres_file, max_dt="3h", window=5, progress=None
+        tmp_path / "direct",
+        centres=deployment.centres_file,
+        collection=maja,
+        max_dt="3h",
+        window=5,
+        progress=None,
     )
+    assert all(item.id.startswith("SENTINEL2") for item in direct.items[:16])
     expected = json.loads(direct.files["validation"].read_text())
     assert outputs["validation"] == expected
     assert outputs["validation"]["turbidity"]["n"] > 0

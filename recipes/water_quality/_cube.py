@@ -28,7 +28,12 @@ __all__ = ["OUTPUT_VARIABLES", "add_water_quality"]
 OUTPUT_VARIABLES = ("water", "ndti_turbidity", "ndci", "turbidity", "chlorophyll_a", "spm")
 
 _TURBIDITY_BANDS = {"nechad2009": ["red"], "dogliotti2015": ["red", "nir08"]}
-_WATER_BANDS = {"scl": ["scl"], "mndwi": ["green", "swir16"], "ndwi": ["green", "nir"]}
+_WATER_BANDS = {
+    "scl": ["scl"],
+    "flags": ["flag_water", "flag_clouds", "flag_nodata"],
+    "mndwi": ["green", "swir16"],
+    "ndwi": ["green", "nir"],
+}
 
 
 def _masked(value: xr.DataArray, water: xr.DataArray) -> xr.DataArray:
@@ -40,7 +45,7 @@ def _masked(value: xr.DataArray, water: xr.DataArray) -> xr.DataArray:
 def add_water_quality(
     ds: xr.Dataset,
     *,
-    water: Literal["scl", "mndwi", "ndwi"] = "scl",
+    water: Literal["scl", "flags", "mndwi", "ndwi"] = "scl",
     threshold: float | None = None,
     exclude_scl: Sequence[int] | None = INVALID_SCL_CLASSES,
     turbidity: Literal["nechad2009", "dogliotti2015"] = "nechad2009",
@@ -57,12 +62,14 @@ def add_water_quality(
     ----------
     ds
         Reflectance cube with common band names (``datacubes.load``): ``green``, ``red``,
-        ``rededge1`` always; ``scl`` (or ``swir16`` / ``nir``) for the water mask; ``nir08``
+        ``rededge1`` always; ``scl`` (or the flags, or ``swir16`` / ``nir``) for the water
+        mask; ``nir08``
         for ``turbidity="dogliotti2015"``. Reflectances must already be scaled and offset
         (ρ = (DN + offset) / 10000).
     water
-        Water-mask method of :func:`water_mask`: ``"scl"`` (SCL class 6), ``"mndwi"`` or
-        ``"ndwi"``.
+        Water-mask method of :func:`water_mask`: ``"scl"`` (SCL class 6), ``"flags"`` (the
+        water flag of ``datacubes.load(flags=...)`` without clouds: any registered product),
+        ``"mndwi"`` or ``"ndwi"``.
     threshold
         Index threshold for ``"mndwi"`` / ``"ndwi"`` (default 0, see :func:`water_mask`).
     exclude_scl
@@ -106,7 +113,9 @@ def add_water_quality(
             f"unknown turbidity algorithm {turbidity!r}; use 'nechad2009' or 'dogliotti2015'"
         )
     if water not in _WATER_BANDS:
-        raise ConfigurationError(f"unknown water method {water!r}; use 'scl', 'mndwi' or 'ndwi'")
+        raise ConfigurationError(
+            f"unknown water method {water!r}; use 'scl', 'flags', 'mndwi' or 'ndwi'"
+        )
     needed = ["green", "red", "rededge1", *_TURBIDITY_BANDS[turbidity], *_WATER_BANDS[water]]
     require_bands(ds, list(dict.fromkeys(needed)), "add_water_quality")
     clash = [name for name in OUTPUT_VARIABLES if name in ds.variables]

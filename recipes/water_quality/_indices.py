@@ -244,7 +244,7 @@ def require_bands(ds: xr.Dataset, names: Iterable[str], purpose: str) -> None:
 
 def water_mask(
     ds: xr.Dataset,
-    method: Literal["scl", "mndwi", "ndwi"] = "scl",
+    method: Literal["scl", "flags", "mndwi", "ndwi"] = "scl",
     threshold: float | None = None,
     *,
     exclude_scl: Sequence[int] | None = INVALID_SCL_CLASSES,
@@ -257,14 +257,18 @@ def water_mask(
         Cube with common band names (``green``, ``nir``, ``swir16``, ``scl``...).
     method
         ``"scl"``: SCL class 6 (needs ``scl``; the default, as the L2A classification already
-        removes clouds and shadows). ``"mndwi"``: MNDWI > threshold (needs ``green`` and
+        removes clouds and shadows). ``"flags"``: clear water of any registered product,
+        ``flag_water`` and neither ``flag_clouds`` nor ``flag_nodata`` (load them with
+        ``datacubes.load(..., flags=["water", "clouds", "nodata"])``: SCL 6 on Sen2Cor items,
+        MG2 water bit without CLM clouds or EDG on THEIA MAJA ones). ``"mndwi"``: MNDWI > threshold (needs ``green`` and
         ``swir16``). ``"ndwi"``: NDWI > threshold (needs ``green`` and ``nir``).
     threshold
         Index value above which a pixel is water. Default 0 for both indices: Xu (2006) and
         McFeeters (1996) define water as the positive values of their index, since water
         reflects more green than near- or short-wave infrared while vegetation, soil and
         built-up land do the opposite. A scene-specific threshold (Otsu, or a value tuned on
-        known water) often does better on mixed or turbid shores. Must be None for ``"scl"``.
+        known water) often does better on mixed or turbid shores. Must be None for ``"scl"``
+        and ``"flags"``.
     exclude_scl
         SCL classes never counted as water by the index methods, when the cube has ``scl``
         (default: no data, defective, cloud shadow, clouds, cirrus, snow). ``None`` to ignore SCL.
@@ -294,9 +298,30 @@ def water_mask(
             )
         require_bands(ds, ["scl"], "water_mask(method='scl')")
         return scl_water(ds["scl"])
+    if method == "flags":
+        if threshold is not None:
+            raise ConfigurationError(
+                "water_mask(method='flags') takes no threshold (flags are booleans); "
+                "use method='mndwi' or 'ndwi' to threshold an index"
+            )
+        names = ["flag_water", "flag_clouds", "flag_nodata"]
+        if isinstance(ds, xr.Dataset) and not all(n in ds.data_vars for n in names):
+            raise BandNotFoundError(
+                f"water_mask(method='flags') needs {', '.join(names)}, which the cube lacks; "
+                "load them with datacubes.load(..., flags=['water', 'clouds', 'nodata'])"
+            )
+        require_bands(ds, names, "water_mask(method='flags')")
+        water = ds["flag_water"] & ~ds["flag_clouds"] & ~ds["flag_nodata"]
+        water.name = "water"
+        water.attrs = {
+            "long_name": "water (water flag, no clouds, data)",
+            "method": method,
+            "flag_test": ds["flag_water"].attrs.get("flag_test", ""),
+        }
+        return water
     if method not in DEFAULT_THRESHOLDS:
         raise ConfigurationError(
-            f"unknown water_mask method {method!r}; use one of 'scl', 'mndwi', 'ndwi'"
+            f"unknown water_mask method {method!r}; use one of 'scl', 'flags', 'mndwi', 'ndwi'"
         )
     threshold = DEFAULT_THRESHOLDS[method] if threshold is None else float(threshold)
     if not -1.0 <= threshold < 1.0:
