@@ -125,3 +125,31 @@ def test_the_crossing_on_a_dask_cluster_writes_here_and_gives_the_same_result(
     assert sorted(here.variables) == sorted(plain.variables)
     for name in plain.data_vars:
         np.testing.assert_array_equal(here[name].values, plain[name].values)
+
+
+def test_the_demo_runs_the_ocean_colour_crossing_too(
+    sample_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``earthlab demo --crossing ocean-colour``: the second crossing of issue 18, as users run it."""
+    from recipes.crossing import ocean_colour_crossing
+
+    centres = str(sample_dir / "centres.yaml")
+    out = tmp_path / "ocean"
+    args = ["demo", "--crossing", "ocean-colour", "--centres", centres, "--out", str(out)]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "2/5 opening the gridded product (lazy)" in printed
+    names = {p.name for p in out.iterdir()}
+    assert {"matchups.parquet", "intercomparison.parquet", "validation.json"} <= names
+    assert {"report.html", "matchup_scatter.png", "intercomparison.png"} <= names
+    direct = ocean_colour_crossing(tmp_path / "direct", centres=centres, progress=None)
+    assert json.loads((out / "validation.json").read_text()) == direct.validation
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "matchups.parquet"), direct.matchups)
+    # the protocol's defaults are the gridded ones (3 cells, 12 h), unless asked otherwise
+    assert set(direct.matchups["n_pixels"].dropna()) == {9}
+    wider = tmp_path / "wider"
+    assert main([*args[:-1], str(wider), "--window", "5", "--max-dt", "1D"]) == 0
+    assert set(pd.read_parquet(wider / "matchups.parquet")["n_pixels"].dropna()) == {25}
+    # an option of the other crossing is refused, not ignored
+    assert main([*args[:-1], str(tmp_path / "x"), "--collection", "sentinel2-l2a-theia"]) == 1
+    assert "--collection chooses the Sentinel-2 L2A collection" in capsys.readouterr().err
