@@ -695,10 +695,12 @@ def test_cli_writes_a_byte_identical_federation(
     printed = capsys.readouterr().out
     assert f"export EARTHLAB_CENTRES={out / 'centres.yaml'}" in printed
     first, second = _digest(sample_dir), _digest(out)
-    # the layout of the contract: scenes, stations, ocean-colour and aerosol days and their
-    # references, Pléiades scenes, each centre's catalogue, collection(s) and items.parquet,
-    # the truth's three files, centres.yaml
-    assert len(first) == 16 * 9 + 7 * 3 + 2 * (92 * 2 + 1) + 3 * 5 + 4 * 3 + 1 + 3 + 1
+    # the layout of the contract: scenes, their MAJA products (7 FRE, 3 masks, the item),
+    # stations, ocean-colour and aerosol days and their references, Pléiades scenes, each
+    # centre's catalogue, collection(s) and items.parquet, the truth's three files, centres.yaml
+    scenes, maja = 16 * 9, 16 * (7 + 3 + 1)
+    centres = 4 * 3 + 2  # theia and odatis have a second collection
+    assert len(first) == scenes + maja + 7 * 3 + 2 * (92 * 2 + 1) + 3 * 5 + centres + 3 + 1
     assert first == second
 
 
