@@ -4,10 +4,10 @@ For each in-situ sample, every satellite acquisition within ``±max_dt`` is a *c
 For each candidate, an N × N box centred on the station's pixel is read and:
 
 1. pixels that are not water (land) are excluded from the denominator;
-2. the valid fraction is the share of the box's water pixels that are clear water
-   (SCL class 6, or the water flag without clouds) with a finite retrieved value; below ``min_valid`` the candidate is rejected
-   (``clouds``, or ``nodata`` when most non-clear pixels are outside the swath, or
-   ``retrieval`` when pixels are clear but the algorithm gave no value);
+2. the valid fraction is the share of the box's water pixels that are clear water (SCL class
+   6, or the water flag without clouds) with a finite retrieved value; below ``min_valid`` the
+   candidate is rejected (``clouds``, or ``nodata`` when most non-clear pixels are outside the
+   swath, or ``retrieval`` when pixels are clear but the algorithm gave no value);
 3. the valid values are filtered to mean ± 1.5 σ; the filtered mean, median, standard
    deviation and count are reported, and the coefficient of variation (filtered std /
    filtered mean) must not exceed ``max_cv`` (``cv``).
@@ -25,8 +25,8 @@ nor no data; water: the water flag): the same matchups on Sen2Cor, THEIA MAJA or
 items. Pass ``water=`` (a boolean ``(y, x)`` DataArray) to use another static mask.
 
 On a lazy (dask-backed) cube only the chunks containing the boxes are read: each station's
-box is selected once per variable (at the station's candidate dates; the SCL over all dates
-for the water mask) and everything is computed in one call, so dask culls every other chunk.
+box is selected once per variable (at the station's candidate dates; the surface states over
+all dates for the water mask) and everything is computed in one call, so dask culls every other chunk.
 Load the cube with chunks near the COGs' internal tiles (e.g. ``{"time": 1, "y": 256,
 "x": 256}``) for matchups: with larger chunks each box costs a larger read
 (docs/benchmarks.md, "Matchups").
@@ -421,8 +421,8 @@ def _read_boxes(
 ) -> list[tuple[np.ndarray, np.ndarray | None, np.ndarray]]:
     """Slice the boxes lazily, one selection per station and variable, and compute them at once.
 
-    Per station pixel, the SCL box is taken over all times (the SCL water mask needs its time
-    series; a static ``water`` mask only the candidate times) and each variable's box over the
+    Per station pixel, the surface-state box is taken over all times (the water mask needs its
+    time series; a static ``water`` mask only the candidate times) and each variable's box over the
     station's candidate times, with one vectorised ``isel`` each. Dask then reads only the
     chunks that contain a box, at those times, and the graph stays small however many samples
     a station has.
@@ -437,13 +437,13 @@ def _read_boxes(
         for i, t in candidates
     ]
     value_times: dict[tuple[tuple[int, int], str], set[int]] = {}
-    scl_times: dict[tuple[int, int], set[int]] = {}
+    state_times: dict[tuple[int, int], set[int]] = {}
     for pixel, variable, t in needs:
         value_times.setdefault((pixel, variable), set()).add(t)
-        scl_times.setdefault(pixel, set()).add(t)
-    if water is None:  # the SCL water mask needs the box's whole time series
+        state_times.setdefault(pixel, set()).add(t)
+    if water is None:  # the water mask from the states needs the box's whole time series
         every = frozenset(range(cube.sizes["time"]))
-        scl_times = {pixel: set(every) for pixel in scl_times}
+        state_times = {pixel: set(every) for pixel in state_times}
 
     def window(pixel: tuple[int, int]) -> dict[str, slice]:
         r, c = pixel
@@ -457,7 +457,7 @@ def _read_boxes(
     lazy_values = {key: box(key[1], key[0], times) for key, times in value_times.items()}
     surface = surface_states(cube, scl)
 
-    def state_box(pixel: tuple[int, int], times: set[int]) -> tuple[dict[int, int], Any] | None:
+    def states_of(pixel: tuple[int, int], times: set[int]) -> tuple[dict[int, int], Any] | None:
         if surface is None:
             return None
         order = sorted(times)
@@ -465,23 +465,25 @@ def _read_boxes(
             {"time": order, **window(pixel)}
         ).data
 
-    lazy_scl = {pixel: state_box(pixel, times) for pixel, times in scl_times.items()}
+    lazy_states = {pixel: states_of(pixel, times) for pixel, times in state_times.items()}
     lazy_water = (
-        {pixel: water.isel(window(pixel)).data for pixel in scl_times} if water is not None else {}
+        {pixel: water.isel(window(pixel)).data for pixel in state_times}
+        if water is not None
+        else {}
     )
-    values, scl_boxes, water_boxes = dask.compute(lazy_values, lazy_scl, lazy_water)
+    values, state_boxes, water_boxes = dask.compute(lazy_values, lazy_states, lazy_water)
     if water is None:
-        water_boxes = {pixel: _water_from_states(scl_boxes[pixel][1]) for pixel in scl_boxes}
+        water_boxes = {pixel: _water_from_states(state_boxes[pixel][1]) for pixel in state_boxes}
 
     boxes = []
     for pixel, variable, t in needs:
         position, stack = values[(pixel, variable)]
-        scl_box = None
-        if scl_boxes[pixel] is not None:
-            scl_position, scl_stack = scl_boxes[pixel]
-            scl_box = np.asarray(scl_stack[scl_position[t]])
+        state_box = None
+        if state_boxes[pixel] is not None:
+            state_position, state_stack = state_boxes[pixel]
+            state_box = np.asarray(state_stack[state_position[t]])
         water_box = np.asarray(water_boxes[pixel], dtype=bool)
-        boxes.append((np.asarray(stack[position[t]]), scl_box, water_box))
+        boxes.append((np.asarray(stack[position[t]]), state_box, water_box))
     return boxes
 
 
@@ -535,15 +537,15 @@ def _judge(
     protocol: MatchupProtocol,
     missing: str = "retrieval",
 ) -> dict[str, Any]:
-    values, scl_box, water_box = box
+    values, state_box, water_box = box
     water_mask = np.asarray(water_box, dtype=bool)
     n_water = int(water_mask.sum())
     result: dict[str, Any] = {"n_pixels": int(values.size), "n_water": n_water}
     if n_water == 0:
         return result | {"n_clear": 0, "n_valid": 0, "valid_fraction": 0.0, "reason": "land"}
-    if scl_box is not None:  # surface states
-        clear = water_mask & (scl_box == CLEAR_WATER_STATE)
-        nodata = water_mask & (scl_box == NODATA_STATE)
+    if state_box is not None:  # surface states
+        clear = water_mask & (state_box == CLEAR_WATER_STATE)
+        nodata = water_mask & (state_box == NODATA_STATE)
     else:
         clear = water_mask.copy()
         nodata = np.zeros_like(water_mask)
