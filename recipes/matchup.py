@@ -26,8 +26,8 @@ items. Pass ``water=`` (a boolean ``(y, x)`` DataArray) to use another static ma
 
 On a lazy (dask-backed) cube only the chunks containing the boxes are read: each station's
 box is selected once per variable (at the station's candidate dates; the surface states over
-all dates for the water mask) and everything is computed in one call, so dask culls every other chunk.
-Load the cube with chunks near the COGs' internal tiles (e.g. ``{"time": 1, "y": 256,
+all dates for the water mask) and everything is computed in one call, so dask culls every
+other chunk. Load the cube with chunks near the COGs' internal tiles (e.g. ``{"time": 1, "y": 256,
 "x": 256}``) for matchups: with larger chunks each box costs a larger read
 (docs/benchmarks.md, "Matchups").
 
