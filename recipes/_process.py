@@ -13,7 +13,7 @@ import json
 import re
 from typing import Any
 
-from recipes.crossing import water_quality_crossing
+from recipes.crossing import SATELLITE_COLLECTION, water_quality_crossing
 from recipes.maps import COMPOSITES, MAP_PRODUCTS, find_scenes, water_quality_maps
 
 __all__ = [
@@ -78,6 +78,21 @@ def _folder(data: dict[str, Any], default: str) -> str:
     return name
 
 
+_COLLECTION_INPUT: dict[str, Any] = {
+    "title": "Sentinel-2 L2A collection",
+    "description": "Which processing of the scenes: 'sentinel-2-l2a' (Sen2Cor, scene "
+    "classification) or THEIA's 'sentinel2-l2a-theia' (MAJA, bit masks); clouds and water "
+    "come from each product's own masks.",
+    "minOccurs": 0,
+    "maxOccurs": 1,
+    "schema": {"type": "string", "default": SATELLITE_COLLECTION, "minLength": 1},
+}
+
+
+def _collection(data: dict[str, Any]) -> str:
+    return str(data.get("collection") or SATELLITE_COLLECTION)
+
+
 def _metadata() -> dict[str, Any]:
     return {
         "id": "water-quality-crossing",
@@ -94,15 +109,7 @@ def _metadata() -> dict[str, Any]:
         "outputTransmission": ["value"],
         "inputs": {
             **_SEARCH_INPUTS,
-            "collection": {
-                "title": "Sentinel-2 L2A collection",
-                "description": "Which processing of the scenes: 'sentinel-2-l2a' (Sen2Cor, "
-                "scene classification) or THEIA's 'sentinel2-l2a-theia' (MAJA, bit masks); "
-                "clouds and water come from each product's own masks.",
-                "minOccurs": 0,
-                "maxOccurs": 1,
-                "schema": {"type": "string", "default": "sentinel-2-l2a", "minLength": 1},
-            },
+            "collection": _COLLECTION_INPUT,
             "max_dt": {
                 "title": "Matchup time window",
                 "description": "Largest time between a scene and an in-situ sample (pandas "
@@ -202,14 +209,18 @@ class WaterQualityCrossingProcess:
 
         bbox = tuple(data["bbox"]) if data.get("bbox") else None
         on_cluster = hasattr(context, "cluster")
-        scenes: Any = find_scenes(bbox=bbox, datetime=data.get("datetime")) if on_cluster else []
+        scenes: Any = (
+            find_scenes(bbox=bbox, datetime=data.get("datetime"), collection=_collection(data))
+            if on_cluster
+            else []
+        )
         # on the owner's cluster next to the scenes: it computes the cube, this job writes it
         with _near(context, scenes, data):
             result = water_quality_crossing(
                 context.work_dir / name,
                 bbox=bbox,
                 datetime=data.get("datetime"),
-                collection=str(data.get("collection") or "sentinel-2-l2a"),
+                collection=_collection(data),
                 max_dt=str(data.get("max_dt") or "3h"),
                 window=int(data.get("window") or 5),
                 progress=_steps(context),
@@ -245,6 +256,7 @@ def _maps_metadata() -> dict[str, Any]:
         "outputTransmission": ["value"],
         "inputs": {
             **_SEARCH_INPUTS,
+            "collection": _COLLECTION_INPUT,
             "products": {
                 "title": "Products",
                 "description": "Products to map (default: all three).",
@@ -313,7 +325,9 @@ class WaterQualityMapsProcess:
         name = _folder(data, "maps")
         bbox = tuple(data["bbox"]) if data.get("bbox") else None
         context.progress(0.0, "searching the data centres")
-        scenes = list(find_scenes(bbox=bbox, datetime=data.get("datetime")))
+        scenes = list(
+            find_scenes(bbox=bbox, datetime=data.get("datetime"), collection=_collection(data))
+        )
         with _near(context, scenes, data):
             result = water_quality_maps(
                 context.work_dir / name,

@@ -51,7 +51,8 @@ MAP_PRODUCTS = {
 """Products a map can be made of, with their long names."""
 COMPOSITES = ("median", "mean", "max", "latest")
 """Composites over time (see the module's docstring)."""
-BANDS = ("green", "red", "rededge1", "scl")
+BANDS = ("green", "red", "rededge1")
+FLAGS = ("water", "clouds", "nodata")  # clear water from any product's own masks
 
 
 @dataclass(frozen=True)
@@ -81,17 +82,18 @@ def find_scenes(
     centres: lab.CentreSet | str | os.PathLike[str] | None = None,
     bbox: Sequence[float] | None = None,
     datetime: str | None = None,
+    collection: str = SATELLITE_COLLECTION,
 ) -> lab.SearchResult:
     """The Sentinel-2 L2A scenes of every centre the maps are made of.
+
+    ``collection`` is ``sentinel-2-l2a`` (Sen2Cor) or THEIA's ``sentinel2-l2a-theia`` (MAJA).
 
     Raises
     ------
     lab.NoItemsError
         The search finds no scene (the message gives each centre's answer).
     """
-    scenes = lab.catalog(centres).search(
-        collections=SATELLITE_COLLECTION, bbox=bbox, datetime=datetime
-    )
+    scenes = lab.catalog(centres).search(collections=collection, bbox=bbox, datetime=datetime)
     if len(scenes) == 0:
         raise lab.NoItemsError(
             f"no satellite scene found for {scenes.query.describe()}; federation report:\n"
@@ -107,6 +109,7 @@ def water_quality_maps(
     bbox: Sequence[float] | None = None,
     datetime: str | None = None,
     scenes: Sequence[Any] | None = None,
+    collection: str = SATELLITE_COLLECTION,
     products: Sequence[str] = tuple(MAP_PRODUCTS),
     composite: str = "median",
     progress: Callable[[str], None] | None = print,
@@ -124,6 +127,10 @@ def water_quality_maps(
     scenes
         The scenes, already found (:func:`find_scenes`): no search. Computations go to the
         current Dask client, if any (``lab.cluster(near=scenes)`` puts one next to them).
+    collection
+        The collection searched when ``scenes`` is not given: ``sentinel-2-l2a`` (Sen2Cor)
+        or THEIA's ``sentinel2-l2a-theia`` (MAJA). Clear water comes from each product's own
+        masks (``datacubes.load(flags=...)``), so scenes of either work.
     products
         Among ``turbidity`` (Nechad 2009, FNU), ``chlorophyll_a`` (NDCI, µg/L) and ``spm``
         (Nechad 2010, g/m³).
@@ -162,7 +169,9 @@ def water_quality_maps(
 
     if scenes is None:
         say("1/3 searching the data centres")
-        scenes = list(find_scenes(centres=centres, bbox=bbox, datetime=datetime))
+        scenes = list(
+            find_scenes(centres=centres, bbox=bbox, datetime=datetime, collection=collection)
+        )
     else:
         say("1/3 scenes given")
         scenes = list(scenes)
@@ -171,8 +180,8 @@ def water_quality_maps(
     say(f"    {len(scenes)} scenes")
 
     say("2/3 loading the cube (lazy), masking clouds, computing the products")
-    cube = datacubes.load(scenes, bands=list(BANDS), mask="clouds", bbox=bbox)
-    computed = wq.add_water_quality(cube)[[*wanted, "water"]]
+    cube = datacubes.load(scenes, bands=list(BANDS), mask="clouds", flags=list(FLAGS), bbox=bbox)
+    computed = wq.add_water_quality(cube, water="flags")[[*wanted, "water"]]
 
     say(f"3/3 {composite} composite and COGs")
     dates = [pd.Timestamp(t).strftime("%Y-%m-%d") for t in computed["time"].values]

@@ -185,3 +185,35 @@ def test_a_maps_job_is_described_by_a_stac_item_that_rebuilds_it(
             " inputs TEXT NOT NULL DEFAULT '{}', results TEXT, mimetype TEXT)"
         )
     assert JobStore(old).get_items("alice") == []
+
+
+def test_maps_of_the_maja_products_are_the_truth_over_the_same_water(
+    sample_dir: Path, sample_centres_env: Path, tmp_path: Path, truth: xr.Dataset, median_maps
+) -> None:
+    """THEIA's MAJA products of the same scenes (bit masks, no SCL) give the same maps."""
+    maja = water_quality_maps(
+        tmp_path,
+        centres=sample_dir / "centres.yaml",
+        collection="sentinel2-l2a-theia",
+        products=["turbidity"],
+        progress=None,
+    )
+    assert all(name.startswith("SENTINEL2") for name in maja.scenes)
+    mapped, _ = _read(maja.files["turbidity"])
+    expected = truth["turbidity"].where(truth["scl"] == SCL_WATER).median("time").to_numpy()
+    np.testing.assert_array_equal(np.isfinite(mapped), np.isfinite(expected))
+    ratio = np.log(mapped[np.isfinite(mapped)] / expected[np.isfinite(expected)])
+    assert np.median(np.abs(ratio)) < 0.02 and np.abs(ratio).max() < 0.2
+    sen2cor, _ = _read(median_maps.files["turbidity"])
+    assert not np.array_equal(mapped, sen2cor, equal_nan=True)  # its own noise: another file
+    # the process takes the collection as an input and gives the recipe's map
+    store = JobStore(tmp_path / "jobs.sqlite")
+    inputs = {"collection": "sentinel2-l2a-theia", "products": ["turbidity"], "name": "maja"}
+    job_id = store.add_job({"user": "alice", "process_id": "water-quality-maps", "inputs": inputs})
+    processor = processor_for("water-quality-maps", "recipes._process:WATER_QUALITY_MAPS")
+    service = "http://lab.example/services/processes/"
+    assert run_job(store, job_id, processor, inputs, tmp_path / "alice", service) == "successful"
+    outputs = store.get_job_result(job_id, "alice")[1]
+    assert outputs["scenes"] == list(maja.scenes)
+    job_map, _ = _read(Path(outputs["maps"]["turbidity"]["path"]))
+    np.testing.assert_array_equal(job_map, mapped)
