@@ -212,13 +212,16 @@ def _with_time(ds: xr.Dataset, stac: Mapping[str, Any]) -> xr.Dataset:
 
     Many L3 files hold one day or month without a time axis (NASA OBPG's ``L3m`` files): the
     step is the item's ``datetime``, else the middle of its ``start_datetime``/``end_datetime``,
-    else the middle of the file's ``time_coverage_start``/``time_coverage_end`` (ACDD).
+    else the file's own scalar ``time`` coordinate, else the middle of the file's
+    ``time_coverage_start``/``time_coverage_end`` (ACDD).
     """
     if "time" in ds.dims:
         return ds
     properties = stac.get("properties", {}) or {}
     when = properties.get("datetime")
     span = [properties.get("start_datetime"), properties.get("end_datetime")]
+    if not when and not all(span) and "time" in ds.coords and ds["time"].ndim == 0:
+        return ds.expand_dims("time")  # the file's own instant, decoded like a time axis
     if not when and not all(span):
         span = [ds.attrs.get("time_coverage_start"), ds.attrs.get("time_coverage_end")]
     if not when and all(span):

@@ -271,3 +271,23 @@ def test_references_refuse_a_file_that_is_not_netcdf4(tmp_path: Path) -> None:
         write_references(tmp_path, tmp_path / "refs.json")
     with pytest.raises(NoGriddedAssetError, match="no NetCDF file"):
         write_references(tmp_path / "refs-dir-missing", tmp_path / "r.json")
+
+
+def test_a_scalar_time_coordinate_is_the_step_when_the_item_has_no_date(tmp_path: Path) -> None:
+    """A file without time axis but with a scalar ``time`` (CF, one instant): that instant."""
+    ds = xr.Dataset(
+        {"chl": (("lat", "lon"), _truth(3))},
+        coords={"time": pd.Timestamp("2024-01-04T10:30"), "lat": LAT, "lon": LON},
+        attrs={"time_coverage_start": "2024-01-04T00:00:00Z", "time_coverage_end": "2024-01-05"},
+    )
+    path = tmp_path / "one.nc"
+    ds.to_netcdf(path, engine="h5netcdf", encoding={"time": {"units": "hours since 2024-01-01"}})
+    chl = load_gridded(_item(str(path)))["chl"]
+    assert chl.dims == ("time", "lat", "lon")
+    assert pd.Timestamp(chl.time.values[0]) == pd.Timestamp("2024-01-04T10:30")  # not ACDD's noon
+    np.testing.assert_array_equal(chl.values[0], _truth(3))
+    # the item's own date still comes first
+    dated = {**_item(str(path)), "properties": {"datetime": "2024-01-04T09:00:00Z"}}
+    assert pd.Timestamp(load_gridded(dated)["chl"].time.values[0]) == pd.Timestamp(
+        "2024-01-04T09:00"
+    )
