@@ -125,6 +125,9 @@ assert all(item.properties["eo:cloud_cover"] <= 10 for item in clear)
 """,
     "notebooks/03-water-quality-crossing.ipynb": """
 assert len(table.data) > 0 and len(kept) > 0, (len(table.data), len(kept))
+assert maja_scenes[0].assets["CLM_R2"].href.startswith("http"), maja_scenes[0].assets
+for p in ("turbidity", "chlorophyll_a"):
+    assert abs(maja_scores[p]["log_bias"] - scores[p]["log_bias"]) < 0.01, (p, maja_scores, scores)
 """,
     "notebooks/06-ocean-colour-and-in-situ.ipynb": """
 assert product.sizes["time"] == 92 and collection.assets["references"].href.startswith("http")
