@@ -38,7 +38,8 @@ BANDS = ["blue", "green", "red", "rededge1", "nir", "nir08", "swir16"]
 
 def sample_items(sample_dir: Path) -> list[pystac.Item]:
     catalog = pystac.Catalog.from_file(str(sample_dir / "theia" / "catalog.json"))
-    items = list(catalog.get_items(recursive=True))
+    # the Sen2Cor-like scenes (theia also publishes them as MAJA products)
+    items = [i for i in catalog.get_items(recursive=True) if i.collection_id == "sentinel-2-l2a"]
     return sorted(items, key=lambda item: (item.datetime, item.id))
 
 

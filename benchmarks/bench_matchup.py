@@ -21,11 +21,17 @@ Computing a whole cube is cheapest with large chunks, reading boxes with chunks 
 internal tiles (256 px here): ``--eager-chunks`` gives the eager mode its own chunking, so
 that each mode can be measured at its best.
 
+``--flags`` compares the lazy extraction on the SCL with the same extraction on the
+product-independent flags of ``datacubes.load(flags=["water", "clouds", "nodata"])`` (what
+the crossing reads, so that it runs on MAJA products too): the same table (checked), and the
+cost of reading three flags made from the SCL instead of the SCL itself.
+
 Usage::
 
     python benchmarks/bench_matchup.py [SAMPLE_DIR] [--repeat 3] [--chunks 256]
         [--eager-chunks 2048] [--mosaic 3] [--mosaic-dir DIR]
     python benchmarks/bench_matchup.py SAMPLE_DIR --suite [--write-docs]
+    python benchmarks/bench_matchup.py SAMPLE_DIR --flags [--repeat 5]
 
 ``--suite`` runs every configuration of docs/benchmarks.md (the mosaics go to
 ``--mosaic-dir``/mosaicK, kept for the next run, or to a temporary directory; 1.4 GB for K = 5)
@@ -55,7 +61,8 @@ def scene_items(sample_dir: Path, mosaic_dir: Path | None) -> list:
         features = json.loads((mosaic_dir / "items.json").read_text())["features"]
         return [pystac.Item.from_dict(feature) for feature in features]
     catalog = pystac.Catalog.from_file(str(sample_dir / "theia" / "catalog.json"))
-    return list(catalog.get_items(recursive=True))
+    # the Sen2Cor-like scenes (theia also publishes them as MAJA products)
+    return [i for i in catalog.get_items(recursive=True) if i.collection_id == "sentinel-2-l2a"]
 
 
 def make_mosaic(sample_dir: Path, k: int, out: Path) -> Path:
@@ -135,16 +142,24 @@ def run_mode(sample_dir: Path, mosaic_dir: Path | None, mode: str, chunks: int, 
 
     started = time.perf_counter()
     scenes = scene_items(sample_dir, mosaic_dir)
-    stations = pystac.Catalog.from_file(str(sample_dir / "odatis" / "catalog.json")).get_items(
-        recursive=True
-    )
+    odatis = pystac.Catalog.from_file(str(sample_dir / "odatis" / "catalog.json"))
+    stations = [
+        item  # the station tables, not the ocean-colour product's days
+        for item in odatis.get_items(recursive=True)
+        if item.collection_id == "insitu-water-quality"
+    ]
     table = pd.concat(
         [insitu.read(item.assets["parquet"].get_absolute_href()).data for item in stations]
     )
-    cube = datacubes.load(
-        scenes, BANDS, mask="clouds", chunks={"time": 1, "y": chunks, "x": chunks}
-    )
-    cube = wq.add_water_quality(cube)[["turbidity", "chlorophyll_a", "scl"]]
+    layout = {"time": 1, "y": chunks, "x": chunks}
+    if mode == "flags":
+        flags = ["water", "clouds", "nodata"]
+        cube = datacubes.load(scenes, BANDS[:-1], mask="clouds", flags=flags, chunks=layout)
+        kept = ["turbidity", "chlorophyll_a", *(f"flag_{name}" for name in flags)]
+        cube = wq.add_water_quality(cube, water="flags")[kept]
+    else:
+        cube = datacubes.load(scenes, BANDS, mask="clouds", chunks=layout)
+        cube = wq.add_water_quality(cube)[["turbidity", "chlorophyll_a", "scl"]]
     setup = time.perf_counter() - started
     baseline_mb = psutil.Process().memory_info().rss / 2**20  # imports, catalogue, graph
     started = time.perf_counter()
@@ -236,6 +251,26 @@ def measure(
     }
 
 
+def measure_flags(sample_dir: Path, chunks: int, repeat: int, tmp: Path) -> int:
+    """Lazy extraction on the SCL vs on flags, interleaved, best of ``repeat``; same table."""
+    import pandas as pd
+
+    runs: dict[str, list[dict]] = {"lazy": [], "flags": []}
+    for _ in range(repeat):
+        for mode in runs:
+            runs[mode].append(_child(sample_dir, None, mode, chunks, tmp / f"{mode}.parquet"))
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(tmp / "lazy.parquet"), pd.read_parquet(tmp / "flags.parquet")
+    )
+    scl, flags = (min(r["seconds"] for r in runs[mode]) for mode in ("lazy", "flags"))
+    load = os.getloadavg()[0]
+    print(
+        f"matchups on the SCL {scl:.2f} s, on flags {flags:.2f} s: flags / SCL = "
+        f"{flags / scl:.2f} (best of {repeat}, chunks {chunks}, load {load:.1f}); same table"
+    )
+    return 0
+
+
 SUITE = (  # (mosaic, lazy chunks, eager chunks)
     (1, 256, 256),
     (1, 128, 128),
@@ -292,7 +327,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mosaic-dir", type=Path, help="where the mosaic is (or is written)")
     parser.add_argument("--suite", action="store_true", help="every configuration of the docs")
     parser.add_argument("--write-docs", action="store_true", help="with --suite: update the docs")
-    parser.add_argument("--mode", choices=["lazy", "eager"], help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--flags", action="store_true", help="the lazy extraction on the SCL vs on flags"
+    )
+    parser.add_argument("--mode", choices=["lazy", "eager", "flags"], help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.mode:  # child process
@@ -309,6 +347,8 @@ def main(argv: list[str] | None = None) -> int:
 
             sample_dir = sample_dir or tmp / "sample"
             lab.make_sample(sample_dir)
+        if args.flags:
+            return measure_flags(sample_dir, args.chunks, args.repeat, tmp)
         configs = (
             SUITE if args.suite else ((args.mosaic, args.chunks, args.eager_chunks or args.chunks),)
         )
