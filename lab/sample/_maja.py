@@ -8,7 +8,8 @@ swath, no nodata tag: MAJA's own files have none) and bit masks ``MASKS/<name>_C
 at 20 m and only the ``_R2`` masks exist (a real product has its 10 m bands and ``_R1``
 masks beside them). Items follow THEIA's STAC catalogue (collection ``sentinel2-l2a-theia``,
 ESA-style band keys ``B02``... pointing at the FRE files, mask keys ``CLM_R2``..., projection
-per asset, no raster extension: the loader's MAJA band table supplies scale and nodata).
+per asset, no raster extension: the loader's MAJA band table supplies scale and nodata; file
+sizes, as the sample's other items, so that a cluster goes where the bytes are).
 
 Masks agree with the Sen2Cor-like scene classification of the same scene (bit order of
 CESBIO's MAJA format):
@@ -32,6 +33,7 @@ import numpy as np
 import pystac
 import rasterio
 from pystac.extensions.eo import EOExtension
+from pystac.extensions.file import FileExtension
 from pystac.extensions.projection import ProjectionExtension
 
 from lab.sample import _grid, _scenes
@@ -149,4 +151,6 @@ def _item(
         ProjectionExtension.ext(asset).apply(
             code=_grid.CRS, shape=list(_grid.SHAPE), transform=list(grid.transform)[:6]
         )
+        # sizes tell lab.cluster(near=...) where the bytes are, as for the Sen2Cor items
+        FileExtension.ext(asset, add_if_missing=True).size = path.stat().st_size
     return item
