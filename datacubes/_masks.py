@@ -263,6 +263,20 @@ def _rule(items: Sequence[pystac.Item], why: str) -> MaskRule:
     return rule
 
 
+def _meaning(
+    rule: MaskRule, name: str, items: Sequence[pystac.Item], why: str, noun: str
+) -> tuple[MaskTest, ...]:
+    """The tests of mask ``name`` in ``rule``; an error listing its ``noun`` when it has none."""
+    found = rule.tests(name)
+    if found is None:
+        offered = ", ".join(n for n, _ in rule.meanings)
+        raise ConfigurationError(
+            f"{why}: {rule.product} items ({_product(items)}) do not flag {name!r}; "
+            f"their {noun} are {offered}"
+        )
+    return found
+
+
 def plan_masks(
     items: Sequence[pystac.Item],
     names: Sequence[str],
@@ -285,16 +299,7 @@ def plan_masks(
         tests: tuple[MaskTest, ...] = (MaskTest("scl", values=tuple(sorted(request))),)
         wanted = [("classes", tests)]
     else:
-        wanted = []
-        for name in request:
-            found = rule.tests(name)
-            if found is None:
-                offered = ", ".join(n for n, _ in rule.meanings)
-                raise ConfigurationError(
-                    f"{why}: {rule.product} items ({_product(items)}) do not flag {name!r}; "
-                    f"their masks are {offered}"
-                )
-            wanted.append((name, found))
+        wanted = [(name, _meaning(rule, name, items, why, "masks")) for name in request]
     extra: list[str] = []
     per_band: list[tuple[str, tuple[tuple[str, MaskTest], ...]]] = []
     notes: list[tuple[str, str]] = []
@@ -352,13 +357,7 @@ def plan_flags(
     extra: list[str] = []
     flags: list[tuple[str, tuple[tuple[str, MaskTest], ...]]] = []
     for name in names:
-        found = rule.tests(name)
-        if found is None:
-            offered = ", ".join(n for n, _ in rule.meanings)
-            raise ConfigurationError(
-                f"{why}: {rule.product} items ({_product(items)}) do not flag {name!r}; "
-                f"their flags are {offered}"
-            )
+        found = _meaning(rule, name, items, why, "flags")
         pairs = tuple((_variant(items, rule, test.band, pixel, why), test) for test in found)
         for variable, _test in pairs:
             if variable not in requested and variable not in extra:

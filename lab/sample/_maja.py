@@ -31,12 +31,11 @@ from pathlib import Path
 
 import numpy as np
 import pystac
-import rasterio
 from pystac.extensions.eo import EOExtension
 from pystac.extensions.file import FileExtension
 from pystac.extensions.projection import ProjectionExtension
 
-from lab.sample import _grid, _scenes
+from lab.sample import _grid, _scenes, _stac
 
 COLLECTION = "sentinel2-l2a-theia"
 TITLE = "Sentinel-2 L2A processed by MAJA, THEIA format: flat reflectance and bit masks (sample)"
@@ -87,30 +86,15 @@ def write_product(
     rho = scene.reflectance + rng.normal(0.0, _scenes.NOISE_SIGMA, size=scene.reflectance.shape)
     fre = np.rint(rho * 10000).astype(np.int16)
     fre[:, scene.scl == _scenes.SCL_NODATA] = NODATA
-    common = {
-        "driver": "COG",
-        "width": _grid.SHAPE[1],
-        "height": _grid.SHAPE[0],
-        "count": 1,
-        "crs": _grid.CRS,
-        "transform": grid.transform,
-        "compress": "DEFLATE",
-        "level": 3,
-        "blocksize": 256,
-    }
     files: list[tuple[str, Path, str, str]] = []
     for i, (_key, band, common_name, *_rest) in enumerate(_scenes.BANDS):
         number = band[1:].lstrip("0")
         path = folder / f"{name}_FRE_B{number}.tif"
-        profile = dict(common, dtype="int16", predictor="STANDARD", overview_resampling="average")
-        with rasterio.open(path, "w", **profile) as dst:
-            dst.write(fre[i], 1)
+        _scenes.write_cog(path, fre[i], grid, nodata=None, categorical=False)  # no tag: MAJA's
         files.append((band, path, f"FRE_B{number}: {common_name}, flat reflectance", "reflectance"))
     for kind, data in masks(scene.scl, surf).items():
         path = folder / "MASKS" / f"{name}_{kind}_R2.tif"
-        profile = dict(common, dtype="uint8", predictor="NO", overview_resampling="nearest")
-        with rasterio.open(path, "w", **profile) as dst:
-            dst.write(data, 1)
+        _scenes.write_cog(path, data, grid, nodata=None, categorical=True)
         files.append((f"{kind}_R2", path, f"{kind}_R2: {kind} bit mask at 20 m", "cloud"))
     return _item(scene, grid, name, files)
 
@@ -119,15 +103,12 @@ def _item(
     scene: _scenes.Scene, grid: _grid.Grid, name: str, files: list[tuple[str, Path, str, str]]
 ) -> pystac.Item:
     acq = scene.acquisition
-    xmin, ymin, xmax, ymax = grid.bounds
-    corners = [(xmin, ymin), (xmax, ymin), (xmax, ymax), (xmin, ymax), (xmin, ymin)]
-    ring = [[round(c, 6) for c in _grid.to_lonlat(x, y)] for x, y in corners]
-    lons, lats = [p[0] for p in ring], [p[1] for p in ring]
+    geometry, bbox = _stac.footprint(grid)
     produced = pystac.utils.datetime_to_str(acq.datetime + timedelta(days=2))
     item = pystac.Item(
         id=name,
-        geometry={"type": "Polygon", "coordinates": [ring]},
-        bbox=[min(lons), min(lats), max(lons), max(lats)],
+        geometry=geometry,
+        bbox=bbox,
         datetime=acq.datetime,
         properties={
             "created": produced,

@@ -24,20 +24,26 @@ LICENSE = "CC0-1.0"  # synthetic data
 PARQUET_TYPE = "application/vnd.apache.parquet"
 
 
+def footprint(grid: _grid.Grid) -> tuple[dict[str, Any], list[float]]:
+    """GeoJSON polygon (WGS84, 6 decimals) and bbox of the scene grid's extent."""
+    xmin, ymin, xmax, ymax = grid.bounds
+    corners = [(xmin, ymin), (xmax, ymin), (xmax, ymax), (xmin, ymax), (xmin, ymin)]
+    ring = [[round(c, 6) for c in _grid.to_lonlat(x, y)] for x, y in corners]
+    lons, lats = [p[0] for p in ring], [p[1] for p in ring]
+    return {"type": "Polygon", "coordinates": [ring]}, [min(lons), min(lats), max(lons), max(lats)]
+
+
 def scene_item(
     scene: Scene, grid: _grid.Grid, directory: Path, sizes: dict[str, int]
 ) -> pystac.Item:
     """STAC item of one acquisition, its assets pointing at the COGs in ``directory``."""
     acq = scene.acquisition
-    xmin, ymin, xmax, ymax = grid.bounds
-    corners = [(xmin, ymin), (xmax, ymin), (xmax, ymax), (xmin, ymax), (xmin, ymin)]
-    ring = [[round(c, 6) for c in _grid.to_lonlat(x, y)] for x, y in corners]
-    lons, lats = [p[0] for p in ring], [p[1] for p in ring]
+    geometry, bbox = footprint(grid)
     processed = acq.datetime + timedelta(hours=6)
     item = pystac.Item(
         id=acq.item_id,
-        geometry={"type": "Polygon", "coordinates": [ring]},
-        bbox=[min(lons), min(lats), max(lons), max(lats)],
+        geometry=geometry,
+        bbox=bbox,
         datetime=acq.datetime,
         properties={
             "created": pystac.utils.datetime_to_str(processed),
