@@ -308,8 +308,8 @@ def reason_rules(protocol: MatchupProtocol) -> dict[str, str]:
         ),
         "land": (
             f"no water pixel in the {box}-pixel box: the station is on land or mislocated "
-            "(water is where the product says clear water (SCL 6 or its water flag) on at least half of the "
-            "pixel's clear dates)."
+            "(water is where the product says clear water, SCL 6 or its water flag without "
+            "clouds, on at least half of the pixel's clear dates)."
         ),
         "nodata": (
             f"fewer than {valid} of the box's water pixels are clear, mostly because they are "
@@ -318,7 +318,7 @@ def reason_rules(protocol: MatchupProtocol) -> dict[str, str]:
         ),
         "clouds": (
             f"fewer than {valid} of the box's water pixels are clear water: clouds, cirrus or "
-            "cloud shadows (scene classification) cover the rest; Bailey & Werdell require "
+            "cloud shadows (the product's own masks) cover the rest; Bailey & Werdell require "
             "at least half of the box valid."
         ),
         "retrieval": (
