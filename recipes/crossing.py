@@ -41,7 +41,7 @@ INSITU_COLLECTION = "insitu-water-quality"
 BANDS = ("green", "red", "rededge1", "nir", "swir16")
 # clouds and water from the product's own quality band through the mask registry: the same
 # crossing on Sen2Cor (SCL), THEIA MAJA (CLM/MG2/EDG) or Landsat (QA_PIXEL) items
-FLAG_VARIABLES = tuple(f"flag_{name}" for name in matchup.FLAGS)
+FLAG_VARIABLES = tuple(f"flag_{name}" for name in wq.WATER_FLAGS)
 PRODUCTS = ("turbidity", "chlorophyll_a", "spm", "ndci", "ndti_turbidity")
 PARAMETERS = {"turbidity": "turbidity", "chlorophyll_a": "chlorophyll_a"}
 # Band-level matchups feed the recalibration: red reflectance for Nechad, NDCI for chl-a.
@@ -379,7 +379,7 @@ def ocean_colour_crossing(
 def _water_quality_cube(scenes: lab.SearchResult, bbox: Sequence[float] | None) -> xr.Dataset:
     """The scenes' lazy cube, cloud-masked, with flags and water-quality products."""
     cube = datacubes.load(
-        scenes, bands=list(BANDS), mask="clouds", flags=list(matchup.FLAGS), bbox=bbox
+        scenes, bands=list(BANDS), mask="clouds", flags=list(wq.WATER_FLAGS), bbox=bbox
     )
     return wq.add_water_quality(cube, water="flags")
 

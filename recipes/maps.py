@@ -52,7 +52,6 @@ MAP_PRODUCTS = {
 COMPOSITES = ("median", "mean", "max", "latest")
 """Composites over time (see the module's docstring)."""
 BANDS = ("green", "red", "rededge1")
-FLAGS = ("water", "clouds", "nodata")  # clear water from any product's own masks
 
 
 @dataclass(frozen=True)
@@ -180,7 +179,9 @@ def water_quality_maps(
     say(f"    {len(scenes)} scenes")
 
     say("2/3 loading the cube (lazy), masking clouds, computing the products")
-    cube = datacubes.load(scenes, bands=list(BANDS), mask="clouds", flags=list(FLAGS), bbox=bbox)
+    cube = datacubes.load(
+        scenes, bands=list(BANDS), mask="clouds", flags=list(wq.WATER_FLAGS), bbox=bbox
+    )
     computed = wq.add_water_quality(cube, water="flags")[[*wanted, "water"]]
 
     say(f"3/3 {composite} composite and COGs")

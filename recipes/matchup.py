@@ -50,6 +50,7 @@ import rioxarray  # noqa: F401 - registers the .rio accessor used for the CRS
 import xarray as xr
 
 from lab import ConfigurationError
+from recipes.water_quality import WATER_FLAGS
 
 __all__ = [
     "DEFAULT_VARIABLES",
@@ -79,8 +80,6 @@ STANDARD_NAMES: Mapping[str, tuple[str, ...]] = {
 SCL_WATER = 6
 SCL_NODATA = (0, 1)
 SCL_CLEAR = (2, 4, 5, 6, 7, 11)
-FLAGS = ("water", "clouds", "nodata")
-"""The ``datacubes.load(flags=...)`` a cube without SCL needs (variables ``flag_<name>``)."""
 # surface states of a pixel at one time, from the SCL or the flags
 NODATA_STATE, CLOUDY_STATE, CLEAR_LAND_STATE, CLEAR_WATER_STATE = 0, 1, 2, 3
 _INSITU_COLUMNS = ("station_id", "time", "lon", "lat", "parameter", "value")
@@ -184,7 +183,7 @@ def _extract(
     missing: str,
 ) -> pd.DataFrame:
     """The matchups of :func:`extract`; ``missing`` names a box whose water lacks values."""
-    _check_cube(cube, scl, water)
+    surface = _check_cube(cube, scl, water)
     table = _check_insitu(insitu)
     variables = dict(DEFAULT_VARIABLES if variables is None else variables)
     sat_times = pd.DatetimeIndex(cube["time"].values)
@@ -215,7 +214,7 @@ def _extract(
             candidates.append((i, int(t)))
             records.append(base | {"_t": int(t)})
 
-    boxes = _read_boxes(cube, table, variables, candidates, rows, cols, protocol, scl, water)
+    boxes = _read_boxes(cube, table, variables, candidates, rows, cols, protocol, surface, water)
     box_iter = iter(boxes)
     for record in records:
         if "_t" not in record:
@@ -339,7 +338,8 @@ def _as_projected(cube: xr.Dataset) -> xr.Dataset:
     return grid
 
 
-def _check_cube(cube: xr.Dataset, scl: str, water: xr.DataArray | None) -> None:
+def _check_cube(cube: xr.Dataset, scl: str, water: xr.DataArray | None) -> xr.DataArray | None:
+    """Check what the matchups need of ``cube``; return its surface states (or None)."""
     if not isinstance(cube, xr.Dataset):
         raise ConfigurationError(f"cube must be an xarray.Dataset, got {type(cube).__name__}")
     missing = [d for d in ("time", "y", "x") if d not in cube.dims]
@@ -347,14 +347,17 @@ def _check_cube(cube: xr.Dataset, scl: str, water: xr.DataArray | None) -> None:
         raise ConfigurationError(
             f"cube lacks dimension(s) {missing}; expected (time, y, x) as returned by datacubes.load"
         )
-    if water is None and surface_states(cube, scl) is None:
+    surface = surface_states(cube, scl)
+    if water is None and surface is None:
+        flags = ", ".join(f"flag_{name}" for name in WATER_FLAGS)
         raise ConfigurationError(
-            f"cube has no {scl!r} variable and no flags {', '.join(f'flag_{n}' for n in FLAGS)}: "
-            "load the flags (datacubes.load(..., flags=['water', 'clouds', 'nodata']), any "
-            "product) or the SCL (bands=[..., 'scl']), or pass water= explicitly"
+            f"cube has no {scl!r} variable and no flags {flags}: load the flags "
+            f"(datacubes.load(..., flags={list(WATER_FLAGS)!r}), any product) or the SCL "
+            "(bands=[..., 'scl']), or pass water= explicitly"
         )
     if cube.rio.crs is None:
         raise ConfigurationError("cube has no CRS: write one with cube.rio.write_crs(...)")
+    return surface
 
 
 def _check_insitu(insitu: pd.DataFrame) -> pd.DataFrame:
@@ -416,14 +419,14 @@ def _read_boxes(
     rows: np.ndarray,
     cols: np.ndarray,
     protocol: MatchupProtocol,
-    scl: str,
+    surface: xr.DataArray | None,
     water: xr.DataArray | None,
 ) -> list[tuple[np.ndarray, np.ndarray | None, np.ndarray]]:
     """Slice the boxes lazily, one selection per station and variable, and compute them at once.
 
     Per station pixel, the surface-state box is taken over all times (the water mask needs its
-    time series; a static ``water`` mask only the candidate times) and each variable's box over the
-    station's candidate times, with one vectorised ``isel`` each. Dask then reads only the
+    time series; a static ``water`` mask only the candidate times) and each variable's box over
+    the station's candidate times, with one vectorised ``isel`` each. Dask then reads only the
     chunks that contain a box, at those times, and the graph stays small however many samples
     a station has.
     """
@@ -449,23 +452,18 @@ def _read_boxes(
         r, c = pixel
         return {"y": slice(r - half, r + half + 1), "x": slice(c - half, c + half + 1)}
 
-    def box(variable: str, pixel: tuple[int, int], times: set[int]) -> tuple[dict[int, int], Any]:
+    def box(
+        array: xr.DataArray, pixel: tuple[int, int], times: set[int]
+    ) -> tuple[dict[int, int], Any]:
         order = sorted(times)
-        selected = cube[variable].isel({"time": order, **window(pixel)}).data
+        selected = array.isel({"time": order, **window(pixel)}).data
         return {t: k for k, t in enumerate(order)}, selected
 
-    lazy_values = {key: box(key[1], key[0], times) for key, times in value_times.items()}
-    surface = surface_states(cube, scl)
-
-    def states_of(pixel: tuple[int, int], times: set[int]) -> tuple[dict[int, int], Any] | None:
-        if surface is None:
-            return None
-        order = sorted(times)
-        return {t: k for k, t in enumerate(order)}, surface.isel(
-            {"time": order, **window(pixel)}
-        ).data
-
-    lazy_states = {pixel: states_of(pixel, times) for pixel, times in state_times.items()}
+    lazy_values = {key: box(cube[key[1]], key[0], times) for key, times in value_times.items()}
+    lazy_states = {
+        pixel: box(surface, pixel, times) if surface is not None else None
+        for pixel, times in state_times.items()
+    }
     lazy_water = (
         {pixel: water.isel(window(pixel)).data for pixel in state_times}
         if water is not None
@@ -497,7 +495,7 @@ def surface_states(cube: xr.Dataset, scl: str = "scl") -> xr.DataArray | None:
     """
     if scl in cube.data_vars:
         return xr.apply_ufunc(_scl_states, cube[scl], dask="parallelized", output_dtypes=[np.uint8])
-    names = [f"flag_{name}" for name in FLAGS]
+    names = [f"flag_{name}" for name in WATER_FLAGS]
     if not all(name in cube.data_vars for name in names):
         return None
     return xr.apply_ufunc(

@@ -16,6 +16,7 @@ from recipes.water_quality._algorithms import (
 )
 from recipes.water_quality._indices import (
     INVALID_SCL_CLASSES,
+    WATER_FLAGS,
     ndci,
     ndti_turbidity,
     require_bands,
@@ -30,7 +31,7 @@ OUTPUT_VARIABLES = ("water", "ndti_turbidity", "ndci", "turbidity", "chlorophyll
 _TURBIDITY_BANDS = {"nechad2009": ["red"], "dogliotti2015": ["red", "nir08"]}
 _WATER_BANDS = {
     "scl": ["scl"],
-    "flags": ["flag_water", "flag_clouds", "flag_nodata"],
+    "flags": [f"flag_{name}" for name in WATER_FLAGS],
     "mndwi": ["green", "swir16"],
     "ndwi": ["green", "nir"],
 }
@@ -63,8 +64,7 @@ def add_water_quality(
     ds
         Reflectance cube with common band names (``datacubes.load``): ``green``, ``red``,
         ``rededge1`` always; ``scl`` (or the flags, or ``swir16`` / ``nir``) for the water
-        mask; ``nir08``
-        for ``turbidity="dogliotti2015"``. Reflectances must already be scaled and offset
+        mask; ``nir08`` for ``turbidity="dogliotti2015"``. Reflectances must already be scaled and offset
         (ρ = (DN + offset) / 10000).
     water
         Water-mask method of :func:`water_mask`: ``"scl"`` (SCL class 6), ``"flags"`` (the

@@ -17,6 +17,7 @@ __all__ = [
     "INVALID_SCL_CLASSES",
     "REFERENCES",
     "SCL_WATER",
+    "WATER_FLAGS",
     "mndwi",
     "ndci",
     "ndti_turbidity",
@@ -33,6 +34,11 @@ SCL_WATER = 6
 #: defective (1), cloud shadow (3), cloud medium (8) and high (9) probability, thin cirrus (10)
 #: and snow or ice (11, which has a high MNDWI, Xu 2006).
 INVALID_SCL_CLASSES: tuple[int, ...] = (0, 1, 3, 8, 9, 10, 11)
+
+#: The flags of ``datacubes.load(..., flags=WATER_FLAGS)`` that clear water is read from on
+#: any registered product (variables ``flag_water``, ``flag_clouds``, ``flag_nodata``): the
+#: ``"flags"`` water mask and the matchups' surface states.
+WATER_FLAGS: tuple[str, ...] = ("water", "clouds", "nodata")
 
 #: Default thresholds of the index methods: index > threshold is water.
 DEFAULT_THRESHOLDS: dict[str, float] = {"mndwi": 0.0, "ndwi": 0.0}
@@ -235,10 +241,14 @@ def require_bands(ds: xr.Dataset, names: Iterable[str], purpose: str) -> None:
         )
     missing = [n for n in names if n not in ds.data_vars]
     if missing:
+        bands = [n for n in names if not n.startswith("flag_")]
+        flags = [n.removeprefix("flag_") for n in names if n.startswith("flag_")]
+        how = [f"bands=[{', '.join(map(repr, bands))}]"] if bands else []
+        how += [f"flags=[{', '.join(map(repr, flags))}]"] if flags else []
         raise BandNotFoundError(
             f"{purpose} needs the band(s) {missing}, which the cube does not have; it has "
             f"{sorted(map(str, ds.data_vars))}. Load them with common names (for example "
-            f"bands=[{', '.join(repr(n) for n in names)}])"
+            f"datacubes.load(items, {', '.join(how)}))"
         )
 
 
@@ -259,9 +269,9 @@ def water_mask(
         ``"scl"``: SCL class 6 (needs ``scl``; the default, as the L2A classification already
         removes clouds and shadows). ``"flags"``: clear water of any registered product,
         ``flag_water`` and neither ``flag_clouds`` nor ``flag_nodata`` (load them with
-        ``datacubes.load(..., flags=["water", "clouds", "nodata"])``: SCL 6 on Sen2Cor items,
-        MG2 water bit without CLM clouds or EDG on THEIA MAJA ones). ``"mndwi"``: MNDWI > threshold (needs ``green`` and
-        ``swir16``). ``"ndwi"``: NDWI > threshold (needs ``green`` and ``nir``).
+        ``datacubes.load(..., flags=WATER_FLAGS)``: SCL 6 on Sen2Cor items, MG2 water bit
+        without CLM clouds or EDG on THEIA MAJA ones). ``"mndwi"``: MNDWI > threshold (needs
+        ``green`` and ``swir16``). ``"ndwi"``: NDWI > threshold (needs ``green`` and ``nir``).
     threshold
         Index value above which a pixel is water. Default 0 for both indices: Xu (2006) and
         McFeeters (1996) define water as the positive values of their index, since water
@@ -304,13 +314,7 @@ def water_mask(
                 "water_mask(method='flags') takes no threshold (flags are booleans); "
                 "use method='mndwi' or 'ndwi' to threshold an index"
             )
-        names = ["flag_water", "flag_clouds", "flag_nodata"]
-        if isinstance(ds, xr.Dataset) and not all(n in ds.data_vars for n in names):
-            raise BandNotFoundError(
-                f"water_mask(method='flags') needs {', '.join(names)}, which the cube lacks; "
-                "load them with datacubes.load(..., flags=['water', 'clouds', 'nodata'])"
-            )
-        require_bands(ds, names, "water_mask(method='flags')")
+        require_bands(ds, [f"flag_{n}" for n in WATER_FLAGS], "water_mask(method='flags')")
         water = ds["flag_water"] & ~ds["flag_clouds"] & ~ds["flag_nodata"]
         water.name = "water"
         water.attrs = {
