@@ -97,18 +97,18 @@ def write_product(
     """
     lat, lon = axes()
     lons, lats = np.meshgrid(lon, lat)
-    x, y = _ocean._cell_utm(lat, lon)
+    x, y = _ocean.cell_utm(lat, lon)
     event_rng, cloud_rng = rng.spawn(2)
     stamps = [datetime(d.year, d.month, d.day, tzinfo=UTC) + NOON for d in dates]
     events = _events(event_rng, days(stamps[0]), days(stamps[-1]))
     west, south, east, north = BOUNDS
     items, covers = [], []
     for when, day_rng in zip(stamps, cloud_rng.spawn(len(stamps)), strict=True):
-        clouds = _ocean._clouds(day_rng, x, y, scale=40.0)
+        clouds = _ocean.cloud_mask(day_rng, x, y, scale=40.0)
         values = np.where(clouds, np.nan, aod(days(when), lons, lats, events))
         item_id = f"AOD_GOL_{when:%Y%m%d}"
         path = root / COLLECTION / item_id / f"{item_id}.nc"
-        _ocean._write_day(
+        _ocean.write_day(
             path,
             when,
             lat,
@@ -119,7 +119,7 @@ def write_product(
         )
         covers.append(float(clouds.mean()))
         items.append(
-            _ocean._item(
+            _ocean.day_item(
                 item_id,
                 when,
                 path,
@@ -129,7 +129,7 @@ def write_product(
                 title="aerosol optical depth at 550 nm (CF NetCDF-4)",
             )
         )
-    references = _ocean._write_references(
+    references = _ocean.write_references(
         root / COLLECTION, [Path(i.assets["data"].href) for i in items]
     )
     record = {

@@ -12,7 +12,8 @@ The collection also has one ``references`` asset: kerchunk references combining 
 along time (read once here, so that a reader opens the whole series without opening each file),
 their targets relative to the reference file so that the product can be moved or served.
 :func:`write_product` writes the files and the references and returns the STAC items, the
-collection's assets and the generator's record.
+collection's assets and the generator's record. Its pieces (a day's file and item, a cloud
+mask, the references and their asset) also write the ``aeris`` product (:mod:`._aerosol`).
 """
 
 from __future__ import annotations
@@ -35,8 +36,14 @@ __all__ = [
     "REFERENCES",
     "RESOLUTION_DEG",
     "axes",
+    "cell_utm",
+    "cloud_mask",
     "daily_fields",
+    "day_item",
+    "references_asset",
+    "write_day",
     "write_product",
+    "write_references",
 ]
 
 COLLECTION = "ocean-colour-daily"
@@ -73,7 +80,7 @@ def axes(grid: _grid.Grid) -> tuple[np.ndarray, np.ndarray]:
     return lat, lon
 
 
-def _cell_utm(lat: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def cell_utm(lat: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     lons, lats = np.meshgrid(lon, lat)
     x, y = _grid._TO_UTM.transform(lons, lats)
     return np.asarray(x), np.asarray(y)
@@ -89,7 +96,7 @@ def _water(grid: _grid.Grid, surf: np.ndarray, x: np.ndarray, y: np.ndarray) -> 
     return water
 
 
-def _clouds(
+def cloud_mask(
     rng: np.random.Generator, x: np.ndarray, y: np.ndarray, scale: float = 1.0
 ) -> np.ndarray:
     """A smooth random cloud mask covering 0 to 60 % of the area (cells ``scale`` x 1.5-5 km)."""
@@ -121,7 +128,7 @@ def daily_fields(
     return {"chl": chl.astype("float64"), "tur": tur.astype("float64")}
 
 
-def _write_day(
+def write_day(
     path: Path,
     when: datetime,
     lat: np.ndarray,
@@ -173,7 +180,7 @@ def _write_day(
     dataset.to_netcdf(path, engine="h5netcdf")
 
 
-def _write_references(directory: Path, files: Sequence[Path]) -> Path:
+def write_references(directory: Path, files: Sequence[Path]) -> Path:
     """Kerchunk references of ``files`` combined along time, targets relative to them."""
     import gc
     import json
@@ -203,7 +210,7 @@ def _write_references(directory: Path, files: Sequence[Path]) -> Path:
     return out
 
 
-def _item(
+def day_item(
     item_id: str,
     when: datetime,
     path: Path,
@@ -254,21 +261,21 @@ def write_product(
     """
     lat, lon = axes(grid)
     dlat, dlon = RESOLUTION_DEG
-    x, y = _cell_utm(lat, lon)
+    x, y = cell_utm(lat, lon)
     water = _water(grid, surf, x, y)
     items, covers = [], []
     west, east = (round(float(v), 6) for v in (lon[0] - dlon / 2, lon[-1] + dlon / 2))
     south, north = (round(float(v), 6) for v in (lat[-1] - dlat / 2, lat[0] + dlat / 2))
     for day, day_rng in zip(dates, rng.spawn(len(dates)), strict=True):
         when = datetime(day.year, day.month, day.day, tzinfo=UTC) + OVERPASS
-        clouds = _clouds(day_rng, x, y)
+        clouds = cloud_mask(day_rng, x, y)
         fields = daily_fields(model, when, x, y, water, clouds)
         item_id = f"OC_THAU_{when:%Y%m%d}"
         path = root / COLLECTION / item_id / f"{item_id}.nc"
-        _write_day(path, when, lat, lon, fields)
+        write_day(path, when, lat, lon, fields)
         covers.append(float((clouds & water).sum() / max(1, water.sum())))
-        items.append(_item(item_id, when, path, (west, south, east, north), covers[-1]))
-    references = _write_references(root / COLLECTION, [Path(i.assets["data"].href) for i in items])
+        items.append(day_item(item_id, when, path, (west, south, east, north), covers[-1]))
+    references = write_references(root / COLLECTION, [Path(i.assets["data"].href) for i in items])
     record = {
         "collection": COLLECTION,
         "references": references.relative_to(root).as_posix(),
